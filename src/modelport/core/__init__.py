@@ -1,0 +1,1 @@
+"""Domain types, errors and settings shared by every layer; imports nothing else of modelport."""

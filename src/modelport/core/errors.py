@@ -1,0 +1,123 @@
+"""The transport-neutral error tree.
+
+Every error modelport raises on purpose derives from :class:`ModelportError` and carries an
+:class:`ErrorKind`. Transports choose their own codes from the kind: ``server/rest`` maps kinds to
+HTTP statuses, ``server/grpc`` to gRPC status codes and ``cli`` to exit codes. Nothing here knows
+about any transport.
+
+::
+
+    ModelportError
+    ├── InvalidInput          kind=INVALID_INPUT       bad request data (shape, datatype, JSON, binary)
+    │   └── PayloadTooLarge   kind=PAYLOAD_TOO_LARGE   body over the configured limit
+    ├── NotFound              kind=NOT_FOUND           unknown model, version, alias or artifact
+    ├── ModelNotReady         kind=UNAVAILABLE         known model that cannot serve now
+    ├── Conflict              kind=CONFLICT            state forbids the action (archive an aliased version)
+    ├── IntegrityError        kind=INTEGRITY           digest mismatch, corrupt artifact
+    ├── DependencyMissing     kind=DEPENDENCY_MISSING  optional framework or provider not installed
+    ├── ConfigError           kind=CONFIG              invalid settings or arguments
+    └── InferenceFailed       kind=INTERNAL            the model itself failed on valid input
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "Conflict",
+    "ConfigError",
+    "DependencyMissing",
+    "ErrorKind",
+    "InferenceFailed",
+    "IntegrityError",
+    "InvalidInput",
+    "ModelNotReady",
+    "ModelportError",
+    "NotFound",
+    "PayloadTooLarge",
+]
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong, independent of how it is reported."""
+
+    INVALID_INPUT = "invalid_input"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+    CONFLICT = "conflict"
+    INTEGRITY = "integrity"
+    DEPENDENCY_MISSING = "dependency_missing"
+    CONFIG = "config"
+    INTERNAL = "internal"
+
+
+class ModelportError(Exception):
+    """Root of every error modelport raises on purpose.
+
+    Args:
+        message: What was wrong and, where it applies, what was expected instead.
+    """
+
+    kind: ErrorKind = ErrorKind.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ModelportError):
+    """The caller sent data that does not match what was expected."""
+
+    kind = ErrorKind.INVALID_INPUT
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body is larger than the configured limit."""
+
+    kind = ErrorKind.PAYLOAD_TOO_LARGE
+
+
+class NotFound(ModelportError):
+    """A model, version, alias or artifact does not exist."""
+
+    kind = ErrorKind.NOT_FOUND
+
+
+class ModelNotReady(ModelportError):
+    """The model exists but cannot serve requests now (loading, unloaded or failed)."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
+class Conflict(ModelportError):
+    """The current state forbids the action (for example archiving a version behind an alias)."""
+
+    kind = ErrorKind.CONFLICT
+
+
+class IntegrityError(ModelportError):
+    """Stored content does not match its recorded digest or is otherwise corrupt."""
+
+    kind = ErrorKind.INTEGRITY
+
+
+class DependencyMissing(ModelportError):
+    """An optional framework, extra or execution provider is not installed."""
+
+    kind = ErrorKind.DEPENDENCY_MISSING
+
+
+class ConfigError(ModelportError):
+    """Settings or arguments are invalid."""
+
+    kind = ErrorKind.CONFIG
+
+
+class InferenceFailed(ModelportError):
+    """The model raised on input that passed validation."""
+
+    kind = ErrorKind.INTERNAL
