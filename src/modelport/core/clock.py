@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 __all__ = ["Clock", "SystemClock"]
@@ -26,7 +26,7 @@ class SystemClock:
 
     def now(self) -> datetime:
         """Return the current UTC time."""
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
         """Return :func:`time.monotonic`."""

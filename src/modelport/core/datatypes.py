@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class Datatype(str, enum.Enum):
+class Datatype(enum.StrEnum):
     """The tensor datatypes of the Open Inference Protocol."""
 
     BOOL = "BOOL"
@@ -37,10 +37,6 @@ class Datatype(str, enum.Enum):
     FP64 = "FP64"
     BF16 = "BF16"
     BYTES = "BYTES"
-
-    def __str__(self) -> str:
-        return self.value
-
 
 _TO_NUMPY: Final[dict[Datatype, np.dtype[np.generic]]] = {
     Datatype.BOOL: np.dtype(np.bool_),
@@ -89,14 +85,13 @@ def parse_datatype(value: object) -> Datatype:
     Raises:
         ValueError: ``value`` names no datatype; the message lists the valid names.
     """
-    try:
-        return Datatype(value)
-    except ValueError:
-        raise ValueError(f"unknown datatype {value!r}; expected one of {_NAMES}") from None
+    if isinstance(value, str) and value in Datatype.__members__:
+        return Datatype[value]
+    raise ValueError(f"unknown datatype {value!r}; expected one of {_NAMES}")
 
 
 def to_numpy_dtype(datatype: Datatype) -> np.dtype[np.generic]:
-    """Return the numpy dtype that holds ``datatype`` (``object`` for BYTES, ``uint16`` for BF16)."""
+    """Return the numpy dtype holding ``datatype`` (``object`` for BYTES, ``uint16`` for BF16)."""
     return _TO_NUMPY[datatype]
 
 

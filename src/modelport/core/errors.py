@@ -8,13 +8,13 @@ about any transport.
 ::
 
     ModelportError
-    ├── InvalidInput          kind=INVALID_INPUT       bad request data (shape, datatype, JSON, binary)
+    ├── InvalidInput          kind=INVALID_INPUT       bad request data (shape, datatype, JSON)
     │   └── PayloadTooLarge   kind=PAYLOAD_TOO_LARGE   body over the configured limit
     ├── NotFound              kind=NOT_FOUND           unknown model, version, alias or artifact
     ├── ModelNotReady         kind=UNAVAILABLE         known model that cannot serve now
-    ├── Conflict              kind=CONFLICT            state forbids the action (archive an aliased version)
+    ├── Conflict              kind=CONFLICT            state forbids the action
     ├── IntegrityError        kind=INTEGRITY           digest mismatch, corrupt artifact
-    ├── DependencyMissing     kind=DEPENDENCY_MISSING  optional framework or provider not installed
+    ├── DependencyMissing     kind=DEPENDENCY_MISSING  optional framework/provider missing
     ├── ConfigError           kind=CONFIG              invalid settings or arguments
     └── InferenceFailed       kind=INTERNAL            the model itself failed on valid input
 """

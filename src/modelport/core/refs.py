@@ -22,10 +22,10 @@ def validate_model_name(name: str) -> str:
     Raises:
         InvalidInput: The name breaks those rules.
     """
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
-            f"invalid model name {name!r}: expected 1-63 lowercase letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit"
+            f"invalid model name {name!r}: expected 1-63 lowercase letters, digits, '.', '_' "
+            "or '-', starting and ending with a letter or digit"
         )
     return name
 
@@ -36,7 +36,7 @@ def validate_alias(alias: str) -> str:
     Raises:
         InvalidInput: The alias breaks those rules (an all-digit alias would read as a version).
     """
-    if not _ALIAS.match(alias):
+    if not _ALIAS.fullmatch(alias):
         raise InvalidInput(
             f"invalid alias {alias!r}: expected a lowercase letter followed by up to 62 lowercase "
             "letters, digits, '_' or '-'"

@@ -135,4 +135,6 @@ def validate_inputs(signature: Signature, inputs: Sequence[Tensor]) -> None:
             )
     missing = [s for s in signature.inputs if s.name not in seen]
     if missing:
-        raise InvalidInput(f"missing input {_names(missing)}; the model expects {_names(signature.inputs)}")
+        raise InvalidInput(
+            f"missing input {_names(missing)}; the model expects {_names(signature.inputs)}"
+        )

@@ -42,7 +42,11 @@ class NewVersion:
 
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
-    """One registered version of a model."""
+    """One registered version of a model.
+
+    ``aliases`` are the aliases pointing at this version, sorted; ``archived_at`` and
+    ``archived_by`` say when and by whom it was archived (``None`` while it is active).
+    """
 
     name: str
     version: int
@@ -59,6 +63,8 @@ class ModelVersion:
     metrics: dict[str, float] = field(default_factory=dict)
     description: str = ""
     aliases: tuple[str, ...] = ()
+    archived_at: datetime | None = None
+    archived_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

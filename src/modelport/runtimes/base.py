@@ -58,6 +58,9 @@ class ModelRuntime(ABC):
     framework: ClassVar[str]
     """Short name in the runtime catalogue (``sklearn``, ``onnx``, ...)."""
 
+    platform: ClassVar[str]
+    """Platform name reported in Open Inference Protocol metadata (``onnxruntime_onnx``, ...)."""
+
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
 

@@ -1,1 +1,7 @@
-"""modelport.testing."""
+"""Helpers for tests of modelport and of users' own code that calls a modelport server."""
+
+from __future__ import annotations
+
+from modelport.testing.server import ServerProcess
+
+__all__ = ["ServerProcess"]

@@ -1,0 +1,134 @@
+"""modelport quickstart: train two versions of a classifier, register, serve and query them.
+
+Runs on embedded defaults (SQLite metadata and a local artifact store) in a fresh data directory,
+``.quickstart/`` in the repository (set ``MODELPORT_HOME`` to use another). Each step prints the
+``modelport`` command it runs, so you can repeat them by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELPORT = str(Path(sys.executable).with_name("modelport"))
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def run(*args: str, env: dict[str, str]) -> str:
+    print("$ modelport " + " ".join(args), flush=True)
+    done = subprocess.run([MODELPORT, *args], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"quickstart failed: modelport {' '.join(args)}: {done.stderr.strip()}")
+    print(done.stdout.rstrip(), flush=True)
+    return done.stdout
+
+
+def main() -> None:
+    home = Path(os.environ.get("MODELPORT_HOME", ROOT / ".quickstart"))
+    work = home / "work"
+    if "MODELPORT_HOME" not in os.environ and home.exists():
+        shutil.rmtree(home)
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MODELPORT_HOME": str(home)}
+
+    step("train two versions of an iris classifier (data ships with scikit-learn)")
+    X, y = load_iris(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+    candidates = {
+        "v1": LogisticRegression(max_iter=500),
+        "v2": RandomForestClassifier(n_estimators=50, random_state=0),
+    }
+    accuracy: dict[str, float] = {}
+    for label, model in candidates.items():
+        model.fit(X_train, y_train)
+        accuracy[label] = float(model.score(X_test, y_test))
+        joblib.dump(model, work / f"iris-{label}.joblib")
+        print(f"{label}: {type(model).__name__}, test accuracy {accuracy[label]:.3f}")
+    np.save(work / "sample.npy", X_test[:5])
+
+    step("register both versions with a sample input, metrics and tags")
+    for label in candidates:
+        run(
+            "register",
+            "iris",
+            str(work / f"iris-{label}.joblib"),
+            "--sample",
+            str(work / "sample.npy"),
+            "--metric",
+            f"accuracy={accuracy[label]:.4f}",
+            "--tag",
+            "dataset=iris",
+            "--description",
+            f"{type(candidates[label]).__name__}",
+            env=env,
+        )
+    run("alias", "set", "iris", "champion", "2", env=env)
+    run("models", "list", env=env)
+
+    step("serve both versions on a free port")
+    print("$ modelport serve iris@1 iris@2 --port 0", flush=True)
+    server = subprocess.Popen(
+        [MODELPORT, "serve", "iris@1", "iris@2", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = wait_for_server(server)
+        step(f"predict through the REST API at {url}")
+        rows = X_test[:3].tolist()
+        run("predict", "iris", "--url", url, "--data", str(rows), env=env)
+        run("predict", "iris", "--url", url, "--version", "2", "--data", str(rows), env=env)
+        body = {
+            "id": "quickstart-1",
+            "inputs": [{"name": "input", "datatype": "FP64", "shape": [3, 4], "data": rows}],
+            "outputs": [{"name": "predict_proba"}],
+        }
+        print(f"POST {url}/v2/models/iris/versions/2/infer  (plain HTTP, JSON)")
+        reply = httpx.post(f"{url}/v2/models/iris/versions/2/infer", json=body, timeout=10)
+        print(reply.status_code, reply.text)
+        print(f"true labels: {y_test[:3].tolist()}")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    step("done: see README.md for every command")
+
+
+def wait_for_server(server: subprocess.Popen[str]) -> str:
+    assert server.stdout is not None
+    deadline = time.monotonic() + 60
+    for line in server.stdout:
+        print(line.rstrip(), flush=True)
+        if line.startswith("serving on "):
+            url = line.split()[-1]
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                        return url
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        if time.monotonic() > deadline:
+            break
+    server.kill()
+    sys.exit("quickstart failed: the server did not start")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Registry commands: ``register``, ``models list|show|archive``, ``alias set|remove|history``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelport.core.errors import ConfigError, InvalidInput
+from modelport.core.refs import ModelRef
+from modelport.core.settings import load_settings
+from modelport.registry.records import AliasEvent, ModelVersion
+from modelport.service.registration import Registrar, RegistrationRequest
+from modelport.service.wiring import current_user, open_registrar
+
+__all__ = ["attach"]
+
+console = Console(highlight=False)
+
+
+def _registrar() -> Registrar:
+    return open_registrar(load_settings())
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--{what} {item!r}: expected KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _metrics(values: list[str]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for key, value in _pairs(values, "metric").items():
+        try:
+            metrics[key] = float(value)
+        except ValueError:
+            raise ConfigError(f"--metric {key}={value!r}: the value must be a number") from None
+    return metrics
+
+
+def version_dict(v: ModelVersion) -> dict[str, Any]:
+    """Return a version as plain JSON-ready data."""
+    return {
+        "name": v.name,
+        "version": v.version,
+        "status": v.status,
+        "aliases": list(v.aliases),
+        "framework": v.framework,
+        "entrypoint": v.entrypoint,
+        "artifact": {
+            "digest": v.artifact_digest,
+            "size": v.artifact_size,
+            "filename": v.artifact_filename,
+        },
+        "signature": v.signature.to_dict() if v.signature else None,
+        "tags": v.tags,
+        "metrics": v.metrics,
+        "description": v.description,
+        "lineage": {
+            "registered_by": v.lineage.registered_by,
+            "training_data_digest": v.lineage.training_data_digest,
+            "code_version": v.lineage.code_version,
+            "parent_version": v.lineage.parent_version,
+        },
+        "created_at": v.created_at.isoformat(),
+    }
+
+
+def _event_dict(e: AliasEvent) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "alias": e.alias,
+        "version": e.version,
+        "previous_version": e.previous_version,
+        "actor": e.actor,
+        "at": e.at.isoformat(),
+    }
+
+
+def _print_json(payload: Any) -> None:
+    typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+
+
+def register(
+    name: Annotated[str, typer.Argument(help="Model name (lowercase, digits, '.', '_', '-').")],
+    artifact: Annotated[
+        str,
+        typer.Argument(
+            help="Artifact file (.onnx, .joblib/.pkl, .json/.ubj, .txt) or file.py:Class."
+        ),
+    ],
+    sample: Annotated[
+        Path | None,
+        typer.Option(help="Sample input (.npy, .npz, .json, .csv) to infer the signature."),
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE tag; repeatable.")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="KEY=NUMBER metric; repeatable.")] = None,
+    description: Annotated[str, typer.Option(help="Free-text description.")] = "",
+    framework: Annotated[
+        str | None, typer.Option(help="Runtime to use when the file name does not tell.")
+    ] = None,
+    training_data: Annotated[
+        Path | None, typer.Option(help="Training data file; its SHA-256 is recorded in lineage.")
+    ] = None,
+    code_version: Annotated[
+        str | None, typer.Option(help="Code version (for example a git commit) for lineage.")
+    ] = None,
+    parent: Annotated[int | None, typer.Option(help="Version this one derives from.")] = None,
+) -> None:
+    """Register a new version of NAME from ARTIFACT."""
+    settings = load_settings()
+    if training_data is not None and not training_data.is_file():
+        raise ConfigError(f"--training-data {str(training_data)!r} is not a file")
+    if sample is not None and not sample.is_file():
+        raise ConfigError(f"--sample {str(sample)!r} is not a file")
+    version = open_registrar(settings).register(
+        RegistrationRequest(
+            name=name,
+            artifact=artifact,
+            registered_by=current_user(settings),
+            framework=framework,
+            sample=sample,
+            tags=_pairs(tag or [], "tag"),
+            metrics=_metrics(metric or []),
+            description=description,
+            training_data=training_data,
+            code_version=code_version,
+            parent_version=parent,
+        )
+    )
+    console.print(
+        f"registered {version.name}@{version.version} "
+        f"({version.framework}, {version.artifact_digest[:19]}..., {version.artifact_size} bytes)"
+    )
+
+
+models_app = typer.Typer(help="List, show and archive registered models.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List registered models with their latest version and aliases."""
+    summaries = _registrar().store.list_models()
+    if json:
+        _print_json(
+            [
+                {
+                    "name": s.name,
+                    "latest_version": s.latest_version,
+                    "versions": s.version_count,
+                    "active_versions": s.active_count,
+                    "aliases": s.aliases,
+                    "updated_at": s.updated_at.isoformat(),
+                }
+                for s in summaries
+            ]
+        )
+        return
+    if not summaries:
+        console.print("no models registered yet; add one with: modelport register NAME ARTIFACT")
+        return
+    table = Table("name", "latest", "versions", "aliases", "updated")
+    for s in summaries:
+        aliases = ", ".join(f"{a}->{v}" for a, v in sorted(s.aliases.items()))
+        table.add_row(
+            s.name,
+            str(s.latest_version),
+            str(s.version_count),
+            aliases,
+            s.updated_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one version (NAME@VERSION or NAME@ALIAS), or every version of NAME."""
+    parsed = ModelRef.parse(ref)
+    store = _registrar().store
+    if parsed.version is None and parsed.alias is None:
+        versions = store.list_versions(parsed.name)
+        if json:
+            _print_json([version_dict(v) for v in versions])
+            return
+        table = Table("version", "status", "aliases", "framework", "digest", "created", "by")
+        for v in versions:
+            table.add_row(
+                str(v.version),
+                v.status,
+                ", ".join(v.aliases),
+                v.framework,
+                v.artifact_digest[:19],
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+                v.lineage.registered_by,
+            )
+        console.print(table)
+        return
+    _print_json(version_dict(store.resolve(parsed)))
+
+
+@models_app.command("archive")
+def models_archive(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION to archive.")],
+) -> None:
+    """Archive a version: it can no longer be served (it must not be behind an alias)."""
+    parsed = ModelRef.parse(ref)
+    if parsed.version is None:
+        raise InvalidInput(f"archive needs NAME@VERSION with a version number, got {ref!r}")
+    settings = load_settings()
+    version = open_registrar(settings).store.archive(
+        parsed.name, parsed.version, current_user(settings)
+    )
+    console.print(f"archived {version.name}@{version.version}")
+
+
+alias_app = typer.Typer(
+    help="Point aliases (champion, challenger, ...) at versions.", no_args_is_help=True
+)
+
+
+@alias_app.command("set")
+def alias_set(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias, for example champion.")],
+    version: Annotated[int, typer.Argument(help="Version number the alias should point at.")],
+) -> None:
+    """Point ALIAS of NAME at VERSION (recorded in the alias history)."""
+    settings = load_settings()
+    event = open_registrar(settings).store.set_alias(name, alias, version, current_user(settings))
+    moved = f" (was {event.previous_version})" if event.previous_version is not None else ""
+    console.print(f"{name}@{alias} -> {event.version}{moved}")
+
+
+@alias_app.command("remove")
+def alias_remove(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias to remove.")],
+) -> None:
+    """Remove ALIAS from NAME."""
+    settings = load_settings()
+    event = open_registrar(settings).store.remove_alias(name, alias, current_user(settings))
+    console.print(f"removed {name}@{alias} (was {event.previous_version})")
+
+
+@alias_app.command("history")
+def alias_history(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str | None, typer.Argument(help="Only this alias.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show who moved the aliases of NAME, and when."""
+    events = _registrar().store.alias_history(name, alias)
+    if json:
+        _print_json([_event_dict(e) for e in events])
+        return
+    table = Table("at", "alias", "from", "to", "by")
+    for e in events:
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.alias,
+            "-" if e.previous_version is None else str(e.previous_version),
+            "-" if e.version is None else str(e.version),
+            e.actor,
+        )
+    console.print(table)
+
+
+def attach(app: typer.Typer) -> None:
+    """Add the registry commands to ``app``."""
+    app.command("register")(register)
+    app.add_typer(models_app, name="models")
+    app.add_typer(alias_app, name="alias")

@@ -1,0 +1,190 @@
+"""Engines and transactions for the metadata database, and the migrations that shape it.
+
+One code path serves SQLite (the embedded default) and PostgreSQL (at scale). The differences
+live here:
+
+* SQLite: WAL journal, a 30 s busy timeout and foreign keys on every connection. Python's sqlite3
+  module opens transactions lazily and only before data changes, which lets two writers both read
+  the same ``max(version)``; so its own transaction handling is switched off and every transaction
+  is begun explicitly, ``BEGIN IMMEDIATE`` for writes (the write lock is taken up front, later
+  writers wait up to the busy timeout) and ``BEGIN`` for reads (a consistent snapshot under WAL).
+* PostgreSQL: writes run in READ COMMITTED and lock the model row; reads run in REPEATABLE READ so
+  one call sees one snapshot; migrations hold a transaction-level advisory lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from modelport.core.errors import ConfigError, DependencyMissing
+
+__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "display_url", "migrate", "open_engine", "read",
+           "write"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+"""The Alembic script folder shipped inside the package."""
+
+VERSION_TABLE = "registry_alembic_version"
+"""Alembic's bookkeeping table, named per package so others can migrate the same database."""
+
+_BUSY_TIMEOUT_S = 30
+_WRITE_OPTION = "modelport_write"
+# Arbitrary constant: the key of the advisory lock that serialises registry migrations.
+_MIGRATION_LOCK_KEY = 0x6D6F64656C706F72  # "modelpor"
+_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
+_POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg", "postgresql+psycopg2"})
+
+
+def display_url(url: URL) -> str:
+    """Return ``url`` as text with any password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"invalid database URL {url!r}: {exc}") from None
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; modelport depends on psycopg 3.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in _SQLITE_DRIVERS | _POSTGRES_DRIVERS:
+        raise ConfigError(
+            f"unsupported database URL {display_url(parsed)!r}: expected sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        )
+    return parsed
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def open_engine(url: str) -> Engine:
+    """Create an engine for ``url`` with modelport's connection settings.
+
+    For a SQLite file the parent folder is created when missing.
+
+    Args:
+        url: A SQLAlchemy URL, ``sqlite:///PATH`` or ``postgresql+psycopg://...``
+            (``postgresql://`` means psycopg 3).
+
+    Returns:
+        The engine; no connection has been made yet.
+
+    Raises:
+        ConfigError: The URL is malformed, names another database, or the folder cannot be made.
+        DependencyMissing: The PostgreSQL driver is not installed.
+    """
+    parsed = _parse(url)
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except (NoSuchModuleError, ImportError) as exc:
+            raise DependencyMissing(
+                f"PostgreSQL needs the psycopg driver: pip install 'modelport[postgres]' ({exc})"
+            ) from None
+    return _sqlite_engine(parsed)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    memory = _sqlite_in_memory(url)
+    if not memory and not url.query.get("uri"):
+        folder = Path(str(url.database)).expanduser().absolute().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the database folder {folder}: {exc}") from None
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": _BUSY_TIMEOUT_S}}
+    if memory:
+        # One shared connection, or every checkout would see its own empty database.
+        kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"]["check_same_thread"] = False
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to the "begin" hook below (the pysqlite recipe in SQLAlchemy's
+        # SQLite dialect documentation).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_S * 1000}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        writing = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """Run a read-write transaction; it commits when the block ends without an exception.
+
+    On SQLite the write lock is taken when the transaction begins; on PostgreSQL callers lock the
+    rows they depend on (``SELECT ... FOR UPDATE``).
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    """Run a read-only transaction that sees one consistent snapshot."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the registry schema to the newest migration; a no-op when it is already there.
+
+    Concurrent callers (several processes opening a new database at once) are serialised: on
+    SQLite by the write lock of ``BEGIN IMMEDIATE``, on PostgreSQL by an advisory lock. DDL is
+    transactional on both, so a failed migration leaves nothing half done.
+
+    Raises:
+        ConfigError: The database cannot be reached, or its schema is at a revision this version
+            of modelport does not know (it was migrated by a newer one).
+    """
+    config = Config()
+    # Config values go through configparser interpolation, where "%" is special.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    try:
+        with write(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": _MIGRATION_LOCK_KEY})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise ConfigError(
+            f"cannot open the metadata database {display_url(engine.url)}: {exc.orig}"
+        ) from exc
+    except CommandError as exc:
+        raise ConfigError(
+            f"cannot migrate the registry schema in {display_url(engine.url)}: {exc}; a newer "
+            "modelport may have migrated it, so upgrade modelport"
+        ) from exc

@@ -1,0 +1,135 @@
+"""The registry's tables as SQLAlchemy Core objects, for queries.
+
+The migrations in ``migrations/versions`` create these tables; they do not import this module, so
+that an old migration keeps meaning what it meant when it was written. A contract test compares
+the migrated database with these definitions, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = ["UTCDateTime", "alias_events", "aliases", "metadata", "model_versions", "models"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect.
+
+    PostgreSQL stores ``timestamptz`` and returns it in the session's zone; SQLite stores text
+    without a zone. Values are converted to UTC before they are written and come back aware (UTC).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC; refuse naive ones, whose zone is a guess."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware (UTC) one")
+        value = value.astimezone(UTC)
+        # SQLite keeps no zone: store the UTC wall time and re-attach UTC when reading.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        """Return the stored instant as an aware UTC datetime."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, autoincrement=True, nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("id", name="pk_models"),
+    UniqueConstraint("name", name="uq_models_name"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id", name="fk_model_versions_model"),
+           nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("artifact_digest", String(71), nullable=False),
+    Column("artifact_size", BigInteger, nullable=False),
+    Column("artifact_filename", Text, nullable=False),
+    Column("framework", Text, nullable=False),
+    Column("entrypoint", Text, nullable=True),
+    Column("signature", JSON(none_as_null=True), nullable=True),
+    Column("tags", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("registered_by", Text, nullable=False),
+    Column("training_data_digest", String(71), nullable=True),
+    Column("code_version", Text, nullable=True),
+    Column("parent_version", Integer, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("archived_at", UTCDateTime(), nullable=True),
+    Column("archived_by", Text, nullable=True),
+    PrimaryKeyConstraint("model_id", "version", name="pk_model_versions"),
+    CheckConstraint("status IN ('active', 'archived')", name="ck_model_versions_status"),
+    CheckConstraint("version >= 1", name="ck_model_versions_version"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", Integer, nullable=False),
+    Column("alias", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("model_id", "alias", name="pk_aliases"),
+    ForeignKeyConstraint(
+        ["model_id", "version"],
+        ["model_versions.model_id", "model_versions.version"],
+        name="fk_aliases_version",
+    ),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, autoincrement=True, nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id", name="fk_alias_events_model"),
+           nullable=False),
+    Column("alias", String(63), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("actor", Text, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("id", name="pk_alias_events"),
+    Index("ix_alias_events_model_alias", "model_id", "alias"),
+)

@@ -1,0 +1,169 @@
+"""Helpers shared by the runtime backends; imports no ML framework.
+
+Conventions every backend follows:
+
+* An empty ``outputs`` collection given to ``predict`` means "every output of the signature".
+* Text leaves a runtime as BYTES: a numpy ``object`` array of ``bytes``.
+* A missing artifact file is :class:`NotFound`; an unreadable one is :class:`IntegrityError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from modelport.core.datatypes import Datatype, to_numpy_dtype
+from modelport.core.errors import (
+    ConfigError,
+    InferenceFailed,
+    InvalidInput,
+    ModelNotReady,
+    NotFound,
+)
+from modelport.core.signature import Signature, TensorSpec
+from modelport.runtimes.base import RuntimeConfig
+
+__all__ = [
+    "as_float",
+    "coerce_output",
+    "decode_text",
+    "first_line",
+    "not_ready",
+    "output_spec",
+    "pick_input",
+    "require_artifact",
+    "select_outputs",
+    "to_bytes_array",
+]
+
+
+def require_artifact(config: RuntimeConfig, framework: str) -> Path:
+    """Return the artifact path of ``config`` after checking that the file exists.
+
+    Raises:
+        ConfigError: No artifact is configured.
+        NotFound: The file does not exist.
+    """
+    if config.artifact is None:
+        raise ConfigError(f"the {framework} runtime needs an artifact file; none was given")
+    path = Path(config.artifact)
+    if not path.is_file():
+        raise NotFound(f"model artifact {str(path)!r} does not exist or is not a file")
+    return path
+
+
+def not_ready(framework: str) -> ModelNotReady:
+    """Return the error raised when a runtime is used before ``load`` or after ``unload``."""
+    return ModelNotReady(f"the {framework} model is not loaded; call load() first")
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an exception's text (native libraries append stack traces)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def select_outputs(requested: Collection[str], available: tuple[str, ...]) -> tuple[str, ...]:
+    """Resolve the outputs to compute.
+
+    Args:
+        requested: Output names asked for; empty means all.
+        available: The outputs the model has, in signature order.
+
+    Returns:
+        The names to compute, without duplicates.
+
+    Raises:
+        InvalidInput: A requested name is not an output of the model.
+    """
+    if not requested:
+        return available
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        have = ", ".join(repr(n) for n in available) or "none"
+        raise InvalidInput(f"unknown output {unknown[0]!r}; the model has {have}")
+    return tuple(dict.fromkeys(requested))
+
+
+def pick_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """Return the input called ``name``, or the only input given when its name differs.
+
+    Raises:
+        InvalidInput: The input is missing and there is not exactly one other input.
+    """
+    if name in inputs:
+        return inputs[name]
+    if len(inputs) == 1:
+        return next(iter(inputs.values()))
+    given = ", ".join(repr(n) for n in inputs) or "none"
+    raise InvalidInput(f"missing input {name!r}; got {given}")
+
+
+def decode_text(array: np.ndarray) -> np.ndarray:
+    """Turn an array of ``bytes``/``str`` into an ``object`` array of ``str`` (UTF-8).
+
+    Raises:
+        InvalidInput: An element is not valid UTF-8 or not text at all.
+    """
+    out = np.empty(array.shape, dtype=object)
+    flat_in = array.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i, item in enumerate(flat_in):
+        if isinstance(item, bytes | np.bytes_):
+            try:
+                flat_out[i] = bytes(item).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(f"BYTES element {i} is not valid UTF-8: {exc}") from None
+        elif isinstance(item, str):
+            flat_out[i] = str(item)
+        else:
+            raise InvalidInput(f"BYTES element {i} is {type(item).__name__}, expected bytes")
+    return out
+
+
+def to_bytes_array(array: np.ndarray) -> np.ndarray:
+    """Return text-like values as an ``object`` array of UTF-8 ``bytes``; other arrays unchanged."""
+    if array.dtype.kind not in ("U", "S", "O"):
+        return array
+    out = np.empty(array.shape, dtype=object)
+    flat_out = out.reshape(-1)
+    for i, item in enumerate(array.reshape(-1)):
+        if isinstance(item, bytes | np.bytes_):
+            flat_out[i] = bytes(item)
+        else:
+            flat_out[i] = str(item).encode("utf-8")
+    return out
+
+
+def as_float(array: np.ndarray, dtype: npt.DTypeLike) -> np.ndarray:
+    """Cast a numeric array to the float dtype a model needs, copying only when required.
+
+    Non-numeric arrays are returned unchanged so that the framework reports the problem.
+    """
+    if array.dtype.kind in ("b", "i", "u", "f"):
+        return np.asarray(array, dtype=dtype)
+    return array
+
+
+def coerce_output(name: str, array: np.ndarray, spec: TensorSpec | None) -> np.ndarray:
+    """Convert one output to the datatype its signature declares (text always to BYTES).
+
+    Raises:
+        InferenceFailed: The values cannot be represented in the declared datatype.
+    """
+    if spec is None or spec.datatype is Datatype.BYTES:
+        return to_bytes_array(array)
+    try:
+        return np.asarray(array, dtype=to_numpy_dtype(spec.datatype))
+    except (TypeError, ValueError) as exc:
+        raise InferenceFailed(
+            f"output {name!r} cannot be converted to {spec.datatype.value}: {exc}"
+        ) from None
+
+
+def output_spec(signature: Signature, name: str) -> TensorSpec | None:
+    """Return the output spec called ``name``, if any."""
+    return next((t for t in signature.outputs if t.name == name), None)

@@ -1,0 +1,219 @@
+"""ONNX runtime: an onnxruntime ``InferenceSession`` over a ``.onnx`` file.
+
+Device ``cpu`` runs on the CPU execution provider. Device ``gpu`` asks for the TensorRT and CUDA
+providers that this onnxruntime build offers, with the CPU provider as fallback for nodes they
+cannot run; when the build has neither (plain ``onnxruntime`` instead of ``onnxruntime-gpu``), or
+the CUDA libraries fail to load, loading raises :class:`DependencyMissing`.
+
+The signature comes from the session: ``tensor(float)`` is FP32, symbolic or unknown dimensions
+are ``-1``. Outputs that are not tensors (the ``seq(map(...))`` probabilities of a skl2onnx
+classifier converted with ZipMap, for example) cannot travel in the protocol: they are left out of
+the signature and never computed. Convert with ``options={"zipmap": False}`` to get the
+probabilities as a tensor. A registered signature overrides the session's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import EPFail, Fail, InvalidArgument
+
+from modelport.core.datatypes import Datatype, to_numpy_dtype
+from modelport.core.errors import DependencyMissing, InferenceFailed, IntegrityError, InvalidInput
+from modelport.core.signature import Signature, TensorSpec
+from modelport.runtimes._common import (
+    as_float,
+    coerce_output,
+    decode_text,
+    first_line,
+    not_ready,
+    output_spec,
+    require_artifact,
+    select_outputs,
+)
+from modelport.runtimes.base import ModelRuntime, RuntimeConfig, RuntimeMetadata
+
+__all__ = ["OnnxRuntime", "onnx_datatype", "providers_for", "session_signature"]
+
+_TYPES: Final[dict[str, Datatype]] = {
+    "tensor(bool)": Datatype.BOOL,
+    "tensor(uint8)": Datatype.UINT8,
+    "tensor(uint16)": Datatype.UINT16,
+    "tensor(uint32)": Datatype.UINT32,
+    "tensor(uint64)": Datatype.UINT64,
+    "tensor(int8)": Datatype.INT8,
+    "tensor(int16)": Datatype.INT16,
+    "tensor(int32)": Datatype.INT32,
+    "tensor(int64)": Datatype.INT64,
+    "tensor(float16)": Datatype.FP16,
+    "tensor(float)": Datatype.FP32,
+    "tensor(double)": Datatype.FP64,
+    "tensor(bfloat16)": Datatype.BF16,
+    "tensor(string)": Datatype.BYTES,
+}
+
+_GPU_PROVIDERS: Final = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+_CPU: Final = "CPUExecutionProvider"
+# Words in an onnxruntime FAIL message that say the input, not the model, was wrong.
+_SHAPE_WORDS: Final = ("shape", "dimension", "rank", "broadcast")
+
+
+def onnx_datatype(onnx_type: str) -> Datatype | None:
+    """Return the protocol datatype of an onnxruntime type string, ``None`` for non-tensors."""
+    return _TYPES.get(onnx_type)
+
+
+def providers_for(device: str, available: Collection[str]) -> list[str]:
+    """Choose execution providers, best first.
+
+    Args:
+        device: ``cpu`` or ``gpu``.
+        available: What ``onnxruntime.get_available_providers()`` reports.
+
+    Returns:
+        Provider names for ``InferenceSession``.
+
+    Raises:
+        DependencyMissing: ``gpu`` was asked for and neither CUDA nor TensorRT is available.
+    """
+    if device != "gpu":
+        return [_CPU]
+    gpu = [p for p in _GPU_PROVIDERS if p in available]
+    if not gpu:
+        raise DependencyMissing(
+            "device 'gpu' needs the CUDA or TensorRT execution provider of onnxruntime, which "
+            f"this installation lacks (available: {', '.join(available) or 'none'}); "
+            "install onnxruntime-gpu: pip install 'modelport[gpu]'"
+        )
+    return [*gpu, _CPU]
+
+
+def _spec(arg: Any) -> TensorSpec | None:
+    datatype = onnx_datatype(str(arg.type))
+    if datatype is None:
+        return None
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or ()))
+    return TensorSpec(name=str(arg.name), datatype=datatype, shape=shape)
+
+
+def session_signature(session: Any) -> Signature:
+    """Read the tensor inputs and outputs of an ``InferenceSession``."""
+    inputs = tuple(s for s in map(_spec, session.get_inputs()) if s is not None)
+    outputs = tuple(s for s in map(_spec, session.get_outputs()) if s is not None)
+    return Signature(inputs=inputs, outputs=outputs)
+
+
+class OnnxRuntime(ModelRuntime):
+    """An ONNX model run by onnxruntime.
+
+    Args:
+        config: ``artifact`` is a ``.onnx`` file; ``device`` picks the execution providers and
+            ``threads`` (when above 0) the intra-op thread count.
+    """
+
+    framework: ClassVar[str] = "onnx"
+    platform: ClassVar[str] = "onnxruntime_onnx"
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        super().__init__(config)
+        self._session: Any = None
+        self._signature: Signature | None = None
+        self._model_inputs: dict[str, Datatype] = {}
+
+    def load(self) -> None:
+        """Create the inference session; a second call does nothing.
+
+        Raises:
+            NotFound: The artifact file does not exist.
+            IntegrityError: The file is not a valid ONNX model.
+            DependencyMissing: ``gpu`` was asked for and no GPU provider can run.
+        """
+        if self._session is not None:
+            return
+        path = require_artifact(self.config, self.framework)
+        providers = providers_for(self.config.device, ort.get_available_providers())
+        options = ort.SessionOptions()
+        if self.config.threads > 0:
+            options.intra_op_num_threads = self.config.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = _open(path, options, providers)
+        if self.config.device == "gpu" and not set(session.get_providers()) & set(_GPU_PROVIDERS):
+            raise DependencyMissing(
+                "onnxruntime offers a GPU provider but could not start it (CUDA or cuDNN "
+                "libraries missing, or no visible GPU); check the CUDA installation"
+            )
+        model_signature = session_signature(session)
+        self._model_inputs = {s.name: s.datatype for s in model_signature.inputs}
+        self._signature = self.config.signature or model_signature
+        self._session = session
+
+    def predict(
+        self, inputs: Mapping[str, np.ndarray], outputs: Collection[str]
+    ) -> dict[str, np.ndarray]:
+        """Run the session for the requested outputs only.
+
+        Raises:
+            ModelNotReady: The model is not loaded.
+            InvalidInput: onnxruntime rejected the input (its message is kept).
+            InferenceFailed: The session failed otherwise.
+        """
+        session, signature = self._session, self._signature
+        if session is None or signature is None:
+            raise not_ready(self.framework)
+        wanted = select_outputs(outputs, signature.output_names())
+        feeds = {name: self._feed(name, array) for name, array in inputs.items()}
+        try:
+            values = session.run(list(wanted), feeds)
+        except InvalidArgument as exc:
+            raise InvalidInput(f"onnxruntime rejected the input: {exc}") from exc
+        except Fail as exc:
+            if any(word in str(exc).lower() for word in _SHAPE_WORDS):
+                raise InvalidInput(f"onnxruntime rejected the input: {exc}") from exc
+            raise InferenceFailed(f"onnxruntime failed: {exc}") from exc
+        except ValueError as exc:  # raised in Python for missing or unknown feeds
+            raise InvalidInput(str(exc)) from exc
+        except Exception as exc:
+            raise InferenceFailed(f"onnxruntime failed: {type(exc).__name__}: {exc}") from exc
+        return {
+            name: coerce_output(name, np.asarray(value), output_spec(signature, name))
+            for name, value in zip(wanted, values, strict=True)
+        }
+
+    def unload(self) -> None:
+        """Drop the session and its memory."""
+        self._session = None
+        self._signature = None
+        self._model_inputs = {}
+
+    def metadata(self) -> RuntimeMetadata:
+        """Return the platform and signature.
+
+        Raises:
+            ModelNotReady: The model is not loaded.
+        """
+        if self._signature is None:
+            raise not_ready(self.framework)
+        return RuntimeMetadata(platform=self.platform, signature=self._signature)
+
+    def _feed(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Convert one input to what the graph wants: text as ``str``, numbers to its float type."""
+        datatype = self._model_inputs.get(name)
+        if datatype is Datatype.BYTES or (datatype is None and array.dtype.kind in ("O", "S")):
+            return decode_text(array)
+        if datatype in (Datatype.FP16, Datatype.FP32, Datatype.FP64):
+            return as_float(array, to_numpy_dtype(datatype))
+        return array
+
+
+def _open(path: Path, options: Any, providers: list[str]) -> Any:
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except EPFail as exc:
+        raise DependencyMissing(f"an execution provider of {providers} failed: {exc}") from exc
+    except Exception as exc:  # InvalidProtobuf, InvalidGraph, Fail, NoSuchFile, ...
+        raise IntegrityError(f"{path} is not a valid ONNX model: {first_line(exc)}") from exc

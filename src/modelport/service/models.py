@@ -1,0 +1,212 @@
+"""The set of models one server hosts: their sources, loaded runtimes and readiness.
+
+A :class:`ModelSource` says how to (re)load one version; a :class:`ModelRepository` keeps a
+runtime per served version and answers which version a request means. Loading and unloading are
+serialised by a lock; lookups on the inference path take no lock (dict reads are atomic).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelport.core.errors import ModelNotReady, ModelportError, NotFound
+from modelport.core.settings import RuntimeSettings
+from modelport.core.signature import Signature
+from modelport.runtimes.base import ModelRuntime, RuntimeConfig
+from modelport.runtimes.catalog import runtime_class
+
+__all__ = ["LoadedModel", "ModelRepository", "ModelSource", "ModelState", "SourceResolver"]
+
+
+class ModelState(enum.StrEnum):
+    """Readiness of one served version, as the repository extension reports it."""
+
+    READY = "READY"
+    UNAVAILABLE = "UNAVAILABLE"
+    LOADING = "LOADING"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """Everything needed to load one model version.
+
+    Attributes:
+        name: Served model name.
+        version: Served version label (the registry version number as text).
+        framework: Runtime catalogue name.
+        artifact: Artifact file; ``None`` for an importable Python class.
+        prepare: Called before each load to produce the artifact path to use (for registry
+            artifacts this verifies the digest); ``None`` uses ``artifact`` as it is.
+        entrypoint: Python runtime class reference.
+        signature: Registered signature, if any.
+    """
+
+    name: str
+    version: str
+    framework: str
+    artifact: Path | None
+    prepare: Callable[[], Path] | None = None
+    entrypoint: str | None = None
+    signature: Signature | None = None
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    """One served version and its runtime."""
+
+    source: ModelSource
+    state: ModelState = ModelState.UNAVAILABLE
+    reason: str = "not loaded"
+    runtime: ModelRuntime | None = None
+    platform: str = ""
+    signature: Signature = field(default_factory=lambda: Signature((), ()))
+
+    @property
+    def ready(self) -> bool:
+        """Whether the version can serve requests now."""
+        return self.state is ModelState.READY
+
+
+SourceResolver = Callable[[str, dict[str, object]], list[ModelSource]]
+"""Finds the sources for a model name not yet known to the repository (hot load)."""
+
+
+class ModelRepository:
+    """The models hosted by one server.
+
+    Args:
+        runtime_settings: Device and thread settings passed to every runtime.
+        resolver: Looks up sources for names loaded through the repository extension that the
+            server was not started with (for example registered models); ``None`` refuses them.
+    """
+
+    def __init__(
+        self, runtime_settings: RuntimeSettings, resolver: SourceResolver | None = None
+    ) -> None:
+        self._runtime_settings = runtime_settings
+        self._resolver = resolver
+        self._models: dict[str, dict[str, LoadedModel]] = {}
+        self._default: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, source: ModelSource) -> LoadedModel:
+        """Register a source without loading it; a name's first version is its default."""
+        with self._lock:
+            versions = self._models.setdefault(source.name, {})
+            model = versions.get(source.version)
+            if model is None or model.source != source:
+                model = LoadedModel(source=source)
+                versions[source.version] = model
+            self._default.setdefault(source.name, source.version)
+            return model
+
+    def get(self, name: str, version: str | None = None) -> LoadedModel:
+        """Return the served version ``version`` of ``name`` (its default when ``None``).
+
+        Raises:
+            NotFound: The name or version is not served here.
+        """
+        versions = self._models.get(name)
+        if versions is None:
+            raise NotFound(f"unknown model {name!r}; this server hosts {self._names()}")
+        key = self._default[name] if version is None else version
+        model = versions.get(key)
+        if model is None:
+            served = ", ".join(repr(v) for v in versions) or "none"
+            raise NotFound(
+                f"model {name!r} has no version {version!r} here; served versions: {served}"
+            )
+        return model
+
+    def get_ready(self, name: str, version: str | None = None) -> LoadedModel:
+        """Like :meth:`get`, but the version must be ready.
+
+        Raises:
+            NotFound: Unknown name or version.
+            ModelNotReady: The version is known but not loaded.
+        """
+        model = self.get(name, version)
+        if not model.ready:
+            raise ModelNotReady(
+                f"model {name!r} version {model.source.version} is not ready: {model.reason}"
+            )
+        return model
+
+    def __iter__(self) -> Iterator[LoadedModel]:
+        return iter([m for versions in list(self._models.values()) for m in versions.values()])
+
+    def all_ready(self) -> bool:
+        """Whether every hosted version is ready (the server's readiness)."""
+        return all(m.ready for m in self)
+
+    def load(self, name: str, parameters: dict[str, object] | None = None) -> list[LoadedModel]:
+        """Load (or reload) every version of ``name``; unknown names go to the resolver.
+
+        Raises:
+            NotFound: The name is neither hosted nor resolvable.
+            ModelportError: A version failed to load; the version is left UNAVAILABLE with
+                the reason.
+        """
+        params = parameters or {}
+        if name not in self._models or params:
+            if self._resolver is None:
+                self.get(name)
+            else:
+                for source in self._resolver(name, params):
+                    self.add(source)
+        models = list(self._models[name].values())
+        for model in models:
+            self._load_one(model)
+        return models
+
+    def load_all(self) -> None:
+        """Load every hosted version (at server start); the first failure is raised."""
+        for model in self:
+            self._load_one(model)
+
+    def unload(self, name: str) -> None:
+        """Unload every version of ``name``; requests then get "not ready".
+
+        Raises:
+            NotFound: The name is not hosted.
+        """
+        self.get(name)
+        with self._lock:
+            for model in self._models[name].values():
+                runtime, model.runtime = model.runtime, None
+                model.state, model.reason = ModelState.UNAVAILABLE, "unloaded"
+                if runtime is not None:
+                    runtime.unload()
+
+    def _load_one(self, model: LoadedModel) -> None:
+        with self._lock:
+            source = model.source
+            model.state, model.reason = ModelState.LOADING, "loading"
+            try:
+                artifact = source.prepare() if source.prepare is not None else source.artifact
+                runtime = runtime_class(source.framework)(
+                    RuntimeConfig(
+                        artifact=artifact,
+                        entrypoint=source.entrypoint,
+                        signature=source.signature,
+                        device=self._runtime_settings.device,
+                        threads=self._runtime_settings.threads,
+                    )
+                )
+                runtime.load()
+                meta = runtime.metadata()
+            except ModelportError as exc:
+                model.state, model.reason = ModelState.UNAVAILABLE, f"load failed: {exc}"
+                raise
+            previous, model.runtime = model.runtime, runtime
+            model.platform, model.signature = meta.platform, meta.signature
+            model.state, model.reason = ModelState.READY, ""
+            if previous is not None and previous is not runtime:
+                previous.unload()
+
+    def _names(self) -> str:
+        return ", ".join(repr(n) for n in self._models) or "no models"

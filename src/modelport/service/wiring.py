@@ -1,0 +1,88 @@
+"""Builds the object graph from settings: the one place that picks concrete backends."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+from pathlib import Path
+
+from modelport import __version__
+from modelport.core.clock import Clock, SystemClock
+from modelport.core.errors import ConfigError
+from modelport.core.refs import ModelRef
+from modelport.core.settings import Settings
+from modelport.registry import ArtifactStore, MetadataStore
+from modelport.service.dataplane import DataPlane
+from modelport.service.models import ModelRepository, ModelSource
+from modelport.service.registration import Registrar, split_artifact
+
+__all__ = ["ServeTarget", "build_dataplane", "current_user", "open_registrar"]
+
+
+def current_user(settings: Settings) -> str:
+    """Return who is acting: ``MODELPORT_USER`` or the operating-system user."""
+    if settings.user:
+        return settings.user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
+    """Open the registry (metadata database + artifact store) named by ``settings``."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = MetadataStore(settings.resolved_database_url(), clock or SystemClock())
+    return Registrar(store, ArtifactStore(settings.artifacts_dir), settings.runtime)
+
+
+class ServeTarget:
+    """One thing ``modelport serve`` was asked to host.
+
+    Args:
+        spec: ``NAME``, ``NAME@VERSION``, ``NAME@ALIAS`` (registered) or an artifact path /
+            ``module:Class`` (direct, then ``name`` is required).
+        name: Served name for a direct artifact, or a different served name for a registered one.
+    """
+
+    def __init__(self, spec: str, name: str | None = None) -> None:
+        self.spec = spec
+        self.name = name
+
+    def is_direct(self) -> bool:
+        """Whether the target is an artifact (an existing file, a path or ``module:Class``)."""
+        return ":" in self.spec or "/" in self.spec or Path(self.spec).is_file()
+
+
+def build_dataplane(
+    settings: Settings, targets: Sequence[ServeTarget], registrar: Registrar | None
+) -> DataPlane:
+    """Build a data plane hosting ``targets``; models are added but not yet loaded.
+
+    Raises:
+        ConfigError: A direct artifact has no name, or a registry reference has no registry.
+        NotFound: A registry reference does not resolve.
+        Conflict: A referenced version is archived.
+    """
+    resolver = registrar.resolve_for_load if registrar is not None else None
+    repository = ModelRepository(settings.runtime, resolver)
+    for target in targets:
+        repository.add(_source(target, registrar))
+    return DataPlane(repository, server_name="modelport", server_version=__version__)
+
+
+def _source(target: ServeTarget, registrar: Registrar | None) -> ModelSource:
+    if target.is_direct():
+        if not target.name:
+            raise ConfigError(f"serving the artifact {target.spec!r} directly needs --name NAME")
+        ref = split_artifact(target.spec)
+        return ModelSource(
+            name=target.name,
+            version="1",
+            framework=ref.framework,
+            artifact=ref.path,
+            entrypoint=ref.entrypoint,
+        )
+    if registrar is None:
+        raise ConfigError(f"{target.spec!r} is a registry reference but no registry is open")
+    return registrar.source_for(ModelRef.parse(target.spec), target.name)

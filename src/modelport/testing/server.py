@@ -1,0 +1,104 @@
+"""Start ``modelport serve`` as a real process on a free loopback port; wait until it answers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+
+import httpx
+
+__all__ = ["ServerProcess"]
+
+
+class ServerProcess:
+    """A ``modelport serve`` child process.
+
+    Args:
+        args: Arguments after ``modelport serve`` (models, ``--name``...); ``--port 0`` is added.
+        env: Extra environment variables (for example ``MODELPORT_HOME``).
+        timeout: Seconds to wait for the server to be ready.
+
+    Use as a context manager; :attr:`url` is the base URL once started.
+    """
+
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> None:
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.timeout = timeout
+        self.url = ""
+        self.output: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> str:
+        """Start the server and return its base URL.
+
+        Raises:
+            RuntimeError: The process exited or did not become ready in time; the message holds
+                its output.
+        """
+        command = [sys.executable, "-m", "modelport.cli", "serve", *self.args, "--port", "0"]
+        self._process = subprocess.Popen(
+            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        found = threading.Event()
+        threading.Thread(target=self._read, args=(found,), daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline and self._process.poll() is None:
+            if found.wait(0.05):
+                break
+        if not found.is_set():
+            self.stop()
+            raise RuntimeError("modelport serve did not start:\n" + "".join(self.output))
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/v2/health/live", timeout=1).status_code == 200:
+                    return self.url
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("modelport serve never answered:\n" + "".join(self.output))
+
+    def _read(self, found: threading.Event) -> None:
+        process = self._process
+        if process is None or process.stdout is None:
+            return
+        for line in process.stdout:
+            self.output.append(line)
+            if line.startswith("serving on ") and not found.is_set():
+                self.url = line.split()[-1]
+                found.set()
+
+    def stop(self) -> int | None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s) and return its exit code."""
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        return process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,49 @@
+"""Opening a store migrates its database once, to a schema that matches the code's tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
+
+from modelport.registry import MetadataStore
+from modelport.registry._database import VERSION_TABLE, open_engine
+from modelport.registry._schema import metadata
+
+from ._support import FakeClock, new_version
+
+
+@contextmanager
+def raw(url: str) -> Iterator[Connection]:
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def test_opening_again_keeps_data_and_does_not_migrate_twice(backend_url: str,
+                                                            clock: FakeClock) -> None:
+    with MetadataStore(backend_url, clock) as store:
+        store.create_version(new_version())
+    with MetadataStore(backend_url, clock) as store:
+        assert [v.version for v in store.list_versions("fraud")] == [1]
+        assert store.create_version(new_version()).version == 2
+    with raw(backend_url) as conn:
+        revisions = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    assert revisions == ["0001"]
+
+
+def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock
+                                                       ) -> None:
+    MetadataStore(backend_url, clock).close()
+    with raw(backend_url) as conn:
+        context = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
+        )
+        assert compare_metadata(context, metadata) == []
+

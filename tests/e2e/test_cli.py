@@ -1,0 +1,213 @@
+"""Every ``modelport`` command as a user runs it: a real process, a real data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.tree import DecisionTreeClassifier
+
+from modelport.testing import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def modelport(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_USER": "alice"}
+    return subprocess.run(
+        [sys.executable, "-m", "modelport.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(home: Path, *args: str) -> str:
+    done = modelport(home, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def fails(home: Path, code: int, fragment: str, *args: str) -> None:
+    done = modelport(home, *args)
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("work")
+    X, y = load_iris(return_X_y=True)
+    for depth in (1, 3):
+        joblib.dump(
+            DecisionTreeClassifier(max_depth=depth, random_state=0).fit(X, y),
+            work / f"tree{depth}.joblib",
+        )
+    np.save(work / "sample.npy", X[:4])
+    (work / "train.csv").write_text("a,b\n1,2\n")
+    (work / "broken.joblib").write_bytes(b"not a pickle at all")
+    (work / "rows.json").write_text(json.dumps(X[:2].tolist()))
+    return work
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    out = ok(
+        home,
+        "register",
+        "tree",
+        str(artifacts / "tree1.joblib"),
+        "--sample",
+        str(artifacts / "sample.npy"),
+        "--tag",
+        "team=risk",
+        "--metric",
+        "accuracy=0.66",
+        "--description",
+        "stump",
+        "--training-data",
+        str(artifacts / "train.csv"),
+        "--code-version",
+        "abc123",
+    )
+    assert "registered tree@1" in out
+    out = ok(
+        home,
+        "register",
+        "tree",
+        str(artifacts / "tree3.joblib"),
+        "--sample",
+        str(artifacts / "sample.npy"),
+        "--parent",
+        "1",
+    )
+    assert "registered tree@2" in out
+    return home
+
+
+def test_models_list_and_show(home: Path) -> None:
+    listed = json.loads(ok(home, "models", "list", "--json"))
+    assert listed[0]["name"] == "tree" and listed[0]["latest_version"] == 2
+    assert "tree" in ok(home, "models", "list")
+    one = json.loads(ok(home, "models", "show", "tree@1"))
+    assert one["tags"] == {"team": "risk"}
+    assert one["metrics"] == {"accuracy": 0.66}
+    assert one["description"] == "stump"
+    assert one["lineage"]["registered_by"] == "alice"
+    assert one["lineage"]["code_version"] == "abc123"
+    assert one["lineage"]["training_data_digest"].startswith("sha256:")
+    assert one["artifact"]["digest"].startswith("sha256:")
+    assert one["signature"]["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}]
+    assert json.loads(ok(home, "models", "show", "tree@2"))["lineage"]["parent_version"] == 1
+    every = json.loads(ok(home, "models", "show", "tree", "--json"))
+    assert [v["version"] for v in every] == [1, 2]
+    assert "tree" not in modelport(home, "models", "show", "tree").stderr
+
+
+def test_alias_set_move_history_and_archive_rules(home: Path) -> None:
+    ok(home, "alias", "set", "tree", "champion", "1")
+    assert "(was 1)" in ok(home, "alias", "set", "tree", "champion", "2")
+    assert json.loads(ok(home, "models", "show", "tree@champion"))["version"] == 2
+    history = json.loads(ok(home, "alias", "history", "tree", "--json"))
+    assert [(e["previous_version"], e["version"], e["actor"]) for e in history][-2:] == [
+        (None, 1, "alice"),
+        (1, 2, "alice"),
+    ]
+    fails(home, 4, "champion", "models", "archive", "tree@2")
+    ok(home, "alias", "set", "tree", "old", "1")
+    ok(home, "alias", "remove", "tree", "old")
+    assert "archived tree@1" in ok(home, "models", "archive", "tree@1")
+    fails(home, 4, "archived", "alias", "set", "tree", "champion", "1")
+    assert json.loads(ok(home, "models", "show", "tree@1"))["status"] == "archived"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (("models", "show", "ghost"), 3, "ghost"),
+        (("models", "show", "tree@7"), 3, "7"),
+        (("models", "show", "tree@nosuch"), 3, "nosuch"),
+        (("models", "show", "Bad Name"), 2, "invalid model name"),
+        (("alias", "set", "tree", "Bad-Alias", "2"), 2, "invalid alias"),
+        (("alias", "set", "tree", "champion", "9"), 3, "9"),
+        (("alias", "set", "ghost", "champion", "1"), 3, "ghost"),
+        (("models", "archive", "tree"), 2, "NAME@VERSION"),
+        (("models", "archive", "tree@9"), 3, "9"),
+        (("register", "tree", "missing.joblib"), 2, "missing.joblib"),
+        (("register", "tree", "model.weird"), 2, "weird"),
+        (("register", "tree", "{broken}"), 6, "broken.joblib"),
+        (("register", "tree", "{tree1}", "--metric", "acc=high"), 2, "number"),
+        (("register", "tree", "{tree1}", "--tag", "novalue"), 2, "KEY=VALUE"),
+        (("register", "tree", "{tree1}", "--parent", "42"), 3, "42"),
+        (
+            ("predict", "tree", "--data", "[[1,2,3,4]]", "--url", "http://127.0.0.1:9"),
+            5,
+            "cannot reach",
+        ),
+        (("serve", "{tree1}"), 2, "--name"),
+        (("serve", "ghost", "--port", "0"), 3, "ghost"),
+        (("serve", "tree@1", "--port", "0"), 4, "archived"),
+    ],
+)
+def test_errors_exit_non_zero_with_one_line(
+    home: Path, artifacts: Path, args: tuple[str, ...], code: int, fragment: str
+) -> None:
+    paths = {"broken": str(artifacts / "broken.joblib"), "tree1": str(artifacts / "tree1.joblib")}
+    resolved = [a.format(**paths) if a.startswith("{") else a for a in args]
+    fragment = fragment.format(**paths)
+    fails(home, code, fragment, *resolved)
+
+
+def test_serve_registered_and_predict(home: Path, artifacts: Path) -> None:
+    env = {"MODELPORT_HOME": str(home)}
+    with ServerProcess(["tree@champion"], env=env) as server:
+        out = json.loads(
+            ok(
+                home,
+                "predict",
+                "tree",
+                "--url",
+                server.url,
+                "--data",
+                f"@{artifacts / 'rows.json'}",
+            )
+        )
+        assert out["model_version"] == "2"
+        assert out["outputs"]["predict"] == [0, 0]
+        named = json.loads(
+            ok(
+                home,
+                "predict",
+                "tree",
+                "--url",
+                server.url,
+                "--data",
+                '{"input": [[6.7, 3.0, 5.2, 2.3]]}',
+            )
+        )
+        assert named["outputs"]["predict"] == [2]
+        fails(home, 2, "[-1, 4]", "predict", "tree", "--url", server.url, "--data", "[[1, 2]]")
+        fails(home, 3, "unknown model", "predict", "ghost", "--url", server.url, "--data", "[[1]]")
+        fails(home, 2, "JSON", "predict", "tree", "--url", server.url, "--data", "[[1,")
+
+
+def test_serve_artifact_file_directly(home: Path, artifacts: Path) -> None:
+    with ServerProcess(
+        [str(artifacts / "tree3.joblib"), "--name", "direct"], env={"MODELPORT_HOME": str(home)}
+    ) as server:
+        out = json.loads(
+            ok(home, "predict", "direct", "--url", server.url, "--data", "[[6.7, 3.0, 5.2, 2.3]]")
+        )
+        assert out["outputs"]["predict"] == [2]
