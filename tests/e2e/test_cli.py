@@ -15,6 +15,7 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 
 from modelport.testing import ServerProcess
+from tests.integration.echo_model import TYPES
 
 pytestmark = pytest.mark.slow
 
@@ -211,3 +212,69 @@ def test_serve_artifact_file_directly(home: Path, artifacts: Path) -> None:
             ok(home, "predict", "direct", "--url", server.url, "--data", "[[6.7, 3.0, 5.2, 2.3]]")
         )
         assert out["outputs"]["predict"] == [2]
+
+
+def test_serve_every_artifact_kind_in_one_server(home: Path, tmp_path: Path) -> None:
+    import lightgbm
+    import xgboost
+
+    X, y = load_iris(return_X_y=True)
+    booster = xgboost.train(
+        {"objective": "multi:softprob", "num_class": 3}, xgboost.DMatrix(X, y), 5
+    )
+    booster.save_model(tmp_path / "iris.json")
+    booster.save_model(tmp_path / "iris.ubj")
+    lgbm = lightgbm.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1}, lightgbm.Dataset(X, y), 5
+    )
+    lgbm.save_model(tmp_path / "iris.txt")
+    args = [
+        f"xgb-json={tmp_path / 'iris.json'}",
+        f"xgb-ubj={tmp_path / 'iris.ubj'}",
+        f"lgbm={tmp_path / 'iris.txt'}",
+        "echo=tests.integration.echo_model:EchoJson",
+        "champ=tree@2",
+    ]
+    with ServerProcess(args, env={"MODELPORT_HOME": str(home)}) as server:
+        row = "[[6.7, 3.0, 5.2, 2.3]]"
+        for name in ("xgb-json", "xgb-ubj", "lgbm"):
+            out = json.loads(ok(home, "predict", name, "--url", server.url, "--data", row))
+            assert np.argmax(out["outputs"]["predict"][0]) == 2
+        assert json.loads(ok(home, "predict", "champ", "--url", server.url, "--data", row))[
+            "outputs"
+        ]["predict"] == [2]
+        inputs = [
+            {
+                "name": t.lower(),
+                "datatype": t,
+                "shape": [1, 1],
+                "data": [True if t == "BOOL" else "x" if t == "BYTES" else 1],
+            }
+            for t in TYPES
+        ]
+        echo = json.loads(
+            ok(
+                home,
+                "predict",
+                "echo",
+                "--url",
+                server.url,
+                "--data",
+                json.dumps({"inputs": inputs}),
+            )
+        )
+        assert echo["outputs"]["bytes_out"] == [["x"]]
+        assert echo["outputs"]["bool_out"] == [[True]]
+
+
+def test_tampered_artifact_is_refused(tmp_path: Path, artifacts: Path) -> None:
+    home = tmp_path / "home"
+    ok(home, "register", "tree", str(artifacts / "tree1.joblib"))
+    digest = json.loads(ok(home, "models", "show", "tree@1"))["artifact"]["digest"]
+    hexdigest = digest.removeprefix("sha256:")
+    stored = home / "artifacts" / "sha256" / hexdigest[:2] / hexdigest
+    stored.chmod(0o644)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    fails(home, 6, "corrupt", "serve", "tree", "--port", "0")

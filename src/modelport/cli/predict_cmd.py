@@ -50,8 +50,8 @@ def _tensor(name: str, datatype: Datatype, values: Any) -> Tensor:
 def build_request(payload: Any, metadata: dict[str, Any]) -> InferenceRequest:
     """Build an inference request from ``--data`` and the model's metadata.
 
-    ``payload`` may be a nested list (the model's single input), an object mapping input names to
-    nested lists, or a full protocol request with ``inputs``.
+    ``payload`` may be a nested list (the model's single input) or an object mapping input names
+    to nested lists. (A full protocol request with ``inputs`` is sent as it is, not built here.)
 
     Raises:
         InvalidInput: The data does not fit the model's inputs.
@@ -67,14 +67,6 @@ def build_request(payload: Any, metadata: dict[str, Any]) -> InferenceRequest:
         return InferenceRequest(inputs=[_tensor(name, datatype, payload)])
     if not isinstance(payload, dict):
         raise InvalidInput("--data must be a JSON list, an object of inputs, or a protocol request")
-    if "inputs" in payload:
-        return InferenceRequest(
-            inputs=[
-                _tensor(i["name"], parse_datatype(i["datatype"]), i["data"])
-                for i in payload["inputs"]
-            ],
-            id=payload.get("id"),
-        )
     unknown = [n for n in payload if n not in specs]
     if unknown:
         raise InvalidInput(f"unknown input {unknown[0]!r}; the model expects {', '.join(specs)}")
@@ -120,8 +112,11 @@ def predict(
         with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
             meta = client.get(path)
             _check(meta)
-            request = build_request(payload, meta.json())
-            body, header = encode_infer_request(request, binary_inputs=False, binary_outputs=False)
+            if isinstance(payload, dict) and "inputs" in payload:
+                body = orjson.dumps(payload)  # already a protocol request: the server checks it
+            else:
+                request = build_request(payload, meta.json())
+                body, _ = encode_infer_request(request)
             headers = {"Content-Type": "application/json"}
             reply = client.post(f"{path}/infer", content=body, headers=headers)
             _check(reply)

@@ -19,8 +19,8 @@ def serve(
     models: Annotated[
         list[str],
         typer.Argument(
-            help="NAME, NAME@VERSION, NAME@ALIAS (registered), or an artifact file / module:Class "
-            "(with --name).",
+            help="NAME, NAME@VERSION, NAME@ALIAS (registered), an artifact file or module:Class "
+            "(with --name), or SERVED=ANY-OF-THOSE to choose the served name.",
             show_default=False,
         ),
     ],
@@ -48,8 +48,11 @@ def serve(
     targets = [ServeTarget(spec) for spec in models]
     direct = [t for t in targets if t.is_direct()]
     if name is not None:
-        if len(direct) != 1:
-            raise ConfigError("--name names one artifact file; give exactly one artifact with it")
+        if len(direct) != 1 or direct[0].name is not None:
+            raise ConfigError(
+                "--name names one artifact; give exactly one artifact with it, "
+                "or name each one as NAME=ARTIFACT"
+            )
         direct[0].name = name
     registrar: Registrar | None = None
     if len(direct) < len(targets):

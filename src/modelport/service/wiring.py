@@ -9,7 +9,7 @@ from pathlib import Path
 from modelport import __version__
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ConfigError
-from modelport.core.refs import ModelRef
+from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import Settings
 from modelport.registry import ArtifactStore, MetadataStore
 from modelport.service.dataplane import DataPlane
@@ -40,12 +40,17 @@ class ServeTarget:
     """One thing ``modelport serve`` was asked to host.
 
     Args:
-        spec: ``NAME``, ``NAME@VERSION``, ``NAME@ALIAS`` (registered) or an artifact path /
-            ``module:Class`` (direct, then ``name`` is required).
-        name: Served name for a direct artifact, or a different served name for a registered one.
+        spec: ``NAME``, ``NAME@VERSION``, ``NAME@ALIAS`` (registered), an artifact path or
+            ``module:Class`` (direct; needs a name), or ``SERVED=SPEC`` to give either a served
+            name.
+        name: Served name (what ``--name`` sets); a ``SERVED=`` prefix in ``spec`` wins.
     """
 
     def __init__(self, spec: str, name: str | None = None) -> None:
+        served, sep, rest = spec.partition("=")
+        if sep and served and "/" not in served and ":" not in served:
+            validate_model_name(served)
+            spec, name = rest, served
         self.spec = spec
         self.name = name
 

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelport.core.datatypes import Datatype
+from modelport.core.errors import IntegrityError, InvalidInput, ModelNotReady, NotFound
+from modelport.core.inference import InferenceRequest, RequestedOutput, Tensor
+from modelport.core.settings import RuntimeSettings
+from modelport.service.dataplane import DataPlane
+from modelport.service.models import ModelRepository, ModelSource, ModelState
+
+MODEL = """
+import numpy as np
+
+class Doubler:
+    signature = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+        "outputs": [{"name": "double", "datatype": "FP32", "shape": [-1, 2]},
+                    {"name": "total", "datatype": "FP64", "shape": [-1]}],
+    }
+
+    def predict(self, inputs):
+        x = inputs["x"]
+        return {"double": x * 2, "total": x.sum(axis=1)}
+"""
+
+
+@pytest.fixture()
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "doubler.py"
+    path.write_text(MODEL)
+    return path
+
+
+def source(path: Path, version: str = "1", name: str = "doubler") -> ModelSource:
+    return ModelSource(
+        name=name, version=version, framework="python", artifact=path, entrypoint="Doubler"
+    )
+
+
+@pytest.fixture()
+def plane(model_file: Path) -> DataPlane:
+    repository = ModelRepository(RuntimeSettings())
+    repository.add(source(model_file, "1"))
+    repository.add(source(model_file, "2"))
+    repository.load_all()
+    return DataPlane(repository)
+
+
+def request(rows: list[list[float]], outputs: list[str] | None = None) -> InferenceRequest:
+    data = np.asarray(rows, dtype=np.float32)
+    return InferenceRequest(
+        inputs=[Tensor("x", Datatype.FP32, data.shape, data)],
+        id="req-1",
+        outputs=None if outputs is None else [RequestedOutput(o) for o in outputs],
+    )
+
+
+def test_infer_returns_every_output_in_signature_order(plane: DataPlane) -> None:
+    response = plane.infer("doubler", None, request([[1, 2], [3, 4]]))
+    assert response.id == "req-1"
+    assert response.model_version == "1"  # the first version added is the default
+    assert [o.name for o in response.outputs] == ["double", "total"]
+    np.testing.assert_array_equal(response.outputs[0].data, [[2, 4], [6, 8]])
+    assert response.outputs[1].datatype is Datatype.FP64
+    assert response.outputs[1].data.dtype == np.float64
+
+
+def test_requested_outputs_only(plane: DataPlane) -> None:
+    response = plane.infer("doubler", "2", request([[1, 2]], ["total"]))
+    assert [o.name for o in response.outputs] == ["total"]
+    assert response.model_version == "2"
+
+
+@pytest.mark.parametrize(
+    ("outputs", "fragment"),
+    [
+        (["nope"], "unknown output 'nope' requested; the model has 'double', 'total'"),
+        (["total", "total"], "more than once"),
+    ],
+)
+def test_bad_requested_outputs(plane: DataPlane, outputs: list[str], fragment: str) -> None:
+    with pytest.raises(InvalidInput, match=fragment):
+        plane.infer("doubler", None, request([[1, 2]], outputs))
+
+
+def test_unknown_model_and_version(plane: DataPlane) -> None:
+    with pytest.raises(NotFound, match="unknown model 'ghost'; this server hosts 'doubler'"):
+        plane.infer("ghost", None, request([[1, 2]]))
+    with pytest.raises(NotFound, match="no version '3'.*'1', '2'"):
+        plane.model_metadata("doubler", "3")
+
+
+def test_metadata_lists_versions_and_signature(plane: DataPlane) -> None:
+    meta = plane.model_metadata("doubler", None)
+    assert meta["versions"] == ["1", "2"]
+    assert meta["platform"] == "python"
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]
+
+
+def test_unload_then_load(plane: DataPlane) -> None:
+    plane.unload("doubler")
+    assert not plane.ready()
+    assert not plane.model_ready("doubler", "1")
+    with pytest.raises(ModelNotReady, match="not ready: unloaded"):
+        plane.infer("doubler", None, request([[1, 2]]))
+    assert {m["state"] for m in plane.repository_index(ready_only=False)} == {"UNAVAILABLE"}
+    assert plane.repository_index(ready_only=True) == []
+    plane.load("doubler", {})
+    assert plane.ready()
+    assert plane.infer("doubler", None, request([[1, 2]])).outputs
+
+
+def test_load_of_unknown_name_without_resolver(plane: DataPlane) -> None:
+    with pytest.raises(NotFound, match="ghost"):
+        plane.load("ghost", {})
+
+
+def test_resolver_hot_loads_new_models(model_file: Path) -> None:
+    asked: list[tuple[str, dict[str, object]]] = []
+
+    def resolver(name: str, params: dict[str, object]) -> list[ModelSource]:
+        asked.append((name, params))
+        if name != "late":
+            raise NotFound(f"unknown model {name!r}")
+        return [source(model_file, str(params.get("version", "1")), name="late")]
+
+    plane = DataPlane(ModelRepository(RuntimeSettings(), resolver))
+    plane.load("late", {"version": "4"})
+    assert plane.infer("late", "4", request([[1, 1]])).model_version == "4"
+    with pytest.raises(NotFound):
+        plane.load("other", {})
+    assert asked == [("late", {"version": "4"}), ("other", {})]
+
+
+def test_failed_load_leaves_the_reason(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom')\n")
+    repository = ModelRepository(RuntimeSettings())
+    model = repository.add(source(broken))
+    with pytest.raises(IntegrityError):
+        repository.load_all()
+    assert model.state is ModelState.UNAVAILABLE
+    assert "load failed" in model.reason and "boom" in model.reason
+    with pytest.raises(ModelNotReady, match="boom"):
+        DataPlane(repository).infer("doubler", None, request([[1, 2]]))
