@@ -30,6 +30,8 @@ EXIT_BY_KIND: Final[dict[ErrorKind, int]] = {
     ErrorKind.NOT_FOUND: 3,
     ErrorKind.CONFLICT: 4,
     ErrorKind.UNAVAILABLE: 5,
+    ErrorKind.OVERLOADED: 5,
+    ErrorKind.DEADLINE_EXCEEDED: 5,
     ErrorKind.INTEGRITY: 6,
     ErrorKind.DEPENDENCY_MISSING: 7,
 }
@@ -42,5 +44,6 @@ EXIT_BY_STATUS: Final[dict[int, int]] = {
     422: 6,
     501: 7,
     503: 5,
+    504: 5,
 }
 """Exit codes for HTTP error statuses a server returns to ``modelport predict``."""

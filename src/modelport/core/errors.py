@@ -12,6 +12,8 @@ about any transport.
     │   └── PayloadTooLarge   kind=PAYLOAD_TOO_LARGE   body over the configured limit
     ├── NotFound              kind=NOT_FOUND           unknown model, version, alias or artifact
     ├── ModelNotReady         kind=UNAVAILABLE         known model that cannot serve now
+    ├── Overloaded            kind=OVERLOADED          queue full; retry after ``retry_after`` s
+    ├── DeadlineExceeded      kind=DEADLINE_EXCEEDED   the request's deadline passed before it ran
     ├── Conflict              kind=CONFLICT            state forbids the action
     ├── IntegrityError        kind=INTEGRITY           digest mismatch, corrupt artifact
     ├── DependencyMissing     kind=DEPENDENCY_MISSING  optional framework/provider missing
@@ -25,6 +27,7 @@ import enum
 
 __all__ = [
     "Conflict",
+    "DeadlineExceeded",
     "ConfigError",
     "DependencyMissing",
     "ErrorKind",
@@ -34,6 +37,7 @@ __all__ = [
     "ModelNotReady",
     "ModelportError",
     "NotFound",
+    "Overloaded",
     "PayloadTooLarge",
 ]
 
@@ -45,6 +49,8 @@ class ErrorKind(enum.Enum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     NOT_FOUND = "not_found"
     UNAVAILABLE = "unavailable"
+    OVERLOADED = "overloaded"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
     CONFLICT = "conflict"
     INTEGRITY = "integrity"
     DEPENDENCY_MISSING = "dependency_missing"
@@ -91,6 +97,27 @@ class ModelNotReady(ModelportError):
     """The model exists but cannot serve requests now (loading, unloaded or failed)."""
 
     kind = ErrorKind.UNAVAILABLE
+
+
+class Overloaded(ModelportError):
+    """Too much queued work; the caller should retry after :attr:`retry_after` seconds.
+
+    Args:
+        message: What is full.
+        retry_after: Suggested wait in seconds before retrying.
+    """
+
+    kind = ErrorKind.OVERLOADED
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(ModelportError):
+    """The request's deadline passed before it could run; it was not run."""
+
+    kind = ErrorKind.DEADLINE_EXCEEDED
 
 
 class Conflict(ModelportError):

@@ -12,7 +12,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RuntimeSettings", "ServerSettings", "Settings", "load_settings"]
+__all__ = [
+    "BatchingSettings",
+    "RuntimeSettings",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+]
 
 
 class ServerSettings(BaseModel):
@@ -40,6 +46,27 @@ class RuntimeSettings(BaseModel):
 
     threads: int = Field(default=0, ge=0)
     """Intra-op threads per model; 0 lets the framework decide."""
+
+
+class BatchingSettings(BaseModel):
+    """Dynamic batching of one model: rows from concurrent requests run as one batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Batch requests of this model; off runs each request on its own."""
+
+    max_batch_rows: int = Field(default=64, ge=1)
+    """Most rows in one batch; a request with more rows runs alone."""
+
+    max_delay: int = Field(default=500, ge=0)
+    """Longest time, in microseconds, the first queued request waits for others to join."""
+
+    preferred_batch_rows: int | None = Field(default=None, ge=1)
+    """Run as soon as this many rows are queued, without waiting for ``max_delay``."""
+
+    max_queue_rows: int = Field(default=4096, ge=1)
+    """Most rows waiting; beyond it requests are refused with 503 / RESOURCE_EXHAUSTED."""
 
 
 class Settings(BaseSettings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Final
 
 import orjson
@@ -10,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelport.core.errors import ErrorKind, ModelportError
+from modelport.core.errors import ErrorKind, ModelportError, Overloaded
 
 __all__ = ["STATUS_BY_KIND", "error_response", "handle_http_exception", "handle_modelport_error"]
 
@@ -26,6 +27,8 @@ STATUS_BY_KIND: Final[dict[ErrorKind, int]] = {
     ErrorKind.INTEGRITY: 422,
     ErrorKind.DEPENDENCY_MISSING: 501,
     ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.OVERLOADED: 503,
+    ErrorKind.DEADLINE_EXCEEDED: 504,
     ErrorKind.INTERNAL: 500,
 }
 
@@ -45,9 +48,12 @@ async def handle_modelport_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, ModelportError):  # pragma: no cover - registered for that type only
         raise exc
     status = STATUS_BY_KIND[exc.kind]
-    if status >= 500:
+    if exc.kind is ErrorKind.INTERNAL:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return error_response(status, exc.message)
+    headers = None
+    if isinstance(exc, Overloaded):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    return error_response(status, exc.message, headers)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
