@@ -88,8 +88,20 @@ class DataPlane:
         """
         return self.repository.get_ready(name, version).signature
 
-    def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
+    async def infer(
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        deadline: float | None = None,
+    ) -> InferenceResponse:
         """Validate ``request`` against the model's signature, run it, and shape the response.
+
+        Args:
+            name: Model name.
+            version: Served version, or ``None`` for the default.
+            request: Decoded request.
+            deadline: Monotonic time after which the request must not start running.
 
         Raises:
             NotFound: Unknown model or version.

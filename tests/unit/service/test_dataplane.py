@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from modelport.core.datatypes import Datatype
 from modelport.core.errors import IntegrityError, InvalidInput, ModelNotReady, NotFound
-from modelport.core.inference import InferenceRequest, RequestedOutput, Tensor
+from modelport.core.inference import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
 from modelport.core.settings import RuntimeSettings
 from modelport.service.dataplane import DataPlane
 from modelport.service.models import ModelRepository, ModelSource, ModelState
@@ -50,6 +51,10 @@ def plane(model_file: Path) -> DataPlane:
     return DataPlane(repository)
 
 
+def infer(plane: DataPlane, *args: object) -> InferenceResponse:
+    return asyncio.run(plane.infer(*args))  # type: ignore[arg-type]
+
+
 def request(rows: list[list[float]], outputs: list[str] | None = None) -> InferenceRequest:
     data = np.asarray(rows, dtype=np.float32)
     return InferenceRequest(
@@ -60,7 +65,7 @@ def request(rows: list[list[float]], outputs: list[str] | None = None) -> Infere
 
 
 def test_infer_returns_every_output_in_signature_order(plane: DataPlane) -> None:
-    response = plane.infer("doubler", None, request([[1, 2], [3, 4]]))
+    response = infer(plane, "doubler", None, request([[1, 2], [3, 4]]))
     assert response.id == "req-1"
     assert response.model_version == "1"  # the first version added is the default
     assert [o.name for o in response.outputs] == ["double", "total"]
@@ -70,7 +75,7 @@ def test_infer_returns_every_output_in_signature_order(plane: DataPlane) -> None
 
 
 def test_requested_outputs_only(plane: DataPlane) -> None:
-    response = plane.infer("doubler", "2", request([[1, 2]], ["total"]))
+    response = infer(plane, "doubler", "2", request([[1, 2]], ["total"]))
     assert [o.name for o in response.outputs] == ["total"]
     assert response.model_version == "2"
 
@@ -84,12 +89,12 @@ def test_requested_outputs_only(plane: DataPlane) -> None:
 )
 def test_bad_requested_outputs(plane: DataPlane, outputs: list[str], fragment: str) -> None:
     with pytest.raises(InvalidInput, match=fragment):
-        plane.infer("doubler", None, request([[1, 2]], outputs))
+        infer(plane, "doubler", None, request([[1, 2]], outputs))
 
 
 def test_unknown_model_and_version(plane: DataPlane) -> None:
     with pytest.raises(NotFound, match="unknown model 'ghost'; this server hosts 'doubler'"):
-        plane.infer("ghost", None, request([[1, 2]]))
+        infer(plane, "ghost", None, request([[1, 2]]))
     with pytest.raises(NotFound, match="no version '3'.*'1', '2'"):
         plane.model_metadata("doubler", "3")
 
@@ -106,12 +111,12 @@ def test_unload_then_load(plane: DataPlane) -> None:
     assert not plane.ready()
     assert not plane.model_ready("doubler", "1")
     with pytest.raises(ModelNotReady, match="not ready: unloaded"):
-        plane.infer("doubler", None, request([[1, 2]]))
+        infer(plane, "doubler", None, request([[1, 2]]))
     assert {m["state"] for m in plane.repository_index(ready_only=False)} == {"UNAVAILABLE"}
     assert plane.repository_index(ready_only=True) == []
     plane.load("doubler", {})
     assert plane.ready()
-    assert plane.infer("doubler", None, request([[1, 2]])).outputs
+    assert infer(plane, "doubler", None, request([[1, 2]])).outputs
 
 
 def test_load_of_unknown_name_without_resolver(plane: DataPlane) -> None:
@@ -130,7 +135,7 @@ def test_resolver_hot_loads_new_models(model_file: Path) -> None:
 
     plane = DataPlane(ModelRepository(RuntimeSettings(), resolver))
     plane.load("late", {"version": "4"})
-    assert plane.infer("late", "4", request([[1, 1]])).model_version == "4"
+    assert infer(plane, "late", "4", request([[1, 1]])).model_version == "4"
     with pytest.raises(NotFound):
         plane.load("other", {})
     assert asked == [("late", {"version": "4"}), ("other", {})]
@@ -146,4 +151,4 @@ def test_failed_load_leaves_the_reason(tmp_path: Path) -> None:
     assert model.state is ModelState.UNAVAILABLE
     assert "load failed" in model.reason and "boom" in model.reason
     with pytest.raises(ModelNotReady, match="boom"):
-        DataPlane(repository).infer("doubler", None, request([[1, 2]]))
+        infer(DataPlane(repository), "doubler", None, request([[1, 2]]))

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelport.core.errors import InvalidInput, ModelportError, PayloadTooLarge
+from modelport.core.inference import InferenceRequest
 from modelport.core.settings import ServerSettings
 from modelport.protocol.rest import (
     decode_infer_request,
@@ -89,7 +90,10 @@ class _Routes:
         name, version = _model_path(request)
         body = await self.body(request)
         header = request.headers.get(HEADER_LENGTH)
-        body_out, json_length = await run_in_threadpool(self._infer, name, version, body, header)
+        length = _header_length(header)
+        infer_request = self._decode(name, version, body, length)
+        response = await self.dp.infer(name, version, infer_request)
+        body_out, json_length = encode_infer_response(response, infer_request)
         if json_length is None:
             return Response(body_out, media_type="application/json")
         return Response(
@@ -98,10 +102,9 @@ class _Routes:
             headers={"Inference-Header-Content-Length": str(json_length)},
         )
 
-    def _infer(
-        self, name: str, version: str | None, body: bytes, header: str | None
-    ) -> tuple[bytes, int | None]:
-        length = _header_length(header)
+    def _decode(
+        self, name: str, version: str | None, body: bytes, length: int | None
+    ) -> InferenceRequest:
         if length == 0:
             signature = self.dp.model_signature(name, version)
             if len(signature.inputs) != 1:
@@ -109,11 +112,8 @@ class _Routes:
                     "Inference-Header-Content-Length: 0 sends one raw input, but model "
                     f"{name!r} has {len(signature.inputs)} inputs; send a JSON header"
                 )
-            infer_request = decode_raw_input(body, signature.inputs[0])
-        else:
-            infer_request = decode_infer_request(body, length)
-        response = self.dp.infer(name, version, infer_request)
-        return encode_infer_response(response, infer_request)
+            return decode_raw_input(body, signature.inputs[0])
+        return decode_infer_request(body, length)
 
     async def repository_index(self, request: Request) -> Response:
         payload = decode_json_object(await self.body(request), "repository index request")
