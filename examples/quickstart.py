@@ -82,9 +82,9 @@ def main() -> None:
     run("models", "list", env=env)
 
     step("serve both versions on a free port")
-    print("$ modelport serve iris@1 iris@2 --port 0", flush=True)
+    print("$ modelport serve iris@1 iris@2 --port 0 --grpc-port 0", flush=True)
     server = subprocess.Popen(
-        [MODELPORT, "serve", "iris@1", "iris@2", "--port", "0"],
+        [MODELPORT, "serve", "iris@1", "iris@2", "--port", "0", "--grpc-port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         text=True,

@@ -66,9 +66,10 @@ def model_home(
 
 @pytest.fixture(scope="session")
 def server(model_home: Path) -> Iterator[ServerProcess]:
-    """``modelport serve`` hosting every model of :func:`model_home`, with a 1 MiB body limit."""
+    """``modelport serve`` with two workers hosting every model of :func:`model_home`, with a
+    1 MiB body limit."""
     env = {"MODELPORT_HOME": str(model_home), "MODELPORT_SERVER__MAX_BODY_BYTES": str(MAX_BODY)}
-    models = ["iris@1", "iris@2", "iris-onnx", "echo-json", "echo-binary"]
+    models = ["iris@1", "iris@2", "iris-onnx", "echo-json", "echo-binary", "--workers", "2"]
     with ServerProcess(models, env=env) as process:
         yield process
 

@@ -465,3 +465,17 @@ def test_body_too_large_streamed_without_length(http: httpx.Client) -> None:
 def test_server_still_healthy_after_bad_input(http: httpx.Client) -> None:
     assert http.get("/v2/health/ready").status_code == 200
     assert http.post("/v2/models/iris/infer", content=_infer_body()).status_code == 200
+
+
+def test_repository_changes_reach_every_worker(url: str) -> None:
+    # A fresh connection per call lands on either worker (they share one accept queue).
+    def ready_states() -> set[int]:
+        return {
+            httpx.get(f"{url}/v2/models/echo-json/ready", timeout=5).status_code for _ in range(24)
+        }
+
+    assert ready_states() == {200}
+    assert httpx.post(f"{url}/v2/repository/models/echo-json/unload", timeout=30).status_code == 200
+    assert ready_states() == {503}
+    assert httpx.post(f"{url}/v2/repository/models/echo-json/load", timeout=30).status_code == 200
+    assert ready_states() == {200}

@@ -42,7 +42,7 @@ def test_server_health_and_metadata(client: httpclient.InferenceServerClient) ->
     assert client.is_model_ready("iris")
     assert client.is_model_ready("iris", "1")
     model = client.get_model_metadata("iris", "2")
-    assert model["platform"] == "sklearn"
+    assert model["platform"] in ("sklearn", "onnxruntime_onnx")  # compiled to ONNX at registration
     assert model["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}]
     assert {o["name"] for o in model["outputs"]} == {"predict", "predict_proba"}
     onnx = client.get_model_metadata("iris-onnx")
@@ -172,3 +172,36 @@ def test_repository_extension(client: httpclient.InferenceServerClient) -> None:
     client.load_model("iris-onnx")
     assert client.is_model_ready("iris-onnx")
     assert client.is_server_ready()
+
+
+def test_statistics_extension(
+    client: httpclient.InferenceServerClient, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, _ = iris
+    before = client.get_inference_statistics("iris", "1")["model_stats"][0]
+    inp = httpclient.InferInput("input", [5, 4], "FP64")
+    inp.set_data_from_numpy(X[:5])
+    client.infer("iris", [inp], model_version="1")
+    bad = httpclient.InferInput("input", [1, 3], "FP64")
+    bad.set_data_from_numpy(np.zeros((1, 3)))
+    with pytest.raises(InferenceServerException):
+        client.infer("iris", [bad], model_version="1")
+    # Two workers keep their own counters; the same keep-alive connection hits the same one.
+    after = client.get_inference_statistics("iris", "1")["model_stats"][0]
+    assert after["name"] == "iris" and after["version"] == "1"
+    assert (
+        after["inference_stats"]["success"]["count"]
+        == before["inference_stats"]["success"]["count"] + 1
+    )
+    assert (
+        after["inference_stats"]["fail"]["count"] == before["inference_stats"]["fail"]["count"] + 1
+    )
+    assert after["inference_count"] == before["inference_count"] + 5
+    every = client.get_inference_statistics()["model_stats"]
+    assert {(s["name"], s["version"]) for s in every} >= {
+        ("iris", "1"),
+        ("iris", "2"),
+        ("echo-json", "1"),
+    }
+    with pytest.raises(InferenceServerException, match="unknown model"):
+        client.get_inference_statistics("nope")

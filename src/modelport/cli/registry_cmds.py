@@ -61,6 +61,12 @@ def version_dict(v: ModelVersion) -> dict[str, Any]:
             "filename": v.artifact_filename,
         },
         "signature": v.signature.to_dict() if v.signature else None,
+        "serving": (
+            {"framework": v.serving.framework, "digest": v.serving.digest, "size": v.serving.size}
+            if v.serving is not None
+            else None
+        ),
+        "compile_report": v.compile_report.to_dict() if v.compile_report is not None else None,
         "tags": v.tags,
         "metrics": v.metrics,
         "description": v.description,
@@ -114,6 +120,14 @@ def register(
         str | None, typer.Option(help="Code version (for example a git commit) for lineage.")
     ] = None,
     parent: Annotated[int | None, typer.Option(help="Version this one derives from.")] = None,
+    compile_onnx: Annotated[
+        bool,
+        typer.Option(
+            "--compile/--no-compile",
+            help="Compile a scikit-learn model to ONNX and serve that when it is equivalent on "
+            "the --sample (the original is kept as fallback).",
+        ),
+    ] = True,
 ) -> None:
     """Register a new version of NAME from ARTIFACT."""
     settings = load_settings()
@@ -134,12 +148,33 @@ def register(
             training_data=training_data,
             code_version=code_version,
             parent_version=parent,
+            compile=compile_onnx,
         )
     )
+    # One unbroken line, printed as is: a converter's reason can be long and hold square brackets
+    # that rich would take for markup.
     console.print(
-        f"registered {version.name}@{version.version} "
-        f"({version.framework}, {version.artifact_digest[:19]}..., {version.artifact_size} bytes)"
+        f"registered {version.name}@{version.version} ({_registered_detail(version)})",
+        markup=False,
+        soft_wrap=True,
     )
+
+
+def _registered_detail(version: ModelVersion) -> str:
+    """Say how the new version will be served: compiled (and how close), or why not."""
+    report = version.compile_report
+    if report is None:
+        return (
+            f"{version.framework}, {version.artifact_digest[:19]}..., {version.artifact_size} bytes"
+        )
+    if version.serving is None:
+        return f"{version.framework}, not compiled: {report.reason or 'unknown reason'}"
+    detail = f"{version.framework}, served as {version.serving.framework}"
+    if report.max_abs_diff is not None:
+        outputs = version.signature.output_names() if version.signature else ()
+        symbol = "Δp" if "predict_proba" in outputs else "Δ"  # probabilities, else values
+        detail += f", max |{symbol}| {report.max_abs_diff:.2g}"
+    return detail
 
 
 models_app = typer.Typer(help="List, show and archive registered models.", no_args_is_help=True)

@@ -1,18 +1,65 @@
-"""``modelport serve``: host registered versions or artifact files over REST (OIP v2)."""
+"""``modelport serve``: host registered versions or artifact files over REST and gRPC (OIP v2)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from modelport.core.errors import ConfigError
-from modelport.core.settings import load_settings
-from modelport.server.rest.serve import run_server
-from modelport.service.registration import Registrar
-from modelport.service.wiring import ServeTarget, build_dataplane, open_registrar
+from modelport.core.settings import BatchingSettings, Settings, load_settings
+from modelport.server.supervisor import Listening
+from modelport.server.supervisor import serve as serve_models
+from modelport.service.wiring import ServeTarget, open_registrar, resolve_sources
 
-__all__ = ["attach"]
+__all__ = ["attach", "parse_batching"]
+
+
+def parse_batching(
+    values: list[str], default: BatchingSettings
+) -> tuple[BatchingSettings, dict[str, BatchingSettings]]:
+    """Parse ``--batching`` values: ``[MODEL:]key=value[,key=value...]``.
+
+    Giving ``--batching`` turns batching on (``enabled=false`` turns it off). Without ``MODEL:``
+    the settings apply to every model; a per-model value starts from those.
+
+    Returns:
+        The settings for every model, and per-model settings by served name.
+
+    Raises:
+        ConfigError: A value is malformed or a key or value is invalid.
+    """
+    updates: dict[str | None, dict[str, str]] = {}
+    for value in values:
+        model, sep, rest = value.partition(":")
+        if not sep:
+            model, rest = "", value
+        fields = updates.setdefault(model or None, {"enabled": "true"})
+        for item in filter(None, rest.split(",")):
+            key, eq, setting = item.partition("=")
+            if not eq or not key:
+                raise ConfigError(f"--batching {value!r}: expected [MODEL:]KEY=VALUE[,KEY=VALUE]")
+            fields[key.strip()] = setting.strip()
+
+    def build(base: BatchingSettings, fields: dict[str, str]) -> BatchingSettings:
+        try:
+            return BatchingSettings.model_validate({**base.model_dump(), **fields})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"--batching: {problems}") from None
+
+    every = build(default, updates.pop(None, {})) if None in updates else default
+    return every, {name: build(every, fields) for name, fields in updates.items() if name}
+
+
+def _announce(listening: Listening, names: list[str]) -> None:
+    print(f"serving {', '.join(names)} with {listening.workers} worker(s)")
+    if listening.grpc_address is not None:
+        print(f"grpc on {listening.grpc_address}")
+    print(f"serving on {listening.rest_url}", flush=True)
 
 
 def serve(
@@ -29,22 +76,29 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind [default: 127.0.0.1].")] = None,
     port: Annotated[
-        int | None, typer.Option(help="REST port; 0 picks a free one [default: 8080].")
+        int | None,
+        typer.Option(min=0, max=65535, help="REST port; 0 picks a free one [default: 8080]."),
+    ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="gRPC port; 0 picks a free one [default: 8081]."),
+    ] = None,
+    no_grpc: Annotated[bool, typer.Option("--no-grpc", help="Serve REST only.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes sharing the ports [default: one per core]."),
+    ] = None,
+    batching: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Dynamic batching, [MODEL:]KEY=VALUE,...; keys: max_batch_rows, max_delay (µs), "
+            "preferred_batch_rows, max_queue_rows, enabled. Repeatable."
+        ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or gpu [default: cpu].")] = None,
 ) -> None:
-    """Serve models over REST (Open Inference Protocol v2) until interrupted."""
-    settings = load_settings()
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    if overrides:
-        settings = settings.model_copy(
-            update={"server": settings.server.model_copy(update=overrides)}
-        )
-    if device is not None:
-        if device not in ("cpu", "gpu"):
-            raise ConfigError(f"--device {device!r}: expected cpu or gpu")
-        runtime = settings.runtime.model_copy(update={"device": device})
-        settings = settings.model_copy(update={"runtime": runtime})
+    """Serve models over REST and gRPC (Open Inference Protocol v2) until interrupted."""
+    settings = _settings(load_settings(), host, port, grpc_port, no_grpc, workers, device)
     targets = [ServeTarget(spec) for spec in models]
     direct = [t for t in targets if t.is_direct()]
     if name is not None:
@@ -54,18 +108,41 @@ def serve(
                 "or name each one as NAME=ARTIFACT"
             )
         direct[0].name = name
-    registrar: Registrar | None = None
-    if len(direct) < len(targets):
-        registrar = open_registrar(settings)
-    dataplane = build_dataplane(settings, targets, registrar)
-    dataplane.repository.load_all()
-    for model in dataplane.repository:
-        print(f"loaded {model.source.name} version {model.source.version} ({model.platform})")
-    run_server(
-        settings.server,
-        dataplane,
-        on_listening=lambda url: print(f"serving on {url}", flush=True),
-    )
+    every, per_model = parse_batching(batching or [], settings.batching)
+    use_registry = len(direct) < len(targets)
+    registrar = open_registrar(settings) if use_registry else None
+    try:
+        sources = resolve_sources(targets, registrar, per_model, every)
+    finally:
+        if registrar is not None:
+            registrar.store.close()  # workers open their own connections
+    names = [f"{s.name}@{s.version}" for s in sources]
+    status = serve_models(settings, sources, use_registry, lambda at: _announce(at, names))
+    raise typer.Exit(status)
+
+
+def _settings(
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    grpc_port: int | None,
+    no_grpc: bool,
+    workers: int | None,
+    device: str | None,
+) -> Settings:
+    server: dict[str, object] = {
+        k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None
+    }
+    if grpc_port is not None:
+        server["grpc_port"] = grpc_port
+    if no_grpc:
+        server["grpc_port"] = None
+    updates: dict[str, object] = {"server": settings.server.model_copy(update=server)}
+    if device is not None:
+        if device not in ("cpu", "gpu"):
+            raise ConfigError(f"--device {device!r}: expected cpu or gpu")
+        updates["runtime"] = settings.runtime.model_copy(update={"device": device})
+    return settings.model_copy(update=updates)
 
 
 def attach(app: typer.Typer) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "error_for_kind",
 ]
 
 
@@ -148,3 +149,23 @@ class InferenceFailed(ModelportError):
     """The model raised on input that passed validation."""
 
     kind = ErrorKind.INTERNAL
+
+
+_BY_KIND: dict[ErrorKind, type[ModelportError]] = {
+    ErrorKind.INVALID_INPUT: InvalidInput,
+    ErrorKind.PAYLOAD_TOO_LARGE: PayloadTooLarge,
+    ErrorKind.NOT_FOUND: NotFound,
+    ErrorKind.UNAVAILABLE: ModelNotReady,
+    ErrorKind.OVERLOADED: Overloaded,
+    ErrorKind.DEADLINE_EXCEEDED: DeadlineExceeded,
+    ErrorKind.CONFLICT: Conflict,
+    ErrorKind.INTEGRITY: IntegrityError,
+    ErrorKind.DEPENDENCY_MISSING: DependencyMissing,
+    ErrorKind.CONFIG: ConfigError,
+    ErrorKind.INTERNAL: InferenceFailed,
+}
+
+
+def error_for_kind(kind: ErrorKind, message: str) -> ModelportError:
+    """Rebuild an error from its kind and message (for errors reported across processes)."""
+    return _BY_KIND[kind](message)

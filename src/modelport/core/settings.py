@@ -33,7 +33,14 @@ class ServerSettings(BaseModel):
     """REST port; 0 picks a free port and prints it."""
 
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    """Largest request body accepted; larger bodies get 413 without being read whole."""
+    """Largest request body (and gRPC message) accepted; larger ones get 413 /
+    RESOURCE_EXHAUSTED without being read whole."""
+
+    grpc_port: int | None = Field(default=8081, ge=0, le=65535)
+    """gRPC port on the same host; 0 picks a free port; ``None`` turns gRPC off."""
+
+    workers: int = Field(default=0, ge=0)
+    """Worker processes sharing the ports; 0 means one per CPU core."""
 
 
 class RuntimeSettings(BaseModel):
@@ -92,6 +99,10 @@ class Settings(BaseSettings):
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     """Runtime settings."""
+
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    """Dynamic batching for every served model (``modelport serve --batching`` overrides it,
+    per model or for all)."""
 
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""

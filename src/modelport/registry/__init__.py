@@ -9,10 +9,12 @@ from __future__ import annotations
 from modelport.registry.artifacts import ArtifactStore, StoredArtifact, digest_file, parse_digest
 from modelport.registry.records import (
     AliasEvent,
+    CompileReport,
     Lineage,
     ModelSummary,
     ModelVersion,
     NewVersion,
+    ServingArtifact,
     VersionStatus,
 )
 from modelport.registry.store import MetadataStore
@@ -20,11 +22,13 @@ from modelport.registry.store import MetadataStore
 __all__ = [
     "AliasEvent",
     "ArtifactStore",
+    "CompileReport",
     "Lineage",
     "MetadataStore",
     "ModelSummary",
     "ModelVersion",
     "NewVersion",
+    "ServingArtifact",
     "StoredArtifact",
     "VersionStatus",
     "digest_file",

@@ -29,8 +29,15 @@ from sqlalchemy.pool import StaticPool
 
 from modelport.core.errors import ConfigError, DependencyMissing
 
-__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "display_url", "migrate", "open_engine", "read",
-           "write"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "VERSION_TABLE",
+    "display_url",
+    "migrate",
+    "open_engine",
+    "read",
+    "write",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """The Alembic script folder shipped inside the package."""
@@ -158,8 +165,10 @@ def read(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the registry schema to the newest migration; a no-op when it is already there.
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the registry schema to ``revision`` (the newest by default); a no-op when it is there.
+
+    Only tests ask for an older revision, to build a database as an older modelport left it.
 
     Concurrent callers (several processes opening a new database at once) are serialised: on
     SQLite by the write lock of ``BEGIN IMMEDIATE``, on PostgreSQL by an advisory lock. DDL is
@@ -175,10 +184,11 @@ def migrate(engine: Engine) -> None:
     try:
         with write(engine) as conn:
             if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                             {"key": _MIGRATION_LOCK_KEY})
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except OperationalError as exc:
         raise ConfigError(
             f"cannot open the metadata database {display_url(engine.url)}: {exc.orig}"

@@ -14,7 +14,13 @@ from modelport.core.refs import validate_model_name
 from modelport.core.signature import Signature
 from modelport.registry._schema import alias_events, aliases, model_versions, models
 from modelport.registry._validate import format_versions, quoted
-from modelport.registry.records import AliasEvent, Lineage, ModelVersion
+from modelport.registry.records import (
+    AliasEvent,
+    CompileReport,
+    Lineage,
+    ModelVersion,
+    ServingArtifact,
+)
 
 __all__ = [
     "alias_target",
@@ -23,6 +29,7 @@ __all__ = [
     "find_model",
     "load_version",
     "record",
+    "serving_values",
     "to_version",
     "touch",
     "version_row",
@@ -55,10 +62,13 @@ def touch(conn: Connection, model_id: int, now: datetime) -> None:
 
 def versions(conn: Connection, model_id: int) -> list[int]:
     """Return the model's version numbers in order."""
-    return list(conn.execute(
-        select(model_versions.c.version).where(model_versions.c.model_id == model_id)
-        .order_by(model_versions.c.version)
-    ).scalars())
+    return list(
+        conn.execute(
+            select(model_versions.c.version)
+            .where(model_versions.c.model_id == model_id)
+            .order_by(model_versions.c.version)
+        ).scalars()
+    )
 
 
 def version_row(conn: Connection, name: str, model_id: int, version: int) -> Row[Any]:
@@ -91,7 +101,8 @@ def aliases_by_version(conn: Connection, model_id: int) -> dict[int, tuple[str, 
     found: dict[int, list[str]] = defaultdict(list)
     for alias, version in conn.execute(
         select(aliases.c.alias, aliases.c.version)
-        .where(aliases.c.model_id == model_id).order_by(aliases.c.alias)
+        .where(aliases.c.model_id == model_id)
+        .order_by(aliases.c.alias)
     ):
         found[version].append(alias)
     return {version: tuple(names) for version, names in found.items()}
@@ -104,14 +115,13 @@ def alias_target(conn: Connection, name: str, model_id: int, alias: str) -> int:
         NotFound: No such alias (the message lists the aliases there are).
     """
     targets = {
-        a: v for a, v in conn.execute(
+        a: v
+        for a, v in conn.execute(
             select(aliases.c.alias, aliases.c.version).where(aliases.c.model_id == model_id)
         )
     }
     if alias not in targets:
-        raise NotFound(
-            f"model {name!r} has no alias {alias!r}; aliases: {quoted(sorted(targets))}"
-        )
+        raise NotFound(f"model {name!r} has no alias {alias!r}; aliases: {quoted(sorted(targets))}")
     return int(targets[alias])
 
 
@@ -121,29 +131,70 @@ def events(conn: Connection, name: str, model_id: int, alias: str | None) -> lis
     if alias is not None:
         query = query.where(alias_events.c.alias == alias)
     return [
-        AliasEvent(name=name, alias=row.alias, version=row.version,
-                   previous_version=row.previous_version, actor=row.actor, at=row.at)
+        AliasEvent(
+            name=name,
+            alias=row.alias,
+            version=row.version,
+            previous_version=row.previous_version,
+            actor=row.actor,
+            at=row.at,
+        )
         for row in conn.execute(query.order_by(alias_events.c.id))
     ]
 
 
 def record(
-    conn: Connection, name: str, model_id: int, alias: str, version: int | None,
-    previous: int | None, actor: str, now: datetime,
+    conn: Connection,
+    name: str,
+    model_id: int,
+    alias: str,
+    version: int | None,
+    previous: int | None,
+    actor: str,
+    now: datetime,
 ) -> AliasEvent:
     """Record one alias move and return it."""
-    conn.execute(insert(alias_events).values(
-        model_id=model_id, alias=alias, version=version, previous_version=previous,
-        actor=actor, at=now,
-    ))
+    conn.execute(
+        insert(alias_events).values(
+            model_id=model_id,
+            alias=alias,
+            version=version,
+            previous_version=previous,
+            actor=actor,
+            at=now,
+        )
+    )
     touch(conn, model_id, now)
-    return AliasEvent(name=name, alias=alias, version=version, previous_version=previous,
-                      actor=actor, at=now)
+    return AliasEvent(
+        name=name, alias=alias, version=version, previous_version=previous, actor=actor, at=now
+    )
+
+
+def serving_values(serving: ServingArtifact | None, report: CompileReport | None) -> dict[str, Any]:
+    """Return the ``model_versions`` column values of a serving artifact and compile report."""
+    return {
+        "serving_framework": serving.framework if serving is not None else None,
+        "serving_artifact_digest": serving.digest if serving is not None else None,
+        "serving_artifact_size": serving.size if serving is not None else None,
+        "compile_report": report.to_dict() if report is not None else None,
+    }
+
+
+def _serving(row: Row[Any]) -> ServingArtifact | None:
+    # The three columns are written together; NULL means "serve the registered artifact".
+    if row.serving_artifact_digest is None or row.serving_framework is None:
+        return None
+    return ServingArtifact(
+        framework=row.serving_framework,
+        digest=row.serving_artifact_digest,
+        size=int(row.serving_artifact_size or 0),
+    )
 
 
 def to_version(name: str, row: Row[Any], version_aliases: tuple[str, ...]) -> ModelVersion:
     """Build a :class:`ModelVersion` from a ``model_versions`` row."""
     signature: Mapping[str, Any] | None = row.signature
+    report: Mapping[str, Any] | None = row.compile_report
     return ModelVersion(
         name=name,
         version=row.version,
@@ -167,4 +218,6 @@ def to_version(name: str, row: Row[Any], version_aliases: tuple[str, ...]) -> Mo
         aliases=version_aliases,
         archived_at=row.archived_at,
         archived_by=row.archived_by,
+        serving=_serving(row),
+        compile_report=CompileReport.from_dict(report) if report is not None else None,
     )

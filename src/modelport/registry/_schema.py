@@ -80,8 +80,9 @@ models = Table(
 model_versions = Table(
     "model_versions",
     metadata,
-    Column("model_id", Integer, ForeignKey("models.id", name="fk_model_versions_model"),
-           nullable=False),
+    Column(
+        "model_id", Integer, ForeignKey("models.id", name="fk_model_versions_model"), nullable=False
+    ),
     Column("version", Integer, nullable=False),
     Column("artifact_digest", String(71), nullable=False),
     Column("artifact_size", BigInteger, nullable=False),
@@ -100,6 +101,11 @@ model_versions = Table(
     Column("status", String(16), nullable=False),
     Column("archived_at", UTCDateTime(), nullable=True),
     Column("archived_by", Text, nullable=True),
+    # The artifact served instead of the registered one (all NULL: serve the registered one).
+    Column("serving_framework", Text, nullable=True),
+    Column("serving_artifact_digest", String(71), nullable=True),
+    Column("serving_artifact_size", BigInteger, nullable=True),
+    Column("compile_report", JSON(none_as_null=True), nullable=True),
     PrimaryKeyConstraint("model_id", "version", name="pk_model_versions"),
     CheckConstraint("status IN ('active', 'archived')", name="ck_model_versions_status"),
     CheckConstraint("version >= 1", name="ck_model_versions_version"),
@@ -123,8 +129,9 @@ alias_events = Table(
     "alias_events",
     metadata,
     Column("id", Integer, autoincrement=True, nullable=False),
-    Column("model_id", Integer, ForeignKey("models.id", name="fk_alias_events_model"),
-           nullable=False),
+    Column(
+        "model_id", Integer, ForeignKey("models.id", name="fk_alias_events_model"), nullable=False
+    ),
     Column("alias", String(63), nullable=False),
     Column("version", Integer, nullable=True),
     Column("previous_version", Integer, nullable=True),

@@ -30,7 +30,8 @@ def check_new_version(new: NewVersion) -> None:
 
     Raises:
         InvalidInput: A field is malformed: name, digests, size, filename, framework, lineage,
-            tags (strings to strings) or metrics (finite numbers).
+            tags (strings to strings), metrics (finite numbers), the serving artifact or the
+            compile report.
     """
     validate_model_name(new.name)
     parse_digest(new.artifact_digest)
@@ -54,14 +55,16 @@ def check_new_version(new: NewVersion) -> None:
     if new.lineage.code_version is not None:
         check_text(new.lineage.code_version, "lineage.code_version")
     parent = new.lineage.parent_version
-    if parent is not None and (isinstance(parent, bool) or not isinstance(parent, int)
-                               or parent < 1):
+    if parent is not None and (
+        isinstance(parent, bool) or not isinstance(parent, int) or parent < 1
+    ):
         raise InvalidInput(f"lineage.parent_version must be a version number >= 1, got {parent!r}")
     for key, value in new.tags.items():
         if not isinstance(key, str) or not key or not isinstance(value, str):
             raise InvalidInput(
                 f"tags must map non-empty strings to strings; got {key!r}: {value!r}"
             )
+    _check_serving(new)
     for key, metric in new.metrics.items():
         if not isinstance(key, str) or not key:
             raise InvalidInput(f"metric names must be non-empty strings, got {key!r}")
@@ -69,6 +72,27 @@ def check_new_version(new: NewVersion) -> None:
             raise InvalidInput(f"metric {key!r} must be a number, got {metric!r}")
         if not math.isfinite(metric):
             raise InvalidInput(f"metric {key!r} must be finite, got {metric!r}")
+
+
+def _check_serving(new: NewVersion) -> None:
+    serving = new.serving
+    if serving is not None:
+        check_text(serving.framework, "serving.framework")
+        parse_digest(serving.digest)
+        if isinstance(serving.size, bool) or not isinstance(serving.size, int) or serving.size < 0:
+            raise InvalidInput(f"serving.size must be an integer >= 0, got {serving.size!r}")
+    report = new.compile_report
+    if report is None:
+        return
+    if not isinstance(report.compiled, bool):
+        raise InvalidInput(f"compile_report.compiled must be a bool, got {report.compiled!r}")
+    for key in ("max_abs_diff", "atol"):
+        value = getattr(report, key)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is not None and not (number and math.isfinite(value)):
+            raise InvalidInput(f"compile_report.{key} must be a finite number, got {value!r}")
+    if report.compiled and serving is None:
+        raise InvalidInput("compile_report says compiled, but no serving artifact is given")
 
 
 def utc_time(value: object) -> datetime:

@@ -1,14 +1,25 @@
-"""Registry records: model versions, their lineage, and alias moves."""
+"""Registry records: model versions, their lineage, serving artifacts and alias moves."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from modelport.core.signature import Signature
 
-__all__ = ["AliasEvent", "Lineage", "ModelSummary", "ModelVersion", "NewVersion", "VersionStatus"]
+__all__ = [
+    "AliasEvent",
+    "CompileReport",
+    "Lineage",
+    "ModelSummary",
+    "ModelVersion",
+    "NewVersion",
+    "ServingArtifact",
+    "VersionStatus",
+]
 
 VersionStatus = Literal["active", "archived"]
 
@@ -21,6 +32,78 @@ class Lineage:
     training_data_digest: str | None = None
     code_version: str | None = None
     parent_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServingArtifact:
+    """The artifact served instead of the registered one (for example its ONNX compilation).
+
+    It exposes the same signature as the registered artifact; the registered one stays in the
+    store as the fallback a user can ask for explicitly.
+    """
+
+    framework: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompileReport:
+    """What happened when registration tried to compile the artifact.
+
+    Attributes:
+        compiled: Whether an equivalent compiled artifact is served.
+        reason: Why it was not compiled (``None`` when it was).
+        max_abs_diff: Largest absolute difference between the original and the compiled model's
+            floating-point outputs on the registration sample, when they were compared.
+        atol: The tolerance the difference was held to.
+        rows: Sample rows the equivalence was checked on.
+        precision: Datatype the compiled graph computes in (``FP32``, ``FP64``).
+        converter: The converter and its version, e.g. ``skl2onnx 1.20.0``.
+    """
+
+    compiled: bool
+    reason: str | None = None
+    max_abs_diff: float | None = None
+    atol: float | None = None
+    rows: int = 0
+    precision: str | None = None
+    converter: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as JSON-ready data (how the store keeps it)."""
+        return {
+            "compiled": self.compiled,
+            "reason": self.reason,
+            "max_abs_diff": self.max_abs_diff,
+            "atol": self.atol,
+            "rows": self.rows,
+            "precision": self.precision,
+            "converter": self.converter,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CompileReport:
+        """Build a report from its stored form; keys this version does not know are ignored."""
+
+        def number(key: str) -> float | None:
+            value = raw.get(key)
+            return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return value if isinstance(value, str) else None
+
+        rows = raw.get("rows")
+        return cls(
+            compiled=raw.get("compiled") is True,
+            reason=text("reason"),
+            max_abs_diff=number("max_abs_diff"),
+            atol=number("atol"),
+            rows=rows if isinstance(rows, int) and not isinstance(rows, bool) else 0,
+            precision=text("precision"),
+            converter=text("converter"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +121,8 @@ class NewVersion:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     description: str = ""
+    serving: ServingArtifact | None = None
+    compile_report: CompileReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +131,9 @@ class ModelVersion:
 
     ``aliases`` are the aliases pointing at this version, sorted; ``archived_at`` and
     ``archived_by`` say when and by whom it was archived (``None`` while it is active).
+    ``serving`` is the artifact served instead of the registered one (``None``: serve the
+    registered artifact); ``compile_report`` says how registration tried to compile it (``None``
+    for versions registered before compilation existed, and for frameworks it does not apply to).
     """
 
     name: str
@@ -65,6 +153,8 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     archived_at: datetime | None = None
     archived_by: str | None = None
+    serving: ServingArtifact | None = None
+    compile_report: CompileReport | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,9 @@ class MetadataStore:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()
@@ -114,11 +116,14 @@ class MetadataStore:
                 .on_conflict_do_nothing(index_elements=["name"])
             )
             model_id = q.find_model(conn, new.name, lock=True)
-            latest = conn.execute(
-                select(func.max(model_versions.c.version)).where(
-                    model_versions.c.model_id == model_id
-                )
-            ).scalar_one_or_none() or 0
+            latest = (
+                conn.execute(
+                    select(func.max(model_versions.c.version)).where(
+                        model_versions.c.model_id == model_id
+                    )
+                ).scalar_one_or_none()
+                or 0
+            )
             parent = new.lineage.parent_version
             if parent is not None and parent > latest:
                 raise InvalidInput(
@@ -126,25 +131,28 @@ class MetadataStore:
                     f"versions: {format_versions(range(1, latest + 1))}"
                 )
             version = latest + 1
-            conn.execute(insert(model_versions).values(
-                model_id=model_id,
-                version=version,
-                artifact_digest=new.artifact_digest,
-                artifact_size=new.artifact_size,
-                artifact_filename=new.artifact_filename,
-                framework=new.framework,
-                entrypoint=new.entrypoint,
-                signature=new.signature.to_dict() if new.signature is not None else None,
-                tags=dict(new.tags),
-                metrics={k: float(v) for k, v in new.metrics.items()},
-                description=new.description,
-                registered_by=new.lineage.registered_by,
-                training_data_digest=new.lineage.training_data_digest,
-                code_version=new.lineage.code_version,
-                parent_version=parent,
-                created_at=now,
-                status="active",
-            ))
+            conn.execute(
+                insert(model_versions).values(
+                    model_id=model_id,
+                    version=version,
+                    artifact_digest=new.artifact_digest,
+                    artifact_size=new.artifact_size,
+                    artifact_filename=new.artifact_filename,
+                    framework=new.framework,
+                    entrypoint=new.entrypoint,
+                    signature=new.signature.to_dict() if new.signature is not None else None,
+                    tags=dict(new.tags),
+                    metrics={k: float(v) for k, v in new.metrics.items()},
+                    description=new.description,
+                    registered_by=new.lineage.registered_by,
+                    training_data_digest=new.lineage.training_data_digest,
+                    code_version=new.lineage.code_version,
+                    parent_version=parent,
+                    created_at=now,
+                    status="active",
+                    **q.serving_values(new.serving, new.compile_report),
+                )
+            )
             q.touch(conn, model_id, now)
             row = q.version_row(conn, new.name, model_id, version)
             return q.to_version(new.name, row, ())
@@ -193,7 +201,10 @@ class MetadataStore:
         with db.read(self._engine) as conn:
             rows = conn.execute(
                 select(
-                    models.c.id, models.c.name, models.c.created_at, models.c.updated_at,
+                    models.c.id,
+                    models.c.name,
+                    models.c.created_at,
+                    models.c.updated_at,
                     func.max(mv.c.version).label("latest"),
                     func.count().label("total"),
                     func.count().filter(mv.c.status == "active").label("active"),
@@ -204,15 +215,20 @@ class MetadataStore:
             ).all()
             by_model: dict[int, dict[str, int]] = defaultdict(dict)
             for model_id, alias, version in conn.execute(
-                select(aliases.c.model_id, aliases.c.alias, aliases.c.version)
-                .order_by(aliases.c.alias)
+                select(aliases.c.model_id, aliases.c.alias, aliases.c.version).order_by(
+                    aliases.c.alias
+                )
             ):
                 by_model[model_id][alias] = version
         return [
             ModelSummary(
-                name=row.name, latest_version=row.latest, version_count=row.total,
-                active_count=row.active, aliases=dict(by_model.get(row.id, {})),
-                created_at=row.created_at, updated_at=row.updated_at,
+                name=row.name,
+                latest_version=row.latest,
+                version_count=row.total,
+                active_count=row.active,
+                aliases=dict(by_model.get(row.id, {})),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
             )
             for row in rows
         ]
@@ -226,7 +242,8 @@ class MetadataStore:
         with db.read(self._engine) as conn:
             model_id = q.find_model(conn, name)
             rows = conn.execute(
-                select(model_versions).where(model_versions.c.model_id == model_id)
+                select(model_versions)
+                .where(model_versions.c.model_id == model_id)
                 .order_by(model_versions.c.version)
             ).all()
             by_version = q.aliases_by_version(conn, model_id)

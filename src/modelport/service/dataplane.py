@@ -6,20 +6,32 @@ here and serialise what it returns; no protocol logic lives in a transport.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Protocol
 
 import numpy as np
 
+from modelport.batching import Batcher
+from modelport.core.clock import Clock
 from modelport.core.datatypes import from_numpy_dtype, to_numpy_dtype
-from modelport.core.errors import InferenceFailed, InvalidInput, ModelNotReady
+from modelport.core.errors import InferenceFailed, InvalidInput, ModelNotReady, ModelportError
 from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
-from modelport.service.models import ModelRepository
+from modelport.service.models import LoadedModel, ModelRepository
+from modelport.service.stats import InferenceStats, request_rows
 
-__all__ = ["EXTENSIONS", "DataPlane"]
+__all__ = ["EXTENSIONS", "DataPlane", "Peers"]
 
-EXTENSIONS = ("binary_tensor_data", "model_repository")
+EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics")
 """Protocol extensions this server implements, reported by ``GET /v2``."""
+
+
+class Peers(Protocol):
+    """The other worker processes of this server."""
+
+    async def broadcast(self, op: str, name: str, parameters: dict[str, object]) -> None:
+        """Apply a repository change in every other worker and wait until all have."""
+        ...
 
 
 class DataPlane:
@@ -29,12 +41,20 @@ class DataPlane:
         repository: The hosted models.
         server_name: Name reported by server metadata.
         server_version: Version reported by server metadata.
+        peers: Other worker processes serving the same models; repository changes made here
+            are passed on to them. ``None`` in a single-process server.
     """
 
     def __init__(
-        self, repository: ModelRepository, server_name: str = "modelport", server_version: str = ""
+        self,
+        repository: ModelRepository,
+        server_name: str = "modelport",
+        server_version: str = "",
+        peers: Peers | None = None,
     ) -> None:
         self.repository = repository
+        self.peers = peers
+        self.stats = InferenceStats()
         self._server_name = server_name
         self._server_version = server_version
 
@@ -110,20 +130,68 @@ class DataPlane:
             InferenceFailed: The model failed on valid input.
         """
         model = self.repository.get_ready(name, version)
-        signature = model.signature
-        validate_inputs(signature, request.inputs)
-        wanted = _wanted_outputs(signature, request)
-        runtime = model.runtime
-        if runtime is None:  # unloaded between the readiness check and now
-            raise ModelNotReady(f"model {name!r} version {model.source.version} was just unloaded")
-        arrays = runtime.predict({t.name: t.data for t in request.inputs}, wanted)
-        outputs = [_output_tensor(name_, arrays, signature) for name_ in wanted]
+        clock = self.repository.clock
+        started = clock.monotonic()
+        try:
+            outputs = await self._run(model, request, deadline, started)
+        except ModelportError:
+            elapsed = int((clock.monotonic() - started) * 1e9)
+            self.stats.record_failure(
+                name, model.source.version, duration_ns=elapsed, at_ms=_epoch_ms(clock)
+            )
+            raise
+        self.stats.record_success(
+            name,
+            model.source.version,
+            rows=request_rows(request),
+            duration_ns=int((clock.monotonic() - started) * 1e9),
+            at_ms=_epoch_ms(clock),
+        )
         return InferenceResponse(
             model_name=name,
             model_version=model.source.version,
             id=request.id,
             outputs=outputs,
         )
+
+    async def _run(
+        self,
+        model: LoadedModel,
+        request: InferenceRequest,
+        deadline: float | None,
+        now: float,
+    ) -> list[Tensor]:
+        signature = model.signature
+        validate_inputs(signature, request.inputs)
+        wanted = _wanted_outputs(signature, request)
+        deadline = _deadline(request, deadline, now)
+        inputs = {t.name: t.data for t in request.inputs}
+        batcher, runtime = model.batcher, model.runtime
+        if batcher is not None:
+            arrays = await batcher.submit(inputs, wanted, deadline)
+        elif runtime is not None:
+            arrays = runtime.predict(inputs, wanted)
+        else:  # unloaded between the readiness check and now
+            source = model.source
+            raise ModelNotReady(f"model {source.name!r} version {source.version} was unloaded")
+        return [_output_tensor(name, arrays, signature) for name in wanted]
+
+    def model_statistics(self, name: str | None, version: str | None) -> list[dict[str, Any]]:
+        """Return Triton-style statistics of one model (version), or of every hosted version.
+
+        Raises:
+            NotFound: ``name`` (or ``version``) is not hosted.
+        """
+        if name is None:
+            hosted = [(m.source.name, m.source.version) for m in self.repository]
+        elif version is None:
+            self.repository.get(name)
+            hosted = [
+                (m.source.name, m.source.version) for m in self.repository if m.source.name == name
+            ]
+        else:
+            hosted = [(name, self.repository.get(name, version).source.version)]
+        return [s.to_dict() for s in self.stats.snapshot(hosted)]
 
     def repository_index(self, ready_only: bool) -> list[dict[str, Any]]:
         """Return ``[{"name", "version", "state", "reason"}]`` for every hosted version."""
@@ -138,22 +206,73 @@ class DataPlane:
             if m.ready or not ready_only
         ]
 
-    def load(self, name: str, parameters: dict[str, object]) -> None:
-        """Load (or reload) every version of ``name``.
+    async def load(self, name: str, parameters: dict[str, object]) -> None:
+        """Load (or reload) every version of ``name`` here and in every peer worker.
 
         Raises:
             NotFound: The model is unknown.
             ModelportError: Loading failed (integrity, missing dependency...).
         """
-        self.repository.load(name, parameters)
+        await self.apply("load", name, parameters)
+        if self.peers is not None:
+            await self.peers.broadcast("load", name, parameters)
 
-    def unload(self, name: str) -> None:
-        """Unload every version of ``name``.
+    async def unload(self, name: str) -> None:
+        """Unload every version of ``name`` here and in every peer worker.
+
+        Requests still queued get "not ready".
 
         Raises:
             NotFound: The model is not hosted.
         """
-        self.repository.unload(name)
+        await self.apply("unload", name, {})
+        if self.peers is not None:
+            await self.peers.broadcast("unload", name, {})
+
+    async def apply(self, op: str, name: str, parameters: dict[str, object]) -> None:
+        """Apply a repository change to this process only (``op`` is ``load`` or ``unload``).
+
+        Raises:
+            InvalidInput: Unknown ``op``.
+            NotFound: The model is unknown.
+            ModelportError: Loading failed.
+        """
+        if op == "load":
+            retired = await asyncio.to_thread(self.repository.load, name, parameters)
+        elif op == "unload":
+            retired = self.repository.unload(name)
+        else:
+            raise InvalidInput(f"unknown repository operation {op!r}; expected load or unload")
+        await _close(retired)
+
+    async def close(self) -> None:
+        """Unload every model and stop the batchers (at shutdown)."""
+        await _close(self.repository.close())
+
+
+def _epoch_ms(clock: Clock) -> int:
+    return int(clock.now().timestamp() * 1000)
+
+
+async def _close(batchers: list[Batcher]) -> None:
+    for batcher in batchers:
+        await batcher.close()
+
+
+def _deadline(request: InferenceRequest, deadline: float | None, now: float) -> float | None:
+    """Combine the transport's deadline with the request's ``timeout`` parameter.
+
+    ``timeout`` is in microseconds, as Triton's clients send it; 0 means none.
+    """
+    timeout = request.parameters.get("timeout")
+    if timeout is None or timeout == 0:  # 0 means no timeout, as in Triton
+        return deadline
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise InvalidInput(
+            f"parameter 'timeout' must be a non-negative number of microseconds, got {timeout!r}"
+        )
+    own = now + timeout / 1e6
+    return own if deadline is None else min(own, deadline)
 
 
 def _wanted_outputs(signature: Signature, request: InferenceRequest) -> list[str]:

@@ -8,13 +8,17 @@ serialised by a lock; lookups on the inference path take no lock (dict reads are
 from __future__ import annotations
 
 import enum
+import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelport.batching import Batcher
+from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ModelNotReady, ModelportError, NotFound
-from modelport.core.settings import RuntimeSettings
+from modelport.core.settings import BatchingSettings, RuntimeSettings
 from modelport.core.signature import Signature
 from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 from modelport.runtimes.catalog import runtime_class
@@ -43,6 +47,7 @@ class ModelSource:
             artifacts this verifies the digest); ``None`` uses ``artifact`` as it is.
         entrypoint: Python runtime class reference.
         signature: Registered signature, if any.
+        batching: Dynamic batching for this version; ``None`` or disabled runs requests alone.
     """
 
     name: str
@@ -52,6 +57,7 @@ class ModelSource:
     prepare: Callable[[], Path] | None = None
     entrypoint: str | None = None
     signature: Signature | None = None
+    batching: BatchingSettings | None = None
 
 
 @dataclass(slots=True)
@@ -62,6 +68,7 @@ class LoadedModel:
     state: ModelState = ModelState.UNAVAILABLE
     reason: str = "not loaded"
     runtime: ModelRuntime | None = None
+    batcher: Batcher | None = None
     platform: str = ""
     signature: Signature = field(default_factory=lambda: Signature((), ()))
 
@@ -82,13 +89,19 @@ class ModelRepository:
         runtime_settings: Device and thread settings passed to every runtime.
         resolver: Looks up sources for names loaded through the repository extension that the
             server was not started with (for example registered models); ``None`` refuses them.
+        clock: Clock for batching delays and deadlines.
     """
 
     def __init__(
-        self, runtime_settings: RuntimeSettings, resolver: SourceResolver | None = None
+        self,
+        runtime_settings: RuntimeSettings,
+        resolver: SourceResolver | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._runtime_settings = runtime_settings
         self._resolver = resolver
+        self.clock: Clock = clock or SystemClock()
+        self._executor: ThreadPoolExecutor | None = None
         self._models: dict[str, dict[str, LoadedModel]] = {}
         self._default: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -143,8 +156,11 @@ class ModelRepository:
         """Whether every hosted version is ready (the server's readiness)."""
         return all(m.ready for m in self)
 
-    def load(self, name: str, parameters: dict[str, object] | None = None) -> list[LoadedModel]:
+    def load(self, name: str, parameters: dict[str, object] | None = None) -> list[Batcher]:
         """Load (or reload) every version of ``name``; unknown names go to the resolver.
+
+        Returns:
+            Batchers replaced by the reload; the caller closes them (an async operation).
 
         Raises:
             NotFound: The name is neither hosted nor resolvable.
@@ -158,31 +174,43 @@ class ModelRepository:
             else:
                 for source in self._resolver(name, params):
                     self.add(source)
-        models = list(self._models[name].values())
-        for model in models:
-            self._load_one(model)
-        return models
+        retired: list[Batcher] = []
+        for model in list(self._models[name].values()):
+            retired.extend(self._load_one(model))
+        return retired
 
     def load_all(self) -> None:
         """Load every hosted version (at server start); the first failure is raised."""
         for model in self:
             self._load_one(model)
 
-    def unload(self, name: str) -> None:
+    def unload(self, name: str) -> list[Batcher]:
         """Unload every version of ``name``; requests then get "not ready".
+
+        Returns:
+            The versions' batchers; the caller closes them, failing requests still queued.
 
         Raises:
             NotFound: The name is not hosted.
         """
         self.get(name)
+        retired: list[Batcher] = []
         with self._lock:
             for model in self._models[name].values():
                 runtime, model.runtime = model.runtime, None
+                if model.batcher is not None:
+                    retired.append(model.batcher)
+                    model.batcher = None
                 model.state, model.reason = ModelState.UNAVAILABLE, "unloaded"
                 if runtime is not None:
                     runtime.unload()
+        return retired
 
-    def _load_one(self, model: LoadedModel) -> None:
+    def batchers(self) -> list[Batcher]:
+        """Return every live batcher (to close them at shutdown)."""
+        return [m.batcher for m in self if m.batcher is not None]
+
+    def _load_one(self, model: LoadedModel) -> list[Batcher]:
         with self._lock:
             source = model.source
             model.state, model.reason = ModelState.LOADING, "loading"
@@ -202,11 +230,34 @@ class ModelRepository:
             except ModelportError as exc:
                 model.state, model.reason = ModelState.UNAVAILABLE, f"load failed: {exc}"
                 raise
-            previous, model.runtime = model.runtime, runtime
+            previous, old_batcher = model.runtime, model.batcher
+            model.runtime, model.batcher = runtime, self._batcher(source, runtime)
             model.platform, model.signature = meta.platform, meta.signature
             model.state, model.reason = ModelState.READY, ""
             if previous is not None and previous is not runtime:
                 previous.unload()
+            return [old_batcher] if old_batcher is not None else []
+
+    def _batcher(self, source: ModelSource, runtime: ModelRuntime) -> Batcher | None:
+        settings = source.batching
+        if settings is None or not settings.enabled:
+            return None
+        # Batches run on a thread: the event loop keeps parsing requests (which is what forms
+        # the next batch) while the runtime, which releases the GIL, runs this one.
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="batch")
+        name = f"{source.name}:{source.version}"
+        return Batcher(runtime.predict, settings, self.clock, self._executor, name=name)
+
+    def close(self) -> list[Batcher]:
+        """Unload everything (at shutdown); returns the batchers for the caller to close."""
+        retired: list[Batcher] = []
+        for name in list(self._models):
+            retired.extend(self.unload(name))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        return retired
 
     def _names(self) -> str:
         return ", ".join(repr(n) for n in self._models) or "no models"

@@ -2,26 +2,45 @@
 
 Registration composes the runtimes (to check that the artifact loads and to find its signature)
 with the registry (to store the artifact content-addressed and record the version).
+
+scikit-learn versions are also compiled to ONNX when skl2onnx can convert them and the compiled
+model is equivalent on the registration sample (see :mod:`modelport.runtimes.compile`). Both
+artifacts are stored; the version records the ONNX one as its *serving artifact*, which
+:meth:`Registrar.source_for` serves by default, and the report of the attempt either way. The
+original stays the fallback a user chooses explicitly (``prefer_original``); a compiled artifact
+that fails to load is an error, never a silent switch to the original (fail closed: what is
+served is what the registry says is served).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from modelport.core.errors import ConfigError, Conflict, ModelportError
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import RuntimeSettings
 from modelport.core.signature import Signature
 from modelport.registry import ArtifactStore, MetadataStore, digest_file
-from modelport.registry.records import Lineage, ModelVersion, NewVersion
+from modelport.registry.records import (
+    CompileReport,
+    Lineage,
+    ModelVersion,
+    NewVersion,
+    ServingArtifact,
+)
 from modelport.runtimes.base import RuntimeConfig
 from modelport.runtimes.catalog import detect_framework, runtime_class
+from modelport.runtimes.compile import CompileResult, compile_sklearn
 from modelport.runtimes.describe import describe, load_sample
 from modelport.service.models import ModelSource
 
-__all__ = ["ArtifactRef", "Registrar", "RegistrationRequest", "split_artifact"]
+__all__ = ["COMPILE_OFF", "ArtifactRef", "Registrar", "RegistrationRequest", "split_artifact"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +95,12 @@ class RegistrationRequest:
     training_data: Path | None = None
     code_version: str | None = None
     parent_version: int | None = None
+    compile: bool = True
+    """Compile a scikit-learn model to ONNX and serve that when it is equivalent on the sample."""
+
+
+COMPILE_OFF = "compilation turned off (--no-compile)"
+"""The compile report's reason when the request opted out."""
 
 
 class Registrar:
@@ -97,6 +122,9 @@ class Registrar:
     def register(self, request: RegistrationRequest) -> ModelVersion:
         """Check the artifact loads (and runs on the sample), store it, and record a new version.
 
+        A scikit-learn artifact is compiled to ONNX as well (unless ``request.compile`` is false);
+        the version serves the ONNX copy only when it was proven equivalent on the sample.
+
         Raises:
             ConfigError: Bad artifact reference, sample or missing signature.
             IntegrityError: The artifact cannot be loaded by its framework.
@@ -110,8 +138,10 @@ class Registrar:
         entrypoint = ref.entrypoint
         if ref.path is None and entrypoint is not None:
             entrypoint = entrypoint.rpartition(":")[2]
+        sample = load_sample(request.sample) if request.sample is not None else None
         # Check the artifact loads (and runs on the sample) before anything is stored.
-        signature = self._signature(ref.framework, source, entrypoint, request.sample)
+        signature = self._signature(ref.framework, source, entrypoint, sample, request.sample)
+        serving, report = self._compile(ref.framework, source, signature, sample, request.compile)
         stored = self.artifacts.put(source)
         return self.store.create_version(
             NewVersion(
@@ -133,11 +163,40 @@ class Registrar:
                     code_version=request.code_version,
                     parent_version=request.parent_version,
                 ),
+                serving=serving,
+                compile_report=report,
             )
         )
 
+    def _compile(
+        self,
+        framework: str,
+        artifact: Path,
+        signature: Signature,
+        sample: Mapping[str, np.ndarray] | None,
+        enabled: bool,
+    ) -> tuple[ServingArtifact | None, CompileReport | None]:
+        """Compile a scikit-learn artifact; store the ONNX copy when it is equivalent."""
+        if framework != "sklearn":
+            return None, None
+        if not enabled:
+            return None, CompileReport(compiled=False, reason=COMPILE_OFF)
+        with tempfile.TemporaryDirectory(prefix="modelport-compile-") as folder:
+            out = Path(folder) / "model.onnx"
+            result = compile_sklearn(artifact, sample, signature, out)
+            report = _report(result)
+            if not result.compiled:
+                return None, report
+            stored = self.artifacts.put(out)
+        return ServingArtifact(framework="onnx", digest=stored.digest, size=stored.size), report
+
     def _signature(
-        self, framework: str, artifact: Path, entrypoint: str | None, sample: Path | None
+        self,
+        framework: str,
+        artifact: Path,
+        entrypoint: str | None,
+        sample: Mapping[str, np.ndarray] | None,
+        sample_path: Path | None,
     ) -> Signature:
         runtime = runtime_class(framework)(
             RuntimeConfig(
@@ -158,16 +217,31 @@ class Registrar:
                     )
                 return own
             try:
-                described = describe(runtime, load_sample(sample))
+                described = describe(runtime, sample)
             except ModelportError as exc:
-                raise ConfigError(f"the model failed on the sample {str(sample)!r}: {exc}") from exc
+                raise ConfigError(
+                    f"the model failed on the sample {str(sample_path)!r}: {exc}"
+                ) from exc
             # ONNX artifacts declare their own signature exactly; samples only check they run.
             return own if framework == "onnx" and own.inputs else described
         finally:
             runtime.unload()
 
-    def source_for(self, ref: ModelRef, served_name: str | None = None) -> ModelSource:
+    def source_for(
+        self, ref: ModelRef, served_name: str | None = None, prefer_original: bool = False
+    ) -> ModelSource:
         """Return a servable source for a registered version; loading verifies its digest.
+
+        The version's serving artifact (its ONNX compilation) is served when it has one, the
+        registered artifact otherwise. Both expose the registered signature. Loading the serving
+        artifact verifies its own digest, and if it is missing, corrupt or fails to load, loading
+        fails: there is no silent fallback to the original.
+
+        Args:
+            ref: The registered version.
+            served_name: Name to serve it under; the model's name by default.
+            prefer_original: Serve the registered artifact even when a compiled one exists
+                (``modelport serve --original``).
 
         Raises:
             NotFound: Unknown model, version or alias.
@@ -179,11 +253,13 @@ class Registrar:
                 f"version {version.version} of {version.name!r} is archived; "
                 "archived versions cannot be served"
             )
-        digest = version.artifact_digest
+        framework, digest = version.framework, version.artifact_digest
+        if version.serving is not None and not prefer_original:
+            framework, digest = version.serving.framework, version.serving.digest
         return ModelSource(
             name=served_name or version.name,
             version=str(version.version),
-            framework=version.framework,
+            framework=framework,
             artifact=self.artifacts.path_for(digest),
             prepare=lambda: self.artifacts.open_verified(digest),
             entrypoint=version.entrypoint,
@@ -201,6 +277,18 @@ class Registrar:
         selector = parameters.get("version", parameters.get("alias"))
         text = name if selector is None else f"{name}@{selector}"
         return [self.source_for(ModelRef.parse(text))]
+
+
+def _report(result: CompileResult) -> CompileReport:
+    return CompileReport(
+        compiled=result.compiled,
+        reason=result.reason,
+        max_abs_diff=result.max_abs_diff,
+        atol=result.atol,
+        rows=result.rows,
+        precision=result.precision.value if result.precision is not None else None,
+        converter=result.converter,
+    )
 
 
 def _module_file(entrypoint: str) -> Path:

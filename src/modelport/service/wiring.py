@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from modelport import __version__
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ConfigError
 from modelport.core.refs import ModelRef, validate_model_name
-from modelport.core.settings import Settings
+from modelport.core.settings import BatchingSettings, Settings
 from modelport.registry import ArtifactStore, MetadataStore
-from modelport.service.dataplane import DataPlane
+from modelport.service.dataplane import DataPlane, Peers
 from modelport.service.models import ModelRepository, ModelSource
 from modelport.service.registration import Registrar, split_artifact
 
-__all__ = ["ServeTarget", "build_dataplane", "current_user", "open_registrar"]
+__all__ = [
+    "ServeTarget",
+    "build_dataplane",
+    "current_user",
+    "open_registrar",
+    "resolve_sources",
+]
 
 
 def current_user(settings: Settings) -> str:
@@ -59,21 +66,56 @@ class ServeTarget:
         return ":" in self.spec or "/" in self.spec or Path(self.spec).is_file()
 
 
-def build_dataplane(
-    settings: Settings, targets: Sequence[ServeTarget], registrar: Registrar | None
-) -> DataPlane:
-    """Build a data plane hosting ``targets``; models are added but not yet loaded.
+def resolve_sources(
+    targets: Sequence[ServeTarget],
+    registrar: Registrar | None,
+    batching: Mapping[str, BatchingSettings] | None = None,
+    default_batching: BatchingSettings | None = None,
+) -> list[ModelSource]:
+    """Turn what ``modelport serve`` was given into loadable sources (nothing is loaded yet).
+
+    Args:
+        targets: Registered references and artifact files.
+        registrar: The registry, needed when a target is a registered reference.
+        batching: Batching settings by served model name.
+        default_batching: Batching for models not in ``batching``.
 
     Raises:
         ConfigError: A direct artifact has no name, or a registry reference has no registry.
         NotFound: A registry reference does not resolve.
         Conflict: A referenced version is archived.
     """
+    sources = []
+    for target in targets:
+        source = _source(target, registrar)
+        chosen = (batching or {}).get(source.name, default_batching)
+        sources.append(replace(source, batching=chosen))
+    unknown = set(batching or {}) - {s.name for s in sources}
+    if unknown:
+        raise ConfigError(f"batching settings for {sorted(unknown)} name no served model")
+    return sources
+
+
+def build_dataplane(
+    settings: Settings,
+    sources: Sequence[ModelSource],
+    registrar: Registrar | None,
+    peers: Peers | None = None,
+) -> DataPlane:
+    """Build a data plane hosting ``sources``; models are added but not yet loaded.
+
+    Args:
+        settings: Runtime settings for every model.
+        sources: What to host.
+        registrar: Resolves names loaded later through the repository extension; ``None``
+            refuses names the server was not started with.
+        peers: The other worker processes, when there are several.
+    """
     resolver = registrar.resolve_for_load if registrar is not None else None
     repository = ModelRepository(settings.runtime, resolver)
-    for target in targets:
-        repository.add(_source(target, registrar))
-    return DataPlane(repository, server_name="modelport", server_version=__version__)
+    for source in sources:
+        repository.add(source)
+    return DataPlane(repository, "modelport", __version__, peers)
 
 
 def _source(target: ServeTarget, registrar: Registrar | None) -> ModelSource:

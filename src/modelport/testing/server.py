@@ -19,7 +19,8 @@ class ServerProcess:
     """A ``modelport serve`` child process.
 
     Args:
-        args: Arguments after ``modelport serve`` (models, ``--name``...); ``--port 0`` is added.
+        args: Arguments after ``modelport serve`` (models, ``--name``, ``--workers``...);
+            ``--port 0 --grpc-port 0`` are added so servers never collide.
         env: Extra environment variables (for example ``MODELPORT_HOME``).
         timeout: Seconds to wait for the server to be ready.
 
@@ -33,6 +34,7 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.timeout = timeout
         self.url = ""
+        self.grpc_address = ""
         self.output: list[str] = []
         self._process: subprocess.Popen[str] | None = None
 
@@ -43,7 +45,11 @@ class ServerProcess:
             RuntimeError: The process exited or did not become ready in time; the message holds
                 its output.
         """
-        command = [sys.executable, "-m", "modelport.cli", "serve", *self.args, "--port", "0"]
+        command = [
+            *(sys.executable, "-m", "modelport.cli", "serve"),
+            *self.args,
+            *("--port", "0", "--grpc-port", "0"),
+        ]
         self._process = subprocess.Popen(
             command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -71,6 +77,8 @@ class ServerProcess:
             return
         for line in process.stdout:
             self.output.append(line)
+            if line.startswith("grpc on "):
+                self.grpc_address = line.split()[-1]
             if line.startswith("serving on ") and not found.is_set():
                 self.url = line.split()[-1]
                 found.set()

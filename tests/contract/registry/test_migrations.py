@@ -15,6 +15,8 @@ from modelport.registry._schema import metadata
 
 from ._support import FakeClock, new_version
 
+HEAD = "0002"
+
 
 @contextmanager
 def raw(url: str) -> Iterator[Connection]:
@@ -35,7 +37,7 @@ def test_opening_again_keeps_data_and_does_not_migrate_twice(backend_url: str,
         assert store.create_version(new_version()).version == 2
     with raw(backend_url) as conn:
         revisions = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-    assert revisions == ["0001"]
+    assert revisions == [HEAD]
 
 
 def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock

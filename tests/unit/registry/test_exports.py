@@ -10,11 +10,13 @@ def test_exported_names() -> None:
     assert sorted(modelport.registry.__all__) == [
         "AliasEvent",
         "ArtifactStore",
+        "CompileReport",
         "Lineage",
         "MetadataStore",
         "ModelSummary",
         "ModelVersion",
         "NewVersion",
+        "ServingArtifact",
         "StoredArtifact",
         "VersionStatus",
         "digest_file",

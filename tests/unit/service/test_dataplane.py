@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from modelport.core.datatypes import Datatype
 from modelport.core.errors import IntegrityError, InvalidInput, ModelNotReady, NotFound
 from modelport.core.inference import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
-from modelport.core.settings import RuntimeSettings
+from modelport.core.settings import BatchingSettings, RuntimeSettings
 from modelport.service.dataplane import DataPlane
 from modelport.service.models import ModelRepository, ModelSource, ModelState
 
@@ -107,21 +108,21 @@ def test_metadata_lists_versions_and_signature(plane: DataPlane) -> None:
 
 
 def test_unload_then_load(plane: DataPlane) -> None:
-    plane.unload("doubler")
+    asyncio.run(plane.unload("doubler"))
     assert not plane.ready()
     assert not plane.model_ready("doubler", "1")
     with pytest.raises(ModelNotReady, match="not ready: unloaded"):
         infer(plane, "doubler", None, request([[1, 2]]))
     assert {m["state"] for m in plane.repository_index(ready_only=False)} == {"UNAVAILABLE"}
     assert plane.repository_index(ready_only=True) == []
-    plane.load("doubler", {})
+    asyncio.run(plane.load("doubler", {}))
     assert plane.ready()
     assert infer(plane, "doubler", None, request([[1, 2]])).outputs
 
 
 def test_load_of_unknown_name_without_resolver(plane: DataPlane) -> None:
     with pytest.raises(NotFound, match="ghost"):
-        plane.load("ghost", {})
+        asyncio.run(plane.load("ghost", {}))
 
 
 def test_resolver_hot_loads_new_models(model_file: Path) -> None:
@@ -134,10 +135,10 @@ def test_resolver_hot_loads_new_models(model_file: Path) -> None:
         return [source(model_file, str(params.get("version", "1")), name="late")]
 
     plane = DataPlane(ModelRepository(RuntimeSettings(), resolver))
-    plane.load("late", {"version": "4"})
+    asyncio.run(plane.load("late", {"version": "4"}))
     assert infer(plane, "late", "4", request([[1, 1]])).model_version == "4"
     with pytest.raises(NotFound):
-        plane.load("other", {})
+        asyncio.run(plane.load("other", {}))
     assert asked == [("late", {"version": "4"}), ("other", {})]
 
 
@@ -152,3 +153,53 @@ def test_failed_load_leaves_the_reason(tmp_path: Path) -> None:
     assert "load failed" in model.reason and "boom" in model.reason
     with pytest.raises(ModelNotReady, match="boom"):
         infer(DataPlane(repository), "doubler", None, request([[1, 2]]))
+
+
+def test_batched_model_gives_each_caller_its_rows(model_file: Path) -> None:
+    settings = BatchingSettings(enabled=True, max_batch_rows=8, max_delay=20_000)
+    repository = ModelRepository(RuntimeSettings())
+    repository.add(replace(source(model_file), batching=settings))
+    repository.load_all()
+    plane = DataPlane(repository)
+
+    async def burst() -> list[InferenceResponse]:
+        calls = [
+            plane.infer("doubler", None, request([[i, i + 1]] * (i % 3 + 1), ["total"]))
+            for i in range(6)
+        ]
+        try:
+            return await asyncio.gather(*calls)
+        finally:
+            await plane.close()
+
+    responses = asyncio.run(burst())
+    for i, response in enumerate(responses):
+        assert [o.name for o in response.outputs] == ["total"]
+        np.testing.assert_array_equal(response.outputs[0].data, [2 * i + 1] * (i % 3 + 1))
+    batcher_stats = plane.model_statistics("doubler", "1")[0]
+    assert batcher_stats["inference_count"] == sum(i % 3 + 1 for i in range(6))
+    assert batcher_stats["inference_stats"]["success"]["count"] == 6
+
+
+@pytest.mark.parametrize("timeout", [-1, "soon", True])
+def test_bad_timeout_parameter(plane: DataPlane, timeout: object) -> None:
+    bad = request([[1, 2]])
+    bad.parameters["timeout"] = timeout  # type: ignore[assignment]
+    with pytest.raises(InvalidInput, match="timeout"):
+        infer(plane, "doubler", None, bad)
+
+
+def test_statistics_count_failures_and_unknown_models(plane: DataPlane) -> None:
+    infer(plane, "doubler", "2", request([[1, 2], [3, 4]]))
+    with pytest.raises(InvalidInput):
+        infer(plane, "doubler", "2", request([[1, 2, 3]]))
+    (entry,) = plane.model_statistics("doubler", "2")
+    assert entry["inference_stats"]["success"]["count"] == 1
+    assert entry["inference_stats"]["fail"]["count"] == 1
+    assert entry["inference_count"] == 2
+    assert {(e["name"], e["version"]) for e in plane.model_statistics(None, None)} == {
+        ("doubler", "1"),
+        ("doubler", "2"),
+    }
+    with pytest.raises(NotFound):
+        plane.model_statistics("ghost", None)

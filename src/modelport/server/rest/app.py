@@ -1,23 +1,29 @@
 """The Open Inference Protocol over HTTP: an ASGI application built by :func:`create_app`.
 
 Routes parse the wire format, call one :class:`DataPlane` method and serialise its answer. Every
-endpoint exists with and without ``/versions/{version}``.
+model endpoint exists with and without ``/versions/{version}``.
+
+========  ==============================================  ==========================
+method    path                                            handler
+========  ==============================================  ==========================
+GET       /v2                                             server metadata
+GET       /v2/health/live, /v2/health/ready               liveness, readiness
+GET       /v2/models/{m}[/versions/{v}]                   model metadata
+GET       /v2/models/{m}[/versions/{v}]/ready             model readiness
+GET       /v2/models[/{m}[/versions/{v}]]/stats           inference statistics
+POST      /v2/models/{m}[/versions/{v}]/infer             inference
+POST      /v2/repository/index                            repository index
+POST      /v2/repository/models/{m}/load | /unload        hot load / unload
+========  ==============================================  ==========================
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
-import orjson
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from modelport.core.errors import InvalidInput, ModelportError, PayloadTooLarge
+from modelport.core.errors import InvalidInput, ModelportError
 from modelport.core.inference import InferenceRequest
 from modelport.core.settings import ServerSettings
 from modelport.protocol.rest import (
@@ -26,118 +32,190 @@ from modelport.protocol.rest import (
     decode_raw_input,
     encode_infer_response,
 )
-from modelport.server.rest.errors import (
-    handle_http_exception,
-    handle_modelport_error,
-    handle_unexpected,
+from modelport.server.rest.asgi import (
+    Receive,
+    Reply,
+    Request,
+    Scope,
+    Send,
+    parse_request,
+    read_body,
+    send_reply,
 )
+from modelport.server.rest.errors import error_reply, reply_for
 from modelport.service.dataplane import DataPlane
 
-__all__ = ["create_app"]
+__all__ = ["Hook", "RestApp", "create_app"]
 
-HEADER_LENGTH = "inference-header-content-length"
+log = logging.getLogger("modelport.server")
+
+Hook = Callable[[], Awaitable[None]]
+Handler = Callable[[Request], Awaitable[Reply]]
+_BINARY = b"application/octet-stream"
 
 
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+class RestApp:
+    """The ASGI application: routing, the endpoints, and lifespan hooks.
 
+    Args:
+        dataplane: The use cases behind the routes.
+        max_body_bytes: Largest accepted request body.
+        on_startup: Awaited in order when the server starts (before it accepts requests).
+        on_shutdown: Awaited in order when the server stops.
+    """
 
-class _Routes:
-    """Endpoints bound to one data plane and body limit."""
-
-    def __init__(self, dataplane: DataPlane, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        max_body_bytes: int,
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
+    ) -> None:
         self.dp = dataplane
         self.max_body = max_body_bytes
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
 
-    async def body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                raise InvalidInput(f"Content-Length {declared!r} is not a number") from None
-            if size > self.max_body:
-                raise PayloadTooLarge(
-                    f"request body of {size} bytes exceeds the limit of {self.max_body} bytes"
-                )
-        chunks = bytearray()
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > self.max_body:
-                raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body} bytes")
-        return bytes(chunks)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "http":
+            await send_reply(send, await self._respond(scope, receive))
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
 
-    async def server_metadata(self, request: Request) -> Response:
-        return _json(self.dp.server_metadata())
+    async def _respond(self, scope: Scope, receive: Receive) -> Reply:
+        try:
+            request = parse_request(scope, receive)
+            return await self._route(request)
+        except ModelportError as exc:
+            if exc.kind.value == "internal":
+                log.error("%s %s failed: %s", scope["method"], scope["path"], exc)
+            return reply_for(exc)
+        except Exception as exc:  # a bug: log it, answer 500 without a traceback
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            return error_reply(500, f"internal error: {type(exc).__name__}")
 
-    async def live(self, request: Request) -> Response:
-        return _json({"live": True})
+    async def _route(self, request: Request) -> Reply:
+        match = self._match(request.path.split("/"))
+        if match is None:
+            return error_reply(404, f"no such endpoint: {request.method} {request.path}")
+        method, handler = match
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            return error_reply(405, f"method {request.method} is not allowed on {request.path}")
+        return await handler(request)
 
-    async def ready(self, request: Request) -> Response:
+    def _match(self, parts: list[str]) -> tuple[str, Handler] | None:
+        # parts[0] is "" (the path starts with "/"), parts[1] must be "v2".
+        n = len(parts)
+        if n < 2 or parts[0] or parts[1] != "v2":
+            return None
+        if n == 2:
+            return "GET", self._server_metadata
+        if n == 4 and parts[2:4] == ["models", "stats"]:
+            return "GET", partial(self._statistics, model=None, version=None)
+        if parts[2] == "models" and n >= 4 and parts[3]:
+            model, rest = parts[3], parts[4:]
+            version: str | None = None
+            if len(rest) >= 2 and rest[0] == "versions" and rest[1]:
+                version, rest = rest[1], rest[2:]
+            if not rest:
+                return "GET", partial(self._model_metadata, model=model, version=version)
+            if rest == ["ready"]:
+                return "GET", partial(self._model_ready, model=model, version=version)
+            if rest == ["infer"]:
+                return "POST", partial(self._infer, model=model, version=version)
+            if rest == ["stats"]:
+                return "GET", partial(self._statistics, model=model, version=version)
+            return None
+        if n == 4 and parts[2] == "health" and parts[3] in ("live", "ready"):
+            return "GET", self._live if parts[3] == "live" else self._ready
+        if n == 4 and parts[2] == "repository" and parts[3] == "index":
+            return "POST", self._repository_index
+        if n == 6 and parts[2] == "repository" and parts[3] == "models" and parts[4]:
+            if parts[5] in ("load", "unload"):
+                return "POST", partial(self._repository_change, model=parts[4], action=parts[5])
+        return None
+
+    async def _server_metadata(self, request: Request) -> Reply:
+        return Reply.json(self.dp.server_metadata())
+
+    async def _live(self, request: Request) -> Reply:
+        return Reply.json({"live": True})
+
+    async def _ready(self, request: Request) -> Reply:
         ready = self.dp.ready()
-        return _json({"ready": ready}, 200 if ready else 503)
+        return Reply.json({"ready": ready}, 200 if ready else 503)
 
-    async def model_metadata(self, request: Request) -> Response:
-        name, version = _model_path(request)
-        return _json(self.dp.model_metadata(name, version))
+    async def _model_metadata(self, request: Request, model: str, version: str | None) -> Reply:
+        return Reply.json(self.dp.model_metadata(model, version))
 
-    async def model_ready(self, request: Request) -> Response:
-        name, version = _model_path(request)
-        ready = self.dp.model_ready(name, version)
-        return _json({"name": name, "ready": ready}, 200 if ready else 503)
+    async def _model_ready(self, request: Request, model: str, version: str | None) -> Reply:
+        ready = self.dp.model_ready(model, version)
+        return Reply.json({"name": model, "ready": ready}, 200 if ready else 503)
 
-    async def infer(self, request: Request) -> Response:
-        name, version = _model_path(request)
-        body = await self.body(request)
-        header = request.headers.get(HEADER_LENGTH)
-        length = _header_length(header)
-        infer_request = self._decode(name, version, body, length)
-        response = await self.dp.infer(name, version, infer_request)
-        body_out, json_length = encode_infer_response(response, infer_request)
+    async def _statistics(self, request: Request, model: str | None, version: str | None) -> Reply:
+        return Reply.json({"model_stats": self.dp.model_statistics(model, version)})
+
+    async def _infer(self, request: Request, model: str, version: str | None) -> Reply:
+        body = await read_body(request, self.max_body)
+        length = _header_length(request.header_length)
+        infer_request = self._decode(model, version, body, length)
+        response = await self.dp.infer(model, version, infer_request)
+        out, json_length = encode_infer_response(response, infer_request)
         if json_length is None:
-            return Response(body_out, media_type="application/json")
-        return Response(
-            body_out,
-            media_type="application/octet-stream",
-            headers={"Inference-Header-Content-Length": str(json_length)},
-        )
+            return Reply(200, out)
+        header = ((b"inference-header-content-length", str(json_length).encode()),)
+        return Reply(200, out, _BINARY, header)
 
     def _decode(
-        self, name: str, version: str | None, body: bytes, length: int | None
+        self, model: str, version: str | None, body: bytes, length: int | None
     ) -> InferenceRequest:
         if length == 0:
-            signature = self.dp.model_signature(name, version)
+            signature = self.dp.model_signature(model, version)
             if len(signature.inputs) != 1:
                 raise InvalidInput(
                     "Inference-Header-Content-Length: 0 sends one raw input, but model "
-                    f"{name!r} has {len(signature.inputs)} inputs; send a JSON header"
+                    f"{model!r} has {len(signature.inputs)} inputs; send a JSON header"
                 )
             return decode_raw_input(body, signature.inputs[0])
         return decode_infer_request(body, length)
 
-    async def repository_index(self, request: Request) -> Response:
-        payload = decode_json_object(await self.body(request), "repository index request")
+    async def _repository_index(self, request: Request) -> Reply:
+        payload = decode_json_object(await read_body(request, self.max_body), "index request")
         ready_only = payload.get("ready", False)
         if not isinstance(ready_only, bool):
             raise InvalidInput(f"'ready' must be true or false, got {ready_only!r}")
-        return _json(self.dp.repository_index(ready_only))
+        return Reply.json(self.dp.repository_index(ready_only))
 
-    async def repository_load(self, request: Request) -> Response:
-        name = request.path_params["model"]
-        parameters = _parameters(await self.body(request), "repository load request")
-        await run_in_threadpool(self.dp.load, name, parameters)
-        return _json({})
+    async def _repository_change(self, request: Request, model: str, action: str) -> Reply:
+        what = f"repository {action} request"
+        payload = decode_json_object(await read_body(request, self.max_body), what)
+        parameters = payload.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise InvalidInput(f"{what}: 'parameters' must be an object")
+        if action == "load":
+            await self.dp.load(model, parameters)
+        else:
+            await self.dp.unload(model)
+        return Reply.json({})
 
-    async def repository_unload(self, request: Request) -> Response:
-        name = request.path_params["model"]
-        _parameters(await self.body(request), "repository unload request")
-        await run_in_threadpool(self.dp.unload, name)
-        return _json({})
-
-
-def _model_path(request: Request) -> tuple[str, str | None]:
-    params = request.path_params
-    return params["model"], params.get("version")
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    await hook()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def _header_length(header: str | None) -> int | None:
@@ -154,53 +232,21 @@ def _header_length(header: str | None) -> int | None:
     return value
 
 
-def _parameters(body: bytes, what: str) -> dict[str, object]:
-    payload = decode_json_object(body, what)
-    parameters = payload.get("parameters", {})
-    if not isinstance(parameters, dict):
-        raise InvalidInput(
-            f"{what}: 'parameters' must be an object, got {type(parameters).__name__}"
-        )
-    return parameters
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _model_routes(suffix: str, endpoint: Endpoint, methods: list[str]) -> list[Route]:
-    return [
-        Route(f"/v2/models/{{model}}{suffix}", endpoint, methods=methods),
-        Route(f"/v2/models/{{model}}/versions/{{version}}{suffix}", endpoint, methods=methods),
-    ]
-
-
-def create_app(settings: ServerSettings, dataplane: DataPlane) -> Starlette:
+def create_app(
+    settings: ServerSettings,
+    dataplane: DataPlane,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+) -> RestApp:
     """Build the REST application.
 
     Args:
         settings: Server settings (body limit).
         dataplane: The use cases behind the routes.
+        on_startup: Awaited when the server starts (load models, start gRPC...).
+        on_shutdown: Awaited when it stops.
 
     Returns:
         An ASGI application.
     """
-    r = _Routes(dataplane, settings.max_body_bytes)
-    routes = [
-        Route("/v2", r.server_metadata, methods=["GET"]),
-        Route("/v2/health/live", r.live, methods=["GET"]),
-        Route("/v2/health/ready", r.ready, methods=["GET"]),
-        *_model_routes("/infer", r.infer, ["POST"]),
-        *_model_routes("/ready", r.model_ready, ["GET"]),
-        *_model_routes("", r.model_metadata, ["GET"]),
-        Route("/v2/repository/index", r.repository_index, methods=["POST"]),
-        Route("/v2/repository/models/{model}/load", r.repository_load, methods=["POST"]),
-        Route("/v2/repository/models/{model}/unload", r.repository_unload, methods=["POST"]),
-    ]
-    return Starlette(
-        routes=routes,
-        exception_handlers={
-            ModelportError: handle_modelport_error,
-            HTTPException: handle_http_exception,
-            Exception: handle_unexpected,
-        },
-    )
+    return RestApp(dataplane, settings.max_body_bytes, on_startup, on_shutdown)

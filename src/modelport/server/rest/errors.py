@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Final
 
 import orjson
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 
 from modelport.core.errors import ErrorKind, ModelportError, Overloaded
+from modelport.server.rest.asgi import Reply
 
-__all__ = ["STATUS_BY_KIND", "error_response", "handle_http_exception", "handle_modelport_error"]
-
-log = logging.getLogger("modelport.server")
+__all__ = ["STATUS_BY_KIND", "error_reply", "reply_for"]
 
 STATUS_BY_KIND: Final[dict[ErrorKind, int]] = {
     ErrorKind.INVALID_INPUT: 400,
@@ -28,48 +23,20 @@ STATUS_BY_KIND: Final[dict[ErrorKind, int]] = {
     ErrorKind.DEPENDENCY_MISSING: 501,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.OVERLOADED: 503,
+    # The request's own deadline passed while it waited; it was never run.
     ErrorKind.DEADLINE_EXCEEDED: 504,
     ErrorKind.INTERNAL: 500,
 }
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_reply(status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> Reply:
     """Return ``{"error": message}`` with ``status``."""
-    return Response(
-        orjson.dumps({"error": message}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+    return Reply(status, orjson.dumps({"error": message}), headers=headers)
 
 
-async def handle_modelport_error(request: Request, exc: Exception) -> Response:
-    """Turn a :class:`ModelportError` into its status and message."""
-    if not isinstance(exc, ModelportError):  # pragma: no cover - registered for that type only
-        raise exc
-    status = STATUS_BY_KIND[exc.kind]
-    if exc.kind is ErrorKind.INTERNAL:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
-    headers = None
+def reply_for(exc: ModelportError) -> Reply:
+    """Return the reply for a modelport error (with ``Retry-After`` when overloaded)."""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
     if isinstance(exc, Overloaded):
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-    return error_response(status, exc.message, headers)
-
-
-async def handle_http_exception(request: Request, exc: Exception) -> Response:
-    """Give routing errors (unknown path, wrong method) the protocol's error body."""
-    if not isinstance(exc, HTTPException):  # pragma: no cover - registered for that type only
-        raise exc
-    if exc.status_code == 404:
-        message = f"no such endpoint: {request.method} {request.url.path}"
-    elif exc.status_code == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
-    else:
-        message = str(exc.detail)
-    return error_response(exc.status_code, message, dict(exc.headers or {}))
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    """Last resort: log the bug and answer 500 without leaking a traceback."""
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, f"internal error: {type(exc).__name__}")
+        headers = ((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()),)
+    return error_reply(STATUS_BY_KIND[exc.kind], exc.message, headers)

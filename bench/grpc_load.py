@@ -1,0 +1,137 @@
+"""A bounded gRPC load generator for OIP ``ModelInfer`` (grpc.aio, one process, one channel).
+
+``--concurrency`` coroutines each keep one request in flight on a shared HTTP/2 channel for
+``--duration`` seconds (after ``--warmup`` seconds that are not counted), so the load is
+bounded in time and in requests outstanding. Messages are tritonclient's generated OIP
+messages (package ``inference``), filled with typed contents (``fp32_contents`` /
+``fp64_contents``), which every OIP server accepts.
+
+    python -m bench.grpc_load 127.0.0.1:PORT tiny --datatype FP32 --row '[0.1, ...]' \
+        --concurrency 16 --duration 10 --warmup 2 [--output probabilities]
+
+Prints one line ``BENCH_JSON {"rps", "p50_ms", "p99_ms", "ok", "errors", "first_error"}``.
+The client is Python: past a few thousand requests per second it, not the server, may be the
+limit, the same for every server it drives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+
+def build_request(model: str, datatype: str, row: list[float], output: str | None) -> object:
+    request = service_pb2.ModelInferRequest(model_name=model)
+    tensor = request.inputs.add()
+    tensor.name = "input"
+    tensor.datatype = datatype
+    tensor.shape.extend([1, len(row)])
+    if datatype == "FP32":
+        tensor.contents.fp32_contents.extend(row)
+    else:
+        tensor.contents.fp64_contents.extend(row)
+    if output:
+        request.outputs.add().name = output
+    return request
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.first_error = ""
+        self.recording = False
+
+
+async def worker(stub: object, request: object, stop_at: float, counters: Counters) -> None:
+    while True:
+        start = time.perf_counter()
+        if start >= stop_at:
+            return
+        try:
+            await stub.ModelInfer(request, timeout=10)  # type: ignore[attr-defined]
+        except grpc.aio.AioRpcError as exc:
+            if counters.recording:
+                counters.errors += 1
+                if not counters.first_error:
+                    counters.first_error = f"{exc.code().name}: {exc.details()}"
+            continue
+        if counters.recording:
+            counters.latencies.append(time.perf_counter() - start)
+
+
+async def check(stub: object, request: object) -> None:
+    """One request before the load: the answer must be one output of shape [1, 2]."""
+    response = await stub.ModelInfer(request, timeout=30)  # type: ignore[attr-defined]
+    shapes = [list(o.shape) for o in response.outputs]
+    if not shapes or shapes[0] != [1, 2]:
+        raise SystemExit(f"grpc_load: unexpected answer, output shapes {shapes}")
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    row = [float(v) for v in json.loads(args.row)]
+    request = build_request(args.model, args.datatype, row, args.output)
+    async with grpc.aio.insecure_channel(args.target) as channel:
+        await asyncio.wait_for(channel.channel_ready(), timeout=30)
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        await check(stub, request)
+        counters = Counters()
+        loop_end = time.perf_counter() + args.warmup + args.duration
+        tasks = [
+            asyncio.create_task(worker(stub, request, loop_end, counters))
+            for _ in range(args.concurrency)
+        ]
+        await asyncio.sleep(args.warmup)
+        counters.recording = True
+        measured_from = time.perf_counter()
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - measured_from
+    latencies = sorted(counters.latencies)
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+        "ok": len(latencies),
+        "errors": counters.errors,
+        "first_error": counters.first_error,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", help="HOST:PORT (loopback)")
+    parser.add_argument("model")
+    parser.add_argument("--datatype", choices=["FP32", "FP64"], default="FP32")
+    parser.add_argument("--row", required=True, help="the input row as a JSON list")
+    parser.add_argument("--output", help="ask for this output only")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+    host = args.target.rsplit(":", 1)[0]
+    if host not in ("127.0.0.1", "localhost", "[::1]"):
+        parser.error("the load generator only targets loopback addresses")
+    if not 1 <= args.concurrency <= 1024 or not 0 < args.duration <= 600:
+        parser.error("concurrency must be 1-1024 and duration 0-600 s")
+    result = asyncio.run(run(args))
+    print("BENCH_JSON " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

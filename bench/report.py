@@ -1,0 +1,141 @@
+"""Medians across rounds, ratios, and the results table (markdown) with its RESULTS.md frame."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from bench.load import Sample
+from bench.targets import Target
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where a measurement is taken: model, transport and concurrency."""
+
+    model: str
+    transport: str  # "REST" or "gRPC"
+    connections: int
+
+    def label(self) -> str:
+        return f"{self.model} {self.transport} c={self.connections}"
+
+    def sort_key(self) -> tuple[int, str, int]:
+        return (self.transport != "REST", self.model != "tiny", self.connections)
+
+
+@dataclass
+class Run:
+    """One measurement (or its failure) of one configuration at one point in one round."""
+
+    round: int
+    target: Target
+    point: Point
+    sample: Sample | None = None
+    failure: str | None = None
+
+
+@dataclass
+class Summary:
+    """A configuration at a point over all rounds: medians of the successful rounds."""
+
+    target: Target
+    point: Point
+    rounds: int
+    ok: int
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+    failure: str | None = None
+    first_error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.ok == 0
+
+
+def summarize(runs: list[Run], order: list[str]) -> list[Summary]:
+    """Medians per configuration and point, sorted by point, then by ``order`` (keys)."""
+    grouped: dict[tuple[str, Point], list[Run]] = {}
+    for run in runs:
+        grouped.setdefault((run.target.key, run.point), []).append(run)
+    out = []
+    for group in grouped.values():
+        good = [r.sample for r in group if r.sample is not None]
+        failures = [r.failure for r in group if r.failure]
+        summary = Summary(group[0].target, group[0].point, rounds=len(group), ok=len(good))
+        if good:
+            summary.rps = statistics.median(s.rps for s in good)
+            summary.p50_ms = statistics.median(s.p50_ms for s in good)
+            summary.p99_ms = statistics.median(s.p99_ms for s in good)
+            summary.errors = sum(s.errors for s in good)
+            summary.first_error = next((s.first_error for s in good if s.first_error), "")
+        if failures:
+            summary.failure = failures[0]
+        out.append(summary)
+    rank = {key: i for i, key in enumerate(order)}
+    out.sort(key=lambda s: (s.point.sort_key(), rank.get(s.target.key, len(rank))))
+    return out
+
+
+def _ratio(mine: Summary, others: list[Summary], name: bool) -> str:
+    alive = [o for o in others if not o.failed and o.rps > 0]
+    if mine.failed or not alive:
+        return "n/a"
+    best = max(alive, key=lambda o: o.rps)
+    text = f"{mine.rps / best.rps:.2f}x"
+    return f"{text} ({best.target.label})" if name else text
+
+
+def table(summaries: list[Summary], labels: dict[str, str]) -> str:
+    """The results as one markdown table; ``labels`` overrides a configuration's label."""
+    head = (
+        "| point | server | req/s | p50 ms | p99 ms | errors | "
+        "modelport / best peer | modelport / best MLServer | modelport / floor |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|---|---|---|"]
+    by_point: dict[Point, list[Summary]] = {}
+    for s in summaries:
+        by_point.setdefault(s.point, []).append(s)
+    for point, rows in by_point.items():
+        peers = [r for r in rows if r.target.is_peer]
+        mlservers = [r for r in rows if r.target.family == "mlserver"]
+        floors = [r for r in rows if r.target.family == "floor"]
+        for row in rows:
+            label = labels.get(row.target.key, row.target.label)
+            if row.failed:
+                reason = (row.failure or "failed").replace("|", "/")[:160]
+                lines.append(f"| {point.label()} | {label} | failed: {reason} | | | | | | |")
+                continue
+            partial = f" ({row.ok}/{row.rounds} rounds)" if row.ok < row.rounds else ""
+            cells = [
+                point.label(),
+                label + partial,
+                f"{row.rps:,.0f}",
+                f"{row.p50_ms:.2f}",
+                f"{row.p99_ms:.2f}",
+                str(row.errors),
+            ]
+            if row.target.family == "modelport":
+                cells += [
+                    _ratio(row, peers, name=True),
+                    _ratio(row, mlservers, name=False),
+                    _ratio(row, floors, name=False) if point.transport == "REST" else "",
+                ]
+            else:
+                cells += ["", "", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def notes(summaries: list[Summary], extra: list[str]) -> list[str]:
+    """Lines worth reading under the table: errors seen, failures, options dropped."""
+    out = list(extra)
+    for s in summaries:
+        label = f"{s.target.label} at {s.point.label()}"
+        if s.errors:
+            out.append(f"{label}: {s.errors} failed requests (first: {s.first_error[:160]})")
+        if s.failure and not s.failed:
+            out.append(f"{label}: {s.rounds - s.ok} round(s) failed: {s.failure[:160]}")
+    return out

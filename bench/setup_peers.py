@@ -1,0 +1,111 @@
+"""Create the peers' virtual environments under bench/.venvs/, idempotently.
+
+Each peer lives in an environment of its own so none of its pins touch modelport's. The peers
+load the benchmark models from .joblib files, so their scikit-learn is the very version that
+trained them (the one in the environment running this script): pickles are only guaranteed to
+load in the version that wrote them.
+
+    python bench/setup_peers.py [--force]
+
+An environment is rebuilt only when its requirement list changed (or with --force); a stamp file
+inside it records the list it was built from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+VENVS = BENCH / ".venvs"
+STAMP = ".bench-requirements"
+
+
+def peer_requirements() -> dict[str, list[str]]:
+    """Requirements of each peer environment, keyed by its folder name."""
+    sklearn = f"scikit-learn=={version('scikit-learn')}"
+    joblib = f"joblib=={version('joblib')}"
+    return {
+        # MLServer 1.7.1's parallel workers fail with newer uvloop (its inference pool's event
+        # loop setup); 0.21.0 is the release they work with.
+        "mlserver": [
+            "mlserver==1.7.1",
+            "mlserver-sklearn==1.7.1",
+            "uvloop==0.21.0",
+            sklearn,
+            joblib,
+        ],
+        # Latest KServe; its model server is what `kserve.Model` subclasses run in.
+        "kserve": ["kserve", sklearn, joblib],
+    }
+
+
+def base_python() -> str:
+    """An interpreter both peers support (MLServer 1.7.1 needs Python < 3.13)."""
+    if sys.version_info < (3, 13):
+        return getattr(sys, "_base_executable", sys.executable)
+    for name in ("python3.12", "python3.11", "python3.10"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise SystemExit("setup_peers: MLServer 1.7.1 needs Python 3.10-3.12; none found on PATH")
+
+
+def ensure(name: str, requirements: list[str], force: bool) -> Path:
+    """Create or refresh one peer environment; return its folder."""
+    venv = VENVS / name
+    wanted = "\n".join(requirements) + "\n"
+    stamp = venv / STAMP
+    if not force and stamp.is_file() and stamp.read_text() == wanted:
+        print(f"setup_peers: {name}: up to date ({venv.relative_to(BENCH.parent)})")
+        return venv
+    if venv.exists():
+        shutil.rmtree(venv)
+    print(
+        f"setup_peers: {name}: creating {venv.relative_to(BENCH.parent)}: {' '.join(requirements)}"
+    )
+    log_path = BENCH / ".out" / f"setup-{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    with log_path.open("w") as log:
+        for argv in (
+            [base_python(), "-m", "venv", str(venv)],
+            [*pip, "--upgrade", "pip"],
+            [*pip, *requirements],
+        ):
+            log.write("$ " + " ".join(argv) + "\n")
+            log.flush()
+            done = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT)
+            if done.returncode != 0:
+                lines = log_path.read_text(errors="replace").splitlines()
+                print("\n".join(lines[-15:]))
+                raise subprocess.CalledProcessError(done.returncode, argv)
+    stamp.write_text(wanted)
+    print(f"setup_peers: {name}: installed (log: {log_path.relative_to(BENCH.parent)})")
+    return venv
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    parser.add_argument("peers", nargs="*", help="only these environments (default: all)")
+    args = parser.parse_args()
+    failed = []
+    for name, requirements in peer_requirements().items():
+        if args.peers and name not in args.peers:
+            continue
+        try:
+            ensure(name, requirements, args.force)
+        except subprocess.CalledProcessError:
+            # A peer that does not install is reported by the benchmark as failed, not fatal.
+            print(f"setup_peers: {name}: install failed; its rows will show as failed")
+            failed.append(name)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

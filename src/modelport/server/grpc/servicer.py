@@ -1,0 +1,184 @@
+"""The Open Inference Protocol's gRPC service: each method parses, calls the DataPlane, serialises.
+
+The codec (:mod:`modelport.protocol.grpc_codec`) does the parsing and serialising, the
+:class:`DataPlane` the work, :mod:`modelport.server.grpc.errors` the status codes. Two things are
+transport business and live here: the deadline (the request's ``timeout`` parameter and the
+call's own gRPC deadline, whichever ends first) and the stream, whose requests run concurrently
+(so that a batcher can merge them), up to a window, and are answered as they finish.
+
+Statistics are recorded around ``DataPlane.infer`` for now; the recording moves into the data
+plane once it keeps the counters itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from modelport.core.clock import Clock, SystemClock
+from modelport.core.inference import InferenceRequest, InferenceResponse
+from modelport.protocol import grpc_codec as codec
+from modelport.protocol.grpc_gen import inference_pb2 as pb
+from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
+from modelport.server.grpc.errors import error_message, handle_errors
+from modelport.service.dataplane import DataPlane
+
+__all__ = ["InferenceServicer"]
+
+STREAM_WINDOW: Final = 64
+"""Requests of one stream that may run at once; reading the stream pauses beyond that."""
+
+
+# The generated base is untyped (mypy skips grpc_gen), so subclassing it is subclassing Any.
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """``inference.GRPCInferenceService`` over a :class:`DataPlane`.
+
+    Args:
+        dataplane: The use cases behind the methods (it also counts the statistics).
+        clock: Time source for deadlines.
+    """
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        clock: Clock | None = None,
+    ) -> None:
+        self.dp = dataplane
+        self.clock: Clock = clock if clock is not None else SystemClock()
+
+    @handle_errors
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        """Answer whether the server is live."""
+        return pb.ServerLiveResponse(live=self.dp.live())
+
+    @handle_errors
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        """Answer whether every hosted model version is ready."""
+        return pb.ServerReadyResponse(ready=self.dp.ready())
+
+    @handle_errors
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        """Answer whether a model version is ready."""
+        return pb.ModelReadyResponse(
+            ready=self.dp.model_ready(*codec.model_target(request.name, request.version))
+        )
+
+    @handle_errors
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        """Return the server's name, version and extensions."""
+        return codec.encode_server_metadata(self.dp.server_metadata())
+
+    @handle_errors
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        """Return a model's versions, platform, inputs and outputs."""
+        name, version = codec.model_target(request.name, request.version)
+        return codec.encode_model_metadata(self.dp.model_metadata(name, version))
+
+    @handle_errors
+    async def ModelConfig(self, request: Any, context: Any) -> Any:
+        """Return a model's configuration in Triton's form (subset)."""
+        name, version = codec.model_target(request.name, request.version)
+        return codec.encode_model_config(self.dp.model_metadata(name, version))
+
+    @handle_errors
+    async def ModelStatistics(self, request: Any, context: Any) -> Any:
+        """Return inference statistics of one model (version) or of every model."""
+        if not request.name:
+            return codec.encode_model_statistics(self.dp.model_statistics(None, None))
+        name, version = codec.model_target(request.name, request.version)
+        return codec.encode_model_statistics(self.dp.model_statistics(name, version))
+
+    @handle_errors
+    async def RepositoryIndex(self, request: Any, context: Any) -> Any:
+        """List every hosted model version with its state."""
+        codec.check_repository(request.repository_name)
+        return codec.encode_repository_index(self.dp.repository_index(request.ready))
+
+    @handle_errors
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        """Load (or reload) a model."""
+        name, parameters = codec.decode_repository_request(request)
+        await self.dp.load(name, parameters)
+        return pb.RepositoryModelLoadResponse()
+
+    @handle_errors
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        """Unload a model."""
+        name, _ = codec.decode_repository_request(request)  # unload_dependents: nothing depends
+        await self.dp.unload(name)
+        return pb.RepositoryModelUnloadResponse()
+
+    @handle_errors
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        """Run one inference."""
+        return await self._infer(request, context)
+
+    async def ModelStreamInfer(
+        self, request_iterator: AsyncIterator[Any], context: Any
+    ) -> AsyncIterator[Any]:
+        """Run the inferences of a stream; a failed one is answered with its error."""
+        answers: asyncio.Queue[Any] = asyncio.Queue()
+        window = asyncio.Semaphore(STREAM_WINDOW)
+        running: set[asyncio.Task[None]] = set()
+        finished = object()
+
+        async def answer(message: Any) -> None:
+            try:
+                answers.put_nowait(await self._stream_one(message, context))
+            finally:
+                window.release()
+
+        async def read() -> None:
+            try:
+                async for message in request_iterator:
+                    await window.acquire()
+                    task = asyncio.create_task(answer(message))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                while running:
+                    await asyncio.gather(*running)
+            finally:
+                answers.put_nowait(finished)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await answers.get()) is not finished:
+                yield item
+            await reader  # surfaces a broken request stream as the call's error
+        finally:
+            reader.cancel()
+            for task in list(running):
+                task.cancel()
+
+    async def _stream_one(self, message: Any, context: Any) -> Any:
+        try:
+            return pb.ModelStreamInferResponse(infer_response=await self._infer(message, context))
+        except Exception as exc:  # reported on this response; the stream goes on
+            # The id and model tell the client which request failed.
+            failed = pb.ModelInferResponse(
+                model_name=message.model_name, model_version=message.model_version, id=message.id
+            )
+            return pb.ModelStreamInferResponse(
+                error_message=error_message(exc, "ModelStreamInfer"), infer_response=failed
+            )
+
+    async def _infer(self, message: Any, context: Any) -> Any:
+        name, version = codec.model_target(message.model_name, message.model_version)
+        request = codec.decode_infer_request(message)
+        response = await self._run(name, version, request, self._deadline(request, context))
+        return codec.encode_infer_response(response)
+
+    def _deadline(self, request: InferenceRequest, context: Any) -> float | None:
+        """Monotonic time by which the request must start: the tighter of timeout and deadline."""
+        budgets = [
+            b
+            for b in (codec.timeout_seconds(request.parameters), context.time_remaining())
+            if b is not None
+        ]
+        return self.clock.monotonic() + min(budgets) if budgets else None
+
+    async def _run(
+        self, name: str, version: str | None, request: InferenceRequest, deadline: float | None
+    ) -> InferenceResponse:
+        return await self.dp.infer(name, version, request, deadline)

@@ -1,0 +1,320 @@
+"""``modelport serve``'s process model: bind the ports, start the workers, keep them running.
+
+With one worker everything runs in this process. With more, the parent binds the REST socket and
+picks the gRPC port, then forks the workers *before* any model or framework is loaded (so no
+framework thread pool is forked); they share the REST socket's accept queue and bind the gRPC
+port with ``SO_REUSEPORT``. Each worker reports over a pipe when it serves or why it could not
+start; the parent announces the addresses once all of them serve, restarts a worker that dies,
+and stops them all on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_for_kind
+from modelport.core.settings import Settings
+from modelport.server.control import Relay
+from modelport.server.worker import Notify, run_worker, threads_per_worker
+from modelport.service.models import ModelSource
+
+__all__ = ["Listening", "bind", "free_port", "serve"]
+
+log = logging.getLogger("modelport.server")
+
+START_TIMEOUT = 300.0
+"""Seconds the workers get to load their models."""
+RESTART_WINDOW, MAX_RESTARTS = 60.0, 5
+"""A worker that dies is restarted, at most MAX_RESTARTS times per RESTART_WINDOW seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """Where the server listens, announced once every worker serves."""
+
+    rest_url: str
+    grpc_address: str | None
+    workers: int
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind a listening TCP socket; port 0 picks a free one.
+
+    Raises:
+        ConfigError: The address cannot be bound (in use, not local, bad host).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def free_port(host: str) -> int:
+    """Return a TCP port on ``host`` that is free now (for ``--grpc-port 0``)."""
+    with contextlib.closing(bind(host, 0)) as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}" if scheme else f"{shown}:{port}"
+
+
+def serve(
+    settings: Settings,
+    sources: Sequence[ModelSource],
+    use_registry: bool,
+    on_listening: Callable[[Listening], None],
+) -> int:
+    """Serve ``sources`` until SIGINT/SIGTERM; return the exit status.
+
+    Raises:
+        ModelportError: A worker could not start (the first worker's error is raised).
+    """
+    server = settings.server
+    workers = server.workers or os.cpu_count() or 1
+    settings = threads_per_worker(settings, workers)
+    rest = bind(server.host, server.port)
+    host, rest_port = rest.getsockname()[:2]
+    grpc_port = server.grpc_port
+    if grpc_port == 0:
+        grpc_port = free_port(server.host)
+    listening = Listening(
+        rest_url=_url(host, rest_port),
+        grpc_address=None if grpc_port is None else _url(host, grpc_port, scheme=""),
+        workers=workers,
+    )
+    if workers == 1:
+        return _serve_here(
+            settings, sources, rest, grpc_port, use_registry, listening, on_listening
+        )
+    return _Supervisor(settings, sources, rest, grpc_port, use_registry, workers).run(
+        lambda: on_listening(listening)
+    )
+
+
+def _serve_here(
+    settings: Settings,
+    sources: Sequence[ModelSource],
+    rest: socket.socket,
+    grpc_port: int | None,
+    use_registry: bool,
+    listening: Listening,
+    on_listening: Callable[[Listening], None],
+) -> int:
+    failure: list[ModelportError] = []
+
+    def notify(error: ModelportError | None) -> None:
+        if error is None:
+            on_listening(listening)
+        else:
+            failure.append(error)
+
+    status = run_worker(settings, sources, rest, grpc_port, use_registry, notify)
+    if failure:
+        raise failure[0]
+    return status
+
+
+class _Supervisor:
+    """Forks the workers, relays repository changes between them and keeps them running."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Sequence[ModelSource],
+        rest: socket.socket,
+        grpc_port: int | None,
+        use_registry: bool,
+        workers: int,
+    ) -> None:
+        self.args = (settings, sources, rest, grpc_port, use_registry)
+        self.workers = workers
+        self.pids: set[int] = set()
+        self.relay = Relay()
+        self.stopping = self.failed = False
+        self.restarts: list[float] = []
+        self.ready_r, self.ready_w = os.pipe()
+
+    def run(self, announce: Callable[[], None]) -> int:
+        for _ in range(self.workers):
+            self._fork(replay=False)
+        try:
+            self._await_ready()
+        except BaseException:
+            self._stop_all()
+            raise
+        announce()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        previous_fd = signal.set_wakeup_fd(wake_w)
+        handlers = {
+            sig: signal.signal(sig, self._on_signal)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+        }
+        try:
+            return self._watch(wake_r)
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            for fd in (wake_r, wake_w, self.ready_r, self.ready_w):
+                os.close(fd)
+
+    def _fork(self, replay: bool) -> None:
+        parent_end, child_end = socket.socketpair()
+        pid = os.fork()
+        if pid:
+            child_end.close()
+            self.pids.add(pid)
+            self.relay.add(pid, parent_end, replay)
+            return
+        # In the worker: report over the pipe, never return into the parent's code.
+        status = 1
+        try:
+            os.close(self.ready_r)
+            parent_end.close()
+            for other in self.relay.channels.values():
+                other.close()
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            notify = _pipe_notifier(self.ready_w)
+            status = run_worker(*self.args, notify=notify, channel=child_end)
+        finally:
+            os._exit(status)
+
+    def _await_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        ready = 0
+        buffer = b""
+        while ready < self.workers:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConfigError(f"workers did not start within {START_TIMEOUT:.0f} s")
+            readable, _, _ = select.select([self.ready_r], [], [], min(remaining, 0.5))
+            if not readable:
+                if self._reap():
+                    raise ConfigError("a worker exited while starting; see its output above")
+                continue
+            buffer += os.read(self.ready_r, 65536)
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                error = _decode(line)
+                if error is not None:
+                    raise error
+                ready += 1
+
+    def _reap(self) -> list[int]:
+        gone = []
+        for pid in list(self.pids):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.pids.discard(pid)
+                self.relay.remove(pid)
+                gone.append(pid)
+        return gone
+
+    def _watch(self, wake_r: int) -> int:
+        terminated = False
+        while self.pids:
+            if self.stopping and not terminated:
+                self._signal_all(signal.SIGTERM)
+                terminated, deadline = True, time.monotonic() + 15
+            if terminated and time.monotonic() > deadline:
+                self._signal_all(signal.SIGKILL)
+            channels = [s.fileno() for s in self.relay.channels.values()]
+            try:
+                readable, _, _ = select.select([wake_r, self.ready_r, *channels], [], [], 1.0)
+            except InterruptedError:
+                continue
+            for fd in readable:
+                if fd == wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
+                elif fd == self.ready_r:
+                    os.read(self.ready_r, 65536)  # restarted workers report too; nobody waits
+                elif (pid := self.relay.pid_of(fd)) is not None:
+                    self.relay.receive(pid)
+            for pid in self._reap():
+                if not self.stopping and not self._restart(pid):
+                    self.stopping = self.failed = True
+        return 1 if self.failed else 0
+
+    def _restart(self, pid: int) -> bool:
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW] + [now]
+        if len(self.restarts) > MAX_RESTARTS:
+            log.error("workers keep dying (%d restarts in a minute); stopping", MAX_RESTARTS)
+            return False
+        log.warning("worker %d exited; starting a new one", pid)
+        self._fork(replay=True)
+        return True
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum != signal.SIGCHLD:
+            self.stopping = True
+
+    def _signal_all(self, sig: int) -> None:
+        for pid in list(self.pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _stop_all(self) -> None:
+        self.stopping = True
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while self.pids and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        self._signal_all(signal.SIGKILL)
+        while self.pids:
+            self._reap()
+            time.sleep(0.01)
+
+
+def _pipe_notifier(write_end: int) -> Notify:
+    def notify(error: ModelportError | None) -> None:
+        if error is None:
+            line = "ready"
+        else:
+            line = f"error {error.kind.value} {error.message}".replace("\n", " ")
+        os.write(write_end, line.encode() + b"\n")
+
+    return notify
+
+
+def _decode(line: bytes) -> ModelportError | None:
+    text = line.decode(errors="replace")
+    if text == "ready":
+        return None
+    _, kind, message = (text.split(" ", 2) + ["", ""])[:3]
+    try:
+        return error_for_kind(ErrorKind(kind), message)
+    except ValueError:
+        return ConfigError(f"a worker failed to start: {text}")

@@ -1,0 +1,102 @@
+"""One serving process: load the models, then run REST (uvicorn) and gRPC on one event loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+
+import uvicorn
+
+from modelport.core.errors import ConfigError, ModelportError
+from modelport.core.settings import Settings
+from modelport.server.control import ChannelPeers
+from modelport.server.grpc.server import create_grpc_server
+from modelport.server.rest.app import create_app
+from modelport.service.models import ModelSource
+from modelport.service.wiring import build_dataplane, open_registrar
+
+__all__ = ["Notify", "run_worker", "threads_per_worker"]
+
+log = logging.getLogger("modelport.server")
+
+Notify = Callable[[ModelportError | None], None]
+"""Called once per worker: ``None`` when it serves, or the error that stopped its start."""
+
+
+def threads_per_worker(settings: Settings, workers: int) -> Settings:
+    """Size runtime thread pools so ``workers`` processes do not oversubscribe the cores."""
+    if settings.runtime.threads:
+        return settings
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    runtime = settings.runtime.model_copy(update={"threads": threads})
+    return settings.model_copy(update={"runtime": runtime})
+
+
+def run_worker(
+    settings: Settings,
+    sources: Sequence[ModelSource],
+    rest_socket: socket.socket,
+    grpc_port: int | None,
+    use_registry: bool,
+    notify: Notify,
+    channel: socket.socket | None = None,
+) -> int:
+    """Serve until told to stop; return the process exit status (0, or 1 after a failed start).
+
+    Args:
+        settings: Settings of this process (thread counts already sized).
+        sources: Models to host.
+        rest_socket: Bound, listening socket for REST (shared by every worker).
+        grpc_port: gRPC port to bind with ``SO_REUSEPORT`` (shared by every worker), or ``None``.
+        use_registry: Open the registry so the repository extension can load registered models.
+        notify: Told when this worker serves, or why it could not start.
+        channel: This worker's end of its socket pair with the supervisor, which keeps the
+            workers' repositories in step; ``None`` when it is the only worker.
+    """
+    try:
+        registrar = open_registrar(settings) if use_registry else None
+        peers = ChannelPeers(channel) if channel is not None else None
+        dataplane = build_dataplane(settings, sources, registrar, peers)
+        dataplane.repository.load_all()
+    except ModelportError as exc:
+        notify(exc)
+        return 1
+    grpc_servers = []
+
+    async def start() -> None:
+        if peers is not None:
+            await peers.start(dataplane)
+        if grpc_port is not None:
+            try:
+                server, _ = create_grpc_server(
+                    dataplane, settings.server.host, grpc_port, settings.server.max_body_bytes
+                )
+                await server.start()
+            except Exception as exc:
+                notify(ConfigError(f"cannot serve gRPC on port {grpc_port}: {exc}"))
+                raise
+            grpc_servers.append(server)
+        notify(None)
+
+    async def stop() -> None:
+        for server in grpc_servers:
+            await server.stop(grace=2)
+        if peers is not None:
+            await peers.stop()
+        await dataplane.close()
+
+    app = create_app(settings.server, dataplane, on_startup=[start], on_shutdown=[stop])
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[rest_socket])
+    return 0 if server.started else 1

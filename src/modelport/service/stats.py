@@ -1,0 +1,180 @@
+"""Inference statistics per served model version, shared by every transport.
+
+A :class:`InferenceStats` keeps counters per ``(model, version)``: successful and failed
+requests with their cumulative durations, the rows inferred, the model executions and the time
+of the last inference. Callers pass the measurements in (durations, wall-clock time), so the
+recorder itself reads no clock. :meth:`InferenceStats.snapshot` returns immutable
+:class:`ModelStats`, whose :meth:`ModelStats.to_dict` is the statistics extension's JSON form
+(Triton's ``model_stats`` entries) that the gRPC codec encodes.
+
+Recording takes a lock for a few additions; it is never held across an ``await``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelport.core.inference import InferenceRequest
+
+__all__ = ["Duration", "InferenceStats", "ModelStats", "request_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A count of events and their cumulative duration in nanoseconds."""
+
+    count: int = 0
+    ns: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """Return ``{"count", "ns"}``."""
+        return {"count": self.count, "ns": self.ns}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats:
+    """Statistics of one model version at the time of a snapshot.
+
+    Attributes:
+        name: Model name.
+        version: Served version.
+        last_inference: Milliseconds since the epoch of the last request, success or failure;
+            0 when there was none.
+        inference_count: Rows inferred successfully (a request of batch ``n`` counts ``n``).
+        execution_count: Successful runs of the model (a request counts one until batching
+            merges several requests into one run).
+        success: Successful requests and their time from receipt to response.
+        fail: Failed requests and their time.
+    """
+
+    name: str
+    version: str
+    last_inference: int = 0
+    inference_count: int = 0
+    execution_count: int = 0
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the statistics extension's JSON form of this entry."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "last_inference": self.last_inference,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "inference_stats": {"success": self.success.to_dict(), "fail": self.fail.to_dict()},
+        }
+
+
+@dataclass(slots=True)
+class _Counters:
+    last_inference: int = 0
+    inference_count: int = 0
+    execution_count: int = 0
+    success_count: int = 0
+    success_ns: int = 0
+    fail_count: int = 0
+    fail_ns: int = 0
+
+
+def request_rows(request: InferenceRequest) -> int:
+    """Return how many inferences a request holds: its first input's leading dimension.
+
+    A request whose first input is a scalar counts as one inference.
+    """
+    if not request.inputs or not request.inputs[0].shape:
+        return 1
+    return int(request.inputs[0].shape[0])
+
+
+class InferenceStats:
+    """Thread-safe counters per ``(model, version)``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[tuple[str, str], _Counters] = {}
+
+    def _entry(self, name: str, version: str) -> _Counters:
+        key = (name, version)
+        counters = self._counters.get(key)
+        if counters is None:
+            counters = self._counters[key] = _Counters()
+        return counters
+
+    def record_success(
+        self,
+        name: str,
+        version: str,
+        *,
+        rows: int,
+        duration_ns: int,
+        at_ms: int,
+        executions: int = 1,
+    ) -> None:
+        """Count one successful request.
+
+        Args:
+            name: Model name.
+            version: Served version that answered.
+            rows: Inferences in the request (see :func:`request_rows`).
+            duration_ns: Time from receipt to response.
+            at_ms: Wall-clock time of the request, milliseconds since the epoch.
+            executions: Model runs the request caused.
+        """
+        with self._lock:
+            counters = self._entry(name, version)
+            counters.success_count += 1
+            counters.success_ns += duration_ns
+            counters.inference_count += rows
+            counters.execution_count += executions
+            counters.last_inference = max(counters.last_inference, at_ms)
+
+    def record_failure(self, name: str, version: str, *, duration_ns: int, at_ms: int) -> None:
+        """Count one failed request against the version it was meant for.
+
+        Args:
+            name: Model name.
+            version: Served version the request resolved to.
+            duration_ns: Time from receipt to the error.
+            at_ms: Wall-clock time of the request, milliseconds since the epoch.
+        """
+        with self._lock:
+            counters = self._entry(name, version)
+            counters.fail_count += 1
+            counters.fail_ns += duration_ns
+            counters.last_inference = max(counters.last_inference, at_ms)
+
+    def snapshot(self, models: Iterable[tuple[str, str]] | None = None) -> list[ModelStats]:
+        """Return the statistics of ``models`` (``(name, version)`` pairs), in that order.
+
+        Args:
+            models: The versions to report; a version with no requests yet reports zeros.
+                ``None`` reports every version that has been recorded, sorted.
+
+        Returns:
+            One immutable entry per version.
+        """
+        with self._lock:
+            keys = sorted(self._counters) if models is None else list(models)
+            return [
+                _freeze(name, version, self._counters.get((name, version)))
+                for name, version in keys
+            ]
+
+
+def _freeze(name: str, version: str, counters: _Counters | None) -> ModelStats:
+    if counters is None:
+        return ModelStats(name=name, version=version)
+    return ModelStats(
+        name=name,
+        version=version,
+        last_inference=counters.last_inference,
+        inference_count=counters.inference_count,
+        execution_count=counters.execution_count,
+        success=Duration(counters.success_count, counters.success_ns),
+        fail=Duration(counters.fail_count, counters.fail_ns),
+    )

@@ -1,0 +1,109 @@
+"""Registration compiles scikit-learn models, records what is served, and serving fails closed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from modelport.core.clock import SystemClock
+from modelport.core.errors import IntegrityError
+from modelport.core.refs import ModelRef
+from modelport.core.settings import RuntimeSettings
+from modelport.registry import ArtifactStore, MetadataStore
+from modelport.service.registration import COMPILE_OFF, Registrar, RegistrationRequest
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("files")
+    X, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), folder / "iris.joblib")
+    np.save(folder / "sample.npy", X)
+    return folder
+
+
+@pytest.fixture
+def registrar(tmp_path: Path) -> Iterator[Registrar]:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
+    try:
+        yield Registrar(store, ArtifactStore(tmp_path / "artifacts"), RuntimeSettings())
+    finally:
+        store.close()
+
+
+def request(files: Path, **changes: object) -> RegistrationRequest:
+    fields: dict[str, object] = {
+        "name": "iris",
+        "artifact": str(files / "iris.joblib"),
+        "registered_by": "alice",
+        "sample": files / "sample.npy",
+    }
+    fields.update(changes)
+    return RegistrationRequest(**fields)
+
+
+def test_a_compiled_version_serves_onnx_and_keeps_the_original(
+    registrar: Registrar, files: Path
+) -> None:
+    version = registrar.register(request(files))
+    assert version.serving is not None and version.serving.framework == "onnx"
+    assert version.compile_report is not None and version.compile_report.compiled
+    assert version.compile_report.rows == 150 and version.compile_report.precision == "FP64"
+    served = registrar.source_for(ModelRef.parse("iris@1"))
+    assert served.framework == "onnx"
+    assert served.signature == version.signature
+    assert served.prepare is not None
+    assert served.prepare() == registrar.artifacts.path_for(version.serving.digest)
+    original = registrar.source_for(ModelRef.parse("iris@1"), "iris-original", prefer_original=True)
+    assert (original.name, original.framework) == ("iris-original", "sklearn")
+    assert original.prepare is not None
+    assert original.prepare() == registrar.artifacts.path_for(version.artifact_digest)
+
+
+def test_opting_out_or_no_sample_serves_the_original_with_a_reason(
+    registrar: Registrar, files: Path
+) -> None:
+    off = registrar.register(request(files, compile=False))
+    bare = registrar.register(request(files, sample=None))
+    for version, reason in ((off, COMPILE_OFF), (bare, "no sample to check equivalence")):
+        assert version.serving is None
+        assert version.compile_report is not None
+        assert (version.compile_report.compiled, version.compile_report.reason) == (False, reason)
+        served = registrar.source_for(ModelRef("iris", version=version.version))
+        assert served.framework == "sklearn"
+
+
+def test_other_frameworks_have_no_compile_report(
+    registrar: Registrar, files: Path, tmp_path: Path
+) -> None:
+    import skl2onnx
+
+    model = joblib.load(files / "iris.joblib")
+    onx = skl2onnx.to_onnx(model, np.zeros((1, 4), np.float32), options={"zipmap": False})
+    path = tmp_path / "iris.onnx"
+    path.write_bytes(onx.SerializeToString())
+    version = registrar.register(request(files, artifact=str(path), sample=None))
+    assert (version.framework, version.serving, version.compile_report) == ("onnx", None, None)
+
+
+def test_a_corrupt_compiled_artifact_is_an_error_not_a_fallback(
+    registrar: Registrar, files: Path
+) -> None:
+    version = registrar.register(request(files))
+    assert version.serving is not None
+    stored = registrar.artifacts.path_for(version.serving.digest)
+    stored.chmod(0o644)
+    stored.write_bytes(b"not the compiled model")
+    served = registrar.source_for(ModelRef("iris"))
+    assert served.prepare is not None
+    with pytest.raises(IntegrityError, match="corrupt"):
+        served.prepare()
+    original = registrar.source_for(ModelRef("iris"), prefer_original=True)
+    assert original.prepare is not None
+    assert original.prepare().is_file()

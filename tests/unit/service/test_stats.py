@@ -1,0 +1,71 @@
+"""The inference statistics recorder."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from modelport.core.datatypes import Datatype
+from modelport.core.inference import InferenceRequest, Tensor
+from modelport.service.stats import Duration, InferenceStats, ModelStats, request_rows
+
+
+def test_counts_successes_failures_rows_and_last_time() -> None:
+    stats = InferenceStats()
+    stats.record_success("m", "1", rows=4, duration_ns=100, at_ms=1_000)
+    stats.record_success("m", "1", rows=2, duration_ns=50, at_ms=3_000, executions=2)
+    stats.record_failure("m", "1", duration_ns=7, at_ms=2_000)
+    (entry,) = stats.snapshot()
+    assert entry == ModelStats(
+        name="m",
+        version="1",
+        last_inference=3_000,
+        inference_count=6,
+        execution_count=3,
+        success=Duration(2, 150),
+        fail=Duration(1, 7),
+    )
+    assert entry.to_dict() == {
+        "name": "m",
+        "version": "1",
+        "last_inference": 3_000,
+        "inference_count": 6,
+        "execution_count": 3,
+        "inference_stats": {"success": {"count": 2, "ns": 150}, "fail": {"count": 1, "ns": 7}},
+    }
+
+
+def test_snapshot_reports_the_versions_asked_for_in_order_with_zeros() -> None:
+    stats = InferenceStats()
+    stats.record_success("b", "2", rows=1, duration_ns=1, at_ms=1)
+    stats.record_success("a", "1", rows=1, duration_ns=1, at_ms=1)
+    assert [(s.name, s.version) for s in stats.snapshot()] == [("a", "1"), ("b", "2")]
+    asked = stats.snapshot([("b", "2"), ("c", "1")])
+    assert [(s.name, s.version, s.inference_count) for s in asked] == [("b", "2", 1), ("c", "1", 0)]
+    assert asked[1] == ModelStats("c", "1")
+
+
+def test_concurrent_recording_loses_nothing() -> None:
+    stats = InferenceStats()
+
+    def work() -> None:
+        for _ in range(2_000):
+            stats.record_success("m", "1", rows=1, duration_ns=1, at_ms=1)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (entry,) = stats.snapshot()
+    assert entry.success == Duration(8_000, 8_000) and entry.inference_count == 8_000
+
+
+def test_rows_are_the_first_inputs_leading_dimension() -> None:
+    def request(*shape: int) -> InferenceRequest:
+        return InferenceRequest([Tensor("x", Datatype.FP32, shape, np.zeros(shape, np.float32))])
+
+    assert request_rows(request(5, 4)) == 5
+    assert request_rows(request(0, 4)) == 0
+    assert request_rows(request()) == 1
