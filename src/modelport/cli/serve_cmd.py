@@ -96,6 +96,13 @@ def serve(
         ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or gpu [default: cpu].")] = None,
+    original: Annotated[
+        bool,
+        typer.Option(
+            "--original",
+            help="Serve registered scikit-learn versions as registered, not their ONNX copy.",
+        ),
+    ] = False,
 ) -> None:
     """Serve models over REST and gRPC (Open Inference Protocol v2) until interrupted."""
     settings = _settings(load_settings(), host, port, grpc_port, no_grpc, workers, device)
@@ -112,7 +119,7 @@ def serve(
     use_registry = len(direct) < len(targets)
     registrar = open_registrar(settings) if use_registry else None
     try:
-        sources = resolve_sources(targets, registrar, per_model, every)
+        sources = resolve_sources(targets, registrar, per_model, every, original)
     finally:
         if registrar is not None:
             registrar.store.close()  # workers open their own connections

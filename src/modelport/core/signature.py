@@ -8,7 +8,7 @@ message that names the tensor and says what was expected.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,10 @@ class TensorSpec:
         """Return whether a concrete ``shape`` fits this spec."""
         if len(shape) != len(self.shape):
             return False
-        return all(want in (-1, got) for want, got in zip(self.shape, shape, strict=True))
+        for want, got in zip(self.shape, shape, strict=True):  # a loop: this is the hot path
+            if want != got and want != -1:
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,13 @@ class Signature:
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    # Lookups by name, derived once: validation runs on every request.
+    _inputs: dict[str, TensorSpec] = field(init=False, repr=False, compare=False)
+    _outputs: dict[str, TensorSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_inputs", {t.name: t for t in self.inputs})
+        object.__setattr__(self, "_outputs", {t.name: t for t in self.outputs})
 
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"inputs": [...], "outputs": [...]}`` in metadata form."""
@@ -92,11 +102,15 @@ class Signature:
 
     def input(self, name: str) -> TensorSpec | None:
         """Return the input spec called ``name``, if any."""
-        return next((t for t in self.inputs if t.name == name), None)
+        return self._inputs.get(name)
+
+    def output(self, name: str) -> TensorSpec | None:
+        """Return the output spec called ``name``, if any."""
+        return self._outputs.get(name)
 
     def output_names(self) -> tuple[str, ...]:
         """Return the output names in signature order."""
-        return tuple(t.name for t in self.outputs)
+        return tuple(self._outputs)
 
 
 def _names(specs: Iterable[TensorSpec]) -> str:

@@ -37,6 +37,8 @@ _MISSING: Final = object()
 # numpy refuses arrays whose byte size would not fit in an int64, even when a zero dimension makes
 # them empty; checking the product of the non-zero dimensions keeps that a clean InvalidInput.
 _MAX_EXTENT: Final = 2**60
+_PARAMETER_TYPES: Final = (str, int, float)  # bool is an int
+_DATATYPES: Final = {datatype.value: datatype for datatype in Datatype}
 
 
 def describe(value: object) -> str:
@@ -108,7 +110,7 @@ def parse_parameters(raw: object, what: str) -> Parameters:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{what}: 'parameters' must be an object, got {describe(raw)}")
     for key, value in raw.items():
-        if not isinstance(value, str | int | float):
+        if not isinstance(value, _PARAMETER_TYPES):
             raise InvalidInput(
                 f"{what}: parameter {key!r} is {describe(value)}; "
                 "parameter values must be strings, numbers or booleans"
@@ -152,7 +154,8 @@ def _parse_shape(raw: object, what: str) -> tuple[int, ...]:
                 f"{what}: shape {raw} contains {describe(dim)}; "
                 "dimensions must be non-negative integers"
             )
-    if math.prod(d for d in raw if d) > _MAX_EXTENT:
+    # The product of the non-zero dimensions; the generator only runs when a dimension is zero.
+    if (math.prod(raw) or math.prod(d for d in raw if d)) > _MAX_EXTENT:
         raise InvalidInput(f"{what}: shape {raw} is too large (more than 2**60 elements)")
     return tuple(raw)
 
@@ -179,17 +182,26 @@ def parse_tensor_header(raw: object, index: int, role: str) -> TensorHeader:
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"{where}: 'name' must be a non-empty string, got {describe(name)}")
     what = f"{role} {name!r}"
-    if "datatype" not in raw:
-        raise InvalidInput(f"{what}: 'datatype' is missing")
-    try:
-        datatype = parse_datatype(raw["datatype"])
-    except ValueError as exc:
-        raise InvalidInput(f"{what}: {exc}") from None
-    if "shape" not in raw:
+    raw_datatype = raw.get("datatype", _MISSING)
+    datatype = _DATATYPES.get(raw_datatype) if type(raw_datatype) is str else None
+    if datatype is None:
+        if raw_datatype is _MISSING:
+            raise InvalidInput(f"{what}: 'datatype' is missing")
+        try:
+            datatype = parse_datatype(raw_datatype)
+        except ValueError as exc:
+            raise InvalidInput(f"{what}: {exc}") from None
+    raw_shape = raw.get("shape", _MISSING)
+    if raw_shape is _MISSING:
         raise InvalidInput(f"{what}: 'shape' is missing; expected a list of non-negative integers")
-    shape = _parse_shape(raw["shape"], what)
-    parameters = parse_parameters(raw.get("parameters"), what)
-    binary_size = parameters.pop("binary_data_size", None)
+    shape = _parse_shape(raw_shape, what)
+    raw_parameters = raw.get("parameters")
+    if raw_parameters is None:
+        parameters: Parameters = {}
+        binary_size = None
+    else:
+        parameters = parse_parameters(raw_parameters, what)
+        binary_size = parameters.pop("binary_data_size", None)
     data = raw.get("data", _MISSING)
     if binary_size is not None:
         if type(binary_size) is not int or binary_size < 0:
@@ -208,15 +220,7 @@ def parse_tensor_header(raw: object, index: int, role: str) -> TensorHeader:
         raise InvalidInput(
             f"{what} has neither 'data' nor parameters.binary_data_size{hint}; expected one of them"
         )
-    return TensorHeader(
-        what=what,
-        name=name,
-        datatype=datatype,
-        shape=shape,
-        parameters=parameters,
-        data=data,
-        binary_size=binary_size,
-    )
+    return TensorHeader(what, name, datatype, shape, parameters, data, binary_size)
 
 
 def _binary_flag(parameters: Parameters, key: str, what: str) -> None:

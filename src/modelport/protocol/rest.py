@@ -26,6 +26,7 @@ from modelport.core.errors import InferenceFailed, InvalidInput
 from modelport.core.inference import (
     InferenceRequest,
     InferenceResponse,
+    Parameters,
     RequestedOutput,
     Tensor,
 )
@@ -103,9 +104,13 @@ def _decode_tensors(
         header = parse_tensor_header(item, index, role)
         if header.binary_size is None:
             if may_hold_bools is None:
-                may_hold_bools = (
-                    body.find(b"true", 0, json_end) >= 0 or body.find(b"false", 0, json_end) >= 0
-                )
+                if json_end == len(body):
+                    may_hold_bools = b"true" in body or b"false" in body
+                else:
+                    may_hold_bools = (
+                        body.find(b"true", 0, json_end) >= 0
+                        or body.find(b"false", 0, json_end) >= 0
+                    )
             data = array_from_json(
                 header.data,
                 header.datatype,
@@ -162,12 +167,16 @@ def decode_infer_request(body: bytes, header_length: int | None) -> InferenceReq
             if "inputs" in doc
             else "request: 'inputs' is missing; expected a non-empty list of tensors"
         )
-    request_id = optional_string(doc, "id", "request")
-    parameters = parse_parameters(doc.get("parameters"), "request")
-    check_request_parameters(parameters)
-    outputs = parse_requested_outputs(doc.get("outputs"))
+    request_id: str | None = None
+    parameters: Parameters = {}
+    outputs: list[RequestedOutput] | None = None
+    if len(doc) > 1:  # more than "inputs": the optional fields need checking
+        request_id = optional_string(doc, "id", "request")
+        parameters = parse_parameters(doc.get("parameters"), "request")
+        check_request_parameters(parameters)
+        outputs = parse_requested_outputs(doc.get("outputs"))
     tensors = _decode_tensors(inputs, "input", body, end, header_length is not None)
-    return InferenceRequest(inputs=tensors, id=request_id, parameters=parameters, outputs=outputs)
+    return InferenceRequest(tensors, request_id, parameters, outputs)
 
 
 def decode_raw_input(body: bytes, spec: TensorSpec) -> InferenceRequest:

@@ -123,6 +123,9 @@ class OnnxRuntime(ModelRuntime):
         self._session: Any = None
         self._signature: Signature | None = None
         self._model_inputs: dict[str, Datatype] = {}
+        # Precomputed at load so predict does no per-call lookups in the signature.
+        self._feed_dtypes: dict[str, np.dtype[Any]] = {}
+        self._output_dtypes: dict[str, np.dtype[Any] | None] = {}
 
     def load(self) -> None:
         """Create the inference session; a second call does nothing.
@@ -149,7 +152,17 @@ class OnnxRuntime(ModelRuntime):
             )
         model_signature = session_signature(session)
         self._model_inputs = {s.name: s.datatype for s in model_signature.inputs}
-        self._signature = self.config.signature or model_signature
+        self._feed_dtypes = {
+            name: to_numpy_dtype(datatype)
+            for name, datatype in self._model_inputs.items()
+            if datatype in (Datatype.FP16, Datatype.FP32, Datatype.FP64)
+        }
+        signature = self.config.signature or model_signature
+        self._output_dtypes = {
+            spec.name: None if spec.datatype is Datatype.BYTES else to_numpy_dtype(spec.datatype)
+            for spec in signature.outputs
+        }
+        self._signature = signature
         self._session = session
 
     def predict(
@@ -166,7 +179,11 @@ class OnnxRuntime(ModelRuntime):
         if session is None or signature is None:
             raise not_ready(self.framework)
         wanted = select_outputs(outputs, signature.output_names())
-        feeds = {name: self._feed(name, array) for name, array in inputs.items()}
+        feeds = {}
+        for name, array in inputs.items():
+            target = self._feed_dtypes.get(name)
+            # The common case, an input already in the graph's float type, needs no conversion.
+            feeds[name] = array if array.dtype == target else self._feed(name, array)
         try:
             values = session.run(list(wanted), feeds)
         except InvalidArgument as exc:
@@ -179,10 +196,14 @@ class OnnxRuntime(ModelRuntime):
             raise InvalidInput(str(exc)) from exc
         except Exception as exc:
             raise InferenceFailed(f"onnxruntime failed: {type(exc).__name__}: {exc}") from exc
-        return {
-            name: coerce_output(name, np.asarray(value), output_spec(signature, name))
-            for name, value in zip(wanted, values, strict=True)
-        }
+        result: dict[str, np.ndarray] = {}
+        for name, value in zip(wanted, values, strict=True):
+            dtype = self._output_dtypes.get(name)
+            if type(value) is np.ndarray and dtype is not None and value.dtype == dtype:
+                result[name] = value
+            else:
+                result[name] = coerce_output(name, np.asarray(value), output_spec(signature, name))
+        return result
 
     def unload(self) -> None:
         """Drop the session and its memory."""

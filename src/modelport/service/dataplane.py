@@ -295,7 +295,7 @@ def _output_tensor(name: str, arrays: dict[str, np.ndarray], signature: Signatur
         array = np.asarray(arrays[name])
     except KeyError:
         raise InferenceFailed(f"the model returned no output {name!r}") from None
-    spec: TensorSpec | None = next((t for t in signature.outputs if t.name == name), None)
+    spec: TensorSpec | None = signature.output(name)
     try:
         datatype = spec.datatype if spec is not None else from_numpy_dtype(array.dtype)
     except ValueError as exc:

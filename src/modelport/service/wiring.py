@@ -71,6 +71,7 @@ def resolve_sources(
     registrar: Registrar | None,
     batching: Mapping[str, BatchingSettings] | None = None,
     default_batching: BatchingSettings | None = None,
+    prefer_original: bool = False,
 ) -> list[ModelSource]:
     """Turn what ``modelport serve`` was given into loadable sources (nothing is loaded yet).
 
@@ -79,6 +80,8 @@ def resolve_sources(
         registrar: The registry, needed when a target is a registered reference.
         batching: Batching settings by served model name.
         default_batching: Batching for models not in ``batching``.
+        prefer_original: Serve registered versions' original artifacts, not the ONNX copy
+            compiled at registration.
 
     Raises:
         ConfigError: A direct artifact has no name, or a registry reference has no registry.
@@ -87,7 +90,7 @@ def resolve_sources(
     """
     sources = []
     for target in targets:
-        source = _source(target, registrar)
+        source = _source(target, registrar, prefer_original)
         chosen = (batching or {}).get(source.name, default_batching)
         sources.append(replace(source, batching=chosen))
     unknown = set(batching or {}) - {s.name for s in sources}
@@ -118,7 +121,9 @@ def build_dataplane(
     return DataPlane(repository, "modelport", __version__, peers)
 
 
-def _source(target: ServeTarget, registrar: Registrar | None) -> ModelSource:
+def _source(
+    target: ServeTarget, registrar: Registrar | None, prefer_original: bool
+) -> ModelSource:
     if target.is_direct():
         if not target.name:
             raise ConfigError(f"serving the artifact {target.spec!r} directly needs --name NAME")
@@ -132,4 +137,4 @@ def _source(target: ServeTarget, registrar: Registrar | None) -> ModelSource:
         )
     if registrar is None:
         raise ConfigError(f"{target.spec!r} is a registry reference but no registry is open")
-    return registrar.source_for(ModelRef.parse(target.spec), target.name)
+    return registrar.source_for(ModelRef.parse(target.spec), target.name, prefer_original)
