@@ -479,3 +479,24 @@ def test_repository_changes_reach_every_worker(url: str) -> None:
     assert ready_states() == {503}
     assert httpx.post(f"{url}/v2/repository/models/echo-json/load", timeout=30).status_code == 200
     assert ready_states() == {200}
+
+
+def test_metrics_add_up_across_workers(url: str) -> None:
+    def ok_count() -> float:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(
+                'modelport_inference_requests_total{model="iris",outcome="ok",version="1"}'
+            ):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = ok_count()
+    for _ in range(20):  # fresh connections: both workers take some of them
+        assert (
+            httpx.post(
+                f"{url}/v2/models/iris/versions/1/infer", content=_infer_body(), timeout=10
+            ).status_code
+            == 200
+        )
+    assert ok_count() == before + 20

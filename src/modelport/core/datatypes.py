@@ -38,6 +38,7 @@ class Datatype(enum.StrEnum):
     BF16 = "BF16"
     BYTES = "BYTES"
 
+
 _TO_NUMPY: Final[dict[Datatype, np.dtype[np.generic]]] = {
     Datatype.BOOL: np.dtype(np.bool_),
     Datatype.UINT8: np.dtype("<u1"),

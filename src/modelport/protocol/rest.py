@@ -212,23 +212,23 @@ def decode_raw_input(body: bytes, spec: TensorSpec) -> InferenceRequest:
 
 
 def _encode_tensor(tensor: Tensor, binary: bool, what: str) -> tuple[dict[str, Any], _Chunk | None]:
-    array = coerce_array(tensor.data, tensor.datatype, tensor.shape, what)
-    entry: dict[str, Any] = {
-        "name": tensor.name,
-        "datatype": tensor.datatype.value,
-        "shape": [int(dim) for dim in tensor.shape],
-    }
-    parameters = {k: v for k, v in tensor.parameters.items() if k != _BINARY_DATA_SIZE}
+    datatype = tensor.datatype
+    array = coerce_array(tensor.data, datatype, tensor.shape, what)
+    # orjson writes a Datatype (a str enum) as its value, and coerce_array has shaped ``array`` as
+    # ``tensor.shape``, so ``array.shape`` gives the dimensions as plain ints.
+    entry: dict[str, Any] = {"name": tensor.name, "datatype": datatype, "shape": array.shape}
+    parameters = tensor.parameters
+    if parameters and _BINARY_DATA_SIZE in parameters:
+        parameters = {k: v for k, v in parameters.items() if k != _BINARY_DATA_SIZE}
     if not binary:
-        data = json_data(array, tensor.datatype)
+        data = json_data(array, datatype)
         if data is not None:
             if parameters:
                 entry["parameters"] = parameters
             entry["data"] = data
             return entry, None
-    chunk = array_to_buffer(array, tensor.datatype, what)
-    parameters[_BINARY_DATA_SIZE] = len(chunk)
-    entry["parameters"] = parameters
+    chunk = array_to_buffer(array, datatype, what)
+    entry["parameters"] = {**parameters, _BINARY_DATA_SIZE: len(chunk)}
     return entry, chunk
 
 

@@ -138,7 +138,7 @@ def _numeric_fast(
             low, high = _INT_RANGES[datatype]
             if int(array.min()) < low or int(array.max()) > high:
                 return None
-        return array if array.dtype == target else array.astype(target)
+        return array if array.dtype is target else array.astype(target)
     squared_max = _NARROW_SQUARED_MAX.get(datatype)
     if squared_max is not None and (kind == "f" or datatype is _FP16):
         # Casting to a narrower float turns values beyond its range into infinities, with a
@@ -150,7 +150,7 @@ def _numeric_fast(
         wide = array if kind == "f" else array.astype(np.float64)
         if not np.vdot(wide, wide) < squared_max:
             return None
-    return array if array.dtype == target else array.astype(target)
+    return array if array.dtype is target else array.astype(target)
 
 
 def flatten(data: Any, shape: tuple[int, ...], what: str) -> list[Any]:
@@ -294,8 +294,9 @@ def coerce_array(data: Any, datatype: Datatype, shape: tuple[int, ...], what: st
             held by the datatype.
     """
     if isinstance(data, np.ndarray):
-        # The common case, a model's output that is already right, comes back as it is.
-        if data.dtype == _NUMPY_DTYPES[datatype] and datatype is not _BYTES:
+        # The common case, a model's output that is already right, comes back as it is (numpy's
+        # dtypes for the built-in types are singletons, so ``is`` finds every ordinary match).
+        if data.dtype is _NUMPY_DTYPES[datatype] and datatype is not _BYTES:
             if data.shape == shape and data.flags.c_contiguous:
                 return data
         array = data

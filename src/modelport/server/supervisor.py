@@ -23,6 +23,7 @@ from types import FrameType
 
 from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_for_kind
 from modelport.core.settings import Settings
+from modelport.monitoring import enable_multiprocess, remove_multiprocess_dir
 from modelport.server.control import Relay
 from modelport.server.worker import Notify, run_worker, threads_per_worker
 from modelport.service.models import ModelSource
@@ -105,13 +106,15 @@ def serve(
         grpc_address=None if grpc_port is None else _url(host, grpc_port, scheme=""),
         workers=workers,
     )
-    if workers == 1:
-        return _serve_here(
-            settings, sources, rest, grpc_port, use_registry, listening, on_listening
-        )
-    return _Supervisor(settings, sources, rest, grpc_port, use_registry, workers).run(
-        lambda: on_listening(listening)
-    )
+    if workers > 1:
+        metrics_dir = enable_multiprocess()  # before any worker imports prometheus_client
+        try:
+            return _Supervisor(settings, sources, rest, grpc_port, use_registry, workers).run(
+                lambda: on_listening(listening)
+            )
+        finally:
+            remove_multiprocess_dir(metrics_dir)
+    return _serve_here(settings, sources, rest, grpc_port, use_registry, listening, on_listening)
 
 
 def _serve_here(

@@ -14,9 +14,16 @@ import numpy as np
 from modelport.batching import Batcher
 from modelport.core.clock import Clock
 from modelport.core.datatypes import from_numpy_dtype, to_numpy_dtype
-from modelport.core.errors import InferenceFailed, InvalidInput, ModelNotReady, ModelportError
+from modelport.core.errors import (
+    InferenceFailed,
+    InvalidInput,
+    ModelNotReady,
+    ModelportError,
+    NotFound,
+)
 from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
+from modelport.monitoring import ServingMetrics
 from modelport.service.models import LoadedModel, ModelRepository
 from modelport.service.stats import InferenceStats, request_rows
 
@@ -43,6 +50,7 @@ class DataPlane:
         server_version: Version reported by server metadata.
         peers: Other worker processes serving the same models; repository changes made here
             are passed on to them. ``None`` in a single-process server.
+        metrics: Prometheus metrics to count requests in; ``None`` counts nothing.
     """
 
     def __init__(
@@ -51,9 +59,11 @@ class DataPlane:
         server_name: str = "modelport",
         server_version: str = "",
         peers: Peers | None = None,
+        metrics: ServingMetrics | None = None,
     ) -> None:
         self.repository = repository
         self.peers = peers
+        self.metrics = metrics
         self.stats = InferenceStats()
         self._server_name = server_name
         self._server_version = server_version
@@ -134,19 +144,26 @@ class DataPlane:
         started = clock.monotonic()
         try:
             outputs = await self._run(model, request, deadline, started)
-        except ModelportError:
-            elapsed = int((clock.monotonic() - started) * 1e9)
+        except ModelportError as exc:
+            seconds = clock.monotonic() - started
+            served = model.source.version
             self.stats.record_failure(
-                name, model.source.version, duration_ns=elapsed, at_ms=_epoch_ms(clock)
+                name, served, duration_ns=int(seconds * 1e9), at_ms=_epoch_ms(clock)
             )
+            if self.metrics is not None:
+                self.metrics.observe_failure(name, served, seconds, exc.kind.value)
             raise
+        seconds = clock.monotonic() - started
+        rows = request_rows(request)
         self.stats.record_success(
             name,
             model.source.version,
-            rows=request_rows(request),
-            duration_ns=int((clock.monotonic() - started) * 1e9),
+            rows=rows,
+            duration_ns=int(seconds * 1e9),
             at_ms=_epoch_ms(clock),
         )
+        if self.metrics is not None:
+            self.metrics.observe_success(name, model.source.version, seconds, rows)
         return InferenceResponse(
             model_name=name,
             model_version=model.source.version,
@@ -192,6 +209,16 @@ class DataPlane:
         else:
             hosted = [(name, self.repository.get(name, version).source.version)]
         return [s.to_dict() for s in self.stats.snapshot(hosted)]
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        """Return the Prometheus exposition of every worker's metrics and its content type.
+
+        Raises:
+            NotFound: Metrics are off in this server.
+        """
+        if self.metrics is None:
+            raise NotFound("metrics are not enabled in this server")
+        return self.metrics.render()
 
     def repository_index(self, ready_only: bool) -> list[dict[str, Any]]:
         """Return ``[{"name", "version", "state", "reason"}]`` for every hosted version."""

@@ -12,6 +12,7 @@ from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ConfigError
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
+from modelport.monitoring import ServingMetrics
 from modelport.registry import ArtifactStore, MetadataStore
 from modelport.service.dataplane import DataPlane, Peers
 from modelport.service.models import ModelRepository, ModelSource
@@ -118,12 +119,10 @@ def build_dataplane(
     repository = ModelRepository(settings.runtime, resolver)
     for source in sources:
         repository.add(source)
-    return DataPlane(repository, "modelport", __version__, peers)
+    return DataPlane(repository, "modelport", __version__, peers, ServingMetrics())
 
 
-def _source(
-    target: ServeTarget, registrar: Registrar | None, prefer_original: bool
-) -> ModelSource:
+def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: bool) -> ModelSource:
     if target.is_direct():
         if not target.name:
             raise ConfigError(f"serving the artifact {target.spec!r} directly needs --name NAME")

@@ -23,11 +23,16 @@ def main(url: str, name: str, count: int) -> None:
         print("opened", flush=True)
         sys.stdin.readline()
         versions = [
-            store.create_version(NewVersion(
-                name=name, artifact_digest="sha256:" + "0" * 64, artifact_size=1,
-                artifact_filename="model.bin", framework="python",
-                lineage=Lineage(registered_by="race"),
-            )).version
+            store.create_version(
+                NewVersion(
+                    name=name,
+                    artifact_digest="sha256:" + "0" * 64,
+                    artifact_size=1,
+                    artifact_filename="model.bin",
+                    framework="python",
+                    lineage=Lineage(registered_by="race"),
+                )
+            ).version
             for _ in range(count)
         ]
         for version in versions:

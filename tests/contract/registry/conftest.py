@@ -46,8 +46,9 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'nested' / 'registry.db'}"
     db: str = request.getfixturevalue("pg_database")
     schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={db}",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        f"host=127.0.0.1 port=5432 user=postgres dbname={db}", autocommit=True
+    ) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     return PG_URL.format(db=db, schema=schema)
 

@@ -27,8 +27,7 @@ def test_set_alias_creates_then_moves(three: MetadataStore, clock: FakeClock) ->
     assert three.get_version("fraud", 2).aliases == ("champion",)
 
 
-def test_setting_the_current_target_records_nothing(three: MetadataStore, clock: FakeClock
-                                                    ) -> None:
+def test_setting_the_current_target_records_nothing(three: MetadataStore, clock: FakeClock) -> None:
     first = three.set_alias("fraud", "champion", 1, "alice")
     clock.advance(5)
     assert three.set_alias("fraud", "champion", 1, "bob") == first
@@ -45,8 +44,11 @@ def test_set_alias_errors(three: MetadataStore) -> None:
     with pytest.raises(NotFound, match=r"^model 'fraud' has no version 4; versions: 1, 2, 3$"):
         three.set_alias("fraud", "champion", 4, "alice")
     three.archive("fraud", 2, "alice")
-    with pytest.raises(Conflict, match=r"^version 2 of 'fraud' is archived; archived versions "
-                                       r"cannot take an alias$"):
+    with pytest.raises(
+        Conflict,
+        match=r"^version 2 of 'fraud' is archived; archived versions "
+        r"cannot take an alias$",
+    ):
         three.set_alias("fraud", "champion", 2, "alice")
     assert three.alias_history("fraud") == []
 
@@ -63,8 +65,11 @@ def test_remove_alias(three: MetadataStore, clock: FakeClock) -> None:
 
 def test_remove_unknown_alias(three: MetadataStore) -> None:
     three.set_alias("fraud", "challenger", 2, "alice")
-    with pytest.raises(NotFound, match=r"^model 'fraud' has no alias 'champion'; aliases: "
-                                       r"'challenger'$"):
+    with pytest.raises(
+        NotFound,
+        match=r"^model 'fraud' has no alias 'champion'; aliases: "
+        r"'challenger'$",
+    ):
         three.remove_alias("fraud", "champion", "alice")
     three.remove_alias("fraud", "challenger", "alice")
     with pytest.raises(NotFound, match=r"aliases: none$"):

@@ -36,7 +36,10 @@ def test_concurrent_open_and_register(backend_url: str, clock: FakeClock) -> Non
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), backend_url, "race", str(EACH)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(PROCESSES)
     ]

@@ -28,8 +28,9 @@ def raw(url: str) -> Iterator[Connection]:
         engine.dispose()
 
 
-def test_opening_again_keeps_data_and_does_not_migrate_twice(backend_url: str,
-                                                            clock: FakeClock) -> None:
+def test_opening_again_keeps_data_and_does_not_migrate_twice(
+    backend_url: str, clock: FakeClock
+) -> None:
     with MetadataStore(backend_url, clock) as store:
         store.create_version(new_version())
     with MetadataStore(backend_url, clock) as store:
@@ -40,12 +41,10 @@ def test_opening_again_keeps_data_and_does_not_migrate_twice(backend_url: str,
     assert revisions == [HEAD]
 
 
-def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock
-                                                       ) -> None:
+def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock) -> None:
     MetadataStore(backend_url, clock).close()
     with raw(backend_url) as conn:
         context = MigrationContext.configure(
             conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
         )
         assert compare_metadata(context, metadata) == []
-

@@ -15,10 +15,12 @@ from modelport.registry import Lineage, MetadataStore
 
 from ._support import START, FakeClock, new_version
 
-SIGNATURE = Signature.from_dict({
-    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
-    "outputs": [{"name": "y", "datatype": "INT64", "shape": [-1]}],
-})
+SIGNATURE = Signature.from_dict(
+    {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
+        "outputs": [{"name": "y", "datatype": "INT64", "shape": [-1]}],
+    }
+)
 
 
 def test_versions_are_numbered_per_model(store: MetadataStore) -> None:
@@ -29,16 +31,22 @@ def test_versions_are_numbered_per_model(store: MetadataStore) -> None:
 
 def test_every_field_round_trips(store: MetadataStore, clock: FakeClock) -> None:
     store.create_version(new_version())
-    created = store.create_version(new_version(
-        signature=SIGNATURE,
-        entrypoint="pkg.module:Model",
-        tags={"team": "risk", "stage": "dev"},
-        metrics={"auc": 0.91, "rows": 3},
-        description="gradient boosted, tuned",
-        artifact_size=2**40,
-        lineage=Lineage(registered_by="bob", training_data_digest="sha256:" + "cd" * 32,
-                        code_version="git:abc123", parent_version=1),
-    ))
+    created = store.create_version(
+        new_version(
+            signature=SIGNATURE,
+            entrypoint="pkg.module:Model",
+            tags={"team": "risk", "stage": "dev"},
+            metrics={"auc": 0.91, "rows": 3},
+            description="gradient boosted, tuned",
+            artifact_size=2**40,
+            lineage=Lineage(
+                registered_by="bob",
+                training_data_digest="sha256:" + "cd" * 32,
+                code_version="git:abc123",
+                parent_version=1,
+            ),
+        )
+    )
     assert created.version == 2
     assert created.signature == SIGNATURE
     assert created.metrics == {"auc": 0.91, "rows": 3.0}
@@ -50,8 +58,9 @@ def test_every_field_round_trips(store: MetadataStore, clock: FakeClock) -> None
     assert store.list_versions("fraud")[1] == created
 
 
-def test_timestamps_come_from_the_clock_as_aware_utc(store: MetadataStore, clock: FakeClock
-                                                     ) -> None:
+def test_timestamps_come_from_the_clock_as_aware_utc(
+    store: MetadataStore, clock: FakeClock
+) -> None:
     first = store.create_version(new_version())
     later = clock.advance(90)
     store.set_alias("fraud", "champion", 1, "alice")
@@ -130,7 +139,11 @@ def test_list_models_summarises(store: MetadataStore) -> None:
     store.archive("alpha", 1, "alice")
     alpha, zeta = store.list_models()
     assert (alpha.name, alpha.latest_version, alpha.version_count, alpha.active_count) == (
-        "alpha", 3, 3, 2)
+        "alpha",
+        3,
+        3,
+        2,
+    )
     assert alpha.aliases == {"challenger": 2, "champion": 3}
     assert (zeta.name, zeta.latest_version, zeta.aliases) == ("zeta", 1, {})
 
@@ -156,8 +169,11 @@ def test_resolve(store: MetadataStore) -> None:
     store.archive("fraud", 3, "alice")
     assert store.resolve(ModelRef("fraud")).version == 2, "latest skips archived versions"
     assert store.resolve(ModelRef.parse("fraud@3")).status == "archived", "pins still resolve"
-    with pytest.raises(NotFound, match=r"^model 'fraud' has no alias 'staging'; aliases: "
-                                       r"'champion'$"):
+    with pytest.raises(
+        NotFound,
+        match=r"^model 'fraud' has no alias 'staging'; aliases: "
+        r"'champion'$",
+    ):
         store.resolve(ModelRef.parse("fraud@staging"))
     with pytest.raises(NotFound, match=r"has no version 9; versions: 1, 2, 3$"):
         store.resolve(ModelRef.parse("fraud@9"))
@@ -166,7 +182,9 @@ def test_resolve(store: MetadataStore) -> None:
 def test_resolve_when_every_version_is_archived(store: MetadataStore) -> None:
     store.create_version(new_version())
     store.archive("fraud", 1, "alice")
-    with pytest.raises(NotFound, match=r"^model 'fraud' has no active version; archived versions: 1$"):
+    with pytest.raises(
+        NotFound, match=r"^model 'fraud' has no active version; archived versions: 1$"
+    ):
         store.resolve(ModelRef("fraud"))
 
 
@@ -176,7 +194,10 @@ def test_archive(store: MetadataStore, clock: FakeClock) -> None:
     when = clock.advance(60)
     archived = store.archive("fraud", 1, "bob")
     assert (archived.status, archived.archived_by, archived.archived_at) == (
-        "archived", "bob", when)
+        "archived",
+        "bob",
+        when,
+    )
     assert store.get_version("fraud", 1) == archived
     clock.advance(60)
     assert store.archive("fraud", 1, "carol") == archived, "archiving twice changes nothing"
@@ -187,8 +208,11 @@ def test_archive_refuses_a_version_behind_an_alias(store: MetadataStore) -> None
     for _ in range(3):
         store.create_version(new_version())
     store.set_alias("fraud", "champion", 3, "alice")
-    with pytest.raises(Conflict, match=r"^version 3 of 'fraud' is behind alias 'champion'; "
-                                       r"move the alias first$"):
+    with pytest.raises(
+        Conflict,
+        match=r"^version 3 of 'fraud' is behind alias 'champion'; "
+        r"move the alias first$",
+    ):
         store.archive("fraud", 3, "alice")
     store.set_alias("fraud", "backup", 3, "alice")
     with pytest.raises(Conflict, match=r"behind aliases 'backup', 'champion'; move the aliases"):

@@ -92,8 +92,17 @@ def test_open_verified_missing_object(store: ArtifactStore) -> None:
 
 @pytest.mark.parametrize(
     "digest",
-    ["", "sha256:", "sha256:xyz", "md5:" + "a" * 32, "sha256:" + "A" * 64, "sha256:" + "a" * 63,
-     "a" * 64, "sha256:" + "a" * 64 + "\n", "sha256:../../" + "a" * 58],
+    [
+        "",
+        "sha256:",
+        "sha256:xyz",
+        "md5:" + "a" * 32,
+        "sha256:" + "A" * 64,
+        "sha256:" + "a" * 63,
+        "a" * 64,
+        "sha256:" + "a" * 64 + "\n",
+        "sha256:../../" + "a" * 58,
+    ],
 )
 def test_malformed_digests_are_invalid_input(store: ArtifactStore, digest: str) -> None:
     with pytest.raises(InvalidInput, match="invalid digest"):

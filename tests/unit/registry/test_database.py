@@ -40,8 +40,9 @@ def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
 
 def test_in_memory_sqlite_keeps_one_database() -> None:
     with MetadataStore("sqlite://", SystemClock()) as store:
-        store.create_version(NewVersion("m", "sha256:" + "0" * 64, 1, "m.bin", "python",
-                                        Lineage("me")))
+        store.create_version(
+            NewVersion("m", "sha256:" + "0" * 64, 1, "m.bin", "python", Lineage("me"))
+        )
         assert [m.name for m in store.list_models()] == ["m"]
 
 

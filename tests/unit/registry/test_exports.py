@@ -27,8 +27,19 @@ def test_exported_names() -> None:
 
 
 def test_registry_imports_no_other_layer_or_framework() -> None:
-    forbidden = ("modelport.runtimes", "modelport.service", "modelport.server", "modelport.cli",
-                 "starlette", "uvicorn", "sklearn", "onnxruntime", "torch", "xgboost", "lightgbm")
+    forbidden = (
+        "modelport.runtimes",
+        "modelport.service",
+        "modelport.server",
+        "modelport.cli",
+        "starlette",
+        "uvicorn",
+        "sklearn",
+        "onnxruntime",
+        "torch",
+        "xgboost",
+        "lightgbm",
+    )
     code = (
         "import sys, modelport.registry\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r} "

@@ -14,6 +14,7 @@ GET       /v2/models[/{m}[/versions/{v}]]/stats           inference statistics
 POST      /v2/models/{m}[/versions/{v}]/infer             inference
 POST      /v2/repository/index                            repository index
 POST      /v2/repository/models/{m}/load | /unload        hot load / unload
+GET       /metrics                                        Prometheus metrics
 ========  ==============================================  ==========================
 """
 
@@ -105,8 +106,10 @@ class RestApp:
         return await handler(request)
 
     def _match(self, parts: list[str]) -> tuple[str, Handler] | None:
-        # parts[0] is "" (the path starts with "/"), parts[1] must be "v2".
+        # parts[0] is "" (the path starts with "/"), parts[1] must be "v2" (or "metrics").
         n = len(parts)
+        if n == 2 and parts == ["", "metrics"]:
+            return "GET", self._metrics
         if n < 2 or parts[0] or parts[1] != "v2":
             return None
         if n == 2:
@@ -138,6 +141,10 @@ class RestApp:
 
     async def _server_metadata(self, request: Request) -> Reply:
         return Reply.json(self.dp.server_metadata())
+
+    async def _metrics(self, request: Request) -> Reply:
+        text, content_type = self.dp.metrics_text()
+        return Reply(200, text, content_type.encode())
 
     async def _live(self, request: Request) -> Reply:
         return Reply.json({"live": True})
