@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import http.client
 import json
+import os
 import re
 import shlex
 import signal
@@ -280,7 +281,9 @@ def labels(targets: list[Target], ctx: Context) -> dict[str, str]:
     return out
 
 
-def results_markdown(table: str, notes: list[str], command: str, args: argparse.Namespace) -> str:
+def results_markdown(
+    table: str, notes: list[str], command: str, args: argparse.Namespace, load_avg: str
+) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -289,6 +292,8 @@ def results_markdown(table: str, notes: list[str], command: str, args: argparse.
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `{command}`",
         f"- machine: {environment.machine()}",
+        f"- load average (1 min) at start and end: {load_avg} (anything above the benchmark's own "
+        "load means other processes shared the CPUs)",
     ]
     lines += [f"- {name}: {value}" for name, value in environment.versions()]
     lines += [
@@ -336,6 +341,7 @@ def main(argv: list[str]) -> int:
         f"== {len(targets)} configurations x {args.rounds} round(s), {n_points} points each round, "
         f"about {args.rounds * (n_points * (per_point + 0.5) + len(targets) * 8) / 60:.0f} min"
     )
+    load_at_start = os.getloadavg()[0]
     runs: list[Run] = []
     try:
         for round_no in range(1, args.rounds + 1):
@@ -368,7 +374,9 @@ def main(argv: list[str]) -> int:
     )
     if args.write_results:
         command = "bench/run " + " ".join(shlex.quote(a) for a in argv)
-        (BENCH / "RESULTS.md").write_text(results_markdown(table, notes, command.strip(), args))
+        load_avg = f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"
+        markdown = results_markdown(table, notes, command.strip(), args, load_avg)
+        (BENCH / "RESULTS.md").write_text(markdown)
         log("wrote bench/RESULTS.md")
     total_errors = sum(s.errors for s in summaries)
     return 0 if total_errors == 0 else 1
