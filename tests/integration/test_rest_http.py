@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
 import httpx
@@ -499,4 +500,8 @@ def test_metrics_add_up_across_workers(url: str) -> None:
             ).status_code
             == 200
         )
+    # Each worker moves its tallies into the shared metrics once a second.
+    deadline = time.monotonic() + 5
+    while ok_count() < before + 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert ok_count() == before + 20

@@ -175,12 +175,13 @@ def parse_tensor_header(raw: object, index: int, role: str) -> TensorHeader:
         InvalidInput: A field is missing or malformed, or the tensor has both or neither of
             ``data`` and ``parameters.binary_data_size``.
     """
-    where = f"{role}s[{index}]"
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{where} must be an object, got {describe(raw)}")
+        raise InvalidInput(f"{role}s[{index}] must be an object, got {describe(raw)}")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        raise InvalidInput(f"{where}: 'name' must be a non-empty string, got {describe(name)}")
+        raise InvalidInput(
+            f"{role}s[{index}]: 'name' must be a non-empty string, got {describe(name)}"
+        )
     what = f"{role} {name!r}"
     raw_datatype = raw.get("datatype", _MISSING)
     datatype = _DATATYPES.get(raw_datatype) if type(raw_datatype) is str else None

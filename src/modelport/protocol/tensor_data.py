@@ -4,18 +4,20 @@ Decoding checks that JSON ``data`` fits the tensor: nested exactly as the shape 
 many elements as the shape needs, and values of the right kind (BOOL takes ``true``/``false`` only,
 integer types take integers within range, FP types take numbers, BYTES takes strings). Numeric data
 goes through one ``np.asarray`` pass whose inferred dtype tells whether the values are all
-booleans, integers or numbers; only when that fast path cannot vouch for the data does a
-per-element walk run, and that walk is also what writes the error message.
+booleans, integers or numbers, and, for a narrower target type, one sum of squares that proves
+them in range; only when that fast path cannot vouch for the data does a per-element walk run,
+and that walk is also what writes the error message.
 
 Encoding normalises whatever a model returned (any numeric dtype, ``str`` or ``bytes`` elements)
-to the datatype's numpy dtype, then offers it as flat JSON data.
+to the datatype's numpy dtype, then offers it as flat JSON data; an array that already has the
+dtype and shape, C-ordered, is used as it is.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -35,7 +37,6 @@ __all__ = [
 # Reading an enum member off its class (``Datatype.BOOL``) costs about 0.1 us on Python 3.11, as
 # much as the rest of a small tensor's checks; the hot paths compare against these names instead.
 _BOOL: Final = Datatype.BOOL
-_FP16: Final = Datatype.FP16
 _BF16: Final = Datatype.BF16
 _BYTES: Final = Datatype.BYTES
 
@@ -55,9 +56,42 @@ _FLOAT_MAX: Final[dict[Datatype, float]] = {
     Datatype.FP64: float(np.finfo(np.float64).max),
 }
 _FLOATS: Final = frozenset({Datatype.FP16, Datatype.FP32, Datatype.FP64})
-# Squares of the largest finite FP16 and FP32 values, the bounds of the fast path's range check.
-_NARROW_SQUARED_MAX: Final[dict[Datatype, float]] = {
-    dt: _FLOAT_MAX[dt] ** 2 for dt in (Datatype.FP16, Datatype.FP32)
+
+
+class _Plan(NamedTuple):
+    """How the fast path decodes the JSON data of one numeric datatype."""
+
+    dtype: np.dtype[Any]
+    kinds: str
+    """The dtype kinds of ``np.asarray(data)`` that the fast path can take on."""
+    bounds: tuple[int, int] | None
+    """The range of an integer datatype."""
+    float_limit: float | None
+    """FP16 and FP32: a sum of squares of float values below this puts them all in range."""
+    int_limit: float | None
+    """The same for integer values, where the cast can overflow: FP16, and INT8 to INT32 (the
+    square of ``2**(bits - 1)``, so that ``-2**(bits - 1)`` itself takes the checked path).
+    Unsigned types check integers with min and max instead; the others need no check."""
+
+
+def _plan(datatype: Datatype) -> _Plan:
+    dtype = to_numpy_dtype(datatype)
+    if datatype is Datatype.BOOL:
+        return _Plan(dtype, "b", None, None, None)
+    bounds = _INT_RANGES.get(datatype)
+    if bounds is not None:
+        low = bounds[0]
+        narrow_signed = low < 0 and dtype.itemsize < 8
+        return _Plan(dtype, "iu", bounds, None, float(low * low) if narrow_signed else None)
+    if datatype is Datatype.FP64:
+        return _Plan(dtype, "iuf", None, None, None)
+    squared_max = _FLOAT_MAX[datatype] ** 2
+    # Every int64 or uint64 value is far inside FP32's range; only FP16 checks integers.
+    return _Plan(dtype, "iuf", None, squared_max, squared_max if dtype.itemsize == 2 else None)
+
+
+_PLANS: Final[dict[Datatype, _Plan]] = {
+    dt: _plan(dt) for dt in Datatype if dt not in (_BF16, _BYTES)
 }
 _NUMPY_DTYPES: Final = {dt: to_numpy_dtype(dt) for dt in Datatype}
 
@@ -116,41 +150,42 @@ def _numeric_fast(
         array = np.asarray(data)
     except (ValueError, TypeError, OverflowError, RecursionError):
         return None
-    depth = array.ndim  # how deeply ``data`` nests, before any reshape
+    depth = len(shape)  # how deeply ``data`` nests
     if array.shape != shape:
-        if depth != 1 or array.size != math.prod(shape):
+        if array.ndim != 1 or array.size != math.prod(shape):
             return None
+        depth = 1
         array = array.reshape(shape)
-    target = _NUMPY_DTYPES[datatype]
+    target, kinds, bounds, float_limit, int_limit = _PLANS[datatype]
     if array.size == 0:
         return np.empty(shape, dtype=target)
     kind = array.dtype.kind
-    if datatype is _BOOL:
-        return array if kind == "b" else None
-    if kind not in ("i", "u", "f"):
+    if kind not in kinds:
         return None
+    if kinds == "b":
+        return array  # only true/false make a bool array
     if may_hold_bools and _contains_bool(data, depth):
         return None
-    if datatype not in _FLOATS:
-        if kind == "f":
-            return None  # floats for an integer type
-        if array.dtype != target:  # an int64 (or uint64) array already fits its own dtype
-            low, high = _INT_RANGES[datatype]
-            if int(array.min()) < low or int(array.max()) > high:
-                return None
-        return array if array.dtype is target else array.astype(target)
-    squared_max = _NARROW_SQUARED_MAX.get(datatype)
-    if squared_max is not None and (kind == "f" or datatype is _FP16):
-        # Casting to a narrower float turns values beyond its range into infinities, with a
-        # warning; one sum of squares proves them all in range without an errstate block. Each
-        # term is at most the sum and rounding is monotonic, so a sum below the square of the
-        # largest finite value puts every |value| below it. A larger sum (or NaN, or infinity)
-        # proves nothing either way, and the checked path decides. Integers from an int64 or
-        # uint64 array are all far inside FP32's range; only FP16 needs the check for them.
+    if array.dtype is target:
+        # FP64 floats and INT64 integers, what JSON numbers become. JSON numbers are finite:
+        # orjson refuses NaN, Infinity and numbers that overflow a double.
+        return array
+    limit = float_limit if kind == "f" else int_limit
+    if limit is not None:
+        # A cast to a narrower type turns values beyond its range into infinities (with a
+        # warning) or wraps them. One sum of squares (BLAS, which raises no warning) proves them
+        # all in range, cheaper than min and max, or than an errstate block and isfinite: each
+        # term is at most the sum and rounding is monotonic, so a sum below the square of a
+        # bound puts every |value| below the bound. A larger sum, NaN or infinity proves
+        # nothing either way, and the checked path decides.
         wide = array if kind == "f" else array.astype(np.float64)
-        if not np.vdot(wide, wide) < squared_max:
+        if not np.vdot(wide, wide) < limit:
             return None
-    return array if array.dtype is target else array.astype(target)
+    elif bounds is not None:
+        low, high = bounds
+        if int(array.min()) < low or int(array.max()) > high:
+            return None
+    return array.astype(target)
 
 
 def flatten(data: Any, shape: tuple[int, ...], what: str) -> list[Any]:
@@ -288,22 +323,26 @@ def coerce_array(data: Any, datatype: Datatype, shape: tuple[int, ...], what: st
     Numeric data of any dtype is cast (``unsafe`` casting, as ``astype`` does). BYTES data may
     hold ``bytes`` or ``str`` (encoded as UTF-8). BF16 data is taken as raw bits when it has a
     2-byte non-float dtype (``uint16``, ``ml_dtypes.bfloat16``) and rounded when it is floating.
+    A plain ``ndarray`` that already has the dtype and the shape, C-ordered, is returned as it is
+    (not copied), so callers must not write to the result.
 
     Raises:
         InvalidInput: The element count differs from ``prod(shape)``, or the values cannot be
             held by the datatype.
     """
-    if isinstance(data, np.ndarray):
+    if type(data) is np.ndarray:
         # The common case, a model's output that is already right, comes back as it is (numpy's
         # dtypes for the built-in types are singletons, so ``is`` finds every ordinary match).
         if data.dtype is _NUMPY_DTYPES[datatype] and datatype is not _BYTES:
             if data.shape == shape and data.flags.c_contiguous:
                 return data
         array = data
+    elif isinstance(data, np.ndarray):
+        array = data
     else:
         # A list of bytes would become a fixed-width "S" array, which drops trailing NUL bytes.
         array = np.asarray(data, dtype=object if datatype is _BYTES else None)
-    if any(dim < 0 for dim in shape):
+    if min(shape, default=0) < 0:
         raise InvalidInput(f"{what}: shape {list(shape)} has a negative dimension; expected >= 0")
     count = math.prod(shape)
     if array.size != count:
@@ -373,6 +412,6 @@ def json_data(array: np.ndarray, datatype: Datatype) -> np.ndarray | list[str] |
             return [item.decode("utf-8") for item in array.reshape(-1).tolist()]
         except UnicodeDecodeError:
             return None
-    if array.ndim == 1 and array.flags.c_contiguous:
-        return array
-    return np.ascontiguousarray(array).reshape(-1)
+    if type(array) is np.ndarray:
+        return array.ravel()  # a view when the array is C-contiguous, else a C-ordered copy
+    return np.ascontiguousarray(array).reshape(-1)  # a plain ndarray, for orjson

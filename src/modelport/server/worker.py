@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -64,8 +66,11 @@ def run_worker(
         notify(exc)
         return 1
     grpc_servers = []
+    tasks: list[asyncio.Task[None]] = []
 
     async def start() -> None:
+        if dataplane.metrics is not None:
+            tasks.append(asyncio.create_task(dataplane.metrics.flush_every(1.0)))
         if peers is not None:
             await peers.start(dataplane)
         if grpc_port is not None:
@@ -83,6 +88,10 @@ def run_worker(
     async def stop() -> None:
         for server in grpc_servers:
             await server.stop(grace=2)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if peers is not None:
             await peers.stop()
         await dataplane.close()
@@ -95,6 +104,8 @@ def run_worker(
         lifespan="on",
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # nothing reads the client address; skip the middleware
+        server_header=False,
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

@@ -83,6 +83,11 @@ class ServerProcess:
                 self.url = line.split()[-1]
                 found.set()
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the ``modelport serve`` parent, once started."""
+        return None if self._process is None else self._process.pid
+
     def stop(self) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s) and return its exit code."""
         process = self._process

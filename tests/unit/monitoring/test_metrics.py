@@ -31,3 +31,16 @@ def test_counts_successes_failures_rows_and_latency() -> None:
     assert abs(found[("modelport_inference_duration_seconds_sum", labels)] - 0.007) < 1e-9
     le = (("le", "0.0025"), ("model", "iris"), ("version", "1"))
     assert found[("modelport_inference_duration_seconds_bucket", le)] == 2
+
+
+def test_tallies_reach_prometheus_only_when_flushed() -> None:
+    metrics = ServingMetrics(multiprocess=False)
+    metrics.observe_success("m", "1", 20.0, rows=1)  # beyond the last bucket: +Inf only
+    from prometheus_client import generate_latest
+
+    assert b'outcome="ok"' not in generate_latest(metrics._registry)
+    found = samples(metrics)  # render flushes first
+    inf = (("le", "+Inf"), ("model", "m"), ("version", "1"))
+    ten = (("le", "10.0"), ("model", "m"), ("version", "1"))
+    assert found[("modelport_inference_duration_seconds_bucket", inf)] == 1
+    assert found[("modelport_inference_duration_seconds_bucket", ten)] == 0
