@@ -1,6 +1,6 @@
-"""A bounded gRPC load generator for OIP ``ModelInfer`` (grpc.aio, one process, one channel).
+"""A bounded gRPC load generator for OIP ``ModelInfer`` (grpc.aio, one process, 4 channels).
 
-``--concurrency`` coroutines each keep one request in flight on a shared HTTP/2 channel for
+``--concurrency`` coroutines each keep one request in flight, spread over the channels, for
 ``--duration`` seconds (after ``--warmup`` seconds that are not counted), so the load is
 bounded in time and in requests outstanding. Messages are tritonclient's generated OIP
 messages (package ``inference``), filled with typed contents (``fp32_contents`` /
@@ -85,21 +85,32 @@ async def check(stub: object, request: object) -> None:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     row = [float(v) for v in json.loads(args.row)]
     request = build_request(args.model, args.datatype, row, args.output)
-    async with grpc.aio.insecure_channel(args.target) as channel:
-        await asyncio.wait_for(channel.channel_ready(), timeout=30)
-        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        await check(stub, request)
+    # Several HTTP/2 connections, as several clients would open: one connection would pin all
+    # the load on one of the server's worker processes. A local subchannel pool per channel
+    # keeps gRPC from sharing one connection between channels to the same target.
+    channels = [
+        grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(args.channels)
+    ]
+    try:
+        for channel in channels:
+            await asyncio.wait_for(channel.channel_ready(), timeout=30)
+        stubs = [service_pb2_grpc.GRPCInferenceServiceStub(channel) for channel in channels]
+        await check(stubs[0], request)
         counters = Counters()
         loop_end = time.perf_counter() + args.warmup + args.duration
         tasks = [
-            asyncio.create_task(worker(stub, request, loop_end, counters))
-            for _ in range(args.concurrency)
+            asyncio.create_task(worker(stubs[i % len(stubs)], request, loop_end, counters))
+            for i in range(args.concurrency)
         ]
         await asyncio.sleep(args.warmup)
         counters.recording = True
         measured_from = time.perf_counter()
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - measured_from
+    finally:
+        for channel in channels:
+            await channel.close()
     latencies = sorted(counters.latencies)
     return {
         "rps": len(latencies) / elapsed,
@@ -120,6 +131,7 @@ def main() -> int:
     parser.add_argument("--row", required=True, help="the input row as a JSON list")
     parser.add_argument("--output", help="ask for this output only")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=4, help="HTTP/2 connections")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
