@@ -505,3 +505,22 @@ def test_metrics_add_up_across_workers(url: str) -> None:
     while ok_count() < before + 20 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ok_count() == before + 20
+
+
+def test_statistics_add_up_across_workers(url: str) -> None:
+    def successes() -> int:
+        stats = httpx.get(f"{url}/v2/models/iris/versions/2/stats", timeout=10).json()[
+            "model_stats"
+        ]
+        return int(stats[0]["inference_stats"]["success"]["count"])
+
+    before = successes()
+    for _ in range(20):  # fresh connections: both workers answer some of these
+        assert (
+            httpx.post(
+                f"{url}/v2/models/iris/versions/2/infer", content=_infer_body(), timeout=10
+            ).status_code
+            == 200
+        )
+    # Whichever worker answers, the figure covers both.
+    assert {successes() for _ in range(10)} == {before + 20}

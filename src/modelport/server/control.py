@@ -5,7 +5,9 @@ itself, then sends ``{"id", "op", "name", "params"}`` up; the supervisor's :clas
 other worker apply it (``{"apply": ...}`` down, ``{"ack": ...}`` up) and answers the origin with
 ``{"done": id, "error": [kind, message] | null}`` once all have, so the caller's reply means every
 worker is in the new state. The relay keeps the log of changes and replays it to a worker that was
-restarted. Messages are JSON lines.
+restarted. Statistics queries (``op`` ``stats``) travel the same way, but each worker answers
+with its own numbers (``{"ack", "result"}``), the origin gets them all in ``"results"``, and they
+are not logged for replay. Messages are JSON lines.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class ChannelPeers:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._writer: asyncio.StreamWriter | None = None
-        self._waiting: dict[int, asyncio.Future[list[str] | None]] = {}
+        self._waiting: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
 
@@ -77,20 +79,36 @@ class ChannelPeers:
         Raises:
             ModelportError: Another worker failed to apply it.
         """
+        await self._ask(op, name, parameters)
+
+    async def gather_statistics(self, name: str | None, version: str | None) -> list[Any]:
+        """Return every other worker's statistics for ``name`` (and ``version``).
+
+        Raises:
+            ModelportError: Another worker failed to answer.
+        """
+        return await self._ask("stats", name, {"version": version})
+
+    async def _ask(self, op: str, name: str | None, parameters: dict[str, object]) -> list[Any]:
         if self._writer is None:
-            return
+            return []
         request_id = next(self._ids)
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         message = {"id": request_id, "op": op, "name": name, "params": parameters}
         self._writer.write(orjson.dumps(message) + b"\n")
         await self._writer.drain()
         try:
-            error = _error(await future)
+            answer = await future
         finally:
             self._waiting.pop(request_id, None)
+        if answer is None:
+            return []
+        error = _error(answer.get("error"))
         if error is not None:
             raise error
+        results: list[Any] = answer.get("results") or []
+        return results
 
     async def _read(self, reader: asyncio.StreamReader, dataplane: DataPlane) -> None:
         while line := await reader.readline():
@@ -98,15 +116,19 @@ class ChannelPeers:
             if "done" in message:
                 future = self._waiting.get(message["done"])
                 if future is not None and not future.done():
-                    future.set_result(message.get("error"))
+                    future.set_result(message)
                 continue
-            error: list[str] | None = None
+            answer: dict[str, Any] = {"ack": message["apply"], "error": None}
             try:
-                await dataplane.apply(message["op"], message["name"], message["params"])
+                if message["op"] == "stats":
+                    version = message["params"].get("version")
+                    answer["result"] = dataplane.model_statistics(message["name"], version)
+                else:
+                    await dataplane.apply(message["op"], message["name"], message["params"])
             except Exception as exc:  # reported to the origin, which answers its caller
-                error = _error_fields(exc)
+                answer["error"] = _error_fields(exc)
             if self._writer is not None:
-                self._writer.write(orjson.dumps({"ack": message["apply"], "error": error}) + b"\n")
+                self._writer.write(orjson.dumps(answer) + b"\n")
                 await self._writer.drain()
 
 
@@ -116,6 +138,7 @@ class _Pending:
     origin_id: int
     waiting: set[int]
     error: list[str] | None = None
+    results: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -163,13 +186,14 @@ class Relay:
         for line in lines:
             message: dict[str, Any] = orjson.loads(line)
             if "ack" in message:
-                self._acknowledged(message["ack"], pid, message.get("error"))
+                self._acknowledged(message["ack"], pid, message.get("error"), message)
             else:
                 self._relay(pid, message)
 
     def _relay(self, origin: int, message: dict[str, Any]) -> None:
         change = {"op": message["op"], "name": message["name"], "params": message["params"]}
-        self.history.append(change)
+        if change["op"] != "stats":  # queries change nothing: no replay for new workers
+            self.history.append(change)
         relay_id = next(self.ids)
         others = {p for p in self.channels if p != origin}
         self.pending[relay_id] = _Pending(origin, message["id"], others)
@@ -178,11 +202,19 @@ class Relay:
         if not others:
             self._finish(relay_id)
 
-    def _acknowledged(self, relay_id: int, pid: int, error: list[str] | None) -> None:
+    def _acknowledged(
+        self,
+        relay_id: int,
+        pid: int,
+        error: list[str] | None,
+        message: dict[str, Any] | None = None,
+    ) -> None:
         pending = self.pending.get(relay_id)
         if pending is None:
             return
         pending.waiting.discard(pid)
+        if message is not None and "result" in message:
+            pending.results.append(message["result"])
         if error and pending.error is None:
             pending.error = error
         if not pending.waiting:
@@ -191,7 +223,8 @@ class Relay:
     def _finish(self, relay_id: int) -> None:
         pending = self.pending.pop(relay_id)
         if pending.origin in self.channels:
-            self._send(pending.origin, {"done": pending.origin_id, "error": pending.error})
+            answer = {"done": pending.origin_id, "error": pending.error, "results": pending.results}
+            self._send(pending.origin, answer)
 
     def _send(self, pid: int, message: dict[str, Any]) -> None:
         try:

@@ -25,7 +25,7 @@ from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
 from modelport.monitoring import ServingMetrics
 from modelport.service.models import LoadedModel, ModelRepository
-from modelport.service.stats import InferenceStats, request_rows
+from modelport.service.stats import InferenceStats, merge_statistics, request_rows
 
 __all__ = ["EXTENSIONS", "DataPlane", "Peers"]
 
@@ -38,6 +38,10 @@ class Peers(Protocol):
 
     async def broadcast(self, op: str, name: str, parameters: dict[str, object]) -> None:
         """Apply a repository change in every other worker and wait until all have."""
+        ...
+
+    async def gather_statistics(self, name: str | None, version: str | None) -> list[Any]:
+        """Return every other worker's :meth:`DataPlane.model_statistics` for the same query."""
         ...
 
 
@@ -193,8 +197,20 @@ class DataPlane:
             raise ModelNotReady(f"model {source.name!r} version {source.version} was unloaded")
         return [_output_tensor(name, arrays, signature) for name in wanted]
 
+    async def statistics(self, name: str | None, version: str | None) -> list[dict[str, Any]]:
+        """Return Triton-style statistics added up over every worker of this server.
+
+        Raises:
+            NotFound: ``name`` (or ``version``) is not hosted.
+        """
+        local = self.model_statistics(name, version)
+        if self.peers is None:
+            return local
+        others = await self.peers.gather_statistics(name, version)
+        return merge_statistics([local, *others])
+
     def model_statistics(self, name: str | None, version: str | None) -> list[dict[str, Any]]:
-        """Return Triton-style statistics of one model (version), or of every hosted version.
+        """Return this process's Triton-style statistics of one model (version), or of all.
 
         Raises:
             NotFound: ``name`` (or ``version``) is not hosted.

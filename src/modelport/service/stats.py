@@ -19,7 +19,7 @@ from typing import Any
 
 from modelport.core.inference import InferenceRequest
 
-__all__ = ["Duration", "InferenceStats", "ModelStats", "request_rows"]
+__all__ = ["Duration", "InferenceStats", "ModelStats", "merge_statistics", "request_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,3 +178,30 @@ def _freeze(name: str, version: str, counters: _Counters | None) -> ModelStats:
         success=Duration(counters.success_count, counters.success_ns),
         fail=Duration(counters.fail_count, counters.fail_ns),
     )
+
+
+def merge_statistics(snapshots: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Add up several processes' statistics (in :meth:`ModelStats.to_dict` form) per version.
+
+    Counts and durations add up; ``last_inference`` is the latest. Entries keep the order in
+    which their version first appears.
+    """
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for snapshot in snapshots:
+        for entry in snapshot:
+            key = (entry["name"], entry["version"])
+            total = merged.get(key)
+            if total is None:
+                merged[key] = {
+                    **entry,
+                    "inference_stats": {k: dict(v) for k, v in entry["inference_stats"].items()},
+                }
+                continue
+            total["last_inference"] = max(total["last_inference"], entry["last_inference"])
+            total["inference_count"] += entry["inference_count"]
+            total["execution_count"] += entry["execution_count"]
+            for kind, duration in entry["inference_stats"].items():
+                mine = total["inference_stats"].setdefault(kind, {"count": 0, "ns": 0})
+                mine["count"] += duration["count"]
+                mine["ns"] += duration["ns"]
+    return list(merged.values())

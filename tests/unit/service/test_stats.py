@@ -69,3 +69,31 @@ def test_rows_are_the_first_inputs_leading_dimension() -> None:
     assert request_rows(request(5, 4)) == 5
     assert request_rows(request(0, 4)) == 0
     assert request_rows(request()) == 1
+
+
+def test_merge_statistics_adds_up_workers() -> None:
+    from modelport.service.stats import merge_statistics
+
+    def entry(version: str, ok: int, ns: int, last: int) -> dict[str, object]:
+        return {
+            "name": "m",
+            "version": version,
+            "last_inference": last,
+            "inference_count": ok * 2,
+            "execution_count": ok,
+            "inference_stats": {"success": {"count": ok, "ns": ns}, "fail": {"count": 1, "ns": 5}},
+        }
+
+    first = [entry("1", 3, 300, 10), entry("2", 1, 100, 50)]
+    second = [entry("1", 2, 200, 40)]
+    merged = merge_statistics([first, second])
+    assert [(e["name"], e["version"]) for e in merged] == [("m", "1"), ("m", "2")]
+    one = merged[0]
+    assert one["last_inference"] == 40
+    assert one["inference_count"] == 10 and one["execution_count"] == 5
+    assert one["inference_stats"] == {
+        "success": {"count": 5, "ns": 500},
+        "fail": {"count": 2, "ns": 10},
+    }
+    assert first[0]["inference_stats"]["success"] == {"count": 3, "ns": 300}  # inputs untouched
+    assert merge_statistics([]) == []

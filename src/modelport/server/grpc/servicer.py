@@ -85,9 +85,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
         """Return inference statistics of one model (version) or of every model."""
         if not request.name:
-            return codec.encode_model_statistics(self.dp.model_statistics(None, None))
+            return codec.encode_model_statistics(await self.dp.statistics(None, None))
         name, version = codec.model_target(request.name, request.version)
-        return codec.encode_model_statistics(self.dp.model_statistics(name, version))
+        return codec.encode_model_statistics(await self.dp.statistics(name, version))
 
     @handle_errors
     async def RepositoryIndex(self, request: Any, context: Any) -> Any:

@@ -161,7 +161,7 @@ class RestApp:
         return Reply.json({"name": model, "ready": ready}, 200 if ready else 503)
 
     async def _statistics(self, request: Request, model: str | None, version: str | None) -> Reply:
-        return Reply.json({"model_stats": self.dp.model_statistics(model, version)})
+        return Reply.json({"model_stats": await self.dp.statistics(model, version)})
 
     async def _infer(self, request: Request, model: str, version: str | None) -> Reply:
         body = await read_body(request, self.max_body)
