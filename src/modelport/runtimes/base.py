@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from modelport.core.errors import ModelNotReady
 from modelport.core.signature import Signature
 
 __all__ = ["ModelRuntime", "RuntimeConfig", "RuntimeMetadata"]
@@ -63,6 +64,7 @@ class ModelRuntime(ABC):
 
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
+        self._signature: Signature | None = None
 
     @abstractmethod
     def load(self) -> None:
@@ -96,10 +98,12 @@ class ModelRuntime(ABC):
     def unload(self) -> None:
         """Release the model and its memory; ``load`` may be called again afterwards."""
 
-    @abstractmethod
     def metadata(self) -> RuntimeMetadata:
-        """Return the platform and signature of the loaded model.
+        """Return the platform and signature of the loaded model (``load`` sets ``_signature``).
 
         Raises:
             ModelNotReady: The model is not loaded.
         """
+        if self._signature is None:
+            raise ModelNotReady(f"the {self.framework} model is not loaded; call load() first")
+        return RuntimeMetadata(platform=self.platform, signature=self._signature)

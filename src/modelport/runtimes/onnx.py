@@ -35,7 +35,7 @@ from modelport.runtimes._common import (
     require_artifact,
     select_outputs,
 )
-from modelport.runtimes.base import ModelRuntime, RuntimeConfig, RuntimeMetadata
+from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 
 __all__ = ["OnnxRuntime", "onnx_datatype", "providers_for", "session_signature"]
 
@@ -121,7 +121,6 @@ class OnnxRuntime(ModelRuntime):
     def __init__(self, config: RuntimeConfig) -> None:
         super().__init__(config)
         self._session: Any = None
-        self._signature: Signature | None = None
         self._model_inputs: dict[str, Datatype] = {}
         # Precomputed at load so predict does no per-call lookups in the signature.
         self._feed_dtypes: dict[str, np.dtype[Any]] = {}
@@ -210,16 +209,6 @@ class OnnxRuntime(ModelRuntime):
         self._session = None
         self._signature = None
         self._model_inputs = {}
-
-    def metadata(self) -> RuntimeMetadata:
-        """Return the platform and signature.
-
-        Raises:
-            ModelNotReady: The model is not loaded.
-        """
-        if self._signature is None:
-            raise not_ready(self.framework)
-        return RuntimeMetadata(platform=self.platform, signature=self._signature)
 
     def _feed(self, name: str, array: np.ndarray) -> np.ndarray:
         """Convert one input to what the graph wants: text as ``str``, numbers to its float type."""

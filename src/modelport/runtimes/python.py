@@ -56,7 +56,7 @@ from modelport.runtimes._common import (
     select_outputs,
     to_bytes_array,
 )
-from modelport.runtimes.base import ModelRuntime, RuntimeConfig, RuntimeMetadata
+from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 
 __all__ = ["PythonRuntime"]
 
@@ -77,7 +77,6 @@ class PythonRuntime(ModelRuntime):
     def __init__(self, config: RuntimeConfig) -> None:
         super().__init__(config)
         self._model: Any = None
-        self._signature: Signature | None = None
         self._module_name: str | None = None
 
     def load(self) -> None:
@@ -149,16 +148,6 @@ class PythonRuntime(ModelRuntime):
         self._model = None
         self._signature = None
         self._forget_module()
-
-    def metadata(self) -> RuntimeMetadata:
-        """Return the platform and signature (possibly empty).
-
-        Raises:
-            ModelNotReady: The model is not loaded.
-        """
-        if self._signature is None:
-            raise not_ready(self.framework)
-        return RuntimeMetadata(platform=self.platform, signature=self._signature)
 
     def _forget_module(self) -> None:
         if self._module_name is not None:

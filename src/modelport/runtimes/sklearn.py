@@ -37,7 +37,7 @@ from modelport.runtimes._common import (
     require_artifact,
     select_outputs,
 )
-from modelport.runtimes.base import ModelRuntime, RuntimeConfig, RuntimeMetadata
+from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 
 __all__ = ["SklearnRuntime"]
 
@@ -68,7 +68,6 @@ class SklearnRuntime(ModelRuntime):
     def __init__(self, config: RuntimeConfig) -> None:
         super().__init__(config)
         self._model: Any = None
-        self._signature: Signature | None = None
 
     def load(self) -> None:
         """Unpickle the estimator; a second call does nothing.
@@ -129,16 +128,6 @@ class SklearnRuntime(ModelRuntime):
         """Drop the estimator."""
         self._model = None
         self._signature = None
-
-    def metadata(self) -> RuntimeMetadata:
-        """Return the platform and signature.
-
-        Raises:
-            ModelNotReady: The model is not loaded.
-        """
-        if self._signature is None:
-            raise not_ready(self.framework)
-        return RuntimeMetadata(platform=self.platform, signature=self._signature)
 
 
 def _check_estimator(model: object, path: Path) -> None:

@@ -34,7 +34,7 @@ from modelport.runtimes._common import (
     require_artifact,
     select_outputs,
 )
-from modelport.runtimes.base import ModelRuntime, RuntimeConfig, RuntimeMetadata
+from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 
 __all__ = ["XGBoostRuntime"]
 
@@ -56,7 +56,6 @@ class XGBoostRuntime(ModelRuntime):
     def __init__(self, config: RuntimeConfig) -> None:
         super().__init__(config)
         self._booster: Any = None
-        self._signature: Signature | None = None
 
     def load(self) -> None:
         """Read the booster; a second call does nothing.
@@ -115,16 +114,6 @@ class XGBoostRuntime(ModelRuntime):
         """Drop the booster."""
         self._booster = None
         self._signature = None
-
-    def metadata(self) -> RuntimeMetadata:
-        """Return the platform and signature.
-
-        Raises:
-            ModelNotReady: The model is not loaded.
-        """
-        if self._signature is None:
-            raise not_ready(self.framework)
-        return RuntimeMetadata(platform=self.platform, signature=self._signature)
 
 
 def _open(path: Path, params: dict[str, Any]) -> Any:
