@@ -11,6 +11,8 @@ code   meaning
 5      unavailable (server unreachable, model not ready)
 6      integrity (artifact corrupt or not loadable)
 7      optional dependency missing
+8      not authenticated or not permitted (401, 403)
+9      rate limited (429)
 =====  =============================================
 """
 
@@ -34,14 +36,20 @@ EXIT_BY_KIND: Final[dict[ErrorKind, int]] = {
     ErrorKind.DEADLINE_EXCEEDED: 5,
     ErrorKind.INTEGRITY: 6,
     ErrorKind.DEPENDENCY_MISSING: 7,
+    ErrorKind.UNAUTHENTICATED: 8,
+    ErrorKind.PERMISSION_DENIED: 8,
+    ErrorKind.RATE_LIMITED: 9,
 }
 
 EXIT_BY_STATUS: Final[dict[int, int]] = {
     400: 2,
+    401: 8,
+    403: 8,
     404: 3,
     409: 4,
     413: 2,
     422: 6,
+    429: 9,
     501: 7,
     503: 5,
     504: 5,

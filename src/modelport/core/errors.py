@@ -15,6 +15,9 @@ about any transport.
     ├── Overloaded            kind=OVERLOADED          queue full; retry after ``retry_after`` s
     ├── DeadlineExceeded      kind=DEADLINE_EXCEEDED   the request's deadline passed before it ran
     ├── Conflict              kind=CONFLICT            state forbids the action
+    ├── Unauthenticated       kind=UNAUTHENTICATED     missing, bad, expired or revoked key
+    ├── PermissionDenied      kind=PERMISSION_DENIED   a known identity without the right
+    ├── RateLimited           kind=RATE_LIMITED        over the caller's rate limit
     ├── IntegrityError        kind=INTEGRITY           digest mismatch, corrupt artifact
     ├── DependencyMissing     kind=DEPENDENCY_MISSING  optional framework/provider missing
     ├── ConfigError           kind=CONFIG              invalid settings or arguments
@@ -39,6 +42,9 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "PermissionDenied",
+    "RateLimited",
+    "Unauthenticated",
     "error_for_kind",
 ]
 
@@ -53,6 +59,9 @@ class ErrorKind(enum.Enum):
     OVERLOADED = "overloaded"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     CONFLICT = "conflict"
+    UNAUTHENTICATED = "unauthenticated"
+    PERMISSION_DENIED = "permission_denied"
+    RATE_LIMITED = "rate_limited"
     INTEGRITY = "integrity"
     DEPENDENCY_MISSING = "dependency_missing"
     CONFIG = "config"
@@ -127,6 +136,33 @@ class Conflict(ModelportError):
     kind = ErrorKind.CONFLICT
 
 
+class Unauthenticated(ModelportError):
+    """No credential, or one that is malformed, unknown, expired or revoked."""
+
+    kind = ErrorKind.UNAUTHENTICATED
+
+
+class PermissionDenied(ModelportError):
+    """The caller is known but lacks the role or scope for the action."""
+
+    kind = ErrorKind.PERMISSION_DENIED
+
+
+class RateLimited(ModelportError):
+    """The caller sent more requests than its rate limit allows.
+
+    Args:
+        message: Which limit was hit.
+        retry_after: Seconds until the next request would be accepted.
+    """
+
+    kind = ErrorKind.RATE_LIMITED
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IntegrityError(ModelportError):
     """Stored content does not match its recorded digest or is otherwise corrupt."""
 
@@ -159,6 +195,9 @@ _BY_KIND: dict[ErrorKind, type[ModelportError]] = {
     ErrorKind.OVERLOADED: Overloaded,
     ErrorKind.DEADLINE_EXCEEDED: DeadlineExceeded,
     ErrorKind.CONFLICT: Conflict,
+    ErrorKind.UNAUTHENTICATED: Unauthenticated,
+    ErrorKind.PERMISSION_DENIED: PermissionDenied,
+    ErrorKind.RATE_LIMITED: RateLimited,
     ErrorKind.INTEGRITY: IntegrityError,
     ErrorKind.DEPENDENCY_MISSING: DependencyMissing,
     ErrorKind.CONFIG: ConfigError,

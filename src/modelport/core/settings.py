@@ -13,9 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ArtifactSecuritySettings",
+    "AuthSettings",
     "BatchingSettings",
+    "LimitSettings",
+    "OidcSettings",
     "RuntimeSettings",
+    "SecuritySettings",
     "ServerSettings",
+    "TlsSettings",
     "Settings",
     "load_settings",
 ]
@@ -76,6 +82,146 @@ class BatchingSettings(BaseModel):
     """Most rows waiting; beyond it requests are refused with 503 / RESOURCE_EXHAUSTED."""
 
 
+JwtAlgorithm = Literal["RS256", "ES256", "EdDSA"]
+_JWT_ALGORITHMS: tuple[JwtAlgorithm, ...] = ("RS256", "ES256", "EdDSA")
+
+
+class OidcSettings(BaseModel):
+    """JWT bearer tokens from an OpenID Connect provider; off while ``issuer`` is unset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str | None = None
+    """Expected ``iss`` claim (``https://login.example.com/realms/ml``); unset turns JWTs off."""
+
+    audience: str | None = None
+    """Expected ``aud`` claim (required when ``issuer`` is set)."""
+
+    jwks_file: Path | None = None
+    """JSON Web Key Set file with the provider's public keys."""
+
+    jwks_url: str | None = None
+    """JSON Web Key Set URL (the provider's ``jwks_uri``); fetched, cached and refetched when a
+    token names an unknown ``kid``."""
+
+    jwks_cache_s: float = Field(default=300.0, gt=0)
+    """How long fetched keys are trusted before they are fetched again."""
+
+    roles_claim: str = "roles"
+    """Claim holding the caller's grants: a list of ``ROLE`` or ``ROLE:PATTERN`` strings (dots
+    walk into nested objects, e.g. ``realm_access.roles``)."""
+
+    algorithms: list[JwtAlgorithm] = Field(default_factory=lambda: list(_JWT_ALGORITHMS))
+    """Signature algorithms accepted; only asymmetric ones exist here (no ``none``, no HMAC)."""
+
+    leeway_s: float = Field(default=30.0, ge=0, le=300)
+    """Clock skew allowed when checking ``exp``, ``nbf`` and ``iat``."""
+
+
+class AuthSettings(BaseModel):
+    """Authentication and authorisation of every REST route and gRPC method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    """Require a credential on every call; ``modelport serve --no-auth`` turns it off (loopback
+    only, unless ``--insecure``)."""
+
+    open_probes: bool = True
+    """Leave ``/v2/health/live``, ``/v2/health/ready`` (and gRPC ServerLive/ServerReady) open for
+    orchestrators' probes; everything else always needs a credential."""
+
+    cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
+    """How long an authentication decision is reused per credential; a revoked key is refused
+    at the latest this long after revocation."""
+
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    """JWT/OIDC bearer tokens."""
+
+    mtls_identities: dict[str, list[str]] = Field(default_factory=dict)
+    """Client-certificate subjects (RFC 4514, e.g. ``CN=ci-runner,O=Acme``) mapped to grants
+    (``ROLE`` or ``ROLE:PATTERN``); an unlisted subject is refused."""
+
+
+class TlsSettings(BaseModel):
+    """TLS for the REST and gRPC ports (TLS 1.2 or newer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert: Path | None = None
+    """Server certificate chain (PEM); set with ``key`` to serve HTTPS and gRPC over TLS."""
+
+    key: Path | None = None
+    """Server private key (PEM)."""
+
+    ca: Path | None = None
+    """CA bundle (PEM) that client certificates must chain to; set it to require mutual TLS."""
+
+
+class ArtifactSecuritySettings(BaseModel):
+    """Encryption at rest and signing of model artifacts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kek_provider: Literal["file", "env"] = "file"
+    """Where the key-encryption key comes from: ``file`` (``kek_file``, created with mode 0600
+    on first use) or ``env`` (the variable named by ``kek_env``)."""
+
+    kek_file: Path | None = None
+    """Key-encryption key file; unset means ``HOME/keys/kek.json``."""
+
+    kek_env: str = "MODELPORT_KEK"
+    """Environment variable holding the key-encryption key as 32 bytes in base64 (``env``
+    provider)."""
+
+    signing_key: Path | None = None
+    """Ed25519 private key (PEM) that signs manifests at registration; unset means
+    ``HOME/keys/signing.pem``, created with mode 0600 on first use."""
+
+    signer: str | None = None
+    """Signer identity written into manifests; defaults to ``user``."""
+
+    trusted_signers: list[Path] = Field(default_factory=list)
+    """Ed25519 public keys (PEM) whose signatures are accepted at load, besides this
+    installation's own signing key."""
+
+
+class LimitSettings(BaseModel):
+    """Request limits and per-identity rate limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rows: int = Field(default=1_000_000, ge=1)
+    """Most rows (first dimension) of any input tensor in one request."""
+
+    max_elements: int = Field(default=64 * 1024 * 1024, ge=1)
+    """Most elements of all input tensors of one request together."""
+
+    rate_per_s: float = Field(default=0.0, ge=0)
+    """Sustained requests per second per identity (token bucket); 0 turns rate limits off."""
+
+    burst: int = Field(default=100, ge=1)
+    """Requests an identity may send at once above the sustained rate."""
+
+
+class SecuritySettings(BaseModel):
+    """Authentication, TLS, artifact protection and limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    """Who may call what."""
+
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    """Transport security."""
+
+    artifacts: ArtifactSecuritySettings = Field(default_factory=ArtifactSecuritySettings)
+    """Encryption at rest and signing."""
+
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    """Request limits and rate limits."""
+
+
 class Settings(BaseSettings):
     """All of modelport's settings."""
 
@@ -104,6 +250,9 @@ class Settings(BaseSettings):
     """Dynamic batching for every served model (``modelport serve --batching`` overrides it,
     per model or for all)."""
 
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    """Authentication, authorisation, TLS, artifact encryption and signing, limits."""
+
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""
         if self.database_url:
@@ -114,6 +263,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Folder of the content-addressed artifact store."""
         return self.home / "artifacts"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Folder of this installation's own keys (key-encryption key, signing key)."""
+        return self.home / "keys"
 
 
 def load_settings() -> Settings:

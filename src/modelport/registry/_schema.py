@@ -7,16 +7,13 @@ the migrated database with these definitions, so the two cannot drift apart unno
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -26,42 +23,27 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 
-__all__ = ["UTCDateTime", "alias_events", "aliases", "metadata", "model_versions", "models"]
+from modelport.core.database import Migrations, UTCDateTime
 
+__all__ = [
+    "MIGRATIONS",
+    "UTCDateTime",
+    "alias_events",
+    "aliases",
+    "metadata",
+    "model_versions",
+    "models",
+]
 
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every dialect.
-
-    PostgreSQL stores ``timestamptz`` and returns it in the session's zone; SQLite stores text
-    without a zone. Values are converted to UTC before they are written and come back aware (UTC).
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Convert an aware datetime to UTC; refuse naive ones, whose zone is a guess."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware (UTC) one")
-        value = value.astimezone(UTC)
-        # SQLite keeps no zone: store the UTC wall time and re-attach UTC when reading.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
-        """Return the stored instant as an aware UTC datetime."""
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+MIGRATIONS = Migrations(
+    name="registry",
+    script_dir=Path(__file__).resolve().parent / "migrations",
+    version_table="registry_alembic_version",
+)
+"""The registry's Alembic scripts, shipped inside the package."""
 
 
 metadata = MetaData()

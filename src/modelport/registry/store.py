@@ -1,7 +1,7 @@
 """The metadata store: models, their numbered versions, aliases and alias history.
 
 One implementation on SQLAlchemy Core serves SQLite (embedded default) and PostgreSQL (at scale);
-the dialect differences live in :mod:`modelport.registry._database`.
+the dialect differences live in :mod:`modelport.core.database`.
 
 Rules the store enforces:
 
@@ -25,12 +25,12 @@ from types import TracebackType
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from modelport.core import database as db
 from modelport.core.clock import Clock
 from modelport.core.errors import Conflict, InvalidInput, NotFound
 from modelport.core.refs import ModelRef, validate_alias
-from modelport.registry import _database as db
 from modelport.registry import _queries as q
-from modelport.registry._schema import aliases, model_versions, models
+from modelport.registry._schema import MIGRATIONS, aliases, model_versions, models
 from modelport.registry._validate import (
     check_new_version,
     check_text,
@@ -62,7 +62,7 @@ class MetadataStore:
         self._clock = clock
         self._engine = db.open_engine(url)
         try:
-            db.migrate(self._engine)
+            db.migrate(self._engine, MIGRATIONS)
         except BaseException:
             self._engine.dispose()
             raise

@@ -9,15 +9,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from modelport.core.errors import InvalidInput
-from modelport.registry import CompileReport, MetadataStore, ServingArtifact
-from modelport.registry._database import (
-    MIGRATIONS_DIR,
-    VERSION_TABLE,
+from modelport.core.database import (
     migrate,
     open_engine,
     write,
 )
+from modelport.core.errors import InvalidInput
+from modelport.registry import CompileReport, MetadataStore, ServingArtifact
+from modelport.registry._schema import MIGRATIONS
 
 from ._support import FakeClock, new_version
 
@@ -89,7 +88,7 @@ def test_migrating_a_0001_database_with_data(backend_url: str, clock: FakeClock)
     engine = open_engine(backend_url)
     at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     try:
-        migrate(engine, "0001")
+        migrate(engine, MIGRATIONS, "0001")
         with engine.begin() as conn:
             conn.execute(
                 text("INSERT INTO models (name, created_at, updated_at) VALUES ('old', :at, :at)"),
@@ -109,7 +108,9 @@ def test_migrating_a_0001_database_with_data(backend_url: str, clock: FakeClock)
                 text("INSERT INTO aliases (model_id, alias, version) VALUES (:m, 'champion', 1)"),
                 {"m": model_id},
             )
-            revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
+            revision = conn.execute(
+                text(f"SELECT version_num FROM {MIGRATIONS.version_table}")
+            ).scalar_one()
         assert revision == "0001"
     finally:
         engine.dispose()
@@ -132,10 +133,11 @@ def test_downgrading_to_0001_keeps_the_versions(backend_url: str, clock: FakeClo
         store.set_alias("fraud", "champion", 1, "alice")
     engine = open_engine(backend_url)
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(MIGRATIONS.script_dir))
     try:
         with write(engine) as conn:
             config.attributes["connection"] = conn
+            config.attributes["version_table"] = MIGRATIONS.version_table
             command.downgrade(config, "0001")
         with engine.connect() as conn:
             columns = conn.execute(text("SELECT * FROM model_versions")).keys()

@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
+from modelport.core.database import open_engine
 from modelport.registry import MetadataStore
-from modelport.registry._database import VERSION_TABLE, open_engine
-from modelport.registry._schema import metadata
+from modelport.registry._schema import MIGRATIONS, metadata
 
 from ._support import FakeClock, new_version
 
@@ -37,7 +37,11 @@ def test_opening_again_keeps_data_and_does_not_migrate_twice(
         assert [v.version for v in store.list_versions("fraud")] == [1]
         assert store.create_version(new_version()).version == 2
     with raw(backend_url) as conn:
-        revisions = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+        revisions = (
+            conn.execute(text(f"SELECT version_num FROM {MIGRATIONS.version_table}"))
+            .scalars()
+            .all()
+        )
     assert revisions == [HEAD]
 
 
@@ -45,6 +49,6 @@ def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: 
     MetadataStore(backend_url, clock).close()
     with raw(backend_url) as conn:
         context = MigrationContext.configure(
-            conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
+            conn, opts={"version_table": MIGRATIONS.version_table, "compare_type": True}
         )
         assert compare_metadata(context, metadata) == []

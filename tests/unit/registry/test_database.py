@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import exc, text
 
 from modelport.core.clock import SystemClock
+from modelport.core.database import display_url, open_engine, read, write
 from modelport.core.errors import ConfigError
 from modelport.registry import Lineage, MetadataStore, NewVersion
-from modelport.registry._database import VERSION_TABLE, display_url, open_engine, read, write
+from modelport.registry._schema import MIGRATIONS
 
 
 def test_sqlite_folder_is_created_and_pragmas_are_set(tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ def test_a_schema_from_a_newer_modelport_is_refused(tmp_path: Path) -> None:
     engine = open_engine(url)
     try:
         with write(engine) as conn:
-            conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+            conn.execute(text(f"UPDATE {MIGRATIONS.version_table} SET version_num = '9999'"))
     finally:
         engine.dispose()
     with pytest.raises(ConfigError, match="newer modelport"):

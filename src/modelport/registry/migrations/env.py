@@ -1,6 +1,6 @@
 """Alembic environment for the registry's schema.
 
-The store runs migrations itself (``modelport.registry._database.migrate``) and hands Alembic an
+The store runs migrations itself (``modelport.core.database.migrate``) and hands Alembic an
 open connection, already inside the transaction that serialises concurrent migrators, through
 ``config.attributes["connection"]``. Nothing here reads an ini file or the environment.
 """
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
-
-from modelport.registry._database import VERSION_TABLE
 
 
 def run_migrations_online() -> None:
@@ -23,7 +21,7 @@ def run_migrations_online() -> None:
     context.configure(
         connection=connection,
         target_metadata=None,
-        version_table=VERSION_TABLE,
+        version_table=context.config.attributes["version_table"],
         # SQLite cannot ALTER most things; batch mode recreates tables when a later migration
         # needs it.
         render_as_batch=connection.dialect.name == "sqlite",

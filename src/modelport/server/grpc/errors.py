@@ -11,6 +11,9 @@ UNAVAILABLE         UNAVAILABLE           known model that is not loaded
 OVERLOADED          RESOURCE_EXHAUSTED    queue full; ``grpc-retry-pushback-ms`` says when to retry
 DEADLINE_EXCEEDED   DEADLINE_EXCEEDED     the request's deadline passed before it ran
 CONFLICT            FAILED_PRECONDITION   the current state forbids the action
+UNAUTHENTICATED     UNAUTHENTICATED       missing or bad credential
+PERMISSION_DENIED   PERMISSION_DENIED     known identity without the right
+RATE_LIMITED        RESOURCE_EXHAUSTED    per-identity rate limit; pushback says when
 INTEGRITY           DATA_LOSS             a stored artifact is corrupt or tampered with:
                                           "unrecoverable data loss or corruption" is
                                           gRPC's own description of that, and retrying
@@ -33,7 +36,7 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
 
-from modelport.core.errors import ErrorKind, ModelportError, Overloaded
+from modelport.core.errors import ErrorKind, ModelportError, Overloaded, RateLimited
 
 __all__ = ["STATUS_BY_KIND", "abort", "error_message", "handle_errors"]
 
@@ -48,6 +51,9 @@ STATUS_BY_KIND: Final[dict[ErrorKind, grpc.StatusCode]] = {
     ErrorKind.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     ErrorKind.CONFLICT: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorKind.INTEGRITY: grpc.StatusCode.DATA_LOSS,
     ErrorKind.DEPENDENCY_MISSING: grpc.StatusCode.UNIMPLEMENTED,
     ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
@@ -86,7 +92,7 @@ async def abort(context: Any, exc: BaseException, method: str) -> NoReturn:
         await context.abort(grpc.StatusCode.INTERNAL, message)
     else:
         metadata: tuple[tuple[str, str], ...] = ()
-        if isinstance(exc, Overloaded):
+        if isinstance(exc, Overloaded | RateLimited):
             # gRFC A6: clients with a retry policy wait this long before the next attempt.
             metadata = ((_RETRY_PUSHBACK, str(max(0, math.ceil(exc.retry_after * 1000)))),)
         await context.abort(STATUS_BY_KIND[exc.kind], message, trailing_metadata=metadata)

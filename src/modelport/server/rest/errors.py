@@ -7,7 +7,13 @@ from typing import Final
 
 import orjson
 
-from modelport.core.errors import ErrorKind, ModelportError, Overloaded
+from modelport.core.errors import (
+    ErrorKind,
+    ModelportError,
+    Overloaded,
+    RateLimited,
+    Unauthenticated,
+)
 from modelport.server.rest.asgi import Reply
 
 __all__ = ["STATUS_BY_KIND", "error_reply", "reply_for"]
@@ -17,6 +23,9 @@ STATUS_BY_KIND: Final[dict[ErrorKind, int]] = {
     ErrorKind.CONFIG: 400,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.PERMISSION_DENIED: 403,
+    ErrorKind.RATE_LIMITED: 429,
     ErrorKind.PAYLOAD_TOO_LARGE: 413,
     # The request was fine but the artifact it names fails verification or parsing.
     ErrorKind.INTEGRITY: 422,
@@ -37,6 +46,9 @@ def error_reply(status: int, message: str, headers: tuple[tuple[bytes, bytes], .
 def reply_for(exc: ModelportError) -> Reply:
     """Return the reply for a modelport error (with ``Retry-After`` when overloaded)."""
     headers: tuple[tuple[bytes, bytes], ...] = ()
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | RateLimited):
         headers = ((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()),)
+    elif isinstance(exc, Unauthenticated):
+        # RFC 6750: a 401 names the scheme the server expects.
+        headers = ((b"www-authenticate", b'Bearer realm="modelport"'),)
     return error_reply(STATUS_BY_KIND[exc.kind], exc.message, headers)

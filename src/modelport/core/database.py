@@ -1,4 +1,8 @@
-"""Engines and transactions for the metadata database, and the migrations that shape it.
+"""Engines and transactions for the metadata database, and running a package's migrations.
+
+Several packages keep tables in the one metadata database (the registry its models and versions,
+security its API keys and audit log); each has its own Alembic script folder and version table,
+and migrates with :func:`migrate`.
 
 One code path serves SQLite (the embedded default) and PostgreSQL (at scale). The differences
 live here:
@@ -18,13 +22,15 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -32,8 +38,8 @@ from sqlalchemy.pool import StaticPool
 from modelport.core.errors import ConfigError, DependencyMissing
 
 __all__ = [
-    "MIGRATIONS_DIR",
-    "VERSION_TABLE",
+    "Migrations",
+    "UTCDateTime",
     "display_url",
     "migrate",
     "open_engine",
@@ -41,18 +47,59 @@ __all__ = [
     "write",
 ]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-"""The Alembic script folder shipped inside the package."""
-
-VERSION_TABLE = "registry_alembic_version"
-"""Alembic's bookkeeping table, named per package so others can migrate the same database."""
-
 _BUSY_TIMEOUT_S = 30
 _WRITE_OPTION = "modelport_write"
-# Arbitrary constant: the key of the advisory lock that serialises registry migrations.
+# Arbitrary constant: the key of the advisory lock that serialises migrations.
 _MIGRATION_LOCK_KEY = 0x6D6F64656C706F72  # "modelpor"
 _SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
 _POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg", "postgresql+psycopg2"})
+
+
+@dataclass(frozen=True, slots=True)
+class Migrations:
+    """One package's schema history in the metadata database.
+
+    Args:
+        name: What the schema is, for error messages (``registry``, ``security``).
+        script_dir: The package's Alembic script folder.
+        version_table: Alembic's bookkeeping table, named per package so several packages can
+            migrate the same database.
+    """
+
+    name: str
+    script_dir: Path
+    version_table: str
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect.
+
+    PostgreSQL stores ``timestamptz`` and returns it in the session's zone; SQLite stores text
+    without a zone. Values are converted to UTC before they are written and come back aware (UTC).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC; refuse naive ones, whose zone is a guess."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware (UTC) one")
+        value = value.astimezone(UTC)
+        # SQLite keeps no zone: store the UTC wall time and re-attach UTC when reading.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        """Return the stored instant as an aware UTC datetime."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def display_url(url: URL) -> str:
@@ -185,8 +232,12 @@ def read(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the registry schema to ``revision`` (the newest by default); a no-op when it is there.
+def migrate(engine: Engine, migrations: Migrations, revision: str = "head") -> None:
+    """Bring a package's schema to ``revision`` (the newest by default); a no-op when it is there.
+
+    The Alembic environment of the package receives the open connection in
+    ``config.attributes["connection"]`` and the version table in
+    ``config.attributes["version_table"]``.
 
     Only tests ask for an older revision, to build a database as an older modelport left it.
 
@@ -200,7 +251,8 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """
     config = Config()
     # Config values go through configparser interpolation, where "%" is special.
-    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("script_location", str(migrations.script_dir).replace("%", "%%"))
+    config.attributes["version_table"] = migrations.version_table
     try:
         with write(engine) as conn:
             if conn.dialect.name == "postgresql":
@@ -215,6 +267,6 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         ) from exc
     except CommandError as exc:
         raise ConfigError(
-            f"cannot migrate the registry schema in {display_url(engine.url)}: {exc}; a newer "
-            "modelport may have migrated it, so upgrade modelport"
+            f"cannot migrate the {migrations.name} schema in {display_url(engine.url)}: {exc}; "
+            "a newer modelport may have migrated it, so upgrade modelport"
         ) from exc
