@@ -15,6 +15,7 @@ POST      /v2/models/{m}[/versions/{v}]/infer             inference
 POST      /v2/repository/index                            repository index
 POST      /v2/repository/models/{m}/load | /unload        hot load / unload
 GET       /metrics                                        Prometheus metrics
+GET       /v2/openapi.json                                this API's OpenAPI description
 ========  ==============================================  ==========================
 """
 
@@ -23,6 +24,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+
+import orjson
 
 from modelport.core.errors import InvalidInput, ModelportError
 from modelport.core.inference import InferenceRequest
@@ -44,6 +47,7 @@ from modelport.server.rest.asgi import (
     send_reply,
 )
 from modelport.server.rest.errors import error_reply, reply_for
+from modelport.server.rest.openapi import openapi_document
 from modelport.service.dataplane import DataPlane
 
 __all__ = ["Hook", "RestApp", "create_app"]
@@ -76,6 +80,7 @@ class RestApp:
         self.max_body = max_body_bytes
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
+        self._openapi_body = orjson.dumps(openapi_document())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
@@ -114,6 +119,8 @@ class RestApp:
             return None
         if n == 2:
             return "GET", self._server_metadata
+        if n == 3 and parts[2] == "openapi.json":
+            return "GET", self._openapi
         if n == 4 and parts[2:4] == ["models", "stats"]:
             return "GET", partial(self._statistics, model=None, version=None)
         if parts[2] == "models" and n >= 4 and parts[3]:
@@ -141,6 +148,9 @@ class RestApp:
 
     async def _server_metadata(self, request: Request) -> Reply:
         return Reply.json(self.dp.server_metadata())
+
+    async def _openapi(self, request: Request) -> Reply:
+        return Reply(200, self._openapi_body)
 
     async def _metrics(self, request: Request) -> Reply:
         text, content_type = self.dp.metrics_text()
