@@ -7,7 +7,10 @@ messages (package ``inference``), filled with typed contents (``fp32_contents`` 
 ``fp64_contents``), which every OIP server accepts.
 
     python -m bench.grpc_load 127.0.0.1:PORT tiny --datatype FP32 --row '[0.1, ...]' \
-        --concurrency 16 --duration 10 --warmup 2 [--output probabilities]
+        --concurrency 16 --duration 10 --warmup 2 [--output probabilities] \
+        [--metadata "authorization=Bearer mpk_..."]
+
+``--metadata KEY=VALUE`` (repeatable) goes with every call: an API key as ``authorization``.
 
 Prints one line ``BENCH_JSON {"rps", "p50_ms", "p99_ms", "ok", "errors", "first_error"}``.
 The client is Python: past a few thousand requests per second it, not the server, may be the
@@ -57,13 +60,18 @@ class Counters:
         self.recording = False
 
 
-async def worker(stub: object, request: object, stop_at: float, counters: Counters) -> None:
+Metadata = tuple[tuple[str, str], ...]
+
+
+async def worker(
+    stub: object, request: object, metadata: Metadata, stop_at: float, counters: Counters
+) -> None:
     while True:
         start = time.perf_counter()
         if start >= stop_at:
             return
         try:
-            await stub.ModelInfer(request, timeout=10)  # type: ignore[attr-defined]
+            await stub.ModelInfer(request, timeout=10, metadata=metadata)  # type: ignore[attr-defined]
         except grpc.aio.AioRpcError as exc:
             if counters.recording:
                 counters.errors += 1
@@ -74,9 +82,9 @@ async def worker(stub: object, request: object, stop_at: float, counters: Counte
             counters.latencies.append(time.perf_counter() - start)
 
 
-async def check(stub: object, request: object) -> None:
+async def check(stub: object, request: object, metadata: Metadata) -> None:
     """One request before the load: the answer must be one output of shape [1, 2]."""
-    response = await stub.ModelInfer(request, timeout=30)  # type: ignore[attr-defined]
+    response = await stub.ModelInfer(request, timeout=30, metadata=metadata)  # type: ignore[attr-defined]
     shapes = [list(o.shape) for o in response.outputs]
     if not shapes or shapes[0] != [1, 2]:
         raise SystemExit(f"grpc_load: unexpected answer, output shapes {shapes}")
@@ -85,6 +93,7 @@ async def check(stub: object, request: object) -> None:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     row = [float(v) for v in json.loads(args.row)]
     request = build_request(args.model, args.datatype, row, args.output)
+    metadata = parse_metadata(args.metadata)
     # Several HTTP/2 connections, as several clients would open: one connection would pin all
     # the load on one of the server's worker processes. A local subchannel pool per channel
     # keeps gRPC from sharing one connection between channels to the same target.
@@ -96,11 +105,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         for channel in channels:
             await asyncio.wait_for(channel.channel_ready(), timeout=30)
         stubs = [service_pb2_grpc.GRPCInferenceServiceStub(channel) for channel in channels]
-        await check(stubs[0], request)
+        await check(stubs[0], request, metadata)
         counters = Counters()
         loop_end = time.perf_counter() + args.warmup + args.duration
         tasks = [
-            asyncio.create_task(worker(stubs[i % len(stubs)], request, loop_end, counters))
+            asyncio.create_task(
+                worker(stubs[i % len(stubs)], request, metadata, loop_end, counters)
+            )
             for i in range(args.concurrency)
         ]
         await asyncio.sleep(args.warmup)
@@ -123,6 +134,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def parse_metadata(pairs: list[str]) -> Metadata:
+    """``KEY=VALUE`` strings as gRPC metadata (keys lowercased, as gRPC requires)."""
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            # Not echoed: the value may be a secret.
+            raise SystemExit("grpc_load: --metadata expects KEY=VALUE")
+        out.append((key.strip().lower(), value))
+    return tuple(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", help="HOST:PORT (loopback)")
@@ -130,6 +153,12 @@ def main() -> int:
     parser.add_argument("--datatype", choices=["FP32", "FP64"], default="FP32")
     parser.add_argument("--row", required=True, help="the input row as a JSON list")
     parser.add_argument("--output", help="ask for this output only")
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        help="KEY=VALUE sent with every call (repeatable), e.g. authorization=Bearer KEY",
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--channels", type=int, default=4, help="HTTP/2 connections")
     parser.add_argument("--duration", type=float, default=10.0)

@@ -2,7 +2,8 @@
 
 Both report one :class:`Sample`: requests per second, p50/p99 latency in milliseconds and the
 number of failed requests (HTTP status >= 400 or a socket error or time-out for wrk; any
-non-OK status for gRPC).
+non-OK status for gRPC). ``headers`` (the API key's ``Authorization``) go on every request: a
+static header line for wrk, call metadata for gRPC.
 """
 
 from __future__ import annotations
@@ -45,8 +46,15 @@ def _last_json(stdout: str, marker: str) -> dict[str, Any]:
     raise LoadFailed(f"no {marker.strip()} line in the output: {stdout[-300:]!r}")
 
 
-def wrk(port: int, path: str, body: Path, connections: int, seconds: float) -> Sample:
-    """Drive ``POST path`` with ``body`` at ``connections`` for ``seconds``."""
+def wrk(
+    port: int,
+    path: str,
+    body: Path,
+    connections: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+) -> Sample:
+    """Drive ``POST path`` with ``body`` (and ``headers``) at ``connections`` for ``seconds``."""
     argv = [
         "wrk",
         f"-t{min(WRK_THREADS, connections)}",
@@ -59,6 +67,7 @@ def wrk(port: int, path: str, body: Path, connections: int, seconds: float) -> S
         "--",
         path,
         str(body),
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
@@ -88,6 +97,7 @@ def grpc(
     concurrency: int,
     seconds: float,
     warmup: float,
+    headers: dict[str, str] | None = None,
 ) -> Sample:
     """Drive gRPC ``ModelInfer`` through bench/grpc_load.py in a process of its own."""
     argv = [
@@ -109,6 +119,8 @@ def grpc(
     ]
     if output:
         argv += ["--output", output]
+    for name, value in (headers or {}).items():
+        argv += ["--metadata", f"{name.lower()}={value}"]  # gRPC metadata keys are lowercase
     try:
         done = subprocess.run(
             argv,

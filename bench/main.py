@@ -5,6 +5,8 @@ round starts every configuration in turn (the order rotates from round to round)
 answer per model, then drives it with wrk at each connection count: a warm-up run that is
 thrown away, then the measured run. Configurations with gRPC are also driven by
 bench/grpc_load.py on the tiny model. The table reports, per point, the median over rounds.
+modelport is measured as it ships, authentication on, with an API key created before the first
+launch (bench/modelport_home.py); its ``-noauth`` configurations give the cost of that.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import environment, load, models, report
+from bench import environment, load, modelport_home, models, report
 from bench.procs import HOST, ServerProcess, StartFailed, tail
 from bench.report import Point, Run
 from bench.targets import (
@@ -34,7 +36,6 @@ from bench.targets import (
     Target,
     all_targets,
     launch,
-    peer_installed,
 )
 
 OUT = BENCH / ".out"
@@ -143,7 +144,8 @@ def check_answer(port: int, target: Target, model: str, ctx: Context, timeout: f
     while time.monotonic() < deadline:
         conn = http.client.HTTPConnection(HOST, port, timeout=30)
         try:
-            conn.request("POST", infer_path(model), body, {"Content-Type": "application/json"})
+            headers = {"Content-Type": "application/json", **ctx.headers(target)}
+            conn.request("POST", infer_path(model), body, headers)
             response = conn.getresponse()
             data = response.read()
             if response.status == 200:
@@ -202,7 +204,7 @@ def start(target: Target, ctx: Context, args: argparse.Namespace, round_no: int)
 def measure(target: Target, ctx: Context, args: argparse.Namespace, round_no: int) -> list[Run]:
     """Start one configuration, run all its points, stop it."""
     wanted = points(target, args)
-    missing = peer_installed(target.family) if target.is_peer else None
+    missing = ctx.unavailable(target)
     if missing:
         return [Run(round_no, target, p, failure=missing) for p in wanted]
     log(f"[round {round_no}] {target.key}: starting")
@@ -243,9 +245,12 @@ def run_point(
         if point.transport == "REST":
             body = ctx.body_file(target, point.model)
             path = infer_path(point.model)
+            headers = ctx.headers(target)
             if args.warmup > 0:
-                load.wrk(server.http_port, path, body, point.connections, args.warmup)
-            sample = load.wrk(server.http_port, path, body, point.connections, args.duration)
+                load.wrk(server.http_port, path, body, point.connections, args.warmup, headers)
+            sample = load.wrk(
+                server.http_port, path, body, point.connections, args.duration, headers
+            )
         else:
             if server.grpc_port is None:
                 reason = ctx.modelport.rejected.get("--grpc-port", "no gRPC port")
@@ -259,6 +264,7 @@ def run_point(
                 point.connections,
                 args.duration,
                 args.warmup,
+                ctx.headers(target),
             )
     except load.LoadFailed as exc:
         log(f"  {point.label()}: load failed: {exc}")
@@ -276,7 +282,7 @@ def labels(targets: list[Target], ctx: Context) -> dict[str, str]:
         if t.family == "modelport":
             extra = ctx.modelport.args + (ctx.modelport.mlp_args if "mlp" in t.models else [])
             shown = " ".join(a for a in extra)
-            out[t.key] = f"modelport ({ctx.artifact}{', ' + shown if shown else ''})"
+            out[t.key] = f"{t.label} ({ctx.artifact}{', ' + shown if shown else ''})"
         elif t.family == "floor":
             workers = ctx.modelport.workers
             out[t.key] = f"floor, {workers} worker{'s' if workers > 1 else ''}"
@@ -284,7 +290,7 @@ def labels(targets: list[Target], ctx: Context) -> dict[str, str]:
 
 
 def results_markdown(
-    table: str, notes: list[str], command: str, args: argparse.Namespace, load_avg: str
+    tables: list[str], notes: list[str], command: str, args: argparse.Namespace, load_avg: str
 ) -> str:
     lines = [
         "# Benchmark results",
@@ -301,11 +307,12 @@ def results_markdown(
     lines += [
         f"- method: {args.rounds} alternating round(s); per point {args.warmup:g} s warm-up "
         f"(discarded) then {args.duration:g} s measured; wrk -t{load.WRK_THREADS}; "
-        "single-row JSON requests; medians over rounds, errors summed over rounds",
-        "",
-        table,
+        "single-row JSON requests; medians over rounds, errors summed over rounds; modelport "
+        "with authentication on (an API key on every request) unless marked --no-auth",
         "",
     ]
+    for table in tables:
+        lines += [table, ""]
     if notes:
         lines += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
@@ -316,7 +323,7 @@ def main(argv: list[str]) -> int:
     targets = plan(args)
     if args.list:
         for t in all_targets(args.models):
-            print(f"{t.key:<18} {t.label}")
+            print(f"{t.key:<22} {t.label}")
         return 0
 
     def on_term(signum: int, frame: object) -> None:
@@ -334,9 +341,17 @@ def main(argv: list[str]) -> int:
     cli.probe()
     for option, reason in cli.rejected.items():
         log(f"modelport: not passing {option}: {reason}")
-    ctx = Context(
-        OUT, {k: v for k, v in built.items() if k in args.models}, args.modelport_artifact, cli
-    )
+    chosen = {k: v for k, v in built.items() if k in args.models}
+    home = modelport_home.ModelportHome(OUT / "modelport-home")
+    if any(t.family == "modelport" for t in targets):
+        registering = (
+            ", registering the .joblib files" if args.modelport_artifact == "joblib" else ""
+        )
+        log(f"== modelport: a fresh MODELPORT_HOME with an API key{registering}")
+        home = modelport_home.prepare(cli.exe, home.path, chosen, args.modelport_artifact)
+        for line in home.notes + ([home.unavailable] if home.unavailable else []):
+            log(f"modelport: {line}")
+    ctx = Context(OUT, chosen, args.modelport_artifact, cli, home)
     per_point = args.duration + args.warmup
     n_points = sum(len(points(t, args)) for t in targets)
     log(
@@ -353,10 +368,13 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         log("interrupted: reporting what was measured")
     summaries = report.summarize(runs, [t.key for t in targets])
-    table = report.table(summaries, labels(targets, ctx))
-    extra = [f"modelport option {o} not used: {r}" for o, r in cli.rejected.items()]
+    tables = [report.table(summaries, labels(targets, ctx))]
+    auth_cost = report.auth_cost(summaries) if home.api_key else None
+    if auth_cost:
+        tables.append(auth_cost)
+    extra = [f"modelport option {o} not used: {r}" for o, r in cli.rejected.items()] + home.notes
     notes = report.notes(summaries, extra)
-    print(table)
+    print("\n\n".join(tables))
     for note in notes:
         print(f"- {note}")
     (OUT / "results.json").write_text(
@@ -377,7 +395,7 @@ def main(argv: list[str]) -> int:
     if args.write_results:
         command = "bench/run " + " ".join(shlex.quote(a) for a in argv)
         load_avg = f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"
-        markdown = results_markdown(table, notes, command.strip(), args, load_avg)
+        markdown = results_markdown(tables, notes, command.strip(), args, load_avg)
         (BENCH / "RESULTS.md").write_text(markdown)
         log("wrote bench/RESULTS.md")
     total_errors = sum(s.errors for s in summaries)

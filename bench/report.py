@@ -1,4 +1,4 @@
-"""Medians across rounds, ratios, and the results table (markdown) with its RESULTS.md frame."""
+"""Medians across rounds, ratios, and the results tables (markdown): all servers, auth cost."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from bench.load import Sample
 from bench.targets import Target
+
+AUTH_TARGET = 0.9
+"""Authenticated modelport must keep at least this share of its --no-auth requests/s."""
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class Point:
     def label(self) -> str:
         return f"{self.model} {self.transport} c={self.connections}"
 
-    def sort_key(self) -> tuple[int, str, int]:
+    def sort_key(self) -> tuple[bool, bool, int]:
         return (self.transport != "REST", self.model != "tiny", self.connections)
 
 
@@ -117,7 +120,7 @@ def table(summaries: list[Summary], labels: dict[str, str]) -> str:
                 f"{row.p99_ms:.2f}",
                 str(row.errors),
             ]
-            if row.target.family == "modelport":
+            if row.target.modelport_authenticated:
                 cells += [
                     _ratio(row, peers, name=True),
                     _ratio(row, mlservers, name=False),
@@ -126,6 +129,44 @@ def table(summaries: list[Summary], labels: dict[str, str]) -> str:
             else:
                 cells += ["", "", ""]
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _auth_pairs(summaries: list[Summary]) -> list[tuple[Summary, Summary]]:
+    """Per point, modelport with its API key and modelport --no-auth, both measured."""
+    pairs = []
+    by_point: dict[Point, list[Summary]] = {}
+    for s in summaries:
+        if s.target.family == "modelport" and not s.failed:
+            by_point.setdefault(s.point, []).append(s)
+    for rows in by_point.values():
+        keyed = [r for r in rows if r.target.auth]
+        open_ = [r for r in rows if not r.target.auth]
+        if keyed and open_ and open_[0].rps > 0:
+            pairs.append((keyed[0], open_[0]))
+    return pairs
+
+
+def auth_cost(summaries: list[Summary]) -> str | None:
+    """Authenticated / unauthenticated modelport requests/s per point; None without a pair."""
+    pairs = _auth_pairs(summaries)
+    if not pairs:
+        return None
+    lines = [
+        "Auth cost (modelport with an API key on every request / modelport --no-auth; "
+        f"target at least {AUTH_TARGET:.2f}):",
+        "",
+        "| point | req/s with key | req/s --no-auth | with key / --no-auth | "
+        "p50 ms with key / --no-auth | p99 ms with key / --no-auth |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for keyed, open_ in pairs:
+        ratio = keyed.rps / open_.rps
+        flag = "" if ratio >= AUTH_TARGET else f" (below {AUTH_TARGET:.2f})"
+        lines.append(
+            f"| {keyed.point.label()} | {keyed.rps:,.0f} | {open_.rps:,.0f} | {ratio:.3f}{flag} | "
+            f"{keyed.p50_ms:.2f} / {open_.p50_ms:.2f} | {keyed.p99_ms:.2f} / {open_.p99_ms:.2f} |"
+        )
     return "\n".join(lines)
 
 

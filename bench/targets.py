@@ -4,7 +4,9 @@ Families: ``modelport`` (the system under test), the peers ``mlserver`` and ``ks
 ``floor`` (bench/floor.py). Every server binds 127.0.0.1 only, on ports picked at launch, and
 writes no line per request (MLServer ``debug=false``, KServe's access and latency logs off,
 uvicorn ``--no-access-log``): logging is not what is being compared. Everything else is each
-server's default unless the configuration's label says otherwise.
+server's default unless the configuration's label says otherwise. modelport runs as it ships,
+authentication on, its clients sending an API key (bench/modelport_home.py); the ``-noauth``
+configurations run it with ``--no-auth``, to measure what authentication costs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.modelport_home import ModelportHome
 from bench.models import INPUT, BenchModel
 from bench.procs import Launch, free_port
 
@@ -30,7 +33,8 @@ class Target:
     """One server configuration.
 
     ``models`` are the models it is benchmarked on (the floor answers any path); ``grpc``
-    marks the configurations whose gRPC port is also driven (tiny model only).
+    marks the configurations whose gRPC port is also driven (tiny model only). ``auth`` is
+    False for modelport run with ``--no-auth`` (and for servers that have no authentication).
     """
 
     key: str
@@ -41,10 +45,16 @@ class Target:
     workers: int = 1
     parallel_workers: int | None = None
     adaptive_batching: bool = False
+    auth: bool = False
 
     @property
     def is_peer(self) -> bool:
         return self.family in PEER_FAMILIES
+
+    @property
+    def modelport_authenticated(self) -> bool:
+        """modelport as it ships: authentication on, requests carry the API key."""
+        return self.family == "modelport" and self.auth
 
 
 @dataclass
@@ -121,12 +131,25 @@ class ModelportCli:
 
 @dataclass
 class Context:
-    """What every launch needs: model files, folders, the modelport options in use."""
+    """What every launch needs: model files, folders, the modelport options, home and key."""
 
     out: Path
     models: dict[str, BenchModel]
     artifact: str
     modelport: ModelportCli
+    home: ModelportHome
+
+    def headers(self, target: Target) -> dict[str, str]:
+        """The headers (the API key) every request to ``target`` carries besides its body's."""
+        if target.modelport_authenticated and self.home.api_key:
+            return {"Authorization": f"Bearer {self.home.api_key}"}
+        return {}
+
+    def unavailable(self, target: Target) -> str | None:
+        """None when ``target`` can be launched, else why not."""
+        if target.family == "modelport":
+            return self.home.unavailable
+        return peer_installed(target.family) if target.is_peer else None
 
     def datatype(self, target: Target) -> str:
         """The input datatype a configuration expects: FP32 for ONNX graphs, else FP64."""
@@ -173,15 +196,13 @@ def all_targets(models: tuple[str, ...]) -> list[Target]:
     """Every configuration of the full benchmark, for the given models."""
     targets: list[Target] = []
     for model in models:
-        targets.append(
+        grpc = model == "tiny"
+        targets += [
+            Target(f"modelport-{model}", "modelport", "modelport", (model,), grpc=grpc, auth=True),
             Target(
-                f"modelport-{model}",
-                "modelport",
-                "modelport",
-                (model,),
-                grpc=model == "tiny",
-            )
-        )
+                f"modelport-{model}-noauth", "modelport --no-auth", "modelport", (model,), grpc=grpc
+            ),
+        ]
     targets += [
         Target("mlserver-default", "MLServer default", "mlserver", models, grpc=True),
         Target(
@@ -207,7 +228,14 @@ def all_targets(models: tuple[str, ...]) -> list[Target]:
     return targets
 
 
-QUICK_KEYS = ("modelport-tiny", "modelport-mlp", "mlserver-default", "kserve-w1", "floor")
+QUICK_KEYS = (
+    "modelport-tiny",
+    "modelport-tiny-noauth",
+    "modelport-mlp",
+    "mlserver-default",
+    "kserve-w1",
+    "floor",
+)
 
 
 def peer_installed(family: str) -> str | None:
@@ -246,7 +274,9 @@ def _modelport(target: Target, ctx: Context) -> Launch:
             extra += ["--grpc-port", str(grpc_port)]
         else:
             grpc_port = int(given)
-    models = [f"{m}={ctx.models[m].artifact(ctx.artifact)}" for m in target.models]
+    if not target.auth:
+        extra.append("--no-auth")
+    models = [ctx.home.specs[m] for m in target.models]
     argv = [
         str(cli.exe),
         "serve",
@@ -257,8 +287,7 @@ def _modelport(target: Target, ctx: Context) -> Launch:
         str(port),
         *extra,
     ]
-    env = {"MODELPORT_HOME": str(ctx.out / "modelport-home")}
-    return Launch(argv, port, grpc_port, cwd=REPO, env=env)
+    return Launch(argv, port, grpc_port, cwd=REPO, env=ctx.home.env)
 
 
 def _mlserver(target: Target, ctx: Context) -> Launch:

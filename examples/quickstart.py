@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import joblib
 import numpy as np
+import orjson
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -30,12 +31,13 @@ def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def run(*args: str, env: dict[str, str]) -> str:
+def run(*args: str, env: dict[str, str], echo: bool = True) -> str:
     print("$ modelport " + " ".join(args), flush=True)
     done = subprocess.run([MODELPORT, *args], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"quickstart failed: modelport {' '.join(args)}: {done.stderr.strip()}")
-    print(done.stdout.rstrip(), flush=True)
+    if echo:
+        print(done.stdout.rstrip(), flush=True)
     return done.stdout
 
 
@@ -81,6 +83,26 @@ def main() -> None:
     run("alias", "set", "iris", "champion", "2", env=env)
     run("models", "list", env=env)
 
+    step("create an API key: the server authenticates every call (shown once, stored hashed)")
+    created = orjson.loads(
+        run(
+            "keys",
+            "create",
+            "--role",
+            "predictor",
+            "--scope",
+            "iris",
+            "--name",
+            "quickstart",
+            "--json",
+            env=env,
+            echo=False,
+        )
+    )
+    api_key = created["key"]
+    print(f"key {created['key_id']}: predictor on 'iris' (the secret is not printed again)")
+    env["MODELPORT_API_KEY"] = api_key  # what `modelport predict` sends as its bearer token
+
     step("serve both versions on a free port")
     print("$ modelport serve iris@1 iris@2 --port 0 --grpc-port 0", flush=True)
     server = subprocess.Popen(
@@ -100,9 +122,14 @@ def main() -> None:
             "inputs": [{"name": "input", "datatype": "FP64", "shape": [3, 4], "data": rows}],
             "outputs": [{"name": "predict_proba"}],
         }
-        print(f"POST {url}/v2/models/iris/versions/2/infer  (plain HTTP, JSON)")
-        reply = httpx.post(f"{url}/v2/models/iris/versions/2/infer", json=body, timeout=10)
+        print(f"POST {url}/v2/models/iris/versions/2/infer  (plain HTTP, JSON, bearer key)")
+        auth = {"Authorization": f"Bearer {api_key}"}
+        reply = httpx.post(
+            f"{url}/v2/models/iris/versions/2/infer", json=body, headers=auth, timeout=10
+        )
         print(reply.status_code, reply.text)
+        anonymous = httpx.post(f"{url}/v2/models/iris/versions/2/infer", json=body, timeout=10)
+        print(f"without the key: {anonymous.status_code} {anonymous.json()['error']}")
         print(f"true labels: {y_test[:3].tolist()}")
     finally:
         server.terminate()

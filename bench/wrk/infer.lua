@@ -1,6 +1,10 @@
 -- POST one Open Inference Protocol JSON request on every connection, as fast as answers come.
 --
---   wrk -t1 -c16 -d10s -s bench/wrk/infer.lua http://127.0.0.1:PORT -- /v2/models/tiny/infer BODY.json
+--   wrk -t1 -c16 -d10s -s bench/wrk/infer.lua http://127.0.0.1:PORT -- /v2/models/tiny/infer BODY.json [AUTH ...]
+--
+-- Each optional AUTH argument is a header line, `Name: value`, or a bare token, sent as
+-- `Authorization: Bearer TOKEN`. Headers are part of the static request wrk formats once, so
+-- they cost the load generator nothing per request.
 --
 -- At the end prints one line `BENCH_JSON {...}`: requests, duration, req/s, latency p50/p99
 -- (microseconds), wrk's socket errors and the number of responses with status >= 400, counted
@@ -23,6 +27,14 @@ function init(args)
   wrk.path = path
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
+  for i = 3, #args do
+    local name, value = string.match(args[i], "^([%w-]+):%s*(.-)%s*$")
+    if name then
+      wrk.headers[name] = value
+    elseif args[i] ~= "" then
+      wrk.headers["Authorization"] = "Bearer " .. args[i]
+    end
+  end
   -- Per-thread globals, read back from each thread's state in done().
   bad = 0
   first_bad = ""

@@ -204,14 +204,11 @@ def test_serve_registered_and_predict(home: Path, artifacts: Path) -> None:
         fails(home, 2, "JSON", "predict", "tree", "--url", server.url, "--data", "[[1,")
 
 
-def test_serve_artifact_file_directly(home: Path, artifacts: Path) -> None:
-    with ServerProcess(
-        [str(artifacts / "tree3.joblib"), "--name", "direct"], env={"MODELPORT_HOME": str(home)}
-    ) as server:
-        out = json.loads(
-            ok(home, "predict", "direct", "--url", server.url, "--data", "[[6.7, 3.0, 5.2, 2.3]]")
-        )
-        assert out["outputs"]["predict"] == [2]
+def test_serving_a_pickle_directly_is_refused(home: Path, artifacts: Path) -> None:
+    # Unpickling runs code: a joblib file is served only from a signed registration.
+    pickle = str(artifacts / "tree3.joblib")
+    fails(home, 2, "modelport register direct", "serve", pickle, "--name", "direct", "--port", "0")
+    fails(home, 2, "unpickling runs code", "serve", f"direct={pickle}", "--port", "0")
 
 
 def test_serve_every_artifact_kind_in_one_server(home: Path, tmp_path: Path) -> None:
@@ -272,9 +269,9 @@ def test_tampered_artifact_is_refused(tmp_path: Path, artifacts: Path) -> None:
     ok(home, "register", "tree", str(artifacts / "tree1.joblib"))
     digest = json.loads(ok(home, "models", "show", "tree@1"))["artifact"]["digest"]
     hexdigest = digest.removeprefix("sha256:")
-    stored = home / "artifacts" / "sha256" / hexdigest[:2] / hexdigest
+    stored = home / "artifacts" / "models" / "tree" / "1" / f"{hexdigest}.sealed"
     stored.chmod(0o644)
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0xFF
     stored.write_bytes(bytes(data))
-    fails(home, 6, "corrupt", "serve", "tree", "--port", "0")
+    fails(home, 6, "tree1.joblib", "serve", "tree", "--port", "0")

@@ -111,8 +111,8 @@ def test_a_corrupt_compiled_artifact_fails_closed(tmp_path: Path, work: Path) ->
     ok(home, "register", "iris", str(work / "iris.joblib"), "--sample", str(work / "sample.npy"))
     digest = json.loads(ok(home, "models", "show", "iris@1"))["serving"]["digest"]
     hexdigest = digest.removeprefix("sha256:")
-    stored = home / "artifacts" / "sha256" / hexdigest[:2] / hexdigest
+    stored = home / "artifacts" / "models" / "iris" / "1" / f"{hexdigest}.sealed"
     stored.chmod(0o644)
     stored.write_bytes(stored.read_bytes()[:-10])
     # The original is intact, yet serving refuses instead of silently switching to it.
-    fails(home, 6, "corrupt", "serve", "iris", "--port", "0")
+    fails(home, 6, "serving artifact (onnx)", "serve", "iris", "--port", "0")

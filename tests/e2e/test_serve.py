@@ -118,6 +118,8 @@ def test_batching_through_the_server(home: Path) -> None:
         (["iris", "--batching", "max_batch_rows=0"], "max_batch_rows"),
         (["iris", "--batching", "nonsense"], "KEY=VALUE"),
         (["iris", "--workers", "0"], "workers"),
+        (["iris", "--host", "0.0.0.0", "--no-auth"], "--insecure"),
+        (["iris", "--tls-cert", "/nonexistent.pem"], "--tls-key"),
     ],
 )
 def test_serve_option_errors(home: Path, args: list[str], fragment: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from modelport.core.settings import Settings
 from modelport.server.grpc import create_grpc_server
+from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
 from modelport.service.wiring import ServeTarget, build_dataplane, open_registrar, resolve_sources
 
@@ -38,7 +39,9 @@ class LoopThread:
 
 
 @contextmanager
-def serve_grpc(dataplane: DataPlane, port: int = 0) -> Iterator[str]:
+def serve_grpc(
+    dataplane: DataPlane, port: int = 0, access: AccessControl | None = None
+) -> Iterator[str]:
     """Serve ``dataplane`` over gRPC on 127.0.0.1 (``port`` 0: a free one); yields ``host:port``.
 
     The server is built, started and stopped on the loop thread, as ``modelport serve`` does on
@@ -48,7 +51,9 @@ def serve_grpc(dataplane: DataPlane, port: int = 0) -> Iterator[str]:
     try:
 
         async def start() -> tuple[Any, int]:
-            server, bound = create_grpc_server(dataplane, "127.0.0.1", port, MAX_MESSAGE)
+            server, bound = create_grpc_server(
+                dataplane, access or AccessControl(None), "127.0.0.1", port, MAX_MESSAGE
+            )
             await server.start()
             return server, bound
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from modelport.cli import keys_cmd, predict_cmd, registry_cmds, serve_cmd
+from modelport.cli import audit_cmd, certs_cmd, keys_cmd, predict_cmd, registry_cmds, serve_cmd
 from modelport.cli.errors import EXIT_BY_KIND
 from modelport.core.errors import ModelportError
 
@@ -27,6 +27,8 @@ registry_cmds.attach(app)
 serve_cmd.attach(app)
 predict_cmd.attach(app)
 keys_cmd.attach(app)
+audit_cmd.attach(app)
+certs_cmd.attach(app)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,12 +105,31 @@ def predict(
     url: Annotated[str, typer.Option(help="Server base URL.")] = "http://127.0.0.1:8080",
     version: Annotated[str | None, typer.Option(help="Served version.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server.")] = 30.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELPORT_API_KEY",
+            help="API key or token sent as 'Authorization: Bearer ...' [env: MODELPORT_API_KEY].",
+            show_envvar=False,
+        ),
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="CA file (PEM) to verify an HTTPS server with.")
+    ] = None,
+    cert: Annotated[
+        Path | None, typer.Option(help="Client certificate (PEM) for mutual TLS.")
+    ] = None,
+    key: Annotated[Path | None, typer.Option(help="Client certificate's private key.")] = None,
 ) -> None:
     """Send DATA to MODEL on a running server and print its outputs as JSON."""
     path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
     payload = _read_data(data)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
+        verify = _tls_context(ca, cert, key)
+        with httpx.Client(
+            base_url=url.rstrip("/"), timeout=timeout, headers=headers, verify=verify
+        ) as client:
             meta = client.get(path)
             _check(meta)
             if isinstance(payload, dict) and "inputs" in payload:
@@ -125,6 +145,20 @@ def predict(
     length = reply.headers.get("inference-header-content-length")
     result = decode_infer_response(reply.content, int(length) if length else None)
     typer.echo(orjson.dumps(_outputs(result)).decode())
+
+
+def _tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | bool:
+    if ca is None and cert is None:
+        return True
+    if (cert is None) != (key is None):
+        raise ConfigError("--cert and --key go together (the client certificate and its key)")
+    try:
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        if cert is not None and key is not None:
+            context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS files: {exc}") from None
+    return context
 
 
 def attach(app: typer.Typer) -> None:

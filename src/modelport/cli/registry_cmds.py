@@ -13,7 +13,7 @@ from rich.table import Table
 from modelport.core.errors import ConfigError, InvalidInput
 from modelport.core.refs import ModelRef
 from modelport.core.settings import load_settings
-from modelport.registry.records import AliasEvent, ModelVersion
+from modelport.registry.records import DEFAULT_JURISDICTION, AliasEvent, ModelVersion
 from modelport.service.registration import Registrar, RegistrationRequest
 from modelport.service.wiring import current_user, open_registrar
 
@@ -67,6 +67,12 @@ def version_dict(v: ModelVersion) -> dict[str, Any]:
             else None
         ),
         "compile_report": v.compile_report.to_dict() if v.compile_report is not None else None,
+        "jurisdiction": v.jurisdiction,
+        "signed_by": (
+            {"identity": v.signer.identity, "key_id": v.signer.key_id}
+            if v.signer is not None
+            else None
+        ),
         "tags": v.tags,
         "metrics": v.metrics,
         "description": v.description,
@@ -128,6 +134,13 @@ def register(
             "the --sample (the original is kept as fallback).",
         ),
     ] = True,
+    jurisdiction: Annotated[
+        str,
+        typer.Option(
+            help="Where the version's data may live (e.g. eu, us); bound into the encryption "
+            "of its artifacts."
+        ),
+    ] = DEFAULT_JURISDICTION,
 ) -> None:
     """Register a new version of NAME from ARTIFACT."""
     settings = load_settings()
@@ -149,6 +162,7 @@ def register(
             code_version=code_version,
             parent_version=parent,
             compile=compile_onnx,
+            jurisdiction=jurisdiction,
         )
     )
     # One unbroken line, printed as is: a converter's reason can be long and hold square brackets

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,11 +11,12 @@ from pydantic import ValidationError
 
 from modelport.core.errors import ConfigError
 from modelport.core.settings import BatchingSettings, Settings, load_settings
+from modelport.server.rest.tls import server_ssl_context
 from modelport.server.supervisor import Listening
 from modelport.server.supervisor import serve as serve_models
 from modelport.service.wiring import ServeTarget, open_registrar, resolve_sources
 
-__all__ = ["attach", "parse_batching"]
+__all__ = ["attach", "is_loopback", "parse_batching", "security_settings"]
 
 
 def parse_batching(
@@ -103,9 +106,29 @@ def serve(
             help="Serve registered scikit-learn versions as registered, not their ONNX copy.",
         ),
     ] = False,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Turn authentication off (local development; loopback addresses only).",
+        ),
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Allow --no-auth on a non-loopback address."),
+    ] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Server certificate chain (PEM): serve HTTPS / gRPC+TLS.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM).")] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(help="CA (PEM) that client certificates must chain to: mutual TLS."),
+    ] = None,
 ) -> None:
     """Serve models over REST and gRPC (Open Inference Protocol v2) until interrupted."""
     settings = _settings(load_settings(), host, port, grpc_port, no_grpc, workers, device)
+    settings = security_settings(settings, no_auth, insecure, tls_cert, tls_key, tls_ca)
     targets = [ServeTarget(spec) for spec in models]
     direct = [t for t in targets if t.is_direct()]
     if name is not None:
@@ -150,6 +173,52 @@ def _settings(
             raise ConfigError(f"--device {device!r}: expected cpu or gpu")
         updates["runtime"] = settings.runtime.model_copy(update={"device": device})
     return settings.model_copy(update=updates)
+
+
+def security_settings(
+    settings: Settings,
+    no_auth: bool,
+    insecure: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_ca: Path | None,
+) -> Settings:
+    """Apply ``--no-auth``, ``--insecure`` and the TLS options to ``settings``.
+
+    Raises:
+        ConfigError: ``--no-auth`` on a non-loopback address without ``--insecure``, or
+            incomplete TLS options.
+    """
+    security = settings.security
+    tls = security.tls.model_copy(
+        update={
+            k: v for k, v in (("cert", tls_cert), ("key", tls_key), ("ca", tls_ca)) if v is not None
+        }
+    )
+    auth = security.auth
+    if no_auth:
+        auth = auth.model_copy(update={"enabled": False})
+    if not auth.enabled and not insecure and not is_loopback(settings.server.host):
+        raise ConfigError(
+            f"authentication is off but the server would listen on {settings.server.host}, which "
+            "other machines can reach: anyone could call and manage its models. Keep "
+            "authentication on (create a key with 'modelport keys create'), bind 127.0.0.1, "
+            "or add --insecure if this network is trusted"
+        )
+    server_ssl_context(tls)  # fail here, before any worker starts, on bad TLS files
+    return settings.model_copy(
+        update={"security": security.model_copy(update={"tls": tls, "auth": auth})}
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def attach(app: typer.Typer) -> None:

@@ -63,7 +63,8 @@ class ModelRef:
         validate_model_name(name)
         if not sep:
             return cls(name=name)
-        if selector.isdigit():
+        # isdecimal, not isdigit: int() cannot read superscripts such as '²'.
+        if selector.isascii() and selector.isdecimal():
             version = int(selector)
             if version < 1:
                 raise InvalidInput(f"invalid version in {text!r}: versions start at 1")

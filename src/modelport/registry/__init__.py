@@ -1,14 +1,17 @@
 """The model registry: numbered model versions, aliases and lineage, and their artifacts.
 
 :class:`MetadataStore` keeps the metadata in SQLite or PostgreSQL; :class:`ArtifactStore` keeps
-artifact files content-addressed by SHA-256 and verifies them before they are loaded.
+each version's sealed (encrypted) artifacts, their key records and signed manifest, filed by
+version and SHA-256 (the service layer encrypts, signs and verifies them).
 """
 
 from __future__ import annotations
 
 from modelport.registry.artifacts import ArtifactStore, StoredArtifact, digest_file, parse_digest
 from modelport.registry.records import (
+    DEFAULT_JURISDICTION,
     AliasEvent,
+    ArtifactSigner,
     CompileReport,
     Lineage,
     ModelSummary,
@@ -20,7 +23,9 @@ from modelport.registry.records import (
 from modelport.registry.store import MetadataStore
 
 __all__ = [
+    "DEFAULT_JURISDICTION",
     "AliasEvent",
+    "ArtifactSigner",
     "ArtifactStore",
     "CompileReport",
     "Lineage",

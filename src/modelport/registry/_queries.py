@@ -16,6 +16,7 @@ from modelport.registry._schema import alias_events, aliases, model_versions, mo
 from modelport.registry._validate import format_versions, quoted
 from modelport.registry.records import (
     AliasEvent,
+    ArtifactSigner,
     CompileReport,
     Lineage,
     ModelVersion,
@@ -29,6 +30,7 @@ __all__ = [
     "find_model",
     "load_version",
     "record",
+    "security_values",
     "serving_values",
     "to_version",
     "touch",
@@ -180,6 +182,22 @@ def serving_values(serving: ServingArtifact | None, report: CompileReport | None
     }
 
 
+def security_values(jurisdiction: str, signer: ArtifactSigner | None) -> dict[str, Any]:
+    """Return the ``model_versions`` column values of a jurisdiction and manifest signer."""
+    return {
+        "jurisdiction": jurisdiction,
+        "signer": signer.identity if signer is not None else None,
+        "signer_key_id": signer.key_id if signer is not None else None,
+    }
+
+
+def _signer(row: Row[Any]) -> ArtifactSigner | None:
+    # Written together; NULL means registered before manifests were signed.
+    if row.signer is None or row.signer_key_id is None:
+        return None
+    return ArtifactSigner(identity=row.signer, key_id=row.signer_key_id)
+
+
 def _serving(row: Row[Any]) -> ServingArtifact | None:
     # The three columns are written together; NULL means "serve the registered artifact".
     if row.serving_artifact_digest is None or row.serving_framework is None:
@@ -220,4 +238,6 @@ def to_version(name: str, row: Row[Any], version_aliases: tuple[str, ...]) -> Mo
         archived_by=row.archived_by,
         serving=_serving(row),
         compile_report=CompileReport.from_dict(report) if report is not None else None,
+        jurisdiction=row.jurisdiction,
+        signer=_signer(row),
     )

@@ -88,6 +88,11 @@ model_versions = Table(
     Column("serving_artifact_digest", String(71), nullable=True),
     Column("serving_artifact_size", BigInteger, nullable=True),
     Column("compile_report", JSON(none_as_null=True), nullable=True),
+    # Where the version's data may live; bound into its artifacts' encryption (0003).
+    Column("jurisdiction", Text, nullable=False, server_default="global"),
+    # Who signed the artifact manifest (both NULL: registered before signing, not loadable).
+    Column("signer", Text, nullable=True),
+    Column("signer_key_id", Text, nullable=True),
     PrimaryKeyConstraint("model_id", "version", name="pk_model_versions"),
     CheckConstraint("status IN ('active', 'archived')", name="ck_model_versions_status"),
     CheckConstraint("version >= 1", name="ck_model_versions_version"),

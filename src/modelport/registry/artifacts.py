@@ -1,9 +1,21 @@
-"""A local, content-addressed artifact store.
+"""The local artifact store: where each version's sealed artifacts, key records and manifest live.
 
-Objects live at ``ROOT/sha256/ab/<hex>``, named by the SHA-256 of their bytes, so the same file
-registered twice is stored once and any change to a stored byte is detectable. Writes are
-crash-safe: the bytes go to a temporary file inside the store, are flushed to disk, and are renamed
-into place atomically; a reader never sees half an object.
+The store keeps files, never plaintext model bytes: what goes in is already encrypted and signed
+by the service layer (:mod:`modelport.service.artifact_guard`, which composes this store with
+:mod:`modelport.security`). Layout under the root folder::
+
+    tmp/                                  staging; same file system, so renames are atomic
+    models/<model>/<version>/
+        <sha256 hex>.sealed               a sealed (encrypted) artifact, read-only
+        <sha256 hex>.key                  its wrapped data key; rewritten alone by KEK rotation
+        manifest.dsse.json                the version's signed manifest
+    .lock                                 shared by writers of key records, exclusive for rotation
+
+Artifacts are filed by version, not only by content: each ciphertext is bound to its record, so
+the same file registered twice is stored twice. The hex name is the SHA-256 of the plaintext, so
+a version's registered and serving artifacts sit side by side. Folders are created 0700 and files
+0600 (sealed objects 0400). Every write is crash-safe: bytes go to a temporary file, are flushed,
+and are renamed into place; a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -12,17 +24,20 @@ import contextlib
 import hashlib
 import os
 import re
-import stat
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelport.core.errors import ConfigError, IntegrityError, InvalidInput, NotFound
+from modelport.core.errors import ConfigError, InvalidInput
+from modelport.core.refs import validate_model_name
 
 __all__ = ["ArtifactStore", "StoredArtifact", "digest_file", "parse_digest"]
 
 _CHUNK = 1024 * 1024
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+_MANIFEST = "manifest.dsse.json"
 
 
 def parse_digest(digest: str) -> str:
@@ -46,29 +61,25 @@ def _require_file(path: Path, what: str) -> None:
         raise ConfigError(f"{what} {path} is not a regular file")
 
 
-def _hash_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
 def digest_file(path: Path) -> str:
-    """Return the ``sha256:<hex>`` digest of a file, read in chunks (for lineage records).
+    """Return the ``sha256:<hex>`` digest of a file, read in chunks.
 
     Args:
-        path: A regular file, for example the training data of a model version.
+        path: A regular file, for example an artifact or the training data of a model version.
 
     Raises:
         ConfigError: ``path`` is missing or not a regular file.
     """
     _require_file(path, "file")
-    return f"sha256:{_hash_file(path)}"
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha.update(chunk)
+    return f"sha256:{sha.hexdigest()}"
 
 
 def _fsync_dir(folder: Path) -> None:
-    # Makes the rename durable; some platforms cannot open a directory, which is fine to skip.
+    # Makes a rename durable; some platforms cannot open a directory, which is fine to skip.
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -79,14 +90,14 @@ def _fsync_dir(folder: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class StoredArtifact:
-    """An object in the store: its digest (``sha256:<hex>``) and size in bytes."""
+    """An artifact's plaintext digest (``sha256:<hex>``) and size in bytes."""
 
     digest: str
     size: int
 
 
 class ArtifactStore:
-    """Content-addressed files under one root folder.
+    """Sealed artifacts, key records and manifests under one root folder.
 
     Args:
         root: The store's folder; created on first write.
@@ -100,89 +111,143 @@ class ArtifactStore:
         """The store's folder."""
         return self._root
 
-    def path_for(self, digest: str) -> Path:
-        """Return where the object ``digest`` lives (whether or not it is there).
+    def version_dir(self, model: str, version: int) -> Path:
+        """Return the folder of one version's files (whether or not it exists).
 
         Raises:
-            InvalidInput: ``digest`` is not ``sha256:<64 hex digits>``.
+            InvalidInput: Malformed model name or version.
         """
-        hex_digest = parse_digest(digest)
-        return self._root / "sha256" / hex_digest[:2] / hex_digest
+        validate_model_name(model)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidInput(f"version must be a number >= 1, got {version!r}")
+        return self._root / "models" / model / str(version)
 
-    def exists(self, digest: str) -> bool:
-        """Return whether the object ``digest`` is in the store (without checking its bytes).
+    def sealed_path(self, model: str, version: int, digest: str) -> Path:
+        """Return where the sealed artifact ``digest`` of a version lives.
 
         Raises:
-            InvalidInput: ``digest`` is malformed.
+            InvalidInput: Malformed model name, version or digest.
         """
-        return self.path_for(digest).is_file()
+        return self.version_dir(model, version) / f"{parse_digest(digest)}.sealed"
 
-    def put(self, source: Path) -> StoredArtifact:
-        """Copy ``source`` into the store, hashing it on the way; reuse an existing object.
-
-        The file is read once, in chunks, so large artifacts do not have to fit in memory.
-
-        Args:
-            source: A regular file.
-
-        Returns:
-            The object's digest and size.
+    def key_path(self, model: str, version: int, digest: str) -> Path:
+        """Return where the key record of artifact ``digest`` of a version lives.
 
         Raises:
-            ConfigError: ``source`` is missing or not a regular file, or the store is not writable.
+            InvalidInput: Malformed model name, version or digest.
         """
-        source = Path(source)
-        _require_file(source, "artifact source")
+        return self.version_dir(model, version) / f"{parse_digest(digest)}.key"
+
+    def manifest_path(self, model: str, version: int) -> Path:
+        """Return where a version's signed manifest lives.
+
+        Raises:
+            InvalidInput: Malformed model name or version.
+        """
+        return self.version_dir(model, version) / _MANIFEST
+
+    def staging_file(self) -> Path:
+        """Create an empty private file (0600) in the store's staging folder and return it.
+
+        The caller fills it and either :meth:`place` s it or deletes it.
+
+        Raises:
+            ConfigError: The store is not writable.
+        """
         tmp_dir = self._root / "tmp"
         try:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+            tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="stage-")
         except OSError as exc:
             raise ConfigError(
                 f"cannot write to the artifact store at {self._root}: {exc}"
             ) from None
-        tmp = Path(tmp_name)
-        try:
-            sha, size = hashlib.sha256(), 0
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                while chunk := src.read(_CHUNK):
-                    sha.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            stored = StoredArtifact(digest=f"sha256:{sha.hexdigest()}", size=size)
-            target = self.path_for(stored.digest)
-            if target.is_file() and target.stat().st_size == size:
-                tmp.unlink()
-                return stored
-            # Objects never change once written; read-only says so to other tools.
-            tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A same-digest object of the wrong size is a truncated leftover: replace it.
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
-            return stored
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        os.close(fd)
+        return Path(name)
 
-    def open_verified(self, digest: str) -> Path:
-        """Return the path of object ``digest`` after checking that its bytes still match.
-
-        Call this right before loading a model: it re-reads the whole file.
+    def clear_version(self, model: str, version: int) -> None:
+        """Remove a version's folder: leftovers of a registration that never committed.
 
         Raises:
-            InvalidInput: ``digest`` is malformed.
-            NotFound: The object is not in the store.
-            IntegrityError: The file's content no longer hashes to ``digest``.
+            InvalidInput: Malformed model name or version.
         """
-        path = self.path_for(digest)
-        if not path.is_file():
-            raise NotFound(f"artifact {digest} is not in the artifact store at {self._root}")
-        actual = f"sha256:{_hash_file(path)}"
-        if actual != digest:
-            raise IntegrityError(
-                f"artifact {digest} is corrupt: its content hashes to {actual}, refusing to load"
-            )
-        return path
+        shutil.rmtree(self.version_dir(model, version), ignore_errors=True)
+
+    def _version_parent(self, target: Path) -> None:
+        try:
+            for folder in (self._root, self._root / "models", target.parent.parent, target.parent):
+                folder.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write to the artifact store at {self._root}: {exc}"
+            ) from None
+
+    def place(self, staged: Path, target: Path) -> None:
+        """Move a filled staging file to ``target`` atomically and make it read-only.
+
+        Raises:
+            ConfigError: The store is not writable.
+        """
+        self._version_parent(target)
+        try:
+            with staged.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            staged.chmod(0o400)  # sealed objects never change once written
+            os.replace(staged, target)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {target}: {exc}") from None
+        _fsync_dir(target.parent)
+
+    def write_file(self, target: Path, data: bytes) -> None:
+        """Replace ``target`` with ``data`` atomically (mode 0600): key records and manifests.
+
+        Raises:
+            ConfigError: The store is not writable.
+        """
+        self._version_parent(target)
+        tmp: Path | None = None
+        try:
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            tmp = Path(name)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {target}: {exc}") from None
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+
+    def key_records(self) -> Iterator[Path]:
+        """Yield every key record file in the store, in a stable order."""
+        models = self._root / "models"
+        if models.is_dir():
+            yield from sorted(models.glob("*/*/*.key"))
+
+    @contextlib.contextmanager
+    def lock(self, *, exclusive: bool) -> Iterator[None]:
+        """Hold the store's lock: shared while writing key records, exclusive to rotate the KEK.
+
+        Held across processes (``flock``); where ``flock`` does not exist it does nothing.
+
+        Raises:
+            ConfigError: The lock file cannot be created.
+        """
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process lock
+            yield
+            return
+        try:
+            self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self._root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot lock the artifact store at {self._root}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock

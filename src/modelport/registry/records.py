@@ -11,7 +11,9 @@ from typing import Any, Literal
 from modelport.core.signature import Signature
 
 __all__ = [
+    "DEFAULT_JURISDICTION",
     "AliasEvent",
+    "ArtifactSigner",
     "CompileReport",
     "Lineage",
     "ModelSummary",
@@ -22,6 +24,9 @@ __all__ = [
 ]
 
 VersionStatus = Literal["active", "archived"]
+
+DEFAULT_JURISDICTION = "global"
+"""The jurisdiction of versions registered without one (and of every version before 0003)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,19 @@ class ServingArtifact:
     framework: str
     digest: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactSigner:
+    """Who signed a version's artifact manifest at registration.
+
+    Attributes:
+        identity: The signer identity written into the manifest (a user or service name).
+        key_id: The signing key, ``ed25519:<sha256 of the public key>``.
+    """
+
+    identity: str
+    key_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +141,8 @@ class NewVersion:
     description: str = ""
     serving: ServingArtifact | None = None
     compile_report: CompileReport | None = None
+    jurisdiction: str = DEFAULT_JURISDICTION
+    signer: ArtifactSigner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +154,9 @@ class ModelVersion:
     ``serving`` is the artifact served instead of the registered one (``None``: serve the
     registered artifact); ``compile_report`` says how registration tried to compile it (``None``
     for versions registered before compilation existed, and for frameworks it does not apply to).
+    ``jurisdiction`` is where the version's data may live (bound into its artifacts' encryption);
+    ``signer`` who signed its artifact manifest (``None``: registered before artifacts were
+    signed, so it cannot be loaded).
     """
 
     name: str
@@ -155,6 +178,8 @@ class ModelVersion:
     archived_by: str | None = None
     serving: ServingArtifact | None = None
     compile_report: CompileReport | None = None
+    jurisdiction: str = DEFAULT_JURISDICTION
+    signer: ArtifactSigner | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ Rules the store enforces:
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 
@@ -41,6 +43,25 @@ from modelport.registry._validate import (
 from modelport.registry.records import AliasEvent, ModelSummary, ModelVersion, NewVersion
 
 __all__ = ["MetadataStore"]
+
+_JURISDICTION = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
+
+
+def _check_security(new: NewVersion) -> None:
+    """Validate the jurisdiction and manifest signer of a registration request.
+
+    Raises:
+        InvalidInput: The jurisdiction is not 1-63 lowercase letters, digits, '.', '_' or '-'
+            (starting and ending with a letter or digit), or the signer is blank.
+    """
+    if not isinstance(new.jurisdiction, str) or not _JURISDICTION.fullmatch(new.jurisdiction):
+        raise InvalidInput(
+            f"invalid jurisdiction {new.jurisdiction!r}: expected 1-63 lowercase letters, digits, "
+            "'.', '_' or '-', starting and ending with a letter or digit (e.g. 'eu', 'us-east')"
+        )
+    if new.signer is not None:
+        check_text(new.signer.identity, "signer.identity")
+        check_text(new.signer.key_id, "signer.key_id")
 
 
 class MetadataStore:
@@ -92,11 +113,18 @@ class MetadataStore:
 
     # -- versions ---------------------------------------------------------------------------
 
-    def create_version(self, new: NewVersion) -> ModelVersion:
+    def create_version(
+        self, new: NewVersion, before_commit: Callable[[int], None] | None = None
+    ) -> ModelVersion:
         """Register a new version of ``new.name``, creating the model on its first version.
 
         Args:
             new: The artifact, framework, signature, lineage, tags and metrics of the version.
+            before_commit: Called with the assigned version number inside the registration's
+                transaction, before it commits (the artifact layer places the version's sealed
+                artifacts and signed manifest, which bind the number). If it raises, nothing is
+                recorded. It runs while the model (on SQLite: the database) is locked for
+                writing, so it must be quick.
 
         Returns:
             The stored version with its assigned number (previous highest + 1) and time.
@@ -106,6 +134,7 @@ class MetadataStore:
                 version of the same model.
         """
         check_new_version(new)
+        _check_security(new)
         now = self._now()
         with db.write(self._engine) as conn:
             pg = conn.dialect.name == "postgresql"
@@ -151,8 +180,11 @@ class MetadataStore:
                     created_at=now,
                     status="active",
                     **q.serving_values(new.serving, new.compile_report),
+                    **q.security_values(new.jurisdiction, new.signer),
                 )
             )
+            if before_commit is not None:
+                before_commit(version)
             q.touch(conn, model_id, now)
             row = q.version_row(conn, new.name, model_id, version)
             return q.to_version(new.name, row, ())

@@ -105,7 +105,7 @@ def serve(
     if grpc_port == 0:
         grpc_port = free_port(server.host)
     listening = Listening(
-        rest_url=_url(host, rest_port),
+        rest_url=_url(host, rest_port, "https" if settings.security.tls.cert else "http"),
         grpc_address=None if grpc_port is None else _url(host, grpc_port, scheme=""),
         workers=workers,
     )

@@ -16,8 +16,9 @@ from modelport.core.settings import Settings
 from modelport.server.control import ChannelPeers
 from modelport.server.grpc.server import create_grpc_server
 from modelport.server.rest.app import create_app
+from modelport.server.rest.tls import ClientCertProtocol, server_ssl_context
 from modelport.service.models import ModelSource
-from modelport.service.wiring import build_dataplane, open_registrar
+from modelport.service.wiring import build_access, build_dataplane, open_registrar
 
 __all__ = ["Notify", "run_worker", "threads_per_worker"]
 
@@ -61,6 +62,8 @@ def run_worker(
         registrar = open_registrar(settings) if use_registry else None
         peers = ChannelPeers(channel) if channel is not None else None
         dataplane = build_dataplane(settings, sources, registrar, peers)
+        access = build_access(settings)
+        ssl_context = server_ssl_context(settings.security.tls)
         dataplane.repository.load_all()
     except ModelportError as exc:
         notify(exc)
@@ -76,7 +79,12 @@ def run_worker(
         if grpc_port is not None:
             try:
                 server, _ = create_grpc_server(
-                    dataplane, settings.server.host, grpc_port, settings.server.max_body_bytes
+                    dataplane,
+                    access,
+                    settings.server.host,
+                    grpc_port,
+                    settings.server.max_body_bytes,
+                    tls=settings.security.tls,
                 )
                 await server.start()
             except Exception as exc:
@@ -95,12 +103,15 @@ def run_worker(
         if peers is not None:
             await peers.stop()
         await dataplane.close()
+        access.close()
 
-    app = create_app(settings.server, dataplane, on_startup=[start], on_shutdown=[stop])
+    app = create_app(settings.server, dataplane, access, on_startup=[start], on_shutdown=[stop])
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        # With TLS, a protocol that also hands the app the verified client certificate.
+        http=ClientCertProtocol if ssl_context is not None else "httptools",
+        ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None,
         lifespan="on",
         log_level="warning",
         access_log=False,

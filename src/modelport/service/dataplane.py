@@ -20,8 +20,10 @@ from modelport.core.errors import (
     ModelNotReady,
     ModelportError,
     NotFound,
+    PayloadTooLarge,
 )
 from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
+from modelport.core.settings import LimitSettings
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
 from modelport.monitoring import ServingMetrics
 from modelport.service.models import LoadedModel, ModelRepository
@@ -55,6 +57,7 @@ class DataPlane:
         peers: Other worker processes serving the same models; repository changes made here
             are passed on to them. ``None`` in a single-process server.
         metrics: Prometheus metrics to count requests in; ``None`` counts nothing.
+        limits: Most rows per input and elements per request; ``None`` uses the defaults.
     """
 
     def __init__(
@@ -64,7 +67,11 @@ class DataPlane:
         server_version: str = "",
         peers: Peers | None = None,
         metrics: ServingMetrics | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
+        limits = limits or LimitSettings()
+        self.max_rows = limits.max_rows
+        self.max_elements = limits.max_elements
         self.repository = repository
         self.peers = peers
         self.metrics = metrics
@@ -183,6 +190,7 @@ class DataPlane:
         now: float,
     ) -> list[Tensor]:
         signature = model.signature
+        self._check_limits(request)
         validate_inputs(signature, request.inputs)
         wanted = _wanted_outputs(signature, request)
         deadline = _deadline(request, deadline, now)
@@ -196,6 +204,22 @@ class DataPlane:
             source = model.source
             raise ModelNotReady(f"model {source.name!r} version {source.version} was unloaded")
         return [_output_tensor(name, arrays, signature) for name in wanted]
+
+    def _check_limits(self, request: InferenceRequest) -> None:
+        elements = 0
+        for tensor in request.inputs:
+            shape = tensor.data.shape
+            if shape and shape[0] > self.max_rows:
+                raise PayloadTooLarge(
+                    f"input {tensor.name!r} has {shape[0]} rows; the limit is {self.max_rows} "
+                    "rows per request (security.limits.max_rows)"
+                )
+            elements += tensor.data.size
+        if elements > self.max_elements:
+            raise PayloadTooLarge(
+                f"the request's inputs hold {elements} elements; the limit is "
+                f"{self.max_elements} per request (security.limits.max_elements)"
+            )
 
     async def statistics(self, name: str | None, version: str | None) -> list[dict[str, Any]]:
         """Return Triton-style statistics added up over every worker of this server.
@@ -308,12 +332,14 @@ def _deadline(request: InferenceRequest, deadline: float | None, now: float) -> 
     ``timeout`` is in microseconds, as Triton's clients send it; 0 means none.
     """
     timeout = request.parameters.get("timeout")
-    if timeout is None or timeout == 0:  # 0 means no timeout, as in Triton
+    if timeout is None:
         return deadline
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
         raise InvalidInput(
             f"parameter 'timeout' must be a non-negative number of microseconds, got {timeout!r}"
         )
+    if timeout == 0:  # 0 means no timeout, as in Triton
+        return deadline
     own = now + timeout / 1e6
     return own if deadline is None else min(own, deadline)
 

@@ -3,27 +3,51 @@
 A :class:`ModelSource` says how to (re)load one version; a :class:`ModelRepository` keeps a
 runtime per served version and answers which version a request means. Loading and unloading are
 serialised by a lock; lookups on the inference path take no lock (dict reads are atomic).
+
+A registered version's source has a ``prepare`` step that verifies and decrypts its artifact
+into a private temporary file for the length of the runtime's ``load()`` only (see
+:mod:`modelport.service.artifact_guard`). A pickle-based artifact without that step is refused:
+unpickling runs code, so only a verified registration may be unpickled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from modelport.batching import Batcher
 from modelport.core.clock import Clock, SystemClock
-from modelport.core.errors import ModelNotReady, ModelportError, NotFound
+from modelport.core.errors import ConfigError, ModelNotReady, ModelportError, NotFound
 from modelport.core.settings import BatchingSettings, RuntimeSettings
 from modelport.core.signature import Signature
 from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 from modelport.runtimes.catalog import runtime_class
 
-__all__ = ["LoadedModel", "ModelRepository", "ModelSource", "ModelState", "SourceResolver"]
+__all__ = [
+    "UNPICKLING_FRAMEWORKS",
+    "LoadedModel",
+    "ModelRepository",
+    "ModelSource",
+    "ModelState",
+    "SourceResolver",
+    "unpickles",
+]
+
+UNPICKLING_FRAMEWORKS: Final = frozenset({"sklearn"})
+"""Runtimes whose loading unpickles the artifact, and so runs code stored in it."""
+
+
+def unpickles(framework: str) -> bool:
+    """Whether loading an artifact of ``framework`` unpickles it (runs code stored in it)."""
+    return framework in UNPICKLING_FRAMEWORKS
 
 
 class ModelState(enum.StrEnum):
@@ -42,9 +66,13 @@ class ModelSource:
         name: Served model name.
         version: Served version label (the registry version number as text).
         framework: Runtime catalogue name.
-        artifact: Artifact file; ``None`` for an importable Python class.
-        prepare: Called before each load to produce the artifact path to use (for registry
-            artifacts this verifies the digest); ``None`` uses ``artifact`` as it is.
+        artifact: Artifact file; ``None`` for an importable Python class. For a registered
+            version it is the sealed (encrypted) object, for reference only: ``prepare`` yields
+            the plaintext.
+        prepare: Called before each load; the context manager it returns yields the artifact
+            path to load and cleans up when the runtime has loaded it (for registry artifacts:
+            verify the signature, decrypt into a private folder, remove it afterwards).
+            ``None`` uses ``artifact`` as it is.
         entrypoint: Python runtime class reference.
         signature: Registered signature, if any.
         batching: Dynamic batching for this version; ``None`` or disabled runs requests alone.
@@ -54,7 +82,7 @@ class ModelSource:
     version: str
     framework: str
     artifact: Path | None
-    prepare: Callable[[], Path] | None = None
+    prepare: Callable[[], AbstractContextManager[Path]] | None = None
     entrypoint: str | None = None
     signature: Signature | None = None
     batching: BatchingSettings | None = None
@@ -215,17 +243,17 @@ class ModelRepository:
             source = model.source
             model.state, model.reason = ModelState.LOADING, "loading"
             try:
-                artifact = source.prepare() if source.prepare is not None else source.artifact
-                runtime = runtime_class(source.framework)(
-                    RuntimeConfig(
-                        artifact=artifact,
-                        entrypoint=source.entrypoint,
-                        signature=source.signature,
-                        device=self._runtime_settings.device,
-                        threads=self._runtime_settings.threads,
+                with self._artifact(source) as artifact:
+                    runtime = runtime_class(source.framework)(
+                        RuntimeConfig(
+                            artifact=artifact,
+                            entrypoint=source.entrypoint,
+                            signature=source.signature,
+                            device=self._runtime_settings.device,
+                            threads=self._runtime_settings.threads,
+                        )
                     )
-                )
-                runtime.load()
+                    runtime.load()  # reads the whole file: the plaintext goes when this returns
                 meta = runtime.metadata()
             except ModelportError as exc:
                 model.state, model.reason = ModelState.UNAVAILABLE, f"load failed: {exc}"
@@ -237,6 +265,18 @@ class ModelRepository:
             if previous is not None and previous is not runtime:
                 previous.unload()
             return [old_batcher] if old_batcher is not None else []
+
+    @staticmethod
+    def _artifact(source: ModelSource) -> AbstractContextManager[Path | None]:
+        if source.prepare is not None:
+            return source.prepare()
+        if unpickles(source.framework):
+            raise ConfigError(
+                f"refusing to load {source.name!r}: a {source.framework} artifact is a pickle, "
+                "and unpickling runs code, so it is loaded only from a signed registration; "
+                "register it with 'modelport register' and serve the registered name"
+            )
+        return contextlib.nullcontext(source.artifact)
 
     def _batcher(self, source: ModelSource, runtime: ModelRuntime) -> Batcher | None:
         settings = source.batching

@@ -1,7 +1,7 @@
 """Registering model versions and turning registered versions into servable sources.
 
 Registration composes the runtimes (to check that the artifact loads and to find its signature)
-with the registry (to store the artifact content-addressed and record the version).
+with the registry (to store the artifact, encrypted and signed, and record the version).
 
 scikit-learn versions are also compiled to ONNX when skl2onnx can convert them and the compiled
 model is equivalent on the registration sample (see :mod:`modelport.runtimes.compile`). Both
@@ -10,6 +10,12 @@ artifacts are stored; the version records the ONNX one as its *serving artifact*
 original stays the fallback a user chooses explicitly (``prefer_original``); a compiled artifact
 that fails to load is an error, never a silent switch to the original (fail closed: what is
 served is what the registry says is served).
+
+Every stored artifact is encrypted and the version's files are listed in a signed manifest
+(:mod:`modelport.service.artifact_guard`): the artifacts are sealed before the version is
+recorded, and bound to the version number and signed inside the registration's transaction, so
+a version is recorded together with its sealed artifacts or not at all. Loading a version
+verifies the signature and decrypts its artifact for the length of the runtime's load only.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from modelport.core.errors import ConfigError, Conflict, ModelportError
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import RuntimeSettings
 from modelport.core.signature import Signature
-from modelport.registry import ArtifactStore, MetadataStore, digest_file
+from modelport.registry import MetadataStore, digest_file
 from modelport.registry.records import (
+    DEFAULT_JURISDICTION,
     CompileReport,
     Lineage,
     ModelVersion,
@@ -38,6 +45,7 @@ from modelport.runtimes.base import RuntimeConfig
 from modelport.runtimes.catalog import detect_framework, runtime_class
 from modelport.runtimes.compile import CompileResult, compile_sklearn
 from modelport.runtimes.describe import describe, load_sample
+from modelport.service.artifact_guard import ArtifactGuard, StagedArtifact
 from modelport.service.models import ModelSource
 
 __all__ = ["COMPILE_OFF", "ArtifactRef", "Registrar", "RegistrationRequest", "split_artifact"]
@@ -97,6 +105,8 @@ class RegistrationRequest:
     parent_version: int | None = None
     compile: bool = True
     """Compile a scikit-learn model to ONNX and serve that when it is equivalent on the sample."""
+    jurisdiction: str = DEFAULT_JURISDICTION
+    """Where the version's data may live; bound into the encryption of its artifacts."""
 
 
 COMPILE_OFF = "compilation turned off (--no-compile)"
@@ -108,26 +118,29 @@ class Registrar:
 
     Args:
         store: Registry metadata.
-        artifacts: Content-addressed artifact store.
+        guard: Seals artifacts into the artifact store and opens them verified.
         runtime_settings: Settings used when loading an artifact to check it.
     """
 
     def __init__(
-        self, store: MetadataStore, artifacts: ArtifactStore, runtime_settings: RuntimeSettings
+        self, store: MetadataStore, guard: ArtifactGuard, runtime_settings: RuntimeSettings
     ) -> None:
         self.store = store
-        self.artifacts = artifacts
+        self.guard = guard
         self._runtime_settings = runtime_settings
 
     def register(self, request: RegistrationRequest) -> ModelVersion:
-        """Check the artifact loads (and runs on the sample), store it, and record a new version.
+        """Check the artifact loads (and runs on the sample), seal it, and record a new version.
 
         A scikit-learn artifact is compiled to ONNX as well (unless ``request.compile`` is false);
-        the version serves the ONNX copy only when it was proven equivalent on the sample.
+        the version serves the ONNX copy only when it was proven equivalent on the sample. Every
+        stored artifact is encrypted, and the version's manifest is signed.
 
         Raises:
-            ConfigError: Bad artifact reference, sample or missing signature.
+            ConfigError: Bad artifact reference, sample, jurisdiction or missing signature; no
+                usable key-encryption or signing key.
             IntegrityError: The artifact cannot be loaded by its framework.
+            InvalidInput: Malformed jurisdiction.
             NotFound: ``parent_version`` does not exist.
         """
         validate_model_name(request.name)
@@ -141,32 +154,50 @@ class Registrar:
         sample = load_sample(request.sample) if request.sample is not None else None
         # Check the artifact loads (and runs on the sample) before anything is stored.
         signature = self._signature(ref.framework, source, entrypoint, sample, request.sample)
-        serving, report = self._compile(ref.framework, source, signature, sample, request.compile)
-        stored = self.artifacts.put(source)
-        return self.store.create_version(
-            NewVersion(
-                name=request.name,
-                artifact_digest=stored.digest,
-                artifact_size=stored.size,
-                artifact_filename=source.name,
-                framework=ref.framework,
-                entrypoint=entrypoint,
-                signature=signature,
-                tags=dict(request.tags),
-                metrics=dict(request.metrics),
-                description=request.description,
-                lineage=Lineage(
-                    registered_by=request.registered_by,
-                    training_data_digest=(
-                        digest_file(request.training_data) if request.training_data else None
+        signer = self.guard.signer()  # creates the signing key on first use, outside the lock
+        staged: list[StagedArtifact] = []
+        try:
+            with tempfile.TemporaryDirectory(prefix="modelport-compile-") as folder:
+                compiled, report = self._compile(
+                    ref.framework, source, signature, sample, request.compile, Path(folder)
+                )
+                staged.append(self.guard.stage(source, "registered"))
+                serving = None
+                if compiled is not None:
+                    staged.append(self.guard.stage(compiled, "serving"))
+                    serving = ServingArtifact("onnx", staged[1].digest, staged[1].size)
+            original = staged[0]
+            return self.store.create_version(
+                NewVersion(
+                    name=request.name,
+                    artifact_digest=original.digest,
+                    artifact_size=original.size,
+                    artifact_filename=source.name,
+                    framework=ref.framework,
+                    entrypoint=entrypoint,
+                    signature=signature,
+                    tags=dict(request.tags),
+                    metrics=dict(request.metrics),
+                    description=request.description,
+                    lineage=Lineage(
+                        registered_by=request.registered_by,
+                        training_data_digest=(
+                            digest_file(request.training_data) if request.training_data else None
+                        ),
+                        code_version=request.code_version,
+                        parent_version=request.parent_version,
                     ),
-                    code_version=request.code_version,
-                    parent_version=request.parent_version,
+                    serving=serving,
+                    compile_report=report,
+                    jurisdiction=request.jurisdiction,
+                    signer=signer,
                 ),
-                serving=serving,
-                compile_report=report,
+                before_commit=lambda number: self.guard.commit(
+                    request.name, number, request.jurisdiction, staged
+                ),
             )
-        )
+        finally:
+            self.guard.discard(staged)
 
     def _compile(
         self,
@@ -175,20 +206,16 @@ class Registrar:
         signature: Signature,
         sample: Mapping[str, np.ndarray] | None,
         enabled: bool,
-    ) -> tuple[ServingArtifact | None, CompileReport | None]:
-        """Compile a scikit-learn artifact; store the ONNX copy when it is equivalent."""
+        folder: Path,
+    ) -> tuple[Path | None, CompileReport | None]:
+        """Compile a scikit-learn artifact into ``folder``; return the ONNX file if equivalent."""
         if framework != "sklearn":
             return None, None
         if not enabled:
             return None, CompileReport(compiled=False, reason=COMPILE_OFF)
-        with tempfile.TemporaryDirectory(prefix="modelport-compile-") as folder:
-            out = Path(folder) / "model.onnx"
-            result = compile_sklearn(artifact, sample, signature, out)
-            report = _report(result)
-            if not result.compiled:
-                return None, report
-            stored = self.artifacts.put(out)
-        return ServingArtifact(framework="onnx", digest=stored.digest, size=stored.size), report
+        out = folder / "model.onnx"
+        result = compile_sklearn(artifact, sample, signature, out)
+        return (out if result.compiled else None), _report(result)
 
     def _signature(
         self,
@@ -230,12 +257,14 @@ class Registrar:
     def source_for(
         self, ref: ModelRef, served_name: str | None = None, prefer_original: bool = False
     ) -> ModelSource:
-        """Return a servable source for a registered version; loading verifies its digest.
+        """Return a servable source for a registered version; loading verifies it.
 
         The version's serving artifact (its ONNX compilation) is served when it has one, the
-        registered artifact otherwise. Both expose the registered signature. Loading the serving
-        artifact verifies its own digest, and if it is missing, corrupt or fails to load, loading
-        fails: there is no silent fallback to the original.
+        registered artifact otherwise. Both expose the registered signature. Loading checks the
+        version's signed manifest and decrypts the artifact, every byte authenticated, into a
+        private temporary file that is removed once the runtime has loaded it. If the artifact
+        is missing, tampered with, unsigned or fails to load, loading fails: there is no silent
+        fallback to the original.
 
         Args:
             ref: The registered version.
@@ -260,8 +289,8 @@ class Registrar:
             name=served_name or version.name,
             version=str(version.version),
             framework=framework,
-            artifact=self.artifacts.path_for(digest),
-            prepare=lambda: self.artifacts.open_verified(digest),
+            artifact=self.guard.store.sealed_path(version.name, version.version, digest),
+            prepare=lambda: self.guard.open(version, digest),
             entrypoint=version.entrypoint,
             signature=version.signature,
         )

@@ -13,16 +13,21 @@ from modelport.core.errors import ConfigError
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
 from modelport.monitoring import ServingMetrics
-from modelport.registry import ArtifactStore, MetadataStore
+from modelport.registry import MetadataStore
+from modelport.security.store import SecurityStore
+from modelport.service.access import AccessControl, build_access_control
+from modelport.service.artifact_guard import ArtifactGuard
 from modelport.service.dataplane import DataPlane, Peers
-from modelport.service.models import ModelRepository, ModelSource
+from modelport.service.models import ModelRepository, ModelSource, unpickles
 from modelport.service.registration import Registrar, split_artifact
 
 __all__ = [
+    "build_access",
     "ServeTarget",
     "build_dataplane",
     "current_user",
     "open_registrar",
+    "open_security_store",
     "resolve_sources",
 ]
 
@@ -38,10 +43,15 @@ def current_user(settings: Settings) -> str:
 
 
 def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
-    """Open the registry (metadata database + artifact store) named by ``settings``."""
+    """Open the registry (metadata database + sealed artifact store) named by ``settings``.
+
+    Artifacts are encrypted with the KEK ``settings.security.artifacts`` names (built on first
+    use) and manifests signed by this installation's signing key as the acting user.
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url(), clock or SystemClock())
-    return Registrar(store, ArtifactStore(settings.artifacts_dir), settings.runtime)
+    guard = ArtifactGuard.from_settings(settings, current_user(settings), clock=clock)
+    return Registrar(store, guard, settings.runtime)
 
 
 class ServeTarget:
@@ -119,7 +129,23 @@ def build_dataplane(
     repository = ModelRepository(settings.runtime, resolver)
     for source in sources:
         repository.add(source)
-    return DataPlane(repository, "modelport", __version__, peers, ServingMetrics())
+    return DataPlane(
+        repository, "modelport", __version__, peers, ServingMetrics(), settings.security.limits
+    )
+
+
+def build_access(settings: Settings, clock: Clock | None = None) -> AccessControl:
+    """Build the access control of a serving process from ``settings.security``.
+
+    With authentication on, API keys are checked against the security store in the metadata
+    database, which also receives the audit log; JWTs are checked when OIDC is configured.
+    """
+    auth = settings.security.auth
+    if not auth.enabled:
+        return AccessControl(None)
+    clock = clock or SystemClock()
+    store = open_security_store(settings, clock)
+    return build_access_control(settings.security, store, store, clock)
 
 
 def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: bool) -> ModelSource:
@@ -127,6 +153,13 @@ def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: b
         if not target.name:
             raise ConfigError(f"serving the artifact {target.spec!r} directly needs --name NAME")
         ref = split_artifact(target.spec)
+        if unpickles(ref.framework):
+            raise ConfigError(
+                f"refusing to serve {target.spec!r} directly: it is a {ref.framework} pickle, and "
+                "unpickling runs code stored in the file, so pickles are served only from a "
+                f"signed registration; register it first with: modelport register {target.name} "
+                f"{target.spec}, then serve {target.name}"
+            )
         return ModelSource(
             name=target.name,
             version="1",
@@ -137,3 +170,13 @@ def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: b
     if registrar is None:
         raise ConfigError(f"{target.spec!r} is a registry reference but no registry is open")
     return registrar.source_for(ModelRef.parse(target.spec), target.name, prefer_original)
+
+
+def open_security_store(settings: Settings, clock: Clock | None = None) -> SecurityStore:
+    """Open the API keys and audit log kept in the metadata database named by ``settings``.
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached.
+    """
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return SecurityStore(settings.resolved_database_url(), clock or SystemClock())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,14 +24,27 @@ class ServerProcess:
             ``--port 0 --grpc-port 0`` are added so servers never collide.
         env: Extra environment variables (for example ``MODELPORT_HOME``).
         timeout: Seconds to wait for the server to be ready.
+        auth: Keep authentication on (the server's default); ``False`` adds ``--no-auth``, for
+            tests about everything but security (the server listens on loopback only).
+        verify: What the readiness probe trusts with TLS: a CA file, an SSL context (with a
+            client certificate for mutual TLS), or ``True`` for the system's.
 
     Use as a context manager; :attr:`url` is the base URL once started.
     """
 
     def __init__(
-        self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 60.0
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        *,
+        auth: bool = False,
+        verify: str | bool | ssl.SSLContext = True,
     ) -> None:
-        self.args = list(args)
+        self.args = list(args) if auth else [*args, "--no-auth"]
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
         self.env = {**os.environ, **(env or {})}
         self.timeout = timeout
         self.url = ""
@@ -64,7 +78,12 @@ class ServerProcess:
             raise RuntimeError("modelport serve did not start:\n" + "".join(self.output))
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/v2/health/live", timeout=1).status_code == 200:
+                if (
+                    httpx.get(
+                        f"{self.url}/v2/health/live", timeout=1, verify=self.verify
+                    ).status_code
+                    == 200
+                ):
                     return self.url
             except httpx.TransportError:
                 time.sleep(0.05)

@@ -15,7 +15,7 @@ from modelport.registry._schema import MIGRATIONS, metadata
 
 from ._support import FakeClock, new_version
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @contextmanager

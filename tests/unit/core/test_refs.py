@@ -32,6 +32,8 @@ def test_parse(text: str, expected: ModelRef) -> None:
         ("iris@Champ", "invalid alias"),
         ("iris@champion\n", "invalid alias"),
         ("iris@", "invalid alias"),
+        ("iris@²", "invalid alias"),  # a digit to str.isdigit, not to int()
+        ("iris@١", "invalid alias"),  # Arabic-Indic one: decimal, but not ASCII
     ],
 )
 def test_parse_rejects(text: str, fragment: str) -> None:

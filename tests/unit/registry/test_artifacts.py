@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from modelport.core.errors import ConfigError, IntegrityError, InvalidInput, NotFound
-from modelport.registry import ArtifactStore, StoredArtifact, digest_file, parse_digest
+from modelport.core.errors import ConfigError, InvalidInput
+from modelport.registry import ArtifactStore, digest_file, parse_digest
 
 
 def _file(tmp_path: Path, content: bytes, name: str = "model.onnx") -> Path:
@@ -25,69 +25,72 @@ def store(tmp_path: Path) -> ArtifactStore:
     return ArtifactStore(tmp_path / "artifacts")
 
 
-def test_put_stores_content_addressed(store: ArtifactStore, tmp_path: Path) -> None:
-    content = os.urandom(3 * 1024 * 1024 + 17)  # more than one chunk
-    stored = store.put(_file(tmp_path, content))
-    assert stored == StoredArtifact(digest=_sha(content), size=len(content))
-    hex_digest = stored.digest.removeprefix("sha256:")
-    path = store.path_for(stored.digest)
-    assert path == store.root / "sha256" / hex_digest[:2] / hex_digest
-    assert path.read_bytes() == content
-    assert store.exists(stored.digest)
-    assert list((store.root / "tmp").iterdir()) == [], "no temporary file is left behind"
+def test_layout_files_each_version_by_digest(store: ArtifactStore) -> None:
+    digest = _sha(b"weights")
+    hex_digest = digest.removeprefix("sha256:")
+    folder = store.root / "models" / "fraud" / "3"
+    assert store.version_dir("fraud", 3) == folder
+    assert store.sealed_path("fraud", 3, digest) == folder / f"{hex_digest}.sealed"
+    assert store.key_path("fraud", 3, digest) == folder / f"{hex_digest}.key"
+    assert store.manifest_path("fraud", 3) == folder / "manifest.dsse.json"
 
 
-def test_put_reuses_an_existing_object(store: ArtifactStore, tmp_path: Path) -> None:
-    first = store.put(_file(tmp_path, b"weights", "a.bin"))
-    inode = store.path_for(first.digest).stat().st_ino
-    again = store.put(_file(tmp_path, b"weights", "b.bin"))
-    assert again == first
-    assert store.path_for(first.digest).stat().st_ino == inode
+def test_place_moves_a_staged_file_read_only(store: ArtifactStore) -> None:
+    staged = store.staging_file()
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o600
+    staged.write_bytes(b"ciphertext")
+    target = store.sealed_path("fraud", 1, _sha(b"x"))
+    store.place(staged, target)
+    assert target.read_bytes() == b"ciphertext" and not staged.exists()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o400
+    for folder in (store.root / "models", target.parent.parent, target.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert list((store.root / "tmp").iterdir()) == []
 
 
-def test_put_replaces_a_truncated_object(store: ArtifactStore, tmp_path: Path) -> None:
-    stored = store.put(_file(tmp_path, b"full content"))
-    path = store.path_for(stored.digest)
-    path.chmod(0o644)
-    path.write_bytes(b"full")
-    store.put(_file(tmp_path, b"full content"))
-    assert store.open_verified(stored.digest).read_bytes() == b"full content"
+def test_write_file_replaces_atomically(store: ArtifactStore) -> None:
+    target = store.key_path("fraud", 1, _sha(b"x"))
+    store.write_file(target, b"one")
+    store.write_file(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name], "no temporary left"
 
 
-def test_put_handles_an_empty_file(store: ArtifactStore, tmp_path: Path) -> None:
-    stored = store.put(_file(tmp_path, b""))
-    assert stored == StoredArtifact(_sha(b""), 0)
-    assert store.open_verified(stored.digest).read_bytes() == b""
+def test_key_records_and_clear_version(store: ArtifactStore) -> None:
+    assert list(store.key_records()) == []
+    first = store.key_path("a", 1, _sha(b"1"))
+    second = store.key_path("b", 2, _sha(b"2"))
+    for target in (second, first):
+        store.write_file(target, b"{}")
+    store.write_file(store.manifest_path("a", 1), b"{}")
+    assert list(store.key_records()) == [first, second]
+    store.clear_version("a", 1)
+    assert list(store.key_records()) == [second]
+    store.clear_version("a", 9)  # nothing there: fine
 
 
-def test_put_refuses_missing_and_non_files(store: ArtifactStore, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        store.put(tmp_path / "nope.onnx")
-    with pytest.raises(ConfigError, match="not a regular file"):
-        store.put(tmp_path)
+def test_lock_is_reentrant_across_shared_holders(store: ArtifactStore) -> None:
+    with store.lock(exclusive=False), store.lock(exclusive=False):
+        pass
+    with store.lock(exclusive=True):
+        pass
+    assert (store.root / ".lock").is_file()
 
 
-def test_open_verified_detects_a_changed_byte(store: ArtifactStore, tmp_path: Path) -> None:
-    content = b"\x00" * 1000
-    stored = store.put(_file(tmp_path, content))
-    path = store.open_verified(stored.digest)
-    path.chmod(0o644)
-    tampered = bytearray(content)
-    tampered[500] ^= 0x01
-    path.write_bytes(bytes(tampered))
-    expected = (
-        f"^artifact {stored.digest} is corrupt: its content hashes to {_sha(bytes(tampered))}, "
-        "refusing to load$"
-    )
-    with pytest.raises(IntegrityError, match=expected):
-        store.open_verified(stored.digest)
+def test_an_unwritable_store_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot write to the artifact store"):
+        ArtifactStore(blocker).staging_file()
 
 
-def test_open_verified_missing_object(store: ArtifactStore) -> None:
-    with pytest.raises(NotFound, match="is not in the artifact store"):
-        store.open_verified(_sha(b"never stored"))
-    assert not store.exists(_sha(b"never stored"))
+@pytest.mark.parametrize(
+    ("model", "version"), [("Bad Name", 1), ("..", 1), ("ok", 0), ("ok", True), ("ok", "1")]
+)
+def test_malformed_names_and_versions(store: ArtifactStore, model: str, version: object) -> None:
+    with pytest.raises(InvalidInput):
+        store.version_dir(model, version)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -106,15 +109,17 @@ def test_open_verified_missing_object(store: ArtifactStore) -> None:
 )
 def test_malformed_digests_are_invalid_input(store: ArtifactStore, digest: str) -> None:
     with pytest.raises(InvalidInput, match="invalid digest"):
-        store.path_for(digest)
+        store.sealed_path("fraud", 1, digest)
     with pytest.raises(InvalidInput):
-        store.open_verified(digest)
+        store.key_path("fraud", 1, digest)
     with pytest.raises(InvalidInput):
         parse_digest(digest)
 
 
 def test_digest_file(tmp_path: Path) -> None:
     assert digest_file(_file(tmp_path, b"training rows")) == _sha(b"training rows")
+    big = _file(tmp_path, b"x" * (3 * 1024 * 1024 + 17), "big.bin")
+    assert digest_file(big) == _sha(big.read_bytes())
     with pytest.raises(ConfigError, match="does not exist"):
         digest_file(tmp_path / "missing.parquet")
     with pytest.raises(ConfigError, match="not a regular file"):

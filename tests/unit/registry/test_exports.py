@@ -9,8 +9,10 @@ import modelport.registry
 def test_exported_names() -> None:
     assert sorted(modelport.registry.__all__) == [
         "AliasEvent",
+        "ArtifactSigner",
         "ArtifactStore",
         "CompileReport",
+        "DEFAULT_JURISDICTION",
         "Lineage",
         "MetadataStore",
         "ModelSummary",

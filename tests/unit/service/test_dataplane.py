@@ -181,7 +181,7 @@ def test_batched_model_gives_each_caller_its_rows(model_file: Path) -> None:
     assert batcher_stats["inference_stats"]["success"]["count"] == 6
 
 
-@pytest.mark.parametrize("timeout", [-1, "soon", True])
+@pytest.mark.parametrize("timeout", [-1, "soon", True, False, float("nan")])
 def test_bad_timeout_parameter(plane: DataPlane, timeout: object) -> None:
     bad = request([[1, 2]])
     bad.parameters["timeout"] = timeout  # type: ignore[assignment]

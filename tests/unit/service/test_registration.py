@@ -1,4 +1,5 @@
-"""Registration compiles scikit-learn models, records what is served, and serving fails closed."""
+"""Registration compiles scikit-learn models, seals and signs what it stores, records what is
+served, and serving fails closed."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from modelport.core.clock import SystemClock
-from modelport.core.errors import IntegrityError
+from modelport.core.errors import ConfigError, IntegrityError, InvalidInput, NotFound
 from modelport.core.refs import ModelRef
 from modelport.core.settings import RuntimeSettings
 from modelport.registry import ArtifactStore, MetadataStore
+from modelport.security.kek import FileKeyProvider
+from modelport.service.artifact_guard import ArtifactGuard
 from modelport.service.registration import COMPILE_OFF, Registrar, RegistrationRequest
 
 
@@ -32,7 +35,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registrar(tmp_path: Path) -> Iterator[Registrar]:
     store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
     try:
-        yield Registrar(store, ArtifactStore(tmp_path / "artifacts"), RuntimeSettings())
+        guard = ArtifactGuard(
+            ArtifactStore(tmp_path / "artifacts"),
+            FileKeyProvider(tmp_path / "keys" / "kek.json"),
+            tmp_path / "keys" / "signing.pem",
+            "alice",
+        )
+        yield Registrar(store, guard, RuntimeSettings())
     finally:
         store.close()
 
@@ -55,15 +64,21 @@ def test_a_compiled_version_serves_onnx_and_keeps_the_original(
     assert version.serving is not None and version.serving.framework == "onnx"
     assert version.compile_report is not None and version.compile_report.compiled
     assert version.compile_report.rows == 150 and version.compile_report.precision == "FP64"
+    assert (version.jurisdiction, version.signer is not None) == ("global", True)
     served = registrar.source_for(ModelRef.parse("iris@1"))
     assert served.framework == "onnx"
     assert served.signature == version.signature
     assert served.prepare is not None
-    assert served.prepare() == registrar.artifacts.path_for(version.serving.digest)
+    with served.prepare() as plain:
+        assert (
+            plain.read_bytes()[:8] != b"MPSEAL1\n" and plain.stat().st_size == version.serving.size
+        )
+    assert not plain.exists(), "the plaintext is removed once loaded"
     original = registrar.source_for(ModelRef.parse("iris@1"), "iris-original", prefer_original=True)
     assert (original.name, original.framework) == ("iris-original", "sklearn")
     assert original.prepare is not None
-    assert original.prepare() == registrar.artifacts.path_for(version.artifact_digest)
+    with original.prepare() as plain:
+        assert plain.read_bytes() == (files / "iris.joblib").read_bytes()
 
 
 def test_opting_out_or_no_sample_serves_the_original_with_a_reason(
@@ -97,13 +112,36 @@ def test_a_corrupt_compiled_artifact_is_an_error_not_a_fallback(
 ) -> None:
     version = registrar.register(request(files))
     assert version.serving is not None
-    stored = registrar.artifacts.path_for(version.serving.digest)
+    stored = registrar.guard.store.sealed_path("iris", 1, version.serving.digest)
     stored.chmod(0o644)
-    stored.write_bytes(b"not the compiled model")
+    stored.write_bytes(stored.read_bytes()[:-10])
     served = registrar.source_for(ModelRef("iris"))
     assert served.prepare is not None
-    with pytest.raises(IntegrityError, match="corrupt"):
-        served.prepare()
+    with pytest.raises(IntegrityError, match=r"serving artifact \(onnx\) .* of iris@1 failed"):
+        served.prepare().__enter__()
     original = registrar.source_for(ModelRef("iris"), prefer_original=True)
     assert original.prepare is not None
-    assert original.prepare().is_file()
+    with original.prepare() as plain:
+        assert plain.is_file()
+
+
+def test_jurisdiction_is_recorded_and_validated(registrar: Registrar, files: Path) -> None:
+    version = registrar.register(request(files, jurisdiction="eu", compile=False))
+    assert registrar.store.get_version("iris", 1).jurisdiction == version.jurisdiction == "eu"
+    with pytest.raises(InvalidInput, match="invalid jurisdiction"):
+        registrar.register(request(files, jurisdiction="EU West", compile=False))
+    assert [v.version for v in registrar.store.list_versions("iris")] == [1]
+
+
+def test_a_failed_seal_records_nothing(
+    registrar: Registrar, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise ConfigError("disk full")
+
+    monkeypatch.setattr(registrar.guard, "commit", broken)
+    with pytest.raises(ConfigError, match="disk full"):
+        registrar.register(request(files))
+    with pytest.raises(NotFound):
+        registrar.store.list_versions("iris")
+    assert list((registrar.guard.store.root / "tmp").iterdir()) == [], "staged files are removed"

@@ -2,7 +2,7 @@
 
 The caller owns the lifecycle on the event loop that runs the REST server::
 
-    server, port = create_grpc_server(dataplane, "0.0.0.0", 8081, settings.max_body_bytes)
+    server, port = create_grpc_server(dataplane, access, "0.0.0.0", 8081, max_body_bytes)
     await server.start()
     ...
     await server.stop(grace)
@@ -17,11 +17,13 @@ import grpc
 
 from modelport.core.clock import Clock
 from modelport.core.errors import ConfigError
+from modelport.core.settings import TlsSettings
 from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 from modelport.server.grpc.servicer import InferenceServicer
+from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
 
-__all__ = ["create_grpc_server", "listen_address"]
+__all__ = ["create_grpc_server", "listen_address", "server_credentials"]
 
 
 def listen_address(host: str, port: int) -> str:
@@ -31,12 +33,38 @@ def listen_address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
+    """Return TLS credentials for ``tls`` (mutual TLS when it names a CA), or ``None``.
+
+    gRPC's TLS stack negotiates TLS 1.2 or newer only.
+
+    Raises:
+        ConfigError: A file cannot be read, or only one of cert and key is set.
+    """
+    if tls.cert is None and tls.key is None:
+        if tls.ca is not None:
+            raise ConfigError("--tls-ca needs --tls-cert and --tls-key (the server's own pair)")
+        return None
+    if tls.cert is None or tls.key is None:
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    try:
+        pair = (tls.key.read_bytes(), tls.cert.read_bytes())
+        ca = tls.ca.read_bytes() if tls.ca is not None else None
+    except OSError as exc:
+        raise ConfigError(f"cannot read a TLS file: {exc}") from None
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
 def create_grpc_server(
     dataplane: DataPlane,
+    access: AccessControl,
     host: str,
     port: int,
     max_message_bytes: int,
     *,
+    tls: TlsSettings | None = None,
     clock: Clock | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build a grpc.aio server for ``dataplane`` and bind it; it is not started.
@@ -47,10 +75,12 @@ def create_grpc_server(
 
     Args:
         dataplane: The use cases behind the service.
+        access: Authentication, authorisation and audit of every call.
         host: Address to listen on (``0.0.0.0``, ``::``, ``127.0.0.1``...).
         port: Port; 0 picks a free one.
         max_message_bytes: Largest message received or sent; larger ones fail with
             ``RESOURCE_EXHAUSTED``.
+        tls: Certificate, key and client CA; plaintext when unset.
         clock: Time source for deadlines (the system clock when ``None``).
 
     Returns:
@@ -66,10 +96,15 @@ def create_grpc_server(
             ("grpc.so_reuseport", 1),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane, clock), server)
+    servicer = InferenceServicer(dataplane, access, clock)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     address = listen_address(host, port)
+    credentials = server_credentials(tls) if tls is not None else None
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise ConfigError(f"cannot listen for gRPC on {address}: {exc}") from None
     if not bound:

@@ -21,7 +21,11 @@ from modelport.core.inference import InferenceRequest, InferenceResponse
 from modelport.protocol import grpc_codec as codec
 from modelport.protocol.grpc_gen import inference_pb2 as pb
 from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
+from modelport.security.certs import certificate_subject
+from modelport.security.identity import Identity
+from modelport.security.rbac import Action
 from modelport.server.grpc.errors import error_message, handle_errors
+from modelport.service.access import AccessControl, Caller
 from modelport.service.dataplane import DataPlane
 
 __all__ = ["InferenceServicer"]
@@ -42,71 +46,124 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
     def __init__(
         self,
         dataplane: DataPlane,
+        access: AccessControl,
         clock: Clock | None = None,
     ) -> None:
         self.dp = dataplane
+        self.access = access
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self._subjects: dict[bytes, str] = {}
+
+    def _caller(self, context: Any) -> Caller:
+        """Read the credential of a call: ``authorization`` metadata, or a client certificate."""
+        authorization = request_id = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                authorization = value
+            elif key == "x-request-id":
+                request_id = value[:128]
+        peer = None
+        if authorization is None and self.access.enabled:
+            peer = self._peer_subject(context)
+        return Caller(authorization, peer, request_id)
+
+    def _peer_subject(self, context: Any) -> str | None:
+        # With mutual TLS gRPC has verified the chain; the subject is parsed once per certificate.
+        pems = context.auth_context().get("x509_pem_cert")
+        if not pems:
+            return None
+        pem: bytes = pems[0]
+        subject = self._subjects.get(pem)
+        if subject is None:
+            if len(self._subjects) > 1024:
+                self._subjects.clear()
+            subject = self._subjects[pem] = certificate_subject(pem)
+        return subject
+
+    def _check(self, context: Any, action: Action, name: str | None) -> Identity:
+        return self.access.check(self._caller(context), action, name)
+
+    def _check_listing(self, context: Any, action: Action) -> Identity:
+        return self.access.check_listing(self._caller(context), action)
 
     @handle_errors
     async def ServerLive(self, request: Any, context: Any) -> Any:
         """Answer whether the server is live."""
+        self._check(context, Action.HEALTH, None)
         return pb.ServerLiveResponse(live=self.dp.live())
 
     @handle_errors
     async def ServerReady(self, request: Any, context: Any) -> Any:
         """Answer whether every hosted model version is ready."""
+        self._check(context, Action.HEALTH, None)
         return pb.ServerReadyResponse(ready=self.dp.ready())
 
     @handle_errors
     async def ModelReady(self, request: Any, context: Any) -> Any:
         """Answer whether a model version is ready."""
-        return pb.ModelReadyResponse(
-            ready=self.dp.model_ready(*codec.model_target(request.name, request.version))
-        )
+        name, version = codec.model_target(request.name, request.version)
+        self._check(context, Action.METADATA, name)
+        return pb.ModelReadyResponse(ready=self.dp.model_ready(name, version))
 
     @handle_errors
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         """Return the server's name, version and extensions."""
+        self._check_listing(context, Action.METADATA)
         return codec.encode_server_metadata(self.dp.server_metadata())
 
     @handle_errors
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         """Return a model's versions, platform, inputs and outputs."""
         name, version = codec.model_target(request.name, request.version)
+        self._check(context, Action.METADATA, name)
         return codec.encode_model_metadata(self.dp.model_metadata(name, version))
 
     @handle_errors
     async def ModelConfig(self, request: Any, context: Any) -> Any:
         """Return a model's configuration in Triton's form (subset)."""
         name, version = codec.model_target(request.name, request.version)
+        self._check(context, Action.METADATA, name)
         return codec.encode_model_config(self.dp.model_metadata(name, version))
 
     @handle_errors
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
         """Return inference statistics of one model (version) or of every model."""
         if not request.name:
-            return codec.encode_model_statistics(await self.dp.statistics(None, None))
+            identity = self._check_listing(context, Action.METADATA)
+            stats = await self.dp.statistics(None, None)
+            names = self.access.visible(identity, {s["name"] for s in stats})
+            return codec.encode_model_statistics([s for s in stats if s["name"] in names])
         name, version = codec.model_target(request.name, request.version)
+        self._check(context, Action.METADATA, name)
         return codec.encode_model_statistics(await self.dp.statistics(name, version))
 
     @handle_errors
     async def RepositoryIndex(self, request: Any, context: Any) -> Any:
         """List every hosted model version with its state."""
+        identity = self._check_listing(context, Action.MANAGE)
         codec.check_repository(request.repository_name)
-        return codec.encode_repository_index(self.dp.repository_index(request.ready))
+        index = self.dp.repository_index(request.ready)
+        names = self.access.visible(identity, {m["name"] for m in index})
+        return codec.encode_repository_index([m for m in index if m["name"] in names])
 
     @handle_errors
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         """Load (or reload) a model."""
         name, parameters = codec.decode_repository_request(request)
-        await self.dp.load(name, parameters)
+        caller = self._caller(context)
+        identity = self.access.check(caller, Action.MANAGE, name)
+        await self.access.audited(
+            identity, caller, "model.load", name, self.dp.load(name, parameters)
+        )
         return pb.RepositoryModelLoadResponse()
 
     @handle_errors
     async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
         """Unload a model."""
         name, _ = codec.decode_repository_request(request)  # unload_dependents: nothing depends
-        await self.dp.unload(name)
+        caller = self._caller(context)
+        identity = self.access.check(caller, Action.MANAGE, name)
+        await self.access.audited(identity, caller, "model.unload", name, self.dp.unload(name))
         return pb.RepositoryModelUnloadResponse()
 
     @handle_errors
@@ -165,6 +222,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
 
     async def _infer(self, message: Any, context: Any) -> Any:
         name, version = codec.model_target(message.model_name, message.model_version)
+        self._check(context, Action.INFER, name)
         request = codec.decode_infer_request(message)
         response = await self._run(name, version, request, self._deadline(request, context))
         return codec.encode_infer_response(response)

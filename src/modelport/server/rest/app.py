@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import Final
 
 import orjson
 
@@ -36,6 +37,7 @@ from modelport.protocol.rest import (
     decode_raw_input,
     encode_infer_response,
 )
+from modelport.security.rbac import Action
 from modelport.server.rest.asgi import (
     Receive,
     Reply,
@@ -48,6 +50,7 @@ from modelport.server.rest.asgi import (
 )
 from modelport.server.rest.errors import error_reply, reply_for
 from modelport.server.rest.openapi import openapi_document
+from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
 
 __all__ = ["Hook", "RestApp", "create_app"]
@@ -56,6 +59,11 @@ log = logging.getLogger("modelport.server")
 
 Hook = Callable[[], Awaitable[None]]
 Handler = Callable[[Request], Awaitable[Reply]]
+_LISTING: Final = "\x00listing"
+"""Route target of calls that list models: any grant of the role will do, and the answer is
+filtered to the names the caller may see."""
+Route = tuple[str, Handler, Action, str | None]
+"""HTTP method, handler, what the call does, and the model it is about (or ``_LISTING``)."""
 _BINARY = b"application/octet-stream"
 
 
@@ -64,6 +72,7 @@ class RestApp:
 
     Args:
         dataplane: The use cases behind the routes.
+        access: Authentication, authorisation and audit of every call.
         max_body_bytes: Largest accepted request body.
         on_startup: Awaited in order when the server starts (before it accepts requests).
         on_shutdown: Awaited in order when the server stops.
@@ -72,11 +81,13 @@ class RestApp:
     def __init__(
         self,
         dataplane: DataPlane,
+        access: AccessControl,
         max_body_bytes: int,
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
     ) -> None:
         self.dp = dataplane
+        self.access = access
         self.max_body = max_body_bytes
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
@@ -102,48 +113,73 @@ class RestApp:
             return error_reply(500, f"internal error: {type(exc).__name__}")
 
     async def _route(self, request: Request) -> Reply:
-        match = self._match(request.path.split("/"))
-        if match is None:
+        route = self._match(request.path.split("/"))
+        if route is None:
             return error_reply(404, f"no such endpoint: {request.method} {request.path}")
-        method, handler = match
+        method, handler, action, name = route
         if request.method != method and not (method == "GET" and request.method == "HEAD"):
             return error_reply(405, f"method {request.method} is not allowed on {request.path}")
+        # Who may do what is decided before anything about the model is looked up, so a
+        # caller learns nothing about models outside its grants.
+        if name is _LISTING:
+            request.identity = self.access.check_listing(request.caller, action)
+        else:
+            request.identity = self.access.check(request.caller, action, name)
         return await handler(request)
 
-    def _match(self, parts: list[str]) -> tuple[str, Handler] | None:
+    def _match(self, parts: list[str]) -> Route | None:
         # parts[0] is "" (the path starts with "/"), parts[1] must be "v2" (or "metrics").
         n = len(parts)
         if n == 2 and parts == ["", "metrics"]:
-            return "GET", self._metrics
+            return "GET", self._metrics, Action.METADATA, None
         if n < 2 or parts[0] or parts[1] != "v2":
             return None
         if n == 2:
-            return "GET", self._server_metadata
+            return "GET", self._server_metadata, Action.METADATA, _LISTING
         if n == 3 and parts[2] == "openapi.json":
-            return "GET", self._openapi
+            return "GET", self._openapi, Action.METADATA, _LISTING
         if n == 4 and parts[2:4] == ["models", "stats"]:
-            return "GET", partial(self._statistics, model=None, version=None)
+            stats = partial(self._statistics, model=None, version=None)
+            return "GET", stats, Action.METADATA, _LISTING
         if parts[2] == "models" and n >= 4 and parts[3]:
-            model, rest = parts[3], parts[4:]
-            version: str | None = None
-            if len(rest) >= 2 and rest[0] == "versions" and rest[1]:
-                version, rest = rest[1], rest[2:]
-            if not rest:
-                return "GET", partial(self._model_metadata, model=model, version=version)
-            if rest == ["ready"]:
-                return "GET", partial(self._model_ready, model=model, version=version)
-            if rest == ["infer"]:
-                return "POST", partial(self._infer, model=model, version=version)
-            if rest == ["stats"]:
-                return "GET", partial(self._statistics, model=model, version=version)
-            return None
+            return self._match_model(parts[3], parts[4:])
         if n == 4 and parts[2] == "health" and parts[3] in ("live", "ready"):
-            return "GET", self._live if parts[3] == "live" else self._ready
+            return "GET", self._live if parts[3] == "live" else self._ready, Action.HEALTH, None
         if n == 4 and parts[2] == "repository" and parts[3] == "index":
-            return "POST", self._repository_index
+            return "POST", self._repository_index, Action.MANAGE, _LISTING
         if n == 6 and parts[2] == "repository" and parts[3] == "models" and parts[4]:
             if parts[5] in ("load", "unload"):
-                return "POST", partial(self._repository_change, model=parts[4], action=parts[5])
+                change = partial(self._repository_change, model=parts[4], action=parts[5])
+                return "POST", change, Action.MANAGE, parts[4]
+        return None
+
+    def _match_model(self, model: str, rest: list[str]) -> Route | None:
+        version: str | None = None
+        if len(rest) >= 2 and rest[0] == "versions" and rest[1]:
+            version, rest = rest[1], rest[2:]
+        if not rest:
+            return (
+                "GET",
+                partial(self._model_metadata, model=model, version=version),
+                Action.METADATA,
+                model,
+            )
+        if rest == ["ready"]:
+            return (
+                "GET",
+                partial(self._model_ready, model=model, version=version),
+                Action.METADATA,
+                model,
+            )
+        if rest == ["infer"]:
+            return "POST", partial(self._infer, model=model, version=version), Action.INFER, model
+        if rest == ["stats"]:
+            return (
+                "GET",
+                partial(self._statistics, model=model, version=version),
+                Action.METADATA,
+                model,
+            )
         return None
 
     async def _server_metadata(self, request: Request) -> Reply:
@@ -171,7 +207,11 @@ class RestApp:
         return Reply.json({"name": model, "ready": ready}, 200 if ready else 503)
 
     async def _statistics(self, request: Request, model: str | None, version: str | None) -> Reply:
-        return Reply.json({"model_stats": await self.dp.statistics(model, version)})
+        stats = await self.dp.statistics(model, version)
+        if model is None and self.access.enabled:
+            names = self.access.visible(request.identity, {s["name"] for s in stats})
+            stats = [s for s in stats if s["name"] in names]
+        return Reply.json({"model_stats": stats})
 
     async def _infer(self, request: Request, model: str, version: str | None) -> Reply:
         body = await read_body(request, self.max_body)
@@ -202,7 +242,11 @@ class RestApp:
         ready_only = payload.get("ready", False)
         if not isinstance(ready_only, bool):
             raise InvalidInput(f"'ready' must be true or false, got {ready_only!r}")
-        return Reply.json(self.dp.repository_index(ready_only))
+        index = self.dp.repository_index(ready_only)
+        if self.access.enabled:
+            names = self.access.visible(request.identity, {m["name"] for m in index})
+            index = [m for m in index if m["name"] in names]
+        return Reply.json(index)
 
     async def _repository_change(self, request: Request, model: str, action: str) -> Reply:
         what = f"repository {action} request"
@@ -210,10 +254,8 @@ class RestApp:
         parameters = payload.get("parameters", {})
         if not isinstance(parameters, dict):
             raise InvalidInput(f"{what}: 'parameters' must be an object")
-        if action == "load":
-            await self.dp.load(model, parameters)
-        else:
-            await self.dp.unload(model)
+        work = self.dp.load(model, parameters) if action == "load" else self.dp.unload(model)
+        await self.access.audited(request.identity, request.caller, f"model.{action}", model, work)
         return Reply.json({})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -252,6 +294,7 @@ def _header_length(header: str | None) -> int | None:
 def create_app(
     settings: ServerSettings,
     dataplane: DataPlane,
+    access: AccessControl,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
 ) -> RestApp:
@@ -260,10 +303,11 @@ def create_app(
     Args:
         settings: Server settings (body limit).
         dataplane: The use cases behind the routes.
+        access: Authentication, authorisation and audit of every call.
         on_startup: Awaited when the server starts (load models, start gRPC...).
         on_shutdown: Awaited when it stops.
 
     Returns:
         An ASGI application.
     """
-    return RestApp(dataplane, settings.max_body_bytes, on_startup, on_shutdown)
+    return RestApp(dataplane, access, settings.max_body_bytes, on_startup, on_shutdown)

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 from modelport.core.errors import InvalidInput, PayloadTooLarge
+from modelport.security.identity import ANONYMOUS, Identity
+from modelport.service.access import Caller
 
 __all__ = ["Receive", "Reply", "Request", "Scope", "Send", "read_body", "send_reply"]
 
@@ -34,6 +36,8 @@ class Request:
     content_length: int | None
     header_length: str | None
     receive: Receive
+    caller: Caller
+    identity: Identity = ANONYMOUS
 
 
 @dataclass(slots=True)
@@ -52,13 +56,19 @@ class Reply:
 
 
 def parse_request(scope: Scope, receive: Receive) -> Request:
-    """Pick the method, path and the two length headers out of an ASGI scope.
+    """Pick the method, path, length headers and credentials out of an ASGI scope.
+
+    The client certificate's subject comes from the ASGI TLS extension
+    (``scope["extensions"]["tls"]["client_cert_name"]``), which our uvicorn protocol fills in
+    after the handshake verified the certificate.
 
     Raises:
         InvalidInput: ``Content-Length`` is not a non-negative integer.
     """
     content_length: int | None = None
     header_length: str | None = None
+    authorization: str | None = None
+    request_id: str | None = None
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
@@ -67,9 +77,17 @@ def parse_request(scope: Scope, receive: Receive) -> Request:
                 content_length = -1
             if content_length < 0:
                 raise InvalidInput(f"Content-Length {value.decode('latin-1')!r} is not a size")
+        elif key == b"authorization":
+            authorization = value.decode("latin-1")
         elif key == b"inference-header-content-length":
             header_length = value.decode("latin-1")
-    return Request(scope["method"], scope["path"], content_length, header_length, receive)
+        elif key == b"x-request-id":
+            request_id = value.decode("latin-1")[:128]
+    extensions = scope.get("extensions")
+    tls = extensions.get("tls") if extensions else None
+    peer = tls.get("client_cert_name") if tls else None
+    caller = Caller(authorization, peer, request_id)
+    return Request(scope["method"], scope["path"], content_length, header_length, receive, caller)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

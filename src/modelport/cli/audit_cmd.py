@@ -1,0 +1,143 @@
+"""Audit commands: ``audit verify``, ``audit list`` and ``audit export``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Column, Table
+
+from modelport.cli import _when
+from modelport.core.clock import SystemClock
+from modelport.core.errors import ConfigError, IntegrityError
+from modelport.core.settings import load_settings
+from modelport.security.audit import entry_to_dict
+from modelport.security.store import SecurityStore
+from modelport.service.wiring import open_security_store
+
+__all__ = ["attach", "audit_app"]
+
+audit_app = typer.Typer(
+    help="The tamper-evident audit log: check its hash chain, list and export entries.",
+    no_args_is_help=True,
+)
+
+_console = Console(highlight=False)
+
+
+def _store() -> SecurityStore:
+    return open_security_store(load_settings())
+
+
+@audit_app.command("verify")
+def audit_verify(
+    json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the audit log's hash chain; exit non-zero naming every problem found."""
+    with _store() as store:
+        report = store.verify_audit()
+    if json:
+        payload = {
+            "intact": report.intact,
+            "entries": report.entries,
+            "head": ({"seq": report.head.seq, "hash": report.head.hash} if report.head else None),
+            "problems": [
+                {"seq": p.seq, "kind": p.kind.value, "message": p.message} for p in report.problems
+            ],
+        }
+        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    elif report.intact:
+        noun = "entry" if report.entries == 1 else "entries"
+        typer.echo(f"audit log intact: {report.entries} {noun}")
+    else:
+        for problem in report.problems:
+            typer.echo(str(problem))
+    if not report.intact:
+        count = len(report.problems)
+        raise IntegrityError(
+            f"the audit log was tampered with: {count} problem{'s' if count != 1 else ''} in "
+            f"{report.entries} entries"
+        )
+
+
+@audit_app.command("list")
+def audit_list(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only entries since a time (ISO-8601) or for a duration back (1h, 7d)."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor (key:ID, a user).")] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(help="Only this action (key.create); a trailing * matches a prefix."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, the newest.")] = 100,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List audit entries, oldest first (the newest LIMIT that match)."""
+    start = _when.since(since, SystemClock().now()) if since is not None else None
+    with _store() as store:
+        entries = store.list_audit(since=start, actor=actor, action=action, limit=limit)
+    if json:
+        payload = [entry_to_dict(e) for e in entries]
+        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not entries:
+        _console.print("no audit entries match")
+        return
+    # Details and request ids are in --json; the table keeps what fits a terminal.
+    table = Table(
+        Column("seq", no_wrap=True, min_width=3),
+        Column("at", no_wrap=True, min_width=19),
+        Column("actor", overflow="fold"),
+        Column("action", no_wrap=True),
+        Column("target", overflow="fold"),
+        Column("outcome", no_wrap=True),
+    )
+    for e in entries:
+        table.add_row(
+            str(e.seq),
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.action,
+            e.target or "-",
+            e.outcome,
+        )
+    _console.print(table, markup=False)
+
+
+@audit_app.command("export")
+def audit_export(
+    file: Annotated[
+        str, typer.Argument(help="File to write JSON lines to; - for standard output.")
+    ] = "-",
+) -> None:
+    """Export every audit entry as JSON lines (with its hashes), oldest first."""
+    with _store() as store:
+        if file == "-":
+            out = sys.stdout.buffer
+            store.export_audit(out)
+            out.flush()
+            return
+        path = Path(file)
+        if path.is_dir():
+            raise ConfigError(f"{file!r} is a folder; give a file name")
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            with partial.open("wb") as out:
+                count = store.export_audit(out)
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise ConfigError(f"cannot write {file!r}: {exc}") from None
+    typer.echo(f"exported {count} audit entries to {path}")
+
+
+def attach(app: typer.Typer) -> None:
+    """Add the ``audit`` command group to ``app``."""
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,537 @@
+"""The security store: API keys and the audit log in the metadata database.
+
+One implementation on SQLAlchemy Core serves SQLite (embedded default) and PostgreSQL (at scale);
+the dialect differences live in :mod:`modelport.core.database`. The tables sit beside the
+registry's in the same database, migrated separately (version table
+``security_alembic_version``).
+
+Rules the store enforces:
+
+* Only a salted hash of each key's secret is stored; the full key is returned once, by
+  :meth:`SecurityStore.create_key`.
+* An unknown key id and a wrong secret are refused with the same message, after the same work
+  (a hash comparison against a dummy record), so key ids cannot be probed. Only a caller holding
+  the right secret learns that its key expired or was revoked.
+* Audit entries form one hash chain even when several processes append at once: each append
+  locks the head record (on SQLite the write lock of ``BEGIN IMMEDIATE``, on PostgreSQL
+  ``SELECT ... FOR UPDATE`` of the head row), chains onto it and moves it, in one transaction.
+* Creating and revoking keys records an audit entry in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import IO, Any, Final
+
+import orjson
+from sqlalchemy import Connection, Row, Text, cast, insert, select, update
+
+from modelport.core import database as db
+from modelport.core.clock import Clock
+from modelport.core.errors import IntegrityError, InvalidInput, NotFound, Unauthenticated
+from modelport.security._schema import HEAD_ID, MIGRATIONS, api_keys, audit_head, audit_log
+from modelport.security.apikeys import (
+    ApiKeyRecord,
+    generate_key,
+    hash_secret,
+    parse_key,
+    verify_secret,
+)
+from modelport.security.audit import (
+    AuditEntry,
+    AuditHead,
+    AuditReport,
+    ChainProblem,
+    ProblemKind,
+    chain_is_intact,
+    seal,
+    to_json_line,
+    verify_chain,
+)
+from modelport.security.identity import AuthMethod, Grant, Identity, parse_grant
+
+__all__ = ["SecurityStore"]
+
+_INVALID_KEY: Final = "invalid API key"
+# Compared against when the key id is unknown, so that path costs what a wrong secret costs.
+_DUMMY_HASH: Final = hash_secret("0" * 43, bytes(16))
+_MAX_NAME: Final = 200
+_EXPORT_BATCH: Final = 1000
+
+# Every audit column, with details read as the stored text: a tampered, unparsable value must
+# not stop the log from being read and checked.
+_AUDIT_COLUMNS: Final = (
+    audit_log.c.seq,
+    audit_log.c.at,
+    audit_log.c.actor,
+    audit_log.c.action,
+    audit_log.c.target,
+    audit_log.c.outcome,
+    audit_log.c.request_id,
+    cast(audit_log.c.details, Text).label("details"),
+    audit_log.c.prev_hash,
+    audit_log.c.hash,
+)
+
+
+class SecurityStore:
+    """API keys and the audit log in SQLite or PostgreSQL.
+
+    Opening the store creates a SQLite file's folder when needed and migrates the security
+    schema to the newest revision (safe when several processes open a new database at once).
+
+    Args:
+        url: SQLAlchemy URL: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST:PORT/DB``.
+        clock: Source of every timestamp the store records and of "now" for expiry.
+
+    Raises:
+        ConfigError: The URL is unsupported or the database cannot be reached.
+        DependencyMissing: The PostgreSQL driver is not installed.
+    """
+
+    def __init__(self, url: str, clock: Clock) -> None:
+        self._clock = clock
+        self._engine = db.open_engine(url)
+        try:
+            db.migrate(self._engine, MIGRATIONS)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return db.display_url(self._engine.url)
+
+    def close(self) -> None:
+        """Close every pooled connection; the store must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> SecurityStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _now(self) -> datetime:
+        now = self._clock.now()
+        if now.tzinfo is None:
+            raise ValueError("the clock returned a naive datetime; it must be timezone-aware")
+        return now.astimezone(UTC)
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        grants: Sequence[Grant],
+        expires_at: datetime | None,
+        created_by: str,
+    ) -> tuple[ApiKeyRecord, str]:
+        """Create an API key and record ``key.create`` in the audit log.
+
+        Args:
+            name: What the key is for (may be empty; at most 200 characters).
+            grants: What the key allows; at least one.
+            expires_at: When it stops working (timezone-aware, in the future); ``None``: never.
+            created_by: Who creates it.
+
+        Returns:
+            The key's record and the full key (``mpk_<id>_<secret>``). The key is not stored
+            and cannot be shown again.
+
+        Raises:
+            InvalidInput: No grant, a name too long, a blank creator, or an expiry that is naive
+                or not in the future.
+        """
+        name = name.strip()
+        if len(name) > _MAX_NAME:
+            raise InvalidInput(f"key name is {len(name)} characters long; at most {_MAX_NAME}")
+        if not grants:
+            raise InvalidInput("a key needs at least one grant (ROLE or ROLE:PATTERN)")
+        _check_actor(created_by)
+        now = self._now()
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise InvalidInput("the expiry must be timezone-aware")
+            expires_at = expires_at.astimezone(UTC)
+            if expires_at <= now:
+                raise InvalidInput(
+                    f"the expiry {expires_at.isoformat()} is not in the future "
+                    f"(now: {now.isoformat()})"
+                )
+        texts = [str(g) for g in grants]
+        with db.write(self._engine) as conn:
+            key = generate_key()
+            while _key_row(conn, key.key_id) is not None:  # 48 random bits: hardly ever
+                key = generate_key()
+            conn.execute(
+                insert(api_keys).values(
+                    key_id=key.key_id,
+                    name=name,
+                    grants=texts,
+                    secret_hash=hash_secret(key.secret),
+                    created_at=now,
+                    created_by=created_by,
+                    expires_at=expires_at,
+                )
+            )
+            details = {
+                "name": name,
+                "grants": texts,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            }
+            self._append(conn, created_by, "key.create", key.key_id, "ok", None, details)
+            row = _key_row(conn, key.key_id)
+        if row is None:  # pragma: no cover - inserted in the same transaction
+            raise NotFound(f"API key {key.key_id} vanished after it was created")
+        return _to_record(row), key.token
+
+    def get_key(self, key_id: str) -> ApiKeyRecord:
+        """Return the record of key ``key_id``.
+
+        Raises:
+            NotFound: No such key.
+        """
+        with db.read(self._engine) as conn:
+            row = _key_row(conn, key_id)
+        if row is None:
+            raise NotFound(f"no API key {key_id!r}; `modelport keys list` shows the keys")
+        return _to_record(row)
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        """Return every key, revoked and expired ones included, oldest first (no secrets)."""
+        with db.read(self._engine) as conn:
+            rows = conn.execute(
+                select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
+            ).all()
+        return [_to_record(row) for row in rows]
+
+    def revoke_key(self, key_id: str, by: str) -> ApiKeyRecord:
+        """Revoke a key for good and record ``key.revoke`` in the audit log.
+
+        Servers that cache authentication decisions refuse the key at the latest
+        ``security.auth.cache_ttl_s`` later.
+
+        Args:
+            key_id: The key's public id.
+            by: Who revokes it.
+
+        Returns:
+            The revoked key; unchanged (and nothing recorded) when it was already revoked.
+
+        Raises:
+            NotFound: No such key.
+            InvalidInput: ``by`` is blank.
+        """
+        _check_actor(by)
+        now = self._now()
+        with db.write(self._engine) as conn:
+            row = _key_row(conn, key_id, lock=True)
+            if row is None:
+                raise NotFound(f"no API key {key_id!r}; `modelport keys list` shows the keys")
+            if row.revoked_at is not None:
+                return _to_record(row)
+            conn.execute(
+                update(api_keys)
+                .where(api_keys.c.key_id == key_id)
+                .values(revoked_at=now, revoked_by=by)
+            )
+            self._append(conn, by, "key.revoke", key_id, "ok", None, {"name": row.name})
+            row = _key_row(conn, key_id)
+        if row is None:  # pragma: no cover - updated in the same transaction
+            raise NotFound(f"API key {key_id} vanished while it was revoked")
+        return _to_record(row)
+
+    def resolve_api_key(self, token: str) -> Identity:
+        """Authenticate an API key and return who it is.
+
+        Args:
+            token: The full key, ``mpk_<key_id>_<secret>``.
+
+        Returns:
+            The identity: subject ``key:<key_id>``, the key's grants, method ``API_KEY`` and
+            the expiry as Unix time.
+
+        Raises:
+            Unauthenticated: The key is malformed, unknown, has the wrong secret (these two with
+                the same message), has expired or was revoked.
+        """
+        key = parse_key(token)
+        with db.read(self._engine) as conn:
+            row = _key_row(conn, key.key_id)
+        stored = row.secret_hash if row is not None else _DUMMY_HASH
+        if not verify_secret(key.secret, stored) or row is None:
+            raise Unauthenticated(_INVALID_KEY)
+        if row.revoked_at is not None:
+            raise Unauthenticated(f"API key {key.key_id} was revoked")
+        if row.expires_at is not None and row.expires_at <= self._now():
+            raise Unauthenticated(f"API key {key.key_id} expired at {row.expires_at.isoformat()}")
+        return Identity(
+            subject=f"key:{key.key_id}",
+            grants=_grants(row.grants),
+            method=AuthMethod.API_KEY,
+            expires_at=row.expires_at.timestamp() if row.expires_at is not None else None,
+        )
+
+    # -- audit log --------------------------------------------------------------------------
+
+    def append_audit(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        outcome: str,
+        request_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry to the audit log's hash chain.
+
+        Safe when several processes append at once: appends are serialised on the head record.
+
+        Args:
+            actor: Who acted.
+            action: What was done (``key.create``, ``deny.infer``...).
+            target: What it was done to, or ``None``.
+            outcome: ``ok``, ``denied`` or ``failed``.
+            request_id: The request it belongs to.
+            details: More about it, as JSON data.
+
+        Returns:
+            The sealed entry.
+
+        Raises:
+            InvalidInput: A field is blank or too long, the outcome is unknown, or the details
+                are not JSON data.
+            IntegrityError: The head record is missing (run ``modelport audit verify``).
+        """
+        with db.write(self._engine) as conn:
+            return self._append(conn, actor, action, target, outcome, request_id, details)
+
+    def _append(
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        target: str | None,
+        outcome: str,
+        request_id: str | None,
+        details: Mapping[str, Any] | None,
+    ) -> AuditEntry:
+        head_row = conn.execute(
+            select(audit_head.c.last_seq, audit_head.c.last_hash)
+            .where(audit_head.c.id == HEAD_ID)
+            .with_for_update()
+        ).one_or_none()
+        if head_row is None:
+            raise IntegrityError(
+                "the audit log's head record is missing, so the log cannot be extended; "
+                "`modelport audit verify` checks what else was changed"
+            )
+        # The time is read under the lock, so entries' times follow their order.
+        entry = seal(
+            AuditHead(head_row.last_seq, head_row.last_hash),
+            self._now(),
+            actor,
+            action,
+            target,
+            outcome,
+            request_id,
+            details,
+        )
+        conn.execute(
+            insert(audit_log).values(
+                seq=entry.seq,
+                at=entry.at,
+                actor=entry.actor,
+                action=entry.action,
+                target=entry.target,
+                outcome=entry.outcome,
+                request_id=entry.request_id,
+                details=entry.details,
+                prev_hash=entry.prev_hash,
+                hash=entry.hash,
+            )
+        )
+        conn.execute(
+            update(audit_head)
+            .where(audit_head.c.id == HEAD_ID)
+            .values(last_seq=entry.seq, last_hash=entry.hash)
+        )
+        return entry
+
+    def list_audit(
+        self,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int | None = 100,
+    ) -> list[AuditEntry]:
+        """Return the newest entries that match, oldest first.
+
+        Args:
+            since: Only entries recorded at or after this time.
+            actor: Only this actor's entries.
+            action: Only this action; a trailing ``*`` matches a prefix (``deny.*``).
+            limit: At most this many (the newest); ``None`` for all.
+
+        Raises:
+            InvalidInput: ``limit`` is below 1 or ``since`` is naive.
+        """
+        if limit is not None and limit < 1:
+            raise InvalidInput(f"limit {limit}: expected 1 or more")
+        query = select(*_AUDIT_COLUMNS)
+        if since is not None:
+            if since.tzinfo is None:
+                raise InvalidInput("since must be timezone-aware")
+            query = query.where(audit_log.c.at >= since)
+        if actor is not None:
+            query = query.where(audit_log.c.actor == actor)
+        if action is not None:
+            if action.endswith("*"):
+                query = query.where(audit_log.c.action.startswith(action[:-1], autoescape=True))
+            else:
+                query = query.where(audit_log.c.action == action)
+        query = query.order_by(audit_log.c.seq.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with db.read(self._engine) as conn:
+            rows = conn.execute(query).all()
+        return [_to_entry(row) for row in reversed(rows)]
+
+    def audit_head(self) -> AuditHead | None:
+        """Return the head record (the last entry's number and hash); ``None`` if it is gone."""
+        with db.read(self._engine) as conn:
+            return _head(conn)
+
+    def verify_audit(self) -> AuditReport:
+        """Check the whole audit log's hash chain against the head record.
+
+        The entries and the head are read in one snapshot, so appends running meanwhile do not
+        show up as problems. An intact log is checked in one streaming pass; only when that
+        finds something wrong are all entries held at once to say exactly what.
+
+        Returns:
+            The number of entries and every problem found (see
+            :func:`modelport.security.audit.verify_chain`).
+        """
+        with db.read(self._engine) as conn:
+            head = _head(conn)
+            if head is not None and chain_is_intact((_to_entry(r) for r in _scan(conn)), head):
+                return AuditReport(head.seq, head, ())
+            # Something is wrong: read everything (same snapshot) to say what.
+            entries = [_to_entry(row) for row in _scan(conn)]
+        problems = verify_chain(entries, head)
+        if head is None:
+            problems.insert(
+                0,
+                ChainProblem(
+                    0,
+                    ProblemKind.HEAD_MISSING,
+                    "the head record is missing, so entries cut off the end cannot be detected",
+                ),
+            )
+        return AuditReport(len(entries), head, tuple(problems))
+
+    def iter_audit(self) -> Iterator[AuditEntry]:
+        """Yield every entry, oldest first, from one snapshot (read in batches)."""
+        with db.read(self._engine) as conn:
+            for row in _scan(conn):
+                yield _to_entry(row)
+
+    def export_audit(self, out: IO[bytes]) -> int:
+        """Write every entry to ``out`` as JSON lines, oldest first.
+
+        Each line holds the entry's fields with its ``prev_hash`` and ``hash``, so the export
+        can be checked on its own (:func:`modelport.security.audit.entry_from_dict` and
+        :func:`~modelport.security.audit.verify_chain`).
+
+        Returns:
+            How many entries were written.
+        """
+        count = 0
+        for entry in self.iter_audit():
+            out.write(to_json_line(entry))
+            count += 1
+        return count
+
+
+def _check_actor(actor: str) -> None:
+    if not actor.strip():
+        raise InvalidInput("the acting user must not be blank")
+
+
+def _key_row(conn: Connection, key_id: str, lock: bool = False) -> Row[Any] | None:
+    query = select(api_keys).where(api_keys.c.key_id == key_id)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).one_or_none()
+
+
+def _grants(texts: Sequence[str]) -> tuple[Grant, ...]:
+    return tuple(parse_grant(text) for text in texts)
+
+
+def _to_record(row: Row[Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=row.key_id,
+        name=row.name,
+        grants=_grants(row.grants),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+    )
+
+
+def _head(conn: Connection) -> AuditHead | None:
+    row = conn.execute(
+        select(audit_head.c.last_seq, audit_head.c.last_hash).where(audit_head.c.id == HEAD_ID)
+    ).one_or_none()
+    return AuditHead(row.last_seq, row.last_hash) if row is not None else None
+
+
+def _scan(conn: Connection) -> Iterator[Row[Any]]:
+    """Yield every audit row by ``seq`` in batches (keyset pagination within one snapshot)."""
+    last: int | None = None
+    while True:
+        query = select(*_AUDIT_COLUMNS).order_by(audit_log.c.seq).limit(_EXPORT_BATCH)
+        if last is not None:
+            query = query.where(audit_log.c.seq > last)
+        rows = conn.execute(query).all()
+        yield from rows
+        if len(rows) < _EXPORT_BATCH:
+            return
+        last = rows[-1].seq
+
+
+def _details(text: str) -> dict[str, Any]:
+    """Parse stored details; text a tamperer made unreadable is kept so the hash check fails."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {"unreadable": text}
+    return data if isinstance(data, dict) else {"unreadable": text}
+
+
+def _to_entry(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        outcome=row.outcome,
+        request_id=row.request_id,
+        details=_details(row.details),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

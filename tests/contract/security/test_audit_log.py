@@ -1,0 +1,236 @@
+"""The audit log in the store: appends, queries, export, concurrent writers and SQL tampering."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import orjson
+import pytest
+from sqlalchemy import Connection, insert, text
+
+from modelport.core.database import open_engine
+from modelport.core.errors import IntegrityError, InvalidInput
+from modelport.security._schema import audit_log
+from modelport.security.audit import (
+    AuditHead,
+    ProblemKind,
+    entry_from_dict,
+    seal,
+    verify_chain,
+)
+from modelport.security.store import SecurityStore
+
+from ._append_worker import append_many
+from ._support import START, FakeClock
+
+PROCESSES = 4
+EACH = 25
+
+
+@contextmanager
+def raw(url: str) -> Iterator[Connection]:
+    """A plain connection, as someone editing the database by hand would use."""
+    engine = open_engine(url)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def fill(store: SecurityStore, clock: FakeClock, n: int = 5) -> None:
+    for i in range(n):
+        store.append_audit(f"user{i % 2}", f"action.{i}", f"t{i}", "ok", f"r{i}", {"i": i})
+        clock.advance(60)
+
+
+def problems(store: SecurityStore) -> list[tuple[int, ProblemKind]]:
+    return [(p.seq, p.kind) for p in store.verify_audit().problems]
+
+
+def test_appends_are_chained_and_verified(store: SecurityStore, clock: FakeClock) -> None:
+    assert store.verify_audit().intact and store.verify_audit().entries == 0
+    first = store.append_audit("alice", "key.create", "k1", "ok", "req-1", {"name": "ci"})
+    clock.advance(1)
+    second = store.append_audit("key:abc", "deny.infer", None, "denied")
+    assert (first.seq, second.seq) == (1, 2)
+    assert second.prev_hash == first.hash
+    assert first.at == START and first.at.utcoffset() == timedelta(0)
+    assert store.audit_head() == AuditHead(2, second.hash)
+    assert store.list_audit() == [first, second]
+    report = store.verify_audit()
+    assert report.intact and report.entries == 2 and report.head == AuditHead(2, second.hash)
+
+
+def test_details_round_trip_exactly(store: SecurityStore) -> None:
+    details = {
+        "name": "zürich ✓",
+        "nested": {"b": [1, 2.5, None, True], "a": "x"},
+        "big": 2**62,
+        "small": 1e-300,
+        "float": 0.1,
+    }
+    entry = store.append_audit("alice", "x", "t", "ok", None, details)
+    assert store.list_audit() == [entry]
+    assert entry.details == details
+    assert store.verify_audit().intact
+
+
+def test_bad_entries_are_refused_and_change_nothing(store: SecurityStore) -> None:
+    with pytest.raises(InvalidInput):
+        store.append_audit("alice", "x", "t", "maybe", None)
+    with pytest.raises(InvalidInput):
+        store.append_audit("", "x", "t", "ok", None)
+    assert store.audit_head() == AuditHead()
+    assert store.verify_audit().entries == 0
+
+
+def test_list_filters(store: SecurityStore, clock: FakeClock) -> None:
+    fill(store, clock, 6)
+    store.append_audit("user0", "deny.infer", "m", "denied")
+    assert [e.seq for e in store.list_audit()] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.seq for e in store.list_audit(actor="user1")] == [2, 4, 6]
+    assert [e.seq for e in store.list_audit(action="action.3")] == [4]
+    assert [e.seq for e in store.list_audit(action="deny.*")] == [7]
+    assert [e.seq for e in store.list_audit(action="action.*", limit=2)] == [5, 6]
+    assert [e.seq for e in store.list_audit(since=START + timedelta(minutes=4))] == [5, 6, 7]
+    assert [e.seq for e in store.list_audit(limit=3)] == [5, 6, 7]
+    assert store.list_audit(action="action_%") == []  # LIKE wildcards are escaped
+    assert store.list_audit(action="act%*") == []
+    with pytest.raises(InvalidInput):
+        store.list_audit(limit=0)
+
+
+def test_export_is_json_lines_that_verify_on_their_own(
+    store: SecurityStore, clock: FakeClock
+) -> None:
+    fill(store, clock, 3)
+    out = io.BytesIO()
+    assert store.export_audit(out) == 3
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and out.getvalue().endswith(b"\n")
+    entries = [entry_from_dict(orjson.loads(line)) for line in lines]
+    assert entries == store.list_audit()
+    assert verify_chain(entries, store.audit_head()) == []
+
+
+def test_export_reads_in_batches(store: SecurityStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("modelport.security.store._EXPORT_BATCH", 2)
+    for i in range(5):
+        store.append_audit("alice", "x", str(i), "ok")
+    out = io.BytesIO()
+    assert store.export_audit(out) == 5
+    assert [orjson.loads(line)["seq"] for line in out.getvalue().splitlines()] == [1, 2, 3, 4, 5]
+    assert store.verify_audit().entries == 5
+
+
+def test_concurrent_appenders_keep_one_chain(backend_url: str, clock: FakeClock) -> None:
+    SecurityStore(backend_url, clock).close()  # migrate once; the workers race on appends
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(PROCESSES)
+    procs = [
+        ctx.Process(target=append_many, args=(backend_url, n, EACH, barrier))
+        for n in range(PROCESSES)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [p.exitcode for p in procs] == [0] * PROCESSES
+    with SecurityStore(backend_url, clock) as store:
+        report = store.verify_audit()
+        entries = store.list_audit(limit=None)
+    assert report.problems == ()
+    assert report.entries == PROCESSES * EACH
+    assert [e.seq for e in entries] == list(range(1, PROCESSES * EACH + 1))
+    for n in range(PROCESSES):
+        mine = [e.details["i"] for e in entries if e.actor == f"worker-{n}"]
+        assert mine == list(range(EACH)), "each worker's entries keep its order"
+
+
+# -- tampering with the database directly ---------------------------------------------------
+
+
+@pytest.fixture
+def filled(store: SecurityStore, clock: FakeClock, backend_url: str) -> str:
+    fill(store, clock, 5)
+    return backend_url
+
+
+def test_an_edited_row(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3"))
+    assert problems(store) == [(3, ProblemKind.EDITED)]
+
+
+def test_edited_details(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("""UPDATE audit_log SET details = '{"i": 99}' WHERE seq = 2"""))
+    assert problems(store) == [(2, ProblemKind.EDITED)]
+
+
+def test_a_deleted_row(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+    assert problems(store) == [(3, ProblemKind.DELETED)]
+
+
+def test_a_deleted_tail(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq >= 4"))
+    report = store.verify_audit()
+    assert [(p.seq, p.kind) for p in report.problems] == [(4, ProblemKind.TRUNCATED)]
+    assert report.entries == 3
+
+
+def test_a_row_appended_behind_the_heads_back(store: SecurityStore, filled: str) -> None:
+    head = store.audit_head()
+    assert head is not None
+    forged = seal(head, START + timedelta(hours=1), "mallory", "key.create", "evil", "ok")
+    with raw(filled) as conn:
+        conn.execute(insert(audit_log).values(**_row(forged)))
+    assert problems(store) == [(6, ProblemKind.INSERTED)]
+
+
+def test_a_row_inserted_in_the_middle(store: SecurityStore, filled: str) -> None:
+    second = store.list_audit()[1]
+    forged = seal(AuditHead(2, second.hash), START, "mallory", "key.create", "evil", "ok")
+    with raw(filled) as conn:
+        # Make room at seq 3 (two steps: the primary key is checked row by row).
+        conn.execute(text("UPDATE audit_log SET seq = -seq WHERE seq >= 3"))
+        conn.execute(text("UPDATE audit_log SET seq = 1 - seq WHERE seq < 0"))
+        conn.execute(insert(audit_log).values(**_row(forged)))
+    found = problems(store)
+    assert (3, ProblemKind.INSERTED) in found
+    assert {kind for _, kind in found} == {ProblemKind.INSERTED, ProblemKind.EDITED}
+
+
+def test_two_rows_swapped(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("UPDATE audit_log SET seq = -3 WHERE seq = 3"))
+        conn.execute(text("UPDATE audit_log SET seq = 3 WHERE seq = 4"))
+        conn.execute(text("UPDATE audit_log SET seq = 4 WHERE seq = -3"))
+    assert problems(store) == [(3, ProblemKind.REORDERED), (4, ProblemKind.REORDERED)]
+
+
+def test_a_moved_head_record(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("UPDATE audit_head SET last_seq = 7"))
+    assert problems(store) == [(6, ProblemKind.TRUNCATED)]
+
+
+def test_a_deleted_head_record(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("DELETE FROM audit_head"))
+    assert problems(store) == [(0, ProblemKind.HEAD_MISSING)]
+    with pytest.raises(IntegrityError):
+        store.append_audit("alice", "x", None, "ok")
+
+
+def _row(entry: object) -> dict[str, object]:
+    names = ("seq", "at", "actor", "action", "target", "outcome", "request_id", "details")
+    return {n: getattr(entry, n) for n in (*names, "prev_hash", "hash")}

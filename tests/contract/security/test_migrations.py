@@ -1,0 +1,83 @@
+"""The security schema migrates once, matches the code's tables, and shares the registry's database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect, text
+
+from modelport.core.database import open_engine
+from modelport.registry import MetadataStore
+from modelport.registry._schema import MIGRATIONS as REGISTRY_MIGRATIONS
+from modelport.security._schema import MIGRATIONS, metadata
+from modelport.security.audit import AuditHead
+from modelport.security.identity import Grant, Role
+from modelport.security.store import SecurityStore
+
+from ._support import FakeClock
+
+HEAD = "0001"
+
+
+@contextmanager
+def raw(url: str) -> Iterator[Connection]:
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def test_opening_again_keeps_data_and_does_not_migrate_twice(
+    backend_url: str, clock: FakeClock
+) -> None:
+    with SecurityStore(backend_url, clock) as store:
+        _, token = store.create_key("x", (Grant(Role.ADMIN),), None, "alice")
+    with SecurityStore(backend_url, clock) as store:
+        store.resolve_api_key(token)
+        assert store.verify_audit().entries == 1
+    with raw(backend_url) as conn:
+        revisions = (
+            conn.execute(text(f"SELECT version_num FROM {MIGRATIONS.version_table}"))
+            .scalars()
+            .all()
+        )
+    assert revisions == [HEAD]
+    assert MIGRATIONS.version_table == "security_alembic_version"
+
+
+def test_a_new_database_starts_with_an_empty_head(backend_url: str, clock: FakeClock) -> None:
+    with SecurityStore(backend_url, clock) as store:
+        assert store.audit_head() == AuditHead(0, "0" * 64)
+
+
+def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock) -> None:
+    SecurityStore(backend_url, clock).close()
+    with raw(backend_url) as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "version_table": MIGRATIONS.version_table,
+                "compare_type": True,
+                # Only this package's tables: the registry's may share the database.
+                "include_name": lambda name, kind, _parent: (
+                    kind != "table" or name in metadata.tables
+                ),
+            },
+        )
+        assert compare_metadata(context, metadata) == []
+
+
+def test_registry_and_security_share_one_database(backend_url: str, clock: FakeClock) -> None:
+    with SecurityStore(backend_url, clock), MetadataStore(backend_url, clock):
+        pass
+    with MetadataStore(backend_url, clock), SecurityStore(backend_url, clock) as store:
+        assert store.verify_audit().intact
+    with raw(backend_url) as conn:
+        tables = set(inspect(conn).get_table_names())
+    assert {MIGRATIONS.version_table, REGISTRY_MIGRATIONS.version_table} <= tables
+    assert {"api_keys", "audit_log", "audit_head", "models", "model_versions"} <= tables
