@@ -23,7 +23,10 @@ import tritonclient.grpc as grpcclient
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tritonclient.utils import InferenceServerException
 
+from modelport.core.settings import Settings
 from modelport.security.certs import DevCerts, make_dev_certs
+from modelport.security.identity import parse_grants
+from modelport.service.wiring import open_security_store
 from modelport.testing import ServerProcess
 
 BODY = {
@@ -62,18 +65,29 @@ def tls_server(model_home: Path, certs: DevCerts) -> Iterator[ServerProcess]:
         str(certs.server_key),
     ]
     env = {"MODELPORT_HOME": str(model_home)}
-    with ServerProcess(args, env=env, verify=str(certs.ca)) as process:
+    with ServerProcess(args, env=env, auth=True, verify=str(certs.ca)) as process:
         yield process
 
 
+@pytest.fixture(scope="module")
+def api_key(model_home: Path) -> str:
+    with open_security_store(Settings(home=model_home)) as store:
+        _, token = store.create_key("tls", parse_grants(["predictor:iris"]), None, "tests")
+    return token
+
+
 def test_tls_serves_https_to_a_client_that_trusts_the_ca(
-    tls_server: ServerProcess, certs: DevCerts
+    tls_server: ServerProcess, certs: DevCerts, api_key: str
 ) -> None:
     assert tls_server.url.startswith("https://")
-    reply = httpx.post(
-        f"{tls_server.url}/v2/models/iris/infer", json=BODY, verify=client_context(certs)
-    )
+    url = f"{tls_server.url}/v2/models/iris/infer"
+    auth = {"Authorization": f"Bearer {api_key}"}
+    reply = httpx.post(url, json=BODY, headers=auth, verify=client_context(certs))
     assert reply.status_code == 200, reply.text
+    # Over TLS the credential rules are the same.
+    for headers in ({}, {"Authorization": "Bearer mpk_000000000000_" + "A" * 43}):
+        reply = httpx.post(url, json=BODY, headers=headers, verify=client_context(certs))
+        assert reply.status_code == 401
 
 
 def test_tls_refuses_plain_http_and_untrusted_clients(tls_server: ServerProcess) -> None:
@@ -110,6 +124,9 @@ def test_grpc_over_tls(tls_server: ServerProcess, certs: DevCerts) -> None:
     )
     try:
         assert client.is_server_live()
+        with pytest.raises(InferenceServerException) as caught:
+            client.get_model_metadata("iris")
+        assert "UNAUTHENTICATED" in str(caught.value.status())
     finally:
         client.close()
     plaintext = grpcclient.InferenceServerClient(tls_server.grpc_address)

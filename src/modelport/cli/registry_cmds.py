@@ -269,9 +269,7 @@ def models_archive(
     if parsed.version is None:
         raise InvalidInput(f"archive needs NAME@VERSION with a version number, got {ref!r}")
     settings = load_settings()
-    version = open_registrar(settings).store.archive(
-        parsed.name, parsed.version, current_user(settings)
-    )
+    version = open_registrar(settings).archive(parsed.name, parsed.version, current_user(settings))
     console.print(f"archived {version.name}@{version.version}")
 
 
@@ -288,7 +286,7 @@ def alias_set(
 ) -> None:
     """Point ALIAS of NAME at VERSION (recorded in the alias history)."""
     settings = load_settings()
-    event = open_registrar(settings).store.set_alias(name, alias, version, current_user(settings))
+    event = open_registrar(settings).set_alias(name, alias, version, current_user(settings))
     moved = f" (was {event.previous_version})" if event.previous_version is not None else ""
     console.print(f"{name}@{alias} -> {event.version}{moved}")
 
@@ -300,7 +298,7 @@ def alias_remove(
 ) -> None:
     """Remove ALIAS from NAME."""
     settings = load_settings()
-    event = open_registrar(settings).store.remove_alias(name, alias, current_user(settings))
+    event = open_registrar(settings).remove_alias(name, alias, current_user(settings))
     console.print(f"removed {name}@{alias} (was {event.previous_version})")
 
 

@@ -163,9 +163,10 @@ class ArtifactSecuritySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kek_provider: Literal["file", "env"] = "file"
+    kek_provider: str = "file"
     """Where the key-encryption key comes from: ``file`` (``kek_file``, created with mode 0600
-    on first use) or ``env`` (the variable named by ``kek_env``)."""
+    on first use), ``env`` (the variable named by ``kek_env``), or ``module:Class`` naming a
+    :class:`modelport.security.kek.KeyProvider` subclass for a KMS or HSM."""
 
     kek_file: Path | None = None
     """Key-encryption key file; unset means ``HOME/keys/kek.json``."""
@@ -230,7 +231,7 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=lambda: Path.home() / ".modelport")
-    """Data directory: the SQLite database and the content-addressed artifact store live here."""
+    """Data directory: the SQLite database, the artifact store and this installation's keys."""
 
     database_url: str | None = None
     """SQLAlchemy URL of the metadata database; unset means SQLite at ``HOME/modelport.db``.
@@ -261,7 +262,7 @@ class Settings(BaseSettings):
 
     @property
     def artifacts_dir(self) -> Path:
-        """Folder of the content-addressed artifact store."""
+        """Folder of the artifact store (sealed artifacts, key records, signed manifests)."""
         return self.home / "artifacts"
 
     @property

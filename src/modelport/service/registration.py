@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from modelport.core.signature import Signature
 from modelport.registry import MetadataStore, digest_file
 from modelport.registry.records import (
     DEFAULT_JURISDICTION,
+    AliasEvent,
     CompileReport,
     Lineage,
     ModelVersion,
@@ -45,10 +47,13 @@ from modelport.runtimes.base import RuntimeConfig
 from modelport.runtimes.catalog import detect_framework, runtime_class
 from modelport.runtimes.compile import CompileResult, compile_sklearn
 from modelport.runtimes.describe import describe, load_sample
+from modelport.service.access import AuditSink, new_request_id
 from modelport.service.artifact_guard import ArtifactGuard, StagedArtifact
 from modelport.service.models import ModelSource
 
 __all__ = ["COMPILE_OFF", "ArtifactRef", "Registrar", "RegistrationRequest", "split_artifact"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +125,73 @@ class Registrar:
         store: Registry metadata.
         guard: Seals artifacts into the artifact store and opens them verified.
         runtime_settings: Settings used when loading an artifact to check it.
+        audit: Where registrations, alias moves and archiving are recorded (whether they
+            worked or not); ``None`` records nothing.
     """
 
     def __init__(
-        self, store: MetadataStore, guard: ArtifactGuard, runtime_settings: RuntimeSettings
+        self,
+        store: MetadataStore,
+        guard: ArtifactGuard,
+        runtime_settings: RuntimeSettings,
+        audit: AuditSink | None = None,
     ) -> None:
         self.store = store
         self.guard = guard
         self._runtime_settings = runtime_settings
+        self._audit = audit
+
+    def _audited(self, actor: str, action: str, target: str, work: Callable[[], T]) -> T:
+        """Run a control action and append it to the audit log with its outcome."""
+        if self._audit is None:
+            return work()
+        request_id = new_request_id()
+        try:
+            result = work()
+        except ModelportError as exc:
+            details = {"error": exc.message}
+            self._audit.append_audit(actor, action, target, "failed", request_id, details)
+            raise
+        self._audit.append_audit(actor, action, target, "ok", request_id, None)
+        return result
+
+    def set_alias(self, name: str, alias: str, version: int, actor: str) -> AliasEvent:
+        """Point ``alias`` of ``name`` at ``version`` (see :meth:`MetadataStore.set_alias`)."""
+        return self._audited(
+            actor,
+            "alias.set",
+            f"{name}@{alias}",
+            lambda: self.store.set_alias(name, alias, version, actor),
+        )
+
+    def remove_alias(self, name: str, alias: str, actor: str) -> AliasEvent:
+        """Remove ``alias`` from ``name`` (see :meth:`MetadataStore.remove_alias`)."""
+        return self._audited(
+            actor,
+            "alias.remove",
+            f"{name}@{alias}",
+            lambda: self.store.remove_alias(name, alias, actor),
+        )
+
+    def archive(self, name: str, version: int, actor: str) -> ModelVersion:
+        """Archive ``name@version`` (see :meth:`MetadataStore.archive`)."""
+        return self._audited(
+            actor,
+            "model.archive",
+            f"{name}@{version}",
+            lambda: self.store.archive(name, version, actor),
+        )
 
     def register(self, request: RegistrationRequest) -> ModelVersion:
+        """Register a new version (see :meth:`_register`) and record it in the audit log."""
+        return self._audited(
+            request.registered_by,
+            "model.register",
+            request.name,
+            lambda: self._register(request),
+        )
+
+    def _register(self, request: RegistrationRequest) -> ModelVersion:
         """Check the artifact loads (and runs on the sample), seal it, and record a new version.
 
         A scikit-learn artifact is compiled to ONNX as well (unless ``request.compile`` is false);

@@ -51,7 +51,7 @@ def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
     settings.home.mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url(), clock or SystemClock())
     guard = ArtifactGuard.from_settings(settings, current_user(settings), clock=clock)
-    return Registrar(store, guard, settings.runtime)
+    return Registrar(store, guard, settings.runtime, open_security_store(settings, clock))
 
 
 class ServeTarget:

@@ -18,6 +18,7 @@ from modelport.core.refs import ModelRef
 from modelport.core.settings import RuntimeSettings
 from modelport.registry import ArtifactStore, MetadataStore
 from modelport.security.kek import FileKeyProvider
+from modelport.security.store import SecurityStore
 from modelport.service.artifact_guard import ArtifactGuard
 from modelport.service.registration import COMPILE_OFF, Registrar, RegistrationRequest
 
@@ -145,3 +146,34 @@ def test_a_failed_seal_records_nothing(
     with pytest.raises(NotFound):
         registrar.store.list_versions("iris")
     assert list((registrar.guard.store.root / "tmp").iterdir()) == [], "staged files are removed"
+
+
+def test_control_actions_are_audited_with_their_outcome(files: Path, tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
+    audit = SecurityStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
+    guard = ArtifactGuard(
+        ArtifactStore(tmp_path / "artifacts"),
+        FileKeyProvider(tmp_path / "keys" / "kek.json"),
+        tmp_path / "keys" / "signing.pem",
+        "alice",
+    )
+    registrar = Registrar(store, guard, RuntimeSettings(), audit)
+    try:
+        registrar.register(request(files, compile=False))
+        registrar.set_alias("iris", "champion", 1, "bob")
+        with pytest.raises(NotFound):
+            registrar.set_alias("iris", "champion", 7, "bob")
+        registrar.remove_alias("iris", "champion", "bob")
+        registrar.archive("iris", 1, "carol")
+        entries = [(e.actor, e.action, e.target, e.outcome) for e in audit.list_audit()]
+        assert entries == [
+            ("alice", "model.register", "iris", "ok"),
+            ("bob", "alias.set", "iris@champion", "ok"),
+            ("bob", "alias.set", "iris@champion", "failed"),
+            ("bob", "alias.remove", "iris@champion", "ok"),
+            ("carol", "model.archive", "iris@1", "ok"),
+        ]
+        assert audit.verify_audit().intact
+    finally:
+        store.close()
+        audit.close()
