@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from modelport.core.clock import Clock
+from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ModelportError, PermissionDenied, RateLimited, Unauthenticated
 from modelport.core.settings import SecuritySettings
 from modelport.security.authn import ApiKeyResolver, Authenticator
@@ -153,6 +153,10 @@ class AccessControl:
         limiter: Per-identity rate limits; ``None`` for none.
         audit: Where denials and control actions are recorded; ``None`` records nothing.
         open_probes: Let health and readiness probes through without a credential.
+        clock: Time source of the decision cache.
+        cache_ttl_s: How long a granted decision (credential, action, name) is reused; ``0``
+            turns the cache off. It never outlives the credential's expiry.
+        cache_size: Most decisions kept; the cache starts over when it is full.
     """
 
     def __init__(
@@ -161,11 +165,26 @@ class AccessControl:
         limiter: RateLimiter | None = None,
         audit: AuditWriter | None = None,
         open_probes: bool = True,
+        *,
+        clock: Clock | None = None,
+        cache_ttl_s: float = 0.0,
+        cache_size: int = 10_000,
     ) -> None:
         self.authenticator = authenticator
         self.limiter = limiter
         self.audit = audit
         self.open_probes = open_probes
+        self._clock: Clock = clock or SystemClock()
+        self._ttl = cache_ttl_s
+        self._size = cache_size
+        # (authorization, peer subject, action, name) -> (identity, monotonic deadline). Measured
+        # on the infer path: a hit costs one tuple lookup where authenticating and authorising
+        # again cost several microseconds with cold CPU caches. The header values stay in this
+        # process's memory for at most the TTL.
+        self._granted: dict[
+            tuple[str | None, str | None, Action, str | None], tuple[Identity, float]
+        ]
+        self._granted = {}
 
     @property
     def enabled(self) -> bool:
@@ -190,13 +209,44 @@ class AccessControl:
         if action is Action.HEALTH and name is None:
             # Closed probes: any key may ask whether the server is up, whatever its scope.
             return self.check_listing(caller, action)
+        key = (caller.authorization, caller.peer_subject, action, name)
+        hit = self._granted.get(key)
+        if hit is not None and self._clock.monotonic() < hit[1]:
+            identity = hit[0]
+            if self.limiter is not None:
+                self._limit(identity)
+            return identity
         identity = self._authenticate(self.authenticator, caller, action, name)
         try:
             authorize(identity, action, name)
         except PermissionDenied as exc:
             self._deny(identity.subject, action, name, caller, exc)
             raise
+        self._remember(key, identity)
         return identity
+
+    def _remember(
+        self, key: tuple[str | None, str | None, Action, str | None], identity: Identity
+    ) -> None:
+        ttl = self._ttl
+        if ttl <= 0:
+            return
+        if identity.expires_at is not None:
+            ttl = min(ttl, identity.expires_at - self._clock.now().timestamp())
+            if ttl <= 0:
+                return
+        if len(self._granted) >= self._size:
+            self._granted.clear()
+        self._granted[key] = (identity, self._clock.monotonic() + ttl)
+
+    def _limit(self, identity: Identity) -> None:
+        if self.limiter is None:
+            return
+        wait = self.limiter.take(identity.subject)
+        if wait > 0:
+            raise RateLimited(
+                f"rate limit exceeded for {identity.subject}; retry in {wait:.2f} s", wait
+            )
 
     def _authenticate(
         self, authenticator: Authenticator, caller: Caller, action: Action, name: str | None
@@ -206,12 +256,7 @@ class AccessControl:
         except Unauthenticated as exc:
             self._deny("unauthenticated", action, name, caller, exc)
             raise
-        if self.limiter is not None:
-            wait = self.limiter.take(identity.subject)
-            if wait > 0:
-                raise RateLimited(
-                    f"rate limit exceeded for {identity.subject}; retry in {wait:.2f} s", wait
-                )
+        self._limit(identity)
         return identity
 
     def check_listing(self, caller: Caller, action: Action) -> Identity:
@@ -224,7 +269,10 @@ class AccessControl:
             return ANONYMOUS
         identity = self._authenticate(self.authenticator, caller, action, None)
         if not any(g.role >= action.role for g in identity.grants):
-            exc = PermissionDenied(f"{identity.subject} may not {action.value} on this server")
+            exc = PermissionDenied(
+                f"{identity.subject} may not {action.verb} this server "
+                f"(needs {action.role.label} over some model)"
+            )
             self._deny(identity.subject, action, None, caller, exc)
             raise exc
         return identity
@@ -311,4 +359,11 @@ def build_access_control(
     limits = settings.limits
     limiter = RateLimiter(limits.rate_per_s, limits.burst, clock) if limits.rate_per_s else None
     writer = AuditWriter(audit) if audit is not None else None
-    return AccessControl(authenticator, limiter, writer, auth.open_probes)
+    return AccessControl(
+        authenticator,
+        limiter,
+        writer,
+        auth.open_probes,
+        clock=clock,
+        cache_ttl_s=auth.cache_ttl_s,
+    )
