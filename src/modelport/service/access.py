@@ -228,6 +228,35 @@ class AccessControl:
         self._remember(key, identity)
         return identity
 
+    async def check_async(
+        self, caller: Caller, action: Action, name: str | None = None
+    ) -> Identity:
+        """Run :meth:`check` without blocking the event loop.
+
+        A cached grant is answered inline; anything else (an API key looked up in the database,
+        a JWT whose key set may need fetching) runs in a worker thread, so a slow database or
+        identity provider never stalls other requests.
+
+        Raises:
+            Unauthenticated: As :meth:`check`.
+            PermissionDenied: As :meth:`check`.
+            RateLimited: As :meth:`check`.
+        """
+        if self.authenticator is None or (action is Action.HEALTH and self.open_probes):
+            return ANONYMOUS
+        hit = self._granted.get((caller.authorization, caller.peer_subject, action, name))
+        if hit is not None and self._clock.monotonic() < hit[1]:
+            identity = hit[0]
+            self._limit(identity)
+            return identity
+        return await asyncio.to_thread(self.check, caller, action, name)
+
+    async def check_listing_async(self, caller: Caller, action: Action) -> Identity:
+        """:meth:`check_listing` in a worker thread (listings are rare; the lookup may do I/O)."""
+        if self.authenticator is None:
+            return ANONYMOUS
+        return await asyncio.to_thread(self.check_listing, caller, action)
+
     def _remember(
         self, key: tuple[str | None, str | None, Action, str | None], identity: Identity
     ) -> None:

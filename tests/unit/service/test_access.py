@@ -209,3 +209,29 @@ def test_a_full_audit_queue_drops_and_counts(clock: FakeClock) -> None:
     assert writer.dropped >= 7
     gate.set()
     writer.close()
+
+
+def test_cache_misses_run_off_the_event_loop(clock: FakeClock) -> None:
+    threads: list[int] = []
+
+    class Recording(Keys):
+        def resolve_api_key(self, token: str) -> Identity:
+            threads.append(threading.get_ident())
+            return super().resolve_api_key(token)
+
+    authn = Authenticator(Recording(clock), None, {}, clock, 0.0)
+    access = AccessControl(authn, clock=clock, cache_ttl_s=5.0)
+
+    async def run() -> None:
+        loop_thread = threading.get_ident()
+        first = await access.check_async(bearer(PREDICTOR), Action.INFER, "iris")
+        second = await access.check_async(bearer(PREDICTOR), Action.INFER, "iris")
+        assert first is second
+        assert threads and threads[0] != loop_thread  # the database lookup ran in a thread
+        with pytest.raises(PermissionDenied):
+            await access.check_async(bearer(VIEWER), Action.INFER, "iris")
+        listing = await access.check_listing_async(bearer(SCOPED), Action.METADATA)
+        assert listing.subject == "key:scoped"
+
+    asyncio.run(run())
+    assert len(threads) == 3  # the cached grant did not look the key up again

@@ -80,67 +80,67 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             subject = self._subjects[pem] = certificate_subject(pem)
         return subject
 
-    def _check(self, context: Any, action: Action, name: str | None) -> Identity:
-        return self.access.check(self._caller(context), action, name)
+    async def _check(self, context: Any, action: Action, name: str | None) -> Identity:
+        return await self.access.check_async(self._caller(context), action, name)
 
-    def _check_listing(self, context: Any, action: Action) -> Identity:
-        return self.access.check_listing(self._caller(context), action)
+    async def _check_listing(self, context: Any, action: Action) -> Identity:
+        return await self.access.check_listing_async(self._caller(context), action)
 
     @handle_errors
     async def ServerLive(self, request: Any, context: Any) -> Any:
         """Answer whether the server is live."""
-        self._check(context, Action.HEALTH, None)
+        await self._check(context, Action.HEALTH, None)
         return pb.ServerLiveResponse(live=self.dp.live())
 
     @handle_errors
     async def ServerReady(self, request: Any, context: Any) -> Any:
         """Answer whether every hosted model version is ready."""
-        self._check(context, Action.HEALTH, None)
+        await self._check(context, Action.HEALTH, None)
         return pb.ServerReadyResponse(ready=self.dp.ready())
 
     @handle_errors
     async def ModelReady(self, request: Any, context: Any) -> Any:
         """Answer whether a model version is ready."""
         name, version = codec.model_target(request.name, request.version)
-        self._check(context, Action.METADATA, name)
+        await self._check(context, Action.METADATA, name)
         return pb.ModelReadyResponse(ready=self.dp.model_ready(name, version))
 
     @handle_errors
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         """Return the server's name, version and extensions."""
-        self._check_listing(context, Action.METADATA)
+        await self._check_listing(context, Action.METADATA)
         return codec.encode_server_metadata(self.dp.server_metadata())
 
     @handle_errors
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         """Return a model's versions, platform, inputs and outputs."""
         name, version = codec.model_target(request.name, request.version)
-        self._check(context, Action.METADATA, name)
+        await self._check(context, Action.METADATA, name)
         return codec.encode_model_metadata(self.dp.model_metadata(name, version))
 
     @handle_errors
     async def ModelConfig(self, request: Any, context: Any) -> Any:
         """Return a model's configuration in Triton's form (subset)."""
         name, version = codec.model_target(request.name, request.version)
-        self._check(context, Action.METADATA, name)
+        await self._check(context, Action.METADATA, name)
         return codec.encode_model_config(self.dp.model_metadata(name, version))
 
     @handle_errors
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
         """Return inference statistics of one model (version) or of every model."""
         if not request.name:
-            identity = self._check_listing(context, Action.METADATA)
+            identity = await self._check_listing(context, Action.METADATA)
             stats = await self.dp.statistics(None, None)
             names = self.access.visible(identity, {s["name"] for s in stats})
             return codec.encode_model_statistics([s for s in stats if s["name"] in names])
         name, version = codec.model_target(request.name, request.version)
-        self._check(context, Action.METADATA, name)
+        await self._check(context, Action.METADATA, name)
         return codec.encode_model_statistics(await self.dp.statistics(name, version))
 
     @handle_errors
     async def RepositoryIndex(self, request: Any, context: Any) -> Any:
         """List every hosted model version with its state."""
-        identity = self._check_listing(context, Action.MANAGE)
+        identity = await self._check_listing(context, Action.MANAGE)
         codec.check_repository(request.repository_name)
         index = self.dp.repository_index(request.ready)
         names = self.access.visible(identity, {m["name"] for m in index})
@@ -151,7 +151,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         """Load (or reload) a model."""
         name, parameters = codec.decode_repository_request(request)
         caller = self._caller(context)
-        identity = self.access.check(caller, Action.MANAGE, name)
+        identity = await self.access.check_async(caller, Action.MANAGE, name)
         await self.access.audited(
             identity, caller, "model.load", name, self.dp.load(name, parameters)
         )
@@ -162,7 +162,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         """Unload a model."""
         name, _ = codec.decode_repository_request(request)  # unload_dependents: nothing depends
         caller = self._caller(context)
-        identity = self.access.check(caller, Action.MANAGE, name)
+        identity = await self.access.check_async(caller, Action.MANAGE, name)
         await self.access.audited(identity, caller, "model.unload", name, self.dp.unload(name))
         return pb.RepositoryModelUnloadResponse()
 
@@ -222,7 +222,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
 
     async def _infer(self, message: Any, context: Any) -> Any:
         name, version = codec.model_target(message.model_name, message.model_version)
-        self._check(context, Action.INFER, name)
+        await self._check(context, Action.INFER, name)
         request = codec.decode_infer_request(message)
         response = await self._run(name, version, request, self._deadline(request, context))
         return codec.encode_infer_response(response)

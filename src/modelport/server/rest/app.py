@@ -122,9 +122,9 @@ class RestApp:
         # Who may do what is decided before anything about the model is looked up, so a
         # caller learns nothing about models outside its grants.
         if name is _LISTING:
-            request.identity = self.access.check_listing(request.caller, action)
+            request.identity = await self.access.check_listing_async(request.caller, action)
         else:
-            request.identity = self.access.check(request.caller, action, name)
+            request.identity = await self.access.check_async(request.caller, action, name)
         return await handler(request)
 
     def _match(self, parts: list[str]) -> Route | None:
