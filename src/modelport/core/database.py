@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
@@ -38,6 +39,7 @@ from sqlalchemy.pool import StaticPool
 from modelport.core.errors import ConfigError, DependencyMissing
 
 __all__ = [
+    "MigratedDatabase",
     "Migrations",
     "UTCDateTime",
     "display_url",
@@ -270,3 +272,47 @@ def migrate(engine: Engine, migrations: Migrations, revision: str = "head") -> N
             f"cannot migrate the {migrations.name} schema in {display_url(engine.url)}: {exc}; "
             "a newer modelport may have migrated it, so upgrade modelport"
         ) from exc
+
+
+class MigratedDatabase:
+    """An engine on the metadata database with one package's schema migrated to the newest.
+
+    The base of the stores that keep tables there (the registry's, security's): it opens the
+    engine, migrates (safe when several processes open a new database at once), and closes.
+
+    Args:
+        url: SQLAlchemy URL: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST:PORT/DB``.
+        migrations: The package's schema history.
+
+    Raises:
+        ConfigError: The URL is unsupported or the database cannot be reached.
+        DependencyMissing: The PostgreSQL driver is not installed.
+    """
+
+    def __init__(self, url: str, migrations: Migrations) -> None:
+        self._engine = open_engine(url)
+        try:
+            migrate(self._engine, migrations)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return display_url(self._engine.url)
+
+    def close(self) -> None:
+        """Close every pooled connection; the store must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -22,7 +22,6 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from types import TracebackType
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -64,7 +63,7 @@ def _check_security(new: NewVersion) -> None:
         check_text(new.signer.key_id, "signer.key_id")
 
 
-class MetadataStore:
+class MetadataStore(db.MigratedDatabase):
     """Registry metadata in SQLite or PostgreSQL.
 
     Opening the store creates a SQLite file's folder when needed and migrates the schema to the
@@ -80,33 +79,8 @@ class MetadataStore:
     """
 
     def __init__(self, url: str, clock: Clock) -> None:
+        super().__init__(url, MIGRATIONS)
         self._clock = clock
-        self._engine = db.open_engine(url)
-        try:
-            db.migrate(self._engine, MIGRATIONS)
-        except BaseException:
-            self._engine.dispose()
-            raise
-
-    @property
-    def url(self) -> str:
-        """The database URL, password hidden."""
-        return db.display_url(self._engine.url)
-
-    def close(self) -> None:
-        """Close every pooled connection; the store must not be used afterwards."""
-        self._engine.dispose()
-
-    def __enter__(self) -> MetadataStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _now(self) -> datetime:
         return utc_time(self._clock.now())

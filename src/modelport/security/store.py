@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import IO, Any, Final
 
 import orjson
@@ -76,7 +75,7 @@ _AUDIT_COLUMNS: Final = (
 )
 
 
-class SecurityStore:
+class SecurityStore(db.MigratedDatabase):
     """API keys and the audit log in SQLite or PostgreSQL.
 
     Opening the store creates a SQLite file's folder when needed and migrates the security
@@ -92,33 +91,8 @@ class SecurityStore:
     """
 
     def __init__(self, url: str, clock: Clock) -> None:
+        super().__init__(url, MIGRATIONS)
         self._clock = clock
-        self._engine = db.open_engine(url)
-        try:
-            db.migrate(self._engine, MIGRATIONS)
-        except BaseException:
-            self._engine.dispose()
-            raise
-
-    @property
-    def url(self) -> str:
-        """The database URL, password hidden."""
-        return db.display_url(self._engine.url)
-
-    def close(self) -> None:
-        """Close every pooled connection; the store must not be used afterwards."""
-        self._engine.dispose()
-
-    def __enter__(self) -> SecurityStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _now(self) -> datetime:
         now = self._clock.now()
