@@ -6,8 +6,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,24 +16,11 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 
 from modelport.testing import ServerProcess
+from tests.e2e._cli import modelport
 
 pytestmark = pytest.mark.slow
 
 ROW = "[[6.7, 3.0, 5.2, 2.3]]"
-
-
-def modelport(
-    home: Path, *args: str, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_USER": "alice", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "modelport.cli", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def ok(home: Path, *args: str, env: Mapping[str, str] | None = None) -> str:

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
+from tests.e2e._cli import modelport
+
 pytestmark = pytest.mark.slow  # each command is a fresh Python process
 
 NAMES = ["ca-key.pem", "ca.pem", "client-key.pem", "client.pem", "server-key.pem", "server.pem"]
-
-
-def modelport(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MODELPORT_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "modelport.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_certs_dev_writes_and_explains(tmp_path: Path) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import joblib
@@ -15,21 +12,10 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 
 from modelport.testing import ServerProcess
+from tests.e2e._cli import modelport
 from tests.integration.echo_model import TYPES
 
 pytestmark = pytest.mark.slow
-
-
-def modelport(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_USER": "alice"}
-    return subprocess.run(
-        [sys.executable, "-m", "modelport.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def ok(home: Path, *args: str) -> str:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,21 +12,9 @@ import pytest
 from modelport.core.clock import SystemClock
 from modelport.security.identity import AuthMethod, Grant, Role
 from modelport.security.store import SecurityStore
+from tests.e2e._cli import modelport
 
 pytestmark = pytest.mark.slow
-
-
-def modelport(home: Path, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_USER": user}
-    env.pop("MODELPORT_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "modelport.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def ok(home: Path, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:

@@ -46,6 +46,7 @@ __all__ = [
     "migrate",
     "open_engine",
     "read",
+    "run_alembic_env",
     "write",
 ]
 
@@ -102,6 +103,39 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def run_alembic_env(what: str) -> None:
+    """Run a package's migrations; called from its Alembic ``env.py``.
+
+    They run on the connection :func:`migrate` passes in ``config.attributes``, with the
+    package's version table.
+
+    Args:
+        what: The schema's name, for error messages (``registry``, ``security``).
+
+    Raises:
+        RuntimeError: Alembic was run some other way (its command line, offline SQL scripts).
+    """
+    from alembic import context
+
+    if context.is_offline_mode():
+        raise RuntimeError(f"offline (SQL script) migrations are not supported for the {what}")
+    connection = context.config.attributes.get("connection")
+    if not isinstance(connection, Connection):
+        raise RuntimeError(
+            f"the {what} migrations run through modelport, which passes a connection in "
+            "config.attributes['connection']"
+        )
+    context.configure(
+        connection=connection,
+        target_metadata=None,
+        version_table=context.config.attributes["version_table"],
+        # SQLite cannot ALTER most things; batch mode recreates tables when a migration needs it.
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def display_url(url: URL) -> str:

@@ -20,6 +20,7 @@ from modelport.core.errors import ConfigError
 from modelport.core.settings import TlsSettings
 from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 from modelport.server.grpc.servicer import InferenceServicer
+from modelport.server.tls import tls_files
 from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
 
@@ -41,15 +42,12 @@ def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
     Raises:
         ConfigError: A file cannot be read, or only one of cert and key is set.
     """
-    if tls.cert is None and tls.key is None:
-        if tls.ca is not None:
-            raise ConfigError("--tls-ca needs --tls-cert and --tls-key (the server's own pair)")
+    files = tls_files(tls)
+    if files is None:
         return None
-    if tls.cert is None or tls.key is None:
-        raise ConfigError("TLS needs both --tls-cert and --tls-key")
     try:
-        pair = (tls.key.read_bytes(), tls.cert.read_bytes())
-        ca = tls.ca.read_bytes() if tls.ca is not None else None
+        pair = (files.key.read_bytes(), files.cert.read_bytes())
+        ca = files.ca.read_bytes() if files.ca is not None else None
     except OSError as exc:
         raise ConfigError(f"cannot read a TLS file: {exc}") from None
     return grpc.ssl_server_credentials(

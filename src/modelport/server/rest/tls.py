@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from modelport.core.errors import ConfigError
 from modelport.core.settings import TlsSettings
 from modelport.security.certs import certificate_subject
+from modelport.server.tls import tls_files
 
 __all__ = ["ClientCertProtocol", "server_ssl_context"]
 
@@ -30,18 +31,15 @@ def server_ssl_context(tls: TlsSettings) -> ssl.SSLContext | None:
         ConfigError: Only one of cert and key is set, a CA without a server pair, or a file
             that cannot be read or parsed.
     """
-    if tls.cert is None and tls.key is None:
-        if tls.ca is not None:
-            raise ConfigError("--tls-ca needs --tls-cert and --tls-key (the server's own pair)")
+    files = tls_files(tls)
+    if files is None:
         return None
-    if tls.cert is None or tls.key is None:
-        raise ConfigError("TLS needs both --tls-cert and --tls-key")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(tls.cert, tls.key)
-        if tls.ca is not None:
-            context.load_verify_locations(tls.ca)
+        context.load_cert_chain(files.cert, files.key)
+        if files.ca is not None:
+            context.load_verify_locations(files.ca)
             context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load the TLS certificate, key or CA: {exc}") from None
