@@ -7,6 +7,9 @@ file, as it would from an identity provider.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import ssl
 import time
@@ -20,6 +23,7 @@ import jwt
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tritonclient.utils import InferenceServerException
 
@@ -287,6 +291,23 @@ def test_forged_tokens_are_refused(
     )
     assert call(jwt_server, unsigned).status_code == 401
     assert call(jwt_server, token(signing_key, kid="unknown")).status_code == 401
+    # Algorithm confusion: HS256 keyed with the server's own public key (PEM), which an
+    # attacker knows. PyJWT refuses to make such a token, so it is assembled by hand.
+    public_pem = signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "exp": int(time.time()) + 60}
+    claims["realm_access"] = {"roles": ["admin"]}
+    header = {"alg": "HS256", "typ": "JWT", "kid": "k1"}
+    signing_input = b".".join(
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
+        for part in (header, claims)
+    )
+    mac = hmac.new(public_pem, signing_input, hashlib.sha256).digest()
+    confused = signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")
+    reply = call(jwt_server, confused.decode())
+    assert reply.status_code == 401
+    assert "HS256" in reply.json()["error"]
 
 
 def test_grpc_accepts_a_token_in_metadata(
