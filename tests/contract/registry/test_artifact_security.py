@@ -10,12 +10,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from modelport.core.database import migrate, open_engine, write
+from modelport.core.database import open_engine, write
 from modelport.core.errors import InvalidInput, NotFound
 from modelport.registry import ArtifactSigner, MetadataStore
 from modelport.registry._schema import MIGRATIONS
 
-from ._support import FakeClock, new_version
+from ._support import FakeClock, new_version, seed_old_database
 
 SIGNER = ArtifactSigner(identity="alice", key_id="ed25519:" + "ab" * 32)
 
@@ -67,27 +67,7 @@ def test_before_commit_sees_the_number_and_can_abort(store: MetadataStore) -> No
 
 
 def test_migrating_a_0002_database_with_data(backend_url: str, clock: FakeClock) -> None:
-    engine = open_engine(backend_url)
-    at = datetime(2025, 2, 3, 4, 5, 6, tzinfo=UTC)
-    try:
-        migrate(engine, MIGRATIONS, "0002")
-        with engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO models (name, created_at, updated_at) VALUES ('old', :at, :at)"),
-                {"at": at},
-            )
-            model_id = conn.execute(text("SELECT id FROM models WHERE name = 'old'")).scalar_one()
-            conn.execute(
-                text(
-                    "INSERT INTO model_versions (model_id, version, artifact_digest, "
-                    "artifact_size, artifact_filename, framework, tags, metrics, description, "
-                    "registered_by, created_at, status) VALUES (:m, 1, :d, 10, 'tree.joblib', "
-                    "'sklearn', '{}', '{}', '', 'alice', :at, 'active')"
-                ),
-                {"m": model_id, "d": "sha256:" + "12" * 32, "at": at},
-            )
-    finally:
-        engine.dispose()
+    seed_old_database(backend_url, "0002", datetime(2025, 2, 3, 4, 5, 6, tzinfo=UTC))
     with MetadataStore(backend_url, clock) as store:
         old = store.get_version("old", 1)
         assert (old.jurisdiction, old.signer) == ("global", None)

@@ -10,7 +10,6 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from modelport.core.database import (
-    migrate,
     open_engine,
     write,
 )
@@ -18,7 +17,7 @@ from modelport.core.errors import InvalidInput
 from modelport.registry import CompileReport, MetadataStore, ServingArtifact
 from modelport.registry._schema import MIGRATIONS
 
-from ._support import FakeClock, new_version
+from ._support import FakeClock, new_version, seed_old_database
 
 ONNX = ServingArtifact(framework="onnx", digest="sha256:" + "ef" * 32, size=4321)
 COMPILED = CompileReport(
@@ -85,25 +84,11 @@ def test_malformed_serving_fields_are_refused(
 
 
 def test_migrating_a_0001_database_with_data(backend_url: str, clock: FakeClock) -> None:
-    engine = open_engine(backend_url)
     at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    model_id = seed_old_database(backend_url, "0001", at)
+    engine = open_engine(backend_url)
     try:
-        migrate(engine, MIGRATIONS, "0001")
         with engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO models (name, created_at, updated_at) VALUES ('old', :at, :at)"),
-                {"at": at},
-            )
-            model_id = conn.execute(text("SELECT id FROM models WHERE name = 'old'")).scalar_one()
-            conn.execute(
-                text(
-                    "INSERT INTO model_versions (model_id, version, artifact_digest, "
-                    "artifact_size, artifact_filename, framework, tags, metrics, description, "
-                    "registered_by, created_at, status) VALUES (:m, 1, :d, 10, 'tree.joblib', "
-                    "'sklearn', '{}', '{}', '', 'alice', :at, 'active')"
-                ),
-                {"m": model_id, "d": "sha256:" + "12" * 32, "at": at},
-            )
             conn.execute(
                 text("INSERT INTO aliases (model_id, alias, version) VALUES (:m, 'champion', 1)"),
                 {"m": model_id},
