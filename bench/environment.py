@@ -81,8 +81,17 @@ def git_revision() -> str:
 
 
 def wrk_version() -> str:
+    return _tool_version(["wrk", "-v"])
+
+
+def h2load_version() -> str:
+    return _tool_version(["h2load", "--version"])
+
+
+def _tool_version(argv: list[str]) -> str:
+    """The first line a tool prints of its version, without wrk's copyright bracket."""
     try:
-        done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "not installed"
     first = (done.stdout or done.stderr).splitlines()
@@ -121,6 +130,6 @@ def versions() -> list[tuple[str, str]]:
         ("KServe environment", join(kserve)),
         (
             "load generators",
-            f"{wrk_version()} (REST); bench/grpc_load.py, grpcio {main['grpcio']} (gRPC)",
+            f"{wrk_version()} (REST); {h2load_version()} via bench/grpc_load.py (gRPC)",
         ),
     ]

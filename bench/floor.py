@@ -2,10 +2,12 @@
 
 A raw ASGI app (no framework, no model): it reads the request body, parses it with
 ``orjson.loads`` (so the cost of decoding the request is in the floor) and answers every POST
-with one constant inference response. Health probes answer 200. Run under the same server and
-worker count as modelport:
+with one constant inference response. Health probes answer 200. Run it as modelport runs:
+the same HTTP server (uvicorn, uvloop, modelport's httptools protocol
+``modelport.server.rest.protocol.HttpProtocol``, no access log), the same worker count and the
+same sockets (one per worker sharing the port, ``modelport.server.supervisor.bind_workers``):
 
-    uvicorn bench.floor:app --loop uvloop --http httptools --workers N --no-access-log
+    python bench/floor.py --port PORT --workers N
 
 No server that parses JSON requests over HTTP/1.1 on this stack can be faster than this, so
 modelport / floor says how much of the floor modelport's own work (routing, validation, tensor
@@ -14,6 +16,10 @@ decoding, the model, encoding) costs.
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
+import sys
 from typing import Any
 
 import orjson
@@ -63,3 +69,51 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": _OK_HEADERS})
     await send({"type": "http.response.body", "body": RESPONSE})
+
+
+def main() -> int:
+    """Serve :func:`app` on ``--port`` with ``--workers`` processes, as modelport's workers do."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    import uvicorn
+
+    from modelport.server.rest.protocol import HttpProtocol
+    from modelport.server.supervisor import bind_workers
+
+    sockets = bind_workers(args.host, args.port, args.workers)
+    children = []
+    for slot in range(args.workers):
+        pid = os.fork()
+        if pid == 0:
+            config = uvicorn.Config(
+                app,
+                loop="uvloop",
+                http=HttpProtocol,
+                lifespan="on",
+                log_level="warning",
+                access_log=False,
+                proxy_headers=False,
+                server_header=False,
+            )
+            uvicorn.Server(config).run(sockets=[sockets[slot % len(sockets)]])
+            os._exit(0)
+        children.append(pid)
+    signal.signal(signal.SIGTERM, lambda *_: [os.kill(pid, signal.SIGTERM) for pid in children])
+    for pid in children:
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,23 @@
-"""A bounded gRPC load generator for OIP ``ModelInfer`` (grpc.aio, one process, 4 channels).
+"""The gRPC load generator for OIP ``ModelInfer``: h2load, nghttp2's HTTP/2 benchmark tool.
 
-``--concurrency`` coroutines each keep one request in flight, spread over the channels, for
-``--duration`` seconds (after ``--warmup`` seconds that are not counted), so the load is
-bounded in time and in requests outstanding. Messages are tritonclient's generated OIP
-messages (package ``inference``), filled with typed contents (``fp32_contents`` /
-``fp64_contents``), which every OIP server accepts.
+gRPC is HTTP/2: a unary call is a ``POST /inference.GRPCInferenceService/ModelInfer`` with
+``content-type: application/grpc`` whose body is the length-prefixed protobuf message. h2load (C,
+Debian's ``nghttp2-client``) sends that body on ``--channels`` connections with
+``ceil(concurrency / channels)`` streams in flight each, from one thread, as wrk does for REST:
+a warm-up run of ``--warmup`` seconds that is not counted, then ``--duration`` seconds measured.
+A Python gRPC client costs more CPU per call than the servers measured here spend (about
+200 us), and on a 2-core machine it takes that CPU from the server; h2load costs a few
+microseconds.
+
+The message is tritonclient's generated ``ModelInferRequest`` (package ``inference``) with typed
+contents (``fp32_contents`` / ``fp64_contents``), which every OIP server accepts. Before the load,
+one call through grpcio checks the answer (one output of shape [1, 2]) and one h2load request
+measures the bytes of a successful answer.
+
+Errors: gRPC reports a failed call in trailers under HTTP status 200, which h2load does not read.
+A failed call carries no message, though, and every successful one the same bytes, so successful
+calls = response data bytes / the bytes of one answer; the rest of the calls h2load finished,
+and those it counts as failed, errored or timed out, are errors.
 
     python -m bench.grpc_load 127.0.0.1:PORT tiny --datatype FP32 --row '[0.1, ...]' \
         --concurrency 16 --duration 10 --warmup 2 [--output probabilities] \
@@ -13,21 +26,32 @@ messages (package ``inference``), filled with typed contents (``fp32_contents`` 
 ``--metadata KEY=VALUE`` (repeatable) goes with every call: an API key as ``authorization``.
 
 Prints one line ``BENCH_JSON {"rps", "p50_ms", "p99_ms", "ok", "errors", "first_error"}``.
-The client is Python: past a few thousand requests per second it, not the server, may be the
-limit, the same for every server it drives.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import statistics
+import math
+import re
+import shutil
+import struct
+import subprocess
 import sys
-import time
+import tempfile
+from pathlib import Path
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+METHOD = "/inference.GRPCInferenceService/ModelInfer"
+
+
+class LoadError(SystemExit):
+    """The load generator could not measure (not the server answering errors)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"grpc_load: {message}")
 
 
 def build_request(model: str, datatype: str, row: list[float], output: str | None) -> object:
@@ -45,6 +69,11 @@ def build_request(model: str, datatype: str, row: list[float], output: str | Non
     return request
 
 
+def grpc_frame(message: bytes) -> bytes:
+    """``message`` as gRPC sends it: uncompressed flag, 4-byte big-endian length, bytes."""
+    return b"\x00" + struct.pack(">I", len(message)) + message
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return 0.0
@@ -52,85 +81,129 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-class Counters:
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self.errors = 0
-        self.first_error = ""
-        self.recording = False
-
-
 Metadata = tuple[tuple[str, str], ...]
 
 
-async def worker(
-    stub: object, request: object, metadata: Metadata, stop_at: float, counters: Counters
-) -> None:
-    while True:
-        start = time.perf_counter()
-        if start >= stop_at:
-            return
+def check(target: str, request: object, metadata: Metadata) -> None:
+    """One call through grpcio: the answer must be one output of shape [1, 2]."""
+    with grpc.insecure_channel(target) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         try:
-            await stub.ModelInfer(request, timeout=10, metadata=metadata)  # type: ignore[attr-defined]
-        except grpc.aio.AioRpcError as exc:
-            if counters.recording:
-                counters.errors += 1
-                if not counters.first_error:
-                    counters.first_error = f"{exc.code().name}: {exc.details()}"
-            continue
-        if counters.recording:
-            counters.latencies.append(time.perf_counter() - start)
-
-
-async def check(stub: object, request: object, metadata: Metadata) -> None:
-    """One request before the load: the answer must be one output of shape [1, 2]."""
-    response = await stub.ModelInfer(request, timeout=30, metadata=metadata)  # type: ignore[attr-defined]
+            response = stub.ModelInfer(request, timeout=30, metadata=metadata)
+        except grpc.RpcError as exc:
+            raise LoadError(f"the check call failed: {exc.code().name}: {exc.details()}") from None
     shapes = [list(o.shape) for o in response.outputs]
     if not shapes or shapes[0] != [1, 2]:
-        raise SystemExit(f"grpc_load: unexpected answer, output shapes {shapes}")
+        raise LoadError(f"unexpected answer, output shapes {shapes}")
 
 
-async def run(args: argparse.Namespace) -> dict[str, object]:
+class H2load:
+    """h2load runs against one server's ``ModelInfer`` with one request body."""
+
+    def __init__(self, target: str, body: Path, metadata: Metadata, work: Path) -> None:
+        exe = shutil.which("h2load")
+        if exe is None:
+            raise LoadError("h2load is required (apt-get install nghttp2-client)")
+        headers = [("content-type", "application/grpc"), ("te", "trailers"), *metadata]
+        self.argv = [exe, "-t1", "-d", str(body)]
+        for name, value in headers:
+            self.argv += ["-H", f"{name}: {value}"]
+        self.url = f"http://{target}{METHOD}"
+        self.work = work
+
+    def run(self, options: list[str], timeout: float) -> tuple[dict[str, float], Path]:
+        """Run with ``options``; return the summary counters and the per-request log."""
+        log = self.work / "requests.log"
+        log.unlink(missing_ok=True)
+        argv = [*self.argv, *options, f"--log-file={log}", self.url]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise LoadError(f"h2load: {exc}") from None
+        if done.returncode != 0:
+            raise LoadError(f"h2load exited {done.returncode}: {done.stderr.strip()[-300:]}")
+        return parse_summary(done.stdout), log
+
+
+def parse_summary(stdout: str) -> dict[str, float]:
+    """The counters of h2load's summary: duration, requests done/failed/..., data bytes."""
+    patterns = {
+        "seconds": r"finished in ([\d.]+)(m?s),",
+        "done": r"requests: \d+ total, \d+ started, (\d+) done",
+        "failed": r"requests: .* (\d+) failed",
+        "errored": r"requests: .* (\d+) errored",
+        "timeout": r"requests: .* (\d+) timeout",
+        "data_bytes": r"\((\d+)\) data",
+    }
+    out: dict[str, float] = {}
+    for key, pattern in patterns.items():
+        found = re.search(pattern, stdout)
+        if found is None:
+            raise LoadError(f"cannot read {key!r} from h2load's output: {stdout[-300:]!r}")
+        value = float(found.group(1))
+        if key == "seconds" and found.group(2) == "ms":
+            value /= 1000
+        out[key] = value
+    return out
+
+
+def latencies_ms(log: Path) -> list[float]:
+    """Sorted latencies (ms) of the calls h2load logged with HTTP status 200.
+
+    A gRPC error answers 200 too, so a run with errors has their latencies mixed in; such a run
+    fails the benchmark anyway.
+    """
+    values = []
+    with log.open() as rows:
+        for row in rows:
+            fields = row.split("\t")
+            if len(fields) >= 3 and fields[1] == "200":
+                values.append(int(fields[2]) / 1000)
+    return sorted(values)
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
     row = [float(v) for v in json.loads(args.row)]
     request = build_request(args.model, args.datatype, row, args.output)
     metadata = parse_metadata(args.metadata)
-    # Several HTTP/2 connections, as several clients would open: one connection would pin all
-    # the load on one of the server's worker processes. A local subchannel pool per channel
-    # keeps gRPC from sharing one connection between channels to the same target.
-    channels = [
-        grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(args.channels)
-    ]
-    try:
-        for channel in channels:
-            await asyncio.wait_for(channel.channel_ready(), timeout=30)
-        stubs = [service_pb2_grpc.GRPCInferenceServiceStub(channel) for channel in channels]
-        await check(stubs[0], request, metadata)
-        counters = Counters()
-        loop_end = time.perf_counter() + args.warmup + args.duration
-        tasks = [
-            asyncio.create_task(
-                worker(stubs[i % len(stubs)], request, metadata, loop_end, counters)
-            )
-            for i in range(args.concurrency)
-        ]
-        await asyncio.sleep(args.warmup)
-        counters.recording = True
-        measured_from = time.perf_counter()
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - measured_from
-    finally:
-        for channel in channels:
-            await channel.close()
-    latencies = sorted(counters.latencies)
+    check(args.target, request, metadata)
+    with tempfile.TemporaryDirectory(prefix="grpc_load-") as work_dir:
+        work = Path(work_dir)
+        body = work / "request.bin"
+        body.write_bytes(grpc_frame(request.SerializeToString()))  # type: ignore[attr-defined]
+        h2load = H2load(args.target, body, metadata, work)
+        one, _ = h2load.run(["-n1", "-c1"], timeout=30)
+        answer_bytes = int(one["data_bytes"])
+        if one["done"] != 1 or answer_bytes <= 5:
+            raise LoadError("one call through h2load got no answer (the check call did)")
+        load = [f"-c{args.channels}", f"-m{math.ceil(args.concurrency / args.channels)}"]
+        # A separate warm-up run, as for wrk: h2load 1.52's --warm-up-time still counts the
+        # warm-up's calls in its summary.
+        h2load.run([*load, f"-D{args.warmup:g}"], timeout=args.warmup + 60)
+        summary, log = h2load.run([*load, f"-D{args.duration:g}"], timeout=args.duration + 60)
+        latencies = latencies_ms(log)
+    data_bytes = int(summary["data_bytes"])
+    if data_bytes % answer_bytes:
+        raise LoadError(
+            f"answers are not all {answer_bytes} bytes ({data_bytes} bytes in all), so failed "
+            "calls cannot be told from their size"
+        )
+    ok = data_bytes // answer_bytes
+    refused = int(summary["done"]) - ok
+    lost = int(summary["failed"] + summary["errored"] + summary["timeout"])
+    errors = max(0, refused) + lost
+    first_error = ""
+    if refused > 0:
+        first_error = f"{refused} call(s) answered without a message (a gRPC error status)"
+    elif lost:
+        first_error = f"h2load: {lost} request(s) failed, errored or timed out"
     return {
-        "rps": len(latencies) / elapsed,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
-        "ok": len(latencies),
-        "errors": counters.errors,
-        "first_error": counters.first_error,
+        "rps": ok / summary["seconds"],
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "ok": ok,
+        "errors": errors,
+        "first_error": first_error,
     }
 
 
@@ -141,7 +214,7 @@ def parse_metadata(pairs: list[str]) -> Metadata:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             # Not echoed: the value may be a secret.
-            raise SystemExit("grpc_load: --metadata expects KEY=VALUE")
+            raise LoadError("--metadata expects KEY=VALUE")
         out.append((key.strip().lower(), value))
     return tuple(out)
 
@@ -159,7 +232,7 @@ def main() -> int:
         default=[],
         help="KEY=VALUE sent with every call (repeatable), e.g. authorization=Bearer KEY",
     )
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight")
     parser.add_argument("--channels", type=int, default=4, help="HTTP/2 connections")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -169,7 +242,11 @@ def main() -> int:
         parser.error("the load generator only targets loopback addresses")
     if not 1 <= args.concurrency <= 1024 or not 0 < args.duration <= 600:
         parser.error("concurrency must be 1-1024 and duration 0-600 s")
-    result = asyncio.run(run(args))
+    if not 1 <= args.channels <= args.concurrency:
+        parser.error("channels must be 1 to the concurrency")
+    if args.warmup <= 0:
+        parser.error("warmup must be above 0 s (h2load measures after a warm-up)")
+    result = run(args)
     print("BENCH_JSON " + json.dumps(result), flush=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""Load generators: wrk (REST) and bench/grpc_load.py (gRPC), each in a process of its own.
+"""Load generators: wrk (REST) and bench/grpc_load.py (h2load, gRPC), each in a process of its own.
 
 Both report one :class:`Sample`: requests per second, p50/p99 latency in milliseconds and the
 number of failed requests (HTTP status >= 400 or a socket error or time-out for wrk; any

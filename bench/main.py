@@ -4,7 +4,7 @@ Run through ``bench/run`` (which installs the peers first); ``--help`` lists the
 round starts every configuration in turn (the order rotates from round to round), checks one
 answer per model, then drives it with wrk at each connection count: a warm-up run that is
 thrown away, then the measured run. Configurations with gRPC are also driven by
-bench/grpc_load.py on the tiny model. The table reports, per point, the median over rounds.
+bench/grpc_load.py (h2load) on the tiny model. The table reports, per point, the median over rounds.
 modelport is measured as it ships, authentication on, with an API key created before the first
 launch (bench/modelport_home.py); its ``-noauth`` configurations give the cost of that.
 """
@@ -306,7 +306,8 @@ def results_markdown(
     lines += [f"- {name}: {value}" for name, value in environment.versions()]
     lines += [
         f"- method: {args.rounds} alternating round(s); per point {args.warmup:g} s warm-up "
-        f"(discarded) then {args.duration:g} s measured; wrk -t{load.WRK_THREADS}; "
+        f"(discarded) then {args.duration:g} s measured; wrk -t{load.WRK_THREADS} (REST), "
+        "h2load -t1 (gRPC); "
         "single-row JSON requests; medians over rounds, errors summed over rounds; modelport "
         "with authentication on (an API key on every request) unless marked --no-auth",
         "",

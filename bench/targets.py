@@ -350,22 +350,13 @@ def _kserve(target: Target, ctx: Context) -> Launch:
 def _floor(target: Target, ctx: Context) -> Launch:
     port = free_port()
     argv = [
-        str(REPO / ".venv" / "bin" / "uvicorn"),
-        "floor:app",
-        "--app-dir",
-        str(BENCH),
+        str(REPO / ".venv" / "bin" / "python"),
+        str(BENCH / "floor.py"),
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
         str(ctx.modelport.workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
     ]
     return Launch(argv, port, None, cwd=REPO)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +168,44 @@ def test_a_killed_worker_is_replaced(home: Path) -> None:
         assert (
             json.loads(httpx.get(f"{server.url}/v2/models/iris", timeout=10).text)["name"] == "iris"
         )
+
+
+def _connections_held(pid: int, port: int) -> int:
+    """Established TCP connections to local ``port`` among the sockets ``pid`` holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    held = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            held += target.startswith("socket:[") and target[8:-1] in inodes
+    return held
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="connections are balanced on Linux only")
+def test_new_connections_are_spread_over_the_workers(home: Path) -> None:
+    # A burst of connections used to land on whichever worker woke first, leaving the other
+    # idle; each worker now has a socket of its own and the kernel spreads connections.
+    with ServerProcess(["iris", "--workers", "2"], env={"MODELPORT_HOME": str(home)}) as server:
+        assert server.pid is not None
+        port = int(server.url.rsplit(":", 1)[1])
+        workers = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True)
+        pids = [int(p) for p in workers.stdout.split()]
+        # Connect all at once, as a load generator does, then use each connection.
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+        try:
+            for client in clients:
+                client.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+            for client in clients:
+                assert client.recv(4096).startswith(b"HTTP/1.1 200")  # connection kept open
+            held = [_connections_held(pid, port) for pid in pids]
+        finally:
+            for client in clients:
+                client.close()
+    assert sum(held) == 32
+    assert min(held) >= 4, held  # fewer than 4 of 32 on either by chance: odds about 3e-6

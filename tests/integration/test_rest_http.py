@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 from typing import Any
@@ -524,3 +525,54 @@ def test_statistics_add_up_across_workers(url: str) -> None:
         )
     # Whichever worker answers, the figure covers both.
     assert {successes() for _ in range(10)} == {before + 20}
+
+
+def _raw_exchange(url: str, request: bytes, *, then: bytes = b"") -> list[bytes]:
+    """Send ``request`` on a fresh connection; return what arrives, one ``recv`` per item.
+
+    ``then`` is sent after the first reply arrives (the body after ``100 Continue``).
+    """
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = [sock.recv(65536)]
+        if then:
+            sock.sendall(then)
+            received.append(sock.recv(65536))
+        return received
+
+
+def test_a_response_head_and_body_arrive_together(url: str) -> None:
+    # The server writes the head and the body in one send, so the first recv holds both.
+    body = _infer_body()
+    request = (
+        b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    (reply,) = _raw_exchange(url, request)
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert len(payload) == length and orjson.loads(payload)["model_name"] == "iris"
+
+
+def test_head_request_gets_the_headers_and_no_body(url: str) -> None:
+    (reply,) = _raw_exchange(url, b"HEAD /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"\r\n\r\n")
+    assert b"content-length: 13" in reply.lower()  # what GET would send: {"live":true}
+
+
+def test_expect_100_continue_is_answered_before_the_body(url: str) -> None:
+    body = _infer_body()
+    head = (
+        b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    interim, final = _raw_exchange(url, head, then=body)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 200") and b'"model_name":"iris"' in final
+
+
+def test_malformed_request_line_gets_400_and_the_connection_closes(url: str) -> None:
+    (reply,) = _raw_exchange(url, b"NOT HTTP AT ALL\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400")

@@ -16,7 +16,8 @@ from modelport.core.settings import Settings
 from modelport.server.control import ChannelPeers
 from modelport.server.grpc.server import create_grpc_server
 from modelport.server.rest.app import create_app
-from modelport.server.rest.tls import ClientCertProtocol, server_ssl_context
+from modelport.server.rest.protocol import HttpProtocol
+from modelport.server.rest.tls import server_ssl_context
 from modelport.service.models import ModelSource
 from modelport.service.wiring import build_access, build_dataplane, open_registrar
 
@@ -109,8 +110,8 @@ def run_worker(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        # With TLS, a protocol that also hands the app the verified client certificate.
-        http=ClientCertProtocol if ssl_context is not None else "httptools",
+        # httptools, one send per response, and the verified client certificate under mTLS.
+        http=HttpProtocol,
         ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None,
         lifespan="on",
         log_level="warning",
