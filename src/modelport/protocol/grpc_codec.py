@@ -38,7 +38,7 @@ from modelport.core.inference import (
 )
 from modelport.protocol.binary import array_from_buffer, array_to_buffer
 from modelport.protocol.grpc_gen import inference_pb2 as pb
-from modelport.protocol.header import MAX_DIMS
+from modelport.protocol.header import MAX_DIMS, MAX_EXTENT
 from modelport.protocol.tensor_data import coerce_array, object_array
 
 __all__ = [
@@ -75,7 +75,6 @@ _CONTENTS: Final[dict[Datatype, str]] = {
 }
 _FIELDS: Final = tuple(dict.fromkeys(_CONTENTS.values()))
 _NARROW: Final = frozenset({Datatype.INT8, Datatype.INT16, Datatype.UINT8, Datatype.UINT16})
-_MAX_EXTENT: Final = 2**60
 _PARAMETER_KINDS: Final = "bool_param, int64_param, string_param, double_param or uint64_param"
 
 
@@ -161,7 +160,7 @@ def _shape(dims: Iterable[int], what: str) -> tuple[int, ...]:
             raise InvalidInput(
                 f"{what}: shape {list(shape)} contains {dim}; dimensions must be non-negative"
             )
-    if math.prod(d for d in shape if d) > _MAX_EXTENT:
+    if math.prod(d for d in shape if d) > MAX_EXTENT:
         raise InvalidInput(f"{what}: shape {list(shape)} is too large (more than 2**60 elements)")
     return shape
 

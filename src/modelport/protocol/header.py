@@ -19,6 +19,8 @@ from modelport.core.errors import InvalidInput
 from modelport.core.inference import Parameters, RequestedOutput
 
 __all__ = [
+    "DATATYPES",
+    "MAX_EXTENT",
     "MAX_DIMS",
     "TensorHeader",
     "check_request_parameters",
@@ -36,9 +38,9 @@ MAX_DIMS: Final = 64
 _MISSING: Final = object()
 # numpy refuses arrays whose byte size would not fit in an int64, even when a zero dimension makes
 # them empty; checking the product of the non-zero dimensions keeps that a clean InvalidInput.
-_MAX_EXTENT: Final = 2**60
+MAX_EXTENT: Final = 2**60
 _PARAMETER_TYPES: Final = (str, int, float)  # bool is an int
-_DATATYPES: Final = {datatype.value: datatype for datatype in Datatype}
+DATATYPES: Final = {datatype.value: datatype for datatype in Datatype}
 
 
 def describe(value: object) -> str:
@@ -155,7 +157,7 @@ def _parse_shape(raw: object, what: str) -> tuple[int, ...]:
                 "dimensions must be non-negative integers"
             )
     # The product of the non-zero dimensions; the generator only runs when a dimension is zero.
-    if (math.prod(raw) or math.prod(d for d in raw if d)) > _MAX_EXTENT:
+    if (math.prod(raw) or math.prod(d for d in raw if d)) > MAX_EXTENT:
         raise InvalidInput(f"{what}: shape {raw} is too large (more than 2**60 elements)")
     return tuple(raw)
 
@@ -184,7 +186,7 @@ def parse_tensor_header(raw: object, index: int, role: str) -> TensorHeader:
         )
     what = f"{role} {name!r}"
     raw_datatype = raw.get("datatype", _MISSING)
-    datatype = _DATATYPES.get(raw_datatype) if type(raw_datatype) is str else None
+    datatype = DATATYPES.get(raw_datatype) if type(raw_datatype) is str else None
     if datatype is None:
         if raw_datatype is _MISSING:
             raise InvalidInput(f"{what}: 'datatype' is missing")
@@ -262,8 +264,12 @@ def parse_requested_outputs(raw: object) -> list[RequestedOutput] | None:
         if name in seen:
             raise InvalidInput(f"output {name!r} is requested more than once; expected once")
         seen.add(name)
+        raw_parameters = item.get("parameters")
+        if raw_parameters is None:  # the common case: a name alone
+            requested.append(RequestedOutput(name=name, parameters={}))
+            continue
         what = f"requested output {name!r}"
-        parameters = parse_parameters(item.get("parameters"), what)
+        parameters = parse_parameters(raw_parameters, what)
         _binary_flag(parameters, "binary_data", what)
         requested.append(RequestedOutput(name=name, parameters=parameters))
     # An empty list asks for nothing in particular; like Triton, treat it as "all outputs".

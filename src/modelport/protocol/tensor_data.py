@@ -27,6 +27,7 @@ from modelport.protocol.header import describe
 
 __all__ = [
     "array_from_json",
+    "numeric_from_json_fast",
     "coerce_array",
     "flatten",
     "float_to_bf16_bits",
@@ -129,6 +130,20 @@ def array_from_json(
     if fast is not None:
         return fast
     return _numeric_checked(data, datatype, shape, what)
+
+
+def numeric_from_json_fast(
+    data: Any, datatype: Datatype, shape: tuple[int, ...], may_hold_bools: bool
+) -> np.ndarray | None:
+    """:func:`array_from_json`'s fast path alone, for a numeric or BOOL datatype.
+
+    Returns:
+        The array :func:`array_from_json` would return, or ``None`` when only its element by
+        element path can decide (odd nesting, mixed types, values out of range, BYTES, BF16...).
+    """
+    if datatype not in _PLANS:
+        return None
+    return _numeric_fast(data, datatype, shape, may_hold_bools)
 
 
 def _contains_bool(data: Any, ndim: int) -> bool:

@@ -24,6 +24,7 @@ EXPECTED = {
     },
     "modelport.protocol.tensor_data": {
         "array_from_json",
+        "numeric_from_json_fast",
         "coerce_array",
         "flatten",
         "float_to_bf16_bits",
@@ -31,7 +32,9 @@ EXPECTED = {
         "object_array",
     },
     "modelport.protocol.header": {
+        "DATATYPES",
         "MAX_DIMS",
+        "MAX_EXTENT",
         "TensorHeader",
         "check_request_parameters",
         "describe",

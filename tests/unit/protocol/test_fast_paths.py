@@ -363,3 +363,113 @@ def test_wrong_size_right_dtype_output_still_fails() -> None:
     )
     with pytest.raises(InferenceFailed, match="output 'label': shape \\[1\\] needs 1 elements"):
         encode_infer_response(response, None)
+
+
+# ---- the one-pass decoder of the common request (rest._decode_plain) ----
+
+_PLAIN_DATATYPES = ["FP32", "FP64", "FP16", "INT64", "INT32", "INT8", "UINT8", "BOOL", "BYTES"]
+_json_values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.integers(-300, 300),
+    st.booleans(),
+    st.sampled_from([1e39, -70000, "1.5", None, [1.0]]),
+)
+
+
+@st.composite
+def _plain_like_requests(draw: st.DrawFn) -> dict[str, Any]:
+    """Requests of the common form, often with one thing changed that the fast path declines."""
+    rows, cols = draw(st.integers(0, 3)), draw(st.integers(1, 4))
+    uniform = draw(st.sampled_from([st.floats(-1e6, 1e6, width=32), st.integers(-100, 100)]))
+    values = st.one_of(uniform, _json_values) if draw(st.booleans()) else uniform
+    data: Any = [[draw(values) for _ in range(cols)] for _ in range(rows)]
+    if draw(st.booleans()):
+        data = [v for row in data for v in row]  # flat data is allowed too
+    tensor: dict[str, Any] = {
+        "name": draw(st.sampled_from(["x", "input", ""])),
+        "datatype": draw(st.sampled_from([*_PLAIN_DATATYPES, "FP99", 7])),
+        "shape": draw(st.sampled_from([[rows, cols], [rows * cols], [rows, cols + 1], [-1, cols]])),
+        "data": data,
+    }
+    if draw(st.integers(0, 5)) == 0:
+        tensor["parameters"] = {"content_type": "np"}
+    doc: dict[str, Any] = {"inputs": [tensor]}
+    if draw(st.booleans()):
+        doc["inputs"].append({**tensor, "name": "y"})
+    extra = draw(
+        st.sampled_from(
+            [
+                "none",
+                "id",
+                "null-id",
+                "int-id",
+                "outputs",
+                "dup-outputs",
+                "empty-outputs",
+                "output-params",
+                "parameters",
+                "other",
+            ]
+        )
+    )
+    if extra == "id":
+        doc["id"] = "r-1"
+    elif extra == "null-id":
+        doc["id"] = None
+    elif extra == "int-id":
+        doc["id"] = 5
+    elif extra == "outputs":
+        doc["outputs"] = [{"name": "p"}, {"name": "q"}]
+    elif extra == "dup-outputs":
+        doc["outputs"] = [{"name": "p"}, {"name": "p"}]
+    elif extra == "empty-outputs":
+        doc["outputs"] = []
+    elif extra == "output-params":
+        doc["outputs"] = [{"name": "p", "parameters": {"binary_data": True}}]
+    elif extra == "parameters":
+        doc["parameters"] = {"timeout": 5}
+    elif extra == "other":
+        doc["extra"] = 1
+    return doc
+
+
+def _values(array: np.ndarray) -> object:
+    # Bytes compare NaN equal to NaN; object arrays (BYTES) hold Python values.
+    return array.tolist() if array.dtype == object else array.tobytes()
+
+
+def _outcome(body: bytes, header_length: int | None) -> object:
+    try:
+        request = decode_infer_request(body, header_length)
+    except InvalidInput as exc:
+        return ("error", exc.message)
+    tensors = [
+        (t.name, t.datatype, t.shape, t.data.dtype, t.data.shape, _values(t.data), t.parameters)
+        for t in request.inputs
+    ]
+    outputs = None if request.outputs is None else [(o.name, o.parameters) for o in request.outputs]
+    return tensors, request.id, request.parameters, outputs
+
+
+@settings(max_examples=400, deadline=None)
+@given(_plain_like_requests())
+def test_the_one_pass_decoder_agrees_with_the_general_one(doc: dict[str, Any]) -> None:
+    body = orjson.dumps(doc)
+    # A header length equal to the body's takes the general path for the same all-JSON body.
+    assert _outcome(body, None) == _outcome(body, len(body))
+
+
+def test_the_common_request_takes_the_one_pass_decoder() -> None:
+    from modelport.protocol.rest import _decode_plain
+
+    doc = {
+        "id": "r-1",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [0.5, 1, 2]}],
+        "outputs": [{"name": "probabilities"}],
+    }
+    request = _decode_plain(doc, orjson.dumps(doc))
+    assert request is not None
+    assert request.inputs[0].data.dtype == np.float32 and request.inputs[0].shape == (1, 3)
+    assert request.id == "r-1" and [o.name for o in request.outputs or ()] == ["probabilities"]
+    doc["parameters"] = {"binary_data_output": True}
+    assert _decode_plain(doc, orjson.dumps(doc)) is None  # parameters: the general path
