@@ -76,10 +76,12 @@ class Signature:
     # Lookups by name, derived once: validation runs on every request.
     _inputs: dict[str, TensorSpec] = field(init=False, repr=False, compare=False)
     _outputs: dict[str, TensorSpec] = field(init=False, repr=False, compare=False)
+    _output_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_inputs", {t.name: t for t in self.inputs})
         object.__setattr__(self, "_outputs", {t.name: t for t in self.outputs})
+        object.__setattr__(self, "_output_names", tuple(self._outputs))
 
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"inputs": [...], "outputs": [...]}`` in metadata form."""
@@ -110,7 +112,7 @@ class Signature:
 
     def output_names(self) -> tuple[str, ...]:
         """Return the output names in signature order."""
-        return tuple(self._outputs)
+        return self._output_names
 
 
 def _names(specs: Iterable[TensorSpec]) -> str:
@@ -127,6 +129,15 @@ def validate_inputs(signature: Signature, inputs: Sequence[Tensor]) -> None:
     Raises:
         InvalidInput: An input is unknown, missing, duplicated, of the wrong datatype or shape.
     """
+    if len(inputs) == len(signature.inputs) == 1:  # the common case, checked without a set
+        tensor = inputs[0]
+        spec = signature.input(tensor.name)
+        if (
+            spec is not None
+            and tensor.datatype is spec.datatype
+            and spec.accepts_shape(tensor.shape)
+        ):
+            return
     seen: set[str] = set()
     for tensor in inputs:
         if tensor.name in seen:
