@@ -361,12 +361,14 @@ def main(argv: list[str]) -> int:
     )
     load_at_start = os.getloadavg()[0]
     runs: list[Run] = []
+    interrupted = False
     try:
         for round_no in range(1, args.rounds + 1):
             shift = (round_no - 1) % len(targets)
             for target in targets[shift:] + targets[:shift]:
                 runs += measure(target, ctx, args, round_no)
     except KeyboardInterrupt:
+        interrupted = True
         log("interrupted: reporting what was measured")
     summaries = report.summarize(runs, [t.key for t in targets])
     tables = [report.table(summaries, labels(targets, ctx))]
@@ -393,7 +395,9 @@ def main(argv: list[str]) -> int:
             indent=1,
         )
     )
-    if args.write_results:
+    if args.write_results and interrupted:
+        log("interrupted: bench/RESULTS.md keeps the last complete run")
+    elif args.write_results:
         command = "bench/run " + " ".join(shlex.quote(a) for a in argv)
         load_avg = f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"
         markdown = results_markdown(tables, notes, command.strip(), args, load_avg)
