@@ -107,6 +107,8 @@ class Batcher:
         executor: Where to call ``run``; ``None`` calls it inline on the event loop (only for
             models fast enough not to stall it).
         name: Model name used in error messages.
+        on_call: Called after every model call that returned (a batch, or a request re-run
+            alone), for statistics that count executions rather than requests.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class Batcher:
         clock: Clock,
         executor: concurrent.futures.Executor | None = None,
         name: str = "model",
+        on_call: Callable[[], None] | None = None,
     ) -> None:
         self.stats = BatcherStats()
         """Counters for metrics."""
@@ -124,6 +127,7 @@ class Batcher:
         self._clock = clock
         self._executor = executor
         self._name = name
+        self._on_call = on_call
         # Parallel lists, oldest first: the policy reads ``_pending`` without a copy.
         self._entries: list[_Entry] = []
         self._pending: list[Pending] = []
@@ -355,11 +359,15 @@ class Batcher:
         started = clock.monotonic()
         try:
             if self._executor is None:
-                return self._run(inputs, outputs)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._run, inputs, outputs)
+                result = self._run(inputs, outputs)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._executor, self._run, inputs, outputs)
         finally:
             self._observe(clock.monotonic() - started, rows)
+        if self._on_call is not None:
+            self._on_call()
+        return result
 
     def _observe(self, seconds: float, rows: int) -> None:
         stats = self.stats

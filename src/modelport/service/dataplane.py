@@ -76,6 +76,9 @@ class DataPlane:
         self.peers = peers
         self.metrics = metrics
         self.stats = InferenceStats()
+        # A batch is one execution for all its requests (Triton's execution_count): batched
+        # requests are recorded without executions, and each batch counts one here.
+        repository.on_batch_executed = self.stats.record_executions
         self._server_name = server_name
         self._server_version = server_version
 
@@ -172,6 +175,7 @@ class DataPlane:
             rows=rows,
             duration_ns=int(seconds * 1e9),
             at_ms=_epoch_ms(clock),
+            executions=0 if model.batcher is not None else 1,
         )
         if self.metrics is not None:
             self.metrics.observe_success(name, model.source.version, seconds, rows)

@@ -133,6 +133,8 @@ class ModelRepository:
         self._models: dict[str, dict[str, LoadedModel]] = {}
         self._default: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.on_batch_executed: Callable[[str, str], None] | None = None
+        """Told ``(name, version)`` after each model call a batcher makes."""
 
     def add(self, source: ModelSource) -> LoadedModel:
         """Register a source without loading it; a name's first version is its default."""
@@ -287,7 +289,14 @@ class ModelRepository:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="batch")
         name = f"{source.name}:{source.version}"
-        return Batcher(runtime.predict, settings, self.clock, self._executor, name=name)
+
+        def executed() -> None:
+            if self.on_batch_executed is not None:
+                self.on_batch_executed(source.name, source.version)
+
+        return Batcher(
+            runtime.predict, settings, self.clock, self._executor, name=name, on_call=executed
+        )
 
     def close(self) -> list[Batcher]:
         """Unload everything (at shutdown); returns the batchers for the caller to close."""

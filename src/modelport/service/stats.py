@@ -133,6 +133,11 @@ class InferenceStats:
             counters.execution_count += executions
             counters.last_inference = max(counters.last_inference, at_ms)
 
+    def record_executions(self, name: str, version: str, executions: int = 1) -> None:
+        """Count model executions made for requests counted without them (batched requests)."""
+        with self._lock:
+            self._entry(name, version).execution_count += executions
+
     def record_failure(self, name: str, version: str, *, duration_ns: int, at_ms: int) -> None:
         """Count one failed request against the version it was meant for.
 

@@ -475,3 +475,25 @@ def test_wait_is_not_busy() -> None:
 
     asyncio.run(main())
     assert calls < 20  # a busy loop would read the clock thousands of times in 50 ms
+
+
+def test_on_call_counts_the_model_calls_that_returned() -> None:
+    calls: list[int] = []
+    failing = {"now": False}
+
+    def model(inputs: dict[str, np.ndarray], outputs: Collection[str]) -> dict[str, np.ndarray]:
+        if failing["now"]:
+            raise RuntimeError("model failed")
+        return row_model(inputs, outputs)
+
+    async def main() -> None:
+        batcher = Batcher(model, cfg(), SystemClock(), on_call=lambda: calls.append(1))
+        await asyncio.gather(*(batcher.submit({"x": rows_of(i, 2)}, OUTPUTS) for i in range(5)))
+        assert len(calls) == batcher.stats.batches == 1  # five requests, one execution
+        failing["now"] = True
+        with pytest.raises(InferenceFailed):
+            await batcher.submit({"x": rows_of(9, 1)}, OUTPUTS)
+        assert len(calls) == 1 and batcher.stats.batches == 2  # a failed call is no execution
+        await batcher.close()
+
+    asyncio.run(main())

@@ -161,6 +161,8 @@ def test_batched_model_gives_each_caller_its_rows(model_file: Path) -> None:
     repository.add(replace(source(model_file), batching=settings))
     repository.load_all()
     plane = DataPlane(repository)
+    batcher = repository.get("doubler", "1").batcher
+    assert batcher is not None
 
     async def burst() -> list[InferenceResponse]:
         calls = [
@@ -179,6 +181,9 @@ def test_batched_model_gives_each_caller_its_rows(model_file: Path) -> None:
     batcher_stats = plane.model_statistics("doubler", "1")[0]
     assert batcher_stats["inference_count"] == sum(i % 3 + 1 for i in range(6))
     assert batcher_stats["inference_stats"]["success"]["count"] == 6
+    # One execution per batch, as Triton counts: 12 rows in batches of at most 8 rows.
+    assert batcher_stats["execution_count"] == batcher.stats.batches
+    assert 2 <= batcher_stats["execution_count"] < 6
 
 
 @pytest.mark.parametrize("timeout", [-1, "soon", True, False, float("nan")])
