@@ -30,6 +30,7 @@ __all__ = [
     "parse_parameters",
     "parse_requested_outputs",
     "parse_tensor_header",
+    "shape_problem",
 ]
 
 MAX_DIMS: Final = 64
@@ -143,23 +144,30 @@ class TensorHeader:
     binary_size: int | None
 
 
-def _parse_shape(raw: object, what: str) -> tuple[int, ...]:
+def shape_problem(raw: object) -> str | None:
+    """Say what is wrong with a JSON ``shape`` value, or return ``None`` when it is valid.
+
+    Valid: a list of at most ``MAX_DIMS`` non-negative integers whose non-zero dimensions
+    multiply to at most ``MAX_EXTENT``.
+    """
     if not isinstance(raw, list):
-        raise InvalidInput(
-            f"{what}: 'shape' must be a list of non-negative integers, got {describe(raw)}"
-        )
+        return f"'shape' must be a list of non-negative integers, got {describe(raw)}"
     if len(raw) > MAX_DIMS:
-        raise InvalidInput(f"{what}: shape has {len(raw)} dimensions; at most {MAX_DIMS} allowed")
+        return f"shape has {len(raw)} dimensions; at most {MAX_DIMS} allowed"
     for dim in raw:
         if type(dim) is not int or dim < 0:
-            raise InvalidInput(
-                f"{what}: shape {raw} contains {describe(dim)}; "
-                "dimensions must be non-negative integers"
-            )
+            return f"shape {raw} contains {describe(dim)}; dimensions must be non-negative integers"
     # The product of the non-zero dimensions; the generator only runs when a dimension is zero.
     if (math.prod(raw) or math.prod(d for d in raw if d)) > MAX_EXTENT:
-        raise InvalidInput(f"{what}: shape {raw} is too large (more than 2**60 elements)")
-    return tuple(raw)
+        return f"shape {raw} is too large (more than 2**60 elements)"
+    return None
+
+
+def _parse_shape(raw: object, what: str) -> tuple[int, ...]:
+    problem = shape_problem(raw)
+    if problem is not None:
+        raise InvalidInput(f"{what}: {problem}")
+    return tuple(raw)  # type: ignore[arg-type]  # shape_problem proved it a list
 
 
 def parse_tensor_header(raw: object, index: int, role: str) -> TensorHeader:

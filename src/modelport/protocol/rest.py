@@ -40,8 +40,6 @@ from modelport.protocol.binary import (
 )
 from modelport.protocol.header import (
     DATATYPES,
-    MAX_DIMS,
-    MAX_EXTENT,
     check_request_parameters,
     describe,
     load_json,
@@ -49,6 +47,7 @@ from modelport.protocol.header import (
     parse_parameters,
     parse_requested_outputs,
     parse_tensor_header,
+    shape_problem,
 )
 from modelport.protocol.tensor_data import (
     array_from_json,
@@ -239,17 +238,12 @@ def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
             or not name
             or type(raw_datatype) is not str
             or type(raw_shape) is not list
-            or len(raw_shape) > MAX_DIMS
             or type(data) is not list
         ):
             return None
         datatype = DATATYPES.get(raw_datatype)
-        if datatype is None:
-            return None
-        for dim in raw_shape:
-            if type(dim) is not int or dim < 0:
-                return None
-        if not 0 < math.prod(raw_shape) <= MAX_EXTENT:  # empty tensors: the general path
+        # Empty tensors (a zero dimension) take the general path.
+        if datatype is None or shape_problem(raw_shape) is not None or not math.prod(raw_shape):
             return None
         if may_hold_bools is None:
             may_hold_bools = body.find(b"true") >= 0 or body.find(b"false") >= 0

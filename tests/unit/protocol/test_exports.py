@@ -43,6 +43,7 @@ EXPECTED = {
         "parse_parameters",
         "parse_requested_outputs",
         "parse_tensor_header",
+        "shape_problem",
     },
 }
 
