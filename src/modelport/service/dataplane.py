@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from modelport.batching import Batcher
-from modelport.core.clock import Clock
+from modelport.core.clock import WallMillis
 from modelport.core.datatypes import from_numpy_dtype, to_numpy_dtype
 from modelport.core.errors import (
     InferenceFailed,
@@ -81,6 +81,9 @@ class DataPlane:
         repository.on_batch_executed = self.stats.record_executions
         self._server_name = server_name
         self._server_version = server_version
+        clock = repository.clock
+        self._monotonic = clock.monotonic
+        self._wall_ms = WallMillis(clock)
 
     def live(self) -> bool:
         """Whether the server process is up (always true once it answers)."""
@@ -154,37 +157,34 @@ class DataPlane:
             InferenceFailed: The model failed on valid input.
         """
         model = self.repository.get_ready(name, version)
-        clock = self.repository.clock
-        started = clock.monotonic()
+        monotonic = self._monotonic
+        started = monotonic()
         try:
             outputs = await self._run(model, request, deadline, started)
         except ModelportError as exc:
-            seconds = clock.monotonic() - started
+            now = monotonic()
             served = model.source.version
             self.stats.record_failure(
-                name, served, duration_ns=int(seconds * 1e9), at_ms=_epoch_ms(clock)
+                name, served, duration_ns=int((now - started) * 1e9), at_ms=self._wall_ms(now)
             )
             if self.metrics is not None:
-                self.metrics.observe_failure(name, served, seconds, exc.kind.value)
+                self.metrics.observe_failure(name, served, now - started, exc.kind.value)
             raise
-        seconds = clock.monotonic() - started
+        now = monotonic()
+        seconds = now - started
+        served = model.source.version
         rows = request_rows(request)
         self.stats.record_success(
             name,
-            model.source.version,
+            served,
             rows=rows,
             duration_ns=int(seconds * 1e9),
-            at_ms=_epoch_ms(clock),
+            at_ms=self._wall_ms(now),
             executions=0 if model.batcher is not None else 1,
         )
         if self.metrics is not None:
-            self.metrics.observe_success(name, model.source.version, seconds, rows)
-        return InferenceResponse(
-            model_name=name,
-            model_version=model.source.version,
-            id=request.id,
-            outputs=outputs,
-        )
+            self.metrics.observe_success(name, served, seconds, rows)
+        return InferenceResponse(name, outputs, served, request.id)
 
     async def _run(
         self,
@@ -197,7 +197,8 @@ class DataPlane:
         self._check_limits(request)
         validate_inputs(signature, request.inputs)
         wanted = _wanted_outputs(signature, request)
-        deadline = _deadline(request, deadline, now)
+        if request.parameters:  # only the timeout parameter moves the deadline
+            deadline = _deadline(request, deadline, now)
         inputs = {t.name: t.data for t in request.inputs}
         batcher, runtime = model.batcher, model.runtime
         if batcher is not None:
@@ -319,10 +320,6 @@ class DataPlane:
     async def close(self) -> None:
         """Unload every model and stop the batchers (at shutdown)."""
         await _close(self.repository.close())
-
-
-def _epoch_ms(clock: Clock) -> int:
-    return int(clock.now().timestamp() * 1000)
 
 
 async def _close(batchers: list[Batcher]) -> None:

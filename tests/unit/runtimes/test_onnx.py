@@ -57,18 +57,46 @@ def test_predict_matches_sklearn(onnx_classifier: Trained) -> None:
 
 def test_only_requested_outputs_are_run(onnx_classifier: Trained) -> None:
     runtime = loaded(onnx_classifier.path)
-    session = runtime._session
+    native = runtime._direct_run
+    assert native is not None  # this onnxruntime build exposes the native session's run
     asked: list[list[str]] = []
 
-    class Spy:
-        def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> object:
-            asked.append(names)
-            return session.run(names, feeds)
+    def spy(names: list[str], feeds: dict[str, np.ndarray], options: object) -> object:
+        asked.append(names)
+        return native(names, feeds, options)
 
-    runtime._session = Spy()
+    runtime._direct_run = spy
     out = runtime.predict({"X": onnx_classifier.X[:2]}, ["probabilities"])
     assert set(out) == {"probabilities"}
     assert asked == [["probabilities"]]
+
+
+def test_native_and_public_runs_agree(onnx_classifier: Trained) -> None:
+    direct = loaded(onnx_classifier.path)
+    public = loaded(onnx_classifier.path)
+    public._direct_run = None  # as on a build without the native entry point
+    X = onnx_classifier.X[:5]
+    a, b = direct.predict({"X": X}, []), public.predict({"X": X}, [])
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_a_failing_native_run_is_answered_by_the_public_api(onnx_classifier: Trained) -> None:
+    runtime = loaded(onnx_classifier.path)
+    calls = 0
+
+    def broken(names: list[str], feeds: dict[str, np.ndarray], options: object) -> object:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("native run failed")
+
+    runtime._direct_run = broken
+    out = runtime.predict({"X": onnx_classifier.X[:2]}, ["label"])
+    np.testing.assert_array_equal(out["label"], onnx_classifier.model.predict(onnx_classifier.X[:2]))
+    assert calls == 1
+    # The public run succeeded, so the native entry point is taken again from the session.
+    assert runtime._direct_run is not broken
 
 
 def test_float64_numbers_are_cast_to_the_graph_type(onnx_classifier: Trained) -> None:

@@ -65,6 +65,8 @@ filtered to the names the caller may see."""
 Route = tuple[str, Handler, Action, str | None]
 """HTTP method, handler, what the call does, and the model it is about (or ``_LISTING``)."""
 _BINARY = b"application/octet-stream"
+_ROUTE_TABLE_SIZE: Final = 1024
+"""Most request paths whose route is remembered (a model's endpoints take a handful)."""
 
 
 class RestApp:
@@ -92,6 +94,7 @@ class RestApp:
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self._openapi_body = orjson.dumps(openapi_document())
+        self._routes: dict[str, Route] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
@@ -113,9 +116,16 @@ class RestApp:
             return error_reply(500, f"internal error: {type(exc).__name__}")
 
     async def _route(self, request: Request) -> Reply:
-        route = self._match(request.path.split("/"))
+        route = self._routes.get(request.path)
         if route is None:
-            return error_reply(404, f"no such endpoint: {request.method} {request.path}")
+            route = self._match(request.path.split("/"))
+            if route is None:
+                return error_reply(404, f"no such endpoint: {request.method} {request.path}")
+            # Matching depends on the path alone; a bounded table of paths seen keeps a flood
+            # of distinct paths from growing it without limit.
+            if len(self._routes) >= _ROUTE_TABLE_SIZE:
+                self._routes.clear()
+            self._routes[request.path] = route
         method, handler, action, name = route
         if request.method != method and not (method == "GET" and request.method == "HEAD"):
             return error_reply(405, f"method {request.method} is not allowed on {request.path}")
