@@ -283,9 +283,10 @@ def labels(targets: list[Target], ctx: Context) -> dict[str, str]:
             extra = ctx.modelport.args + (ctx.modelport.mlp_args if "mlp" in t.models else [])
             shown = " ".join(a for a in extra)
             out[t.key] = f"{t.label} ({ctx.artifact}{', ' + shown if shown else ''})"
-        elif t.family == "floor":
+        elif t.family in ("floor", "bare"):
             workers = ctx.modelport.workers
-            out[t.key] = f"floor, {workers} worker{'s' if workers > 1 else ''}"
+            name = "floor" if t.family == "floor" else t.label
+            out[t.key] = f"{name}, {workers} worker{'s' if workers > 1 else ''}"
     return out
 
 
@@ -375,6 +376,9 @@ def main(argv: list[str]) -> int:
     auth_cost = report.auth_cost(summaries) if home.api_key else None
     if auth_cost:
         tables.append(auth_cost)
+    headroom = report.headroom(summaries)
+    if headroom:
+        tables.append(headroom)
     extra = [f"modelport option {o} not used: {r}" for o, r in cli.rejected.items()] + home.notes
     notes = report.notes(summaries, extra)
     print("\n\n".join(tables))

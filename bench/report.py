@@ -170,6 +170,40 @@ def auth_cost(summaries: list[Summary]) -> str | None:
     return "\n".join(lines)
 
 
+def headroom(summaries: list[Summary]) -> str | None:
+    """modelport and the bare ONNX Runtime handler as shares of the floor, per REST point.
+
+    The floor figure alone mixes two costs: running the model at all and everything else
+    modelport does per request. The bare handler (``bench/floor.py --onnx``) runs the model with
+    nothing else, so bare / floor is the most any server running the model reaches on this stack
+    and machine, and modelport / bare is the share of it modelport keeps. None when no point has
+    all three.
+    """
+    by_point: dict[Point, dict[str, Summary]] = {}
+    for s in summaries:
+        if s.failed or s.rps <= 0 or s.point.transport != "REST":
+            continue
+        if s.target.modelport_authenticated or s.target.family in ("floor", "bare"):
+            key = "modelport" if s.target.family == "modelport" else s.target.family
+            by_point.setdefault(s.point, {})[key] = s
+    rows = [(p, r) for p, r in by_point.items() if len(r) == 3]
+    if not rows:
+        return None
+    lines = [
+        "Headroom (shares of the floor's req/s; the bare ONNX Runtime handler runs the model "
+        "and nothing else):",
+        "",
+        "| point | modelport / floor | bare handler / floor | modelport / bare handler |",
+        "|---|---:|---:|---:|",
+    ]
+    for point, r in rows:
+        mine, floor, bare = r["modelport"].rps, r["floor"].rps, r["bare"].rps
+        lines.append(
+            f"| {point.label()} | {mine / floor:.2f}x | {bare / floor:.2f}x | {mine / bare:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def notes(summaries: list[Summary], extra: list[str]) -> list[str]:
     """Lines worth reading under the table: errors seen, failures, options dropped."""
     out = list(extra)

@@ -153,6 +153,8 @@ class Context:
 
     def datatype(self, target: Target) -> str:
         """The input datatype a configuration expects: FP32 for ONNX graphs, else FP64."""
+        if target.family == "bare":
+            return "FP32"
         if target.family in ("modelport", "floor") and self.artifact == "onnx":
             return "FP32"
         return "FP64"
@@ -162,7 +164,8 @@ class Context:
 
         Every server computes and returns the class probabilities only: modelport is asked for
         that output by name, MLServer is configured with ``predict_fn=predict_proba`` and the
-        KServe model returns nothing else. The floor gets modelport's request.
+        KServe model returns nothing else. The floor gets modelport's request, and the bare ONNX
+        Runtime handler the request modelport gets when it serves the ONNX export.
         """
         bench_model = self.models[model]
         body: dict[str, object] = {
@@ -175,7 +178,9 @@ class Context:
                 }
             ]
         }
-        if target.family in ("modelport", "floor"):
+        if target.family == "bare":
+            body["outputs"] = [{"name": "probabilities"}]
+        elif target.family in ("modelport", "floor"):
             output = "probabilities" if self.artifact == "onnx" else "predict_proba"
             body["outputs"] = [{"name": output}]
         return body
@@ -225,6 +230,9 @@ def all_targets(models: tuple[str, ...]) -> list[Target]:
         Target("kserve-w2", "KServe 2 workers", "kserve", models, workers=2),
         Target("floor", "floor (uvicorn + orjson, no model)", "floor", models),
     ]
+    if "tiny" in models:
+        # The scale for the floor figure: the least a server running the model does.
+        targets.append(Target("bare-onnx", "bare ONNX Runtime handler", "bare", ("tiny",)))
     return targets
 
 
@@ -256,6 +264,7 @@ def launch(target: Target, ctx: Context) -> Launch:
         "mlserver": _mlserver,
         "kserve": _kserve,
         "floor": _floor,
+        "bare": _floor,
     }[target.family]
     return builder(target, ctx)
 
@@ -359,4 +368,6 @@ def _floor(target: Target, ctx: Context) -> Launch:
         "--workers",
         str(ctx.modelport.workers),
     ]
+    if target.family == "bare":
+        argv += [f"--onnx={m}={ctx.models[m].onnx_path}" for m in target.models]
     return Launch(argv, port, None, cwd=REPO)

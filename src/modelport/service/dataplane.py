@@ -362,9 +362,11 @@ def _wanted_outputs(signature: Signature, request: InferenceRequest) -> list[str
 
 def _output_tensor(name: str, arrays: dict[str, np.ndarray], signature: Signature) -> Tensor:
     try:
-        array = np.asarray(arrays[name])
+        array = arrays[name]
     except KeyError:
         raise InferenceFailed(f"the model returned no output {name!r}") from None
+    if type(array) is not np.ndarray:
+        array = np.asarray(array)
     spec: TensorSpec | None = signature.output(name)
     try:
         datatype = spec.datatype if spec is not None else from_numpy_dtype(array.dtype)

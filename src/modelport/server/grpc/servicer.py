@@ -5,9 +5,7 @@ The codec (:mod:`modelport.protocol.grpc_codec`) does the parsing and serialisin
 transport business and live here: the deadline (the request's ``timeout`` parameter and the
 call's own gRPC deadline, whichever ends first) and the stream, whose requests run concurrently
 (so that a batcher can merge them), up to a window, and are answered as they finish.
-
-Statistics are recorded around ``DataPlane.infer`` for now; the recording moves into the data
-plane once it keeps the counters itself.
+Statistics and metrics are counted by ``DataPlane.infer``, as for REST.
 """
 
 from __future__ import annotations
