@@ -26,7 +26,7 @@ from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.core.settings import LimitSettings
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
 from modelport.monitoring import ServingMetrics
-from modelport.service.models import LoadedModel, ModelRepository
+from modelport.service.models import ModelRepository
 from modelport.service.stats import InferenceStats, merge_statistics, request_rows
 
 __all__ = ["EXTENSIONS", "DataPlane", "Peers"]
@@ -159,8 +159,22 @@ class DataPlane:
         model = self.repository.get_ready(name, version)
         monotonic = self._monotonic
         started = monotonic()
+        signature = model.signature
         try:
-            outputs = await self._run(model, request, deadline, started)
+            self._check_limits(request)
+            validate_inputs(signature, request.inputs)
+            wanted = _wanted_outputs(signature, request)
+            if request.parameters:  # only the timeout parameter moves the deadline
+                deadline = _deadline(request, deadline, started)
+            inputs = {t.name: t.data for t in request.inputs}
+            batcher, runtime = model.batcher, model.runtime
+            if batcher is not None:
+                arrays = await batcher.submit(inputs, wanted, deadline)
+            elif runtime is not None:
+                arrays = runtime.predict(inputs, wanted)
+            else:  # unloaded between the readiness check and now
+                raise ModelNotReady(f"model {name!r} version {model.source.version} was unloaded")
+            outputs = [_output_tensor(output, arrays, signature) for output in wanted]
         except ModelportError as exc:
             now = monotonic()
             served = model.source.version
@@ -180,35 +194,11 @@ class DataPlane:
             rows=rows,
             duration_ns=int(seconds * 1e9),
             at_ms=self._wall_ms(now),
-            executions=0 if model.batcher is not None else 1,
+            executions=0 if batcher is not None else 1,
         )
         if self.metrics is not None:
             self.metrics.observe_success(name, served, seconds, rows)
         return InferenceResponse(name, outputs, served, request.id)
-
-    async def _run(
-        self,
-        model: LoadedModel,
-        request: InferenceRequest,
-        deadline: float | None,
-        now: float,
-    ) -> list[Tensor]:
-        signature = model.signature
-        self._check_limits(request)
-        validate_inputs(signature, request.inputs)
-        wanted = _wanted_outputs(signature, request)
-        if request.parameters:  # only the timeout parameter moves the deadline
-            deadline = _deadline(request, deadline, now)
-        inputs = {t.name: t.data for t in request.inputs}
-        batcher, runtime = model.batcher, model.runtime
-        if batcher is not None:
-            arrays = await batcher.submit(inputs, wanted, deadline)
-        elif runtime is not None:
-            arrays = runtime.predict(inputs, wanted)
-        else:  # unloaded between the readiness check and now
-            source = model.source
-            raise ModelNotReady(f"model {source.name!r} version {source.version} was unloaded")
-        return [_output_tensor(name, arrays, signature) for name in wanted]
 
     def _check_limits(self, request: InferenceRequest) -> None:
         elements = 0

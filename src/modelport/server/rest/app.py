@@ -106,7 +106,17 @@ class RestApp:
     async def _respond(self, scope: Scope, receive: Receive) -> Reply:
         try:
             request = parse_request(scope, receive)
-            return await self._route(request)
+            route = self._route(request)
+            if isinstance(route, Reply):
+                return route
+            _, handler, action, name = route
+            # Who may do what is decided before anything about the model is looked up, so a
+            # caller learns nothing about models outside its grants.
+            if name is _LISTING:
+                request.identity = await self.access.check_listing_async(request.caller, action)
+            else:
+                request.identity = await self.access.check_async(request.caller, action, name)
+            return await handler(request)
         except ModelportError as exc:
             if exc.kind.value == "internal":
                 log.error("%s %s failed: %s", scope["method"], scope["path"], exc)
@@ -115,7 +125,8 @@ class RestApp:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             return error_reply(500, f"internal error: {type(exc).__name__}")
 
-    async def _route(self, request: Request) -> Reply:
+    def _route(self, request: Request) -> Route | Reply:
+        """Return the request's route, or the 404 / 405 answer when it has none."""
         route = self._routes.get(request.path)
         if route is None:
             route = self._match(request.path.split("/"))
@@ -126,16 +137,10 @@ class RestApp:
             if len(self._routes) >= _ROUTE_TABLE_SIZE:
                 self._routes.clear()
             self._routes[request.path] = route
-        method, handler, action, name = route
+        method = route[0]
         if request.method != method and not (method == "GET" and request.method == "HEAD"):
             return error_reply(405, f"method {request.method} is not allowed on {request.path}")
-        # Who may do what is decided before anything about the model is looked up, so a
-        # caller learns nothing about models outside its grants.
-        if name is _LISTING:
-            request.identity = await self.access.check_listing_async(request.caller, action)
-        else:
-            request.identity = await self.access.check_async(request.caller, action, name)
-        return await handler(request)
+        return route
 
     def _match(self, parts: list[str]) -> Route | None:
         # parts[0] is "" (the path starts with "/"), parts[1] must be "v2" (or "metrics").
