@@ -14,6 +14,7 @@ probabilities as a tensor. A registered signature overrides the session's.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -195,10 +196,8 @@ class OnnxRuntime(ModelRuntime):
             # fifth of a small model's run): the feed holds exactly the graph's inputs, which is
             # what those checks verify. Any failure goes through the public API below, which
             # words the error (or falls back to another provider) as it always does.
-            try:
+            with contextlib.suppress(Exception):
                 values = direct(names, feeds, None)
-            except Exception:
-                values = None
         if values is None:
             values = self._run_public(session, names, feeds)
         result: dict[str, np.ndarray] = {}

@@ -230,11 +230,8 @@ class RestApp:
 
     async def _infer(self, request: Request, model: str, version: str | None) -> Reply:
         body = await read_body(request, self.max_body)
-        if request.header_length is None:  # all JSON, the common case
-            infer_request = decode_infer_request(body, None)
-        else:
-            length = _header_length(request.header_length)
-            infer_request = self._decode(model, version, body, length)
+        length = _header_length(request.header_length)
+        infer_request = self._decode(model, version, body, length)
         response = await self.dp.infer(model, version, infer_request)
         out, json_length = encode_infer_response(response, infer_request)
         if json_length is None:
