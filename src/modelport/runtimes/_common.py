@@ -81,6 +81,10 @@ def select_outputs(requested: Collection[str], available: tuple[str, ...]) -> tu
     """
     if not requested:
         return available
+    if len(requested) == 1:  # the common request, checked without building a list
+        (name,) = requested
+        if name in available:
+            return (name,)
     unknown = [name for name in requested if name not in available]
     if unknown:
         have = ", ".join(repr(n) for n in available) or "none"

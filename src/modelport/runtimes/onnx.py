@@ -14,7 +14,6 @@ probabilities as a tensor. A registered signature overrides the session's.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -183,11 +182,13 @@ class OnnxRuntime(ModelRuntime):
         if session is None or signature is None:
             raise not_ready(self.framework)
         wanted = select_outputs(outputs, signature.output_names())
+        feed_dtypes = self._feed_dtypes
         feeds = {}
         for name, array in inputs.items():
-            target = self._feed_dtypes.get(name)
-            # The common case, an input already in the graph's float type, needs no conversion.
-            feeds[name] = array if array.dtype == target else self._feed(name, array)
+            # The common case, an input already in the graph's float type, needs no conversion
+            # (numpy's built-in dtypes are singletons, so identity decides it without ``==``).
+            given, target = array.dtype, feed_dtypes.get(name)
+            feeds[name] = array if given is target or given == target else self._feed(name, array)
         names = list(wanted)
         values = None
         direct = self._direct_run
@@ -196,8 +197,10 @@ class OnnxRuntime(ModelRuntime):
             # fifth of a small model's run): the feed holds exactly the graph's inputs, which is
             # what those checks verify. Any failure goes through the public API below, which
             # words the error (or falls back to another provider) as it always does.
-            with contextlib.suppress(Exception):
+            try:
                 values = direct(names, feeds, None)
+            except Exception:  # noqa: BLE001 - answered by the public API below
+                values = None
         if values is None:
             values = self._run_public(session, names, feeds)
         result: dict[str, np.ndarray] = {}

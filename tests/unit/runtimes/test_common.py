@@ -20,6 +20,9 @@ from modelport.runtimes.base import RuntimeConfig
 def test_select_outputs() -> None:
     assert select_outputs([], ("a", "b")) == ("a", "b")
     assert select_outputs(["b", "b"], ("a", "b")) == ("b",)
+    # One requested name (the common request, answered without the general check).
+    assert select_outputs(["b"], ("a", "b")) == ("b",)
+    assert select_outputs({"a"}, ("a", "b")) == ("a",)
     with pytest.raises(InvalidInput, match="unknown output 'c'; the model has 'a', 'b'"):
         select_outputs(["c"], ("a", "b"))
 

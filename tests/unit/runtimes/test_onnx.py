@@ -93,7 +93,9 @@ def test_a_failing_native_run_is_answered_by_the_public_api(onnx_classifier: Tra
 
     runtime._direct_run = broken
     out = runtime.predict({"X": onnx_classifier.X[:2]}, ["label"])
-    np.testing.assert_array_equal(out["label"], onnx_classifier.model.predict(onnx_classifier.X[:2]))
+    np.testing.assert_array_equal(
+        out["label"], onnx_classifier.model.predict(onnx_classifier.X[:2])
+    )
     assert calls == 1
     # The public run succeeded, so the native entry point is taken again from the session.
     assert runtime._direct_run is not broken
