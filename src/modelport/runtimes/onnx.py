@@ -204,7 +204,11 @@ class OnnxRuntime(ModelRuntime):
         if values is None:
             values = self._run_public(session, names, feeds)
         result: dict[str, np.ndarray] = {}
-        for name, value in zip(wanted, values, strict=True):
+        if len(values) != len(wanted):
+            raise InferenceFailed(
+                f"onnxruntime returned {len(values)} outputs for the {len(wanted)} requested"
+            )
+        for name, value in zip(wanted, values, strict=False):  # lengths checked just above
             dtype = self._output_dtypes.get(name)
             if type(value) is np.ndarray and dtype is not None and value.dtype == dtype:
                 result[name] = value

@@ -44,6 +44,10 @@ class Action(enum.Enum):
     ADMIN = "admin"
     """API keys, policies, audit."""
 
+    # Members are singletons compared by identity, so identity is a valid hash; Enum's own
+    # hashes the name in Python, which every request pays in the decision cache's key.
+    __hash__ = object.__hash__
+
     @property
     def role(self) -> Role:
         """The least role that allows this action."""

@@ -242,14 +242,31 @@ class AccessControl:
             PermissionDenied: As :meth:`check`.
             RateLimited: As :meth:`check`.
         """
+        identity = self.granted(caller, action, name)
+        if identity is not None:
+            return identity
+        return await asyncio.to_thread(self.check, caller, action, name)
+
+    def granted(self, caller: Caller, action: Action, name: str | None = None) -> Identity | None:
+        """:meth:`check`'s answer when it needs no lookup, or ``None`` when it does.
+
+        Answers inline (no coroutine, no thread) when authentication is off, the call is an
+        open probe, or the same credential was granted the same action on the same name
+        within the decision cache's TTL; the rate limit is applied as :meth:`check` applies it.
+        ``None`` means call :meth:`check_async`.
+
+        Raises:
+            RateLimited: As :meth:`check`.
+        """
         if self.authenticator is None or (action is Action.HEALTH and self.open_probes):
             return ANONYMOUS
         hit = self._granted.get((caller.authorization, caller.peer_subject, action, name))
         if hit is not None and self._clock.monotonic() < hit[1]:
             identity = hit[0]
-            self._limit(identity)
+            if self.limiter is not None:
+                self._limit(identity)
             return identity
-        return await asyncio.to_thread(self.check, caller, action, name)
+        return None
 
     async def check_listing_async(self, caller: Caller, action: Action) -> Identity:
         """:meth:`check_listing` in a worker thread (listings are rare; the lookup may do I/O)."""

@@ -235,3 +235,22 @@ def test_cache_misses_run_off_the_event_loop(clock: FakeClock) -> None:
 
     asyncio.run(run())
     assert len(threads) == 3  # the cached grant did not look the key up again
+
+
+def test_granted_answers_only_what_needs_no_lookup(keys: Keys, clock: FakeClock) -> None:
+    assert AccessControl(None).granted(Caller(), Action.MANAGE, "x") is ANONYMOUS
+    authn = Authenticator(keys, None, {}, clock, 0.0)
+    limiter = RateLimiter(1.0, 2, clock)
+    access = AccessControl(authn, limiter, clock=clock, cache_ttl_s=5.0)
+    assert access.granted(Caller(), Action.HEALTH) is ANONYMOUS  # an open probe
+    assert access.granted(bearer(PREDICTOR), Action.INFER, "iris") is None  # not yet looked up
+    assert keys.calls == 0
+    identity = access.check(bearer(PREDICTOR), Action.INFER, "iris")  # takes a token
+    assert access.granted(bearer(PREDICTOR), Action.INFER, "iris") is identity  # takes the last
+    assert access.granted(bearer(PREDICTOR), Action.INFER, "other") is None  # another name
+    assert access.granted(bearer(VIEWER), Action.INFER, "iris") is None  # another credential
+    with pytest.raises(RateLimited):  # a cached grant still pays the rate limit
+        access.granted(bearer(PREDICTOR), Action.INFER, "iris")
+    clock.advance(5.0)  # the TTL ran out: look it up again
+    assert access.granted(bearer(PREDICTOR), Action.INFER, "iris") is None
+    assert keys.calls == 1

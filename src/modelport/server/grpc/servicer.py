@@ -79,7 +79,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         return subject
 
     async def _check(self, context: Any, action: Action, name: str | None) -> Identity:
-        return await self.access.check_async(self._caller(context), action, name)
+        caller = self._caller(context)
+        identity = self.access.granted(caller, action, name)  # a cached grant: no coroutine
+        if identity is None:
+            identity = await self.access.check_async(caller, action, name)
+        return identity
 
     async def _check_listing(self, context: Any, action: Action) -> Identity:
         return await self.access.check_listing_async(self._caller(context), action)

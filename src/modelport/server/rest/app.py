@@ -115,7 +115,11 @@ class RestApp:
             if name is _LISTING:
                 request.identity = await self.access.check_listing_async(request.caller, action)
             else:
-                request.identity = await self.access.check_async(request.caller, action, name)
+                # A cached grant is answered without a coroutine; anything else is looked up.
+                identity = self.access.granted(request.caller, action, name)
+                if identity is None:
+                    identity = await self.access.check_async(request.caller, action, name)
+                request.identity = identity
             return await handler(request)
         except ModelportError as exc:
             if exc.kind.value == "internal":
