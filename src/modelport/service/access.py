@@ -263,8 +263,7 @@ class AccessControl:
         hit = self._granted.get((caller.authorization, caller.peer_subject, action, name))
         if hit is not None and self._clock.monotonic() < hit[1]:
             identity = hit[0]
-            if self.limiter is not None:
-                self._limit(identity)
+            self._limit(identity)
             return identity
         return None
 

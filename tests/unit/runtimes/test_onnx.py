@@ -10,6 +10,7 @@ import pytest
 from modelport.core.datatypes import Datatype
 from modelport.core.errors import (
     DependencyMissing,
+    InferenceFailed,
     IntegrityError,
     InvalidInput,
     ModelNotReady,
@@ -99,6 +100,15 @@ def test_a_failing_native_run_is_answered_by_the_public_api(onnx_classifier: Tra
     assert calls == 1
     # The public run succeeded, so the native entry point is taken again from the session.
     assert runtime._direct_run is not broken
+
+
+def test_a_run_that_returns_the_wrong_number_of_outputs_fails_clearly(
+    onnx_classifier: Trained,
+) -> None:
+    runtime = loaded(onnx_classifier.path)
+    runtime._direct_run = lambda names, feeds, options: []  # no output for the one requested
+    with pytest.raises(InferenceFailed, match="returned 0 outputs for the 1 requested"):
+        runtime.predict({"X": onnx_classifier.X[:2]}, ["label"])
 
 
 def test_float64_numbers_are_cast_to_the_graph_type(onnx_classifier: Trained) -> None:
