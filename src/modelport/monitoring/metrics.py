@@ -111,15 +111,17 @@ class ServingMetrics:
         )
         self._tallies: dict[tuple[str, str, str], _Tally] = {}
 
-    def observe_success(self, model: str, version: str, seconds: float, rows: int) -> None:
-        """Count one successful request (in the in-process tallies)."""
-        self._observe((model, version, "ok"), seconds, rows)
+    def observe(self, model: str, version: str, outcome: str, seconds: float, rows: int) -> None:
+        """Count one request in the in-process tallies.
 
-    def observe_failure(self, model: str, version: str, seconds: float, outcome: str) -> None:
-        """Count one failed request; ``outcome`` is the error kind."""
-        self._observe((model, version, outcome), seconds, 0)
-
-    def _observe(self, key: tuple[str, str, str], seconds: float, rows: int) -> None:
+        Args:
+            model: Model name.
+            version: Served version.
+            outcome: ``ok``, or the error kind of a failed request.
+            seconds: Time from the decoded request to its outputs (or its error).
+            rows: Rows inferred (0 for a failure).
+        """
+        key = (model, version, outcome)
         tally = self._tallies.get(key)
         if tally is None:
             tally = self._tallies[key] = _Tally()

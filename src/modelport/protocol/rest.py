@@ -40,6 +40,8 @@ from modelport.protocol.binary import (
 )
 from modelport.protocol.header import (
     DATATYPES,
+    MAX_DIMS,
+    MAX_EXTENT,
     check_request_parameters,
     describe,
     load_json,
@@ -47,7 +49,6 @@ from modelport.protocol.header import (
     parse_parameters,
     parse_requested_outputs,
     parse_tensor_header,
-    shape_problem,
 )
 from modelport.protocol.tensor_data import (
     array_from_json,
@@ -162,15 +163,28 @@ def decode_infer_request(body: bytes, header_length: int | None) -> InferenceReq
         InvalidInput: The body is malformed: bad JSON or header length, missing or mistyped
             fields, data that does not fit its shape or datatype, binary sizes that do not add up.
     """
-    body = bytes(body) if not isinstance(body, bytes) else body
-    end = len(body) if header_length is None else _json_end(body, header_length, "request")
-    # Slicing copies the header, which costs less than parsing it (and, for a header of a few
-    # hundred bytes, less than a memoryview); a whole-body slice is the body itself.
-    doc = _load_object(body[:end], "request body")
+    if type(body) is not bytes:
+        body = bytes(body)
+    doc: Any = None
     if header_length is None:
-        plain = _decode_plain(doc, body)
-        if plain is not None:
-            return plain
+        # The common request, all JSON, is parsed here and decoded in one pass when it is
+        # plain; anything else, invalid JSON included, goes on to the general path below.
+        end = len(body)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(doc) is dict:
+                plain = _decode_plain(doc, body)
+                if plain is not None:
+                    return plain
+    else:
+        end = _json_end(body, header_length, "request")
+    if type(doc) is not dict:
+        # Slicing copies the header, which costs less than parsing it (and, for a header of a
+        # few hundred bytes, less than a memoryview); a whole-body slice is the body itself.
+        doc = _load_object(body[:end], "request body")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput(
@@ -223,7 +237,7 @@ def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
             if type(name) is not str or not name:
                 return None
             outputs.append(RequestedOutput(name, {}))
-        if len({o.name for o in outputs}) != len(outputs):
+        if len(outputs) > 1 and len({o.name for o in outputs}) != len(outputs):
             return None
         outputs = outputs or None
     may_hold_bools: bool | None = None
@@ -242,8 +256,13 @@ def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
         ):
             return None
         datatype = DATATYPES.get(raw_datatype)
-        # Empty tensors (a zero dimension) take the general path.
-        if datatype is None or shape_problem(raw_shape) is not None or not math.prod(raw_shape):
+        if datatype is None or len(raw_shape) > MAX_DIMS:
+            return None
+        # shape_problem's checks, inline; empty tensors (a zero dimension) take the general path.
+        for dim in raw_shape:
+            if type(dim) is not int or dim <= 0:
+                return None
+        if math.prod(raw_shape) > MAX_EXTENT:
             return None
         if may_hold_bools is None:
             may_hold_bools = body.find(b"true") >= 0 or body.find(b"false") >= 0
@@ -315,19 +334,6 @@ def _assemble(doc: dict[str, Any], chunks: list[_Chunk]) -> tuple[bytes, int | N
     return b"".join([header, *chunks]), len(header)
 
 
-def _binary_choice(request: InferenceRequest | None) -> tuple[bool, dict[str, bool]]:
-    """Return the request-level binary default and the per-output choices that override it."""
-    if request is None:
-        return False, {}
-    default = request.parameters.get("binary_data_output") is True
-    per_output: dict[str, bool] = {}
-    for requested in request.outputs or ():
-        flag = requested.parameters.get("binary_data")
-        if isinstance(flag, bool):
-            per_output[requested.name] = flag
-    return default, per_output
-
-
 def encode_infer_response(
     response: InferenceResponse, request: InferenceRequest | None
 ) -> tuple[bytes, int | None]:
@@ -351,7 +357,17 @@ def encode_infer_response(
     Raises:
         InferenceFailed: An output cannot be encoded (wrong element count or value types).
     """
-    default, per_output = _binary_choice(request)
+    # The request-level binary default, and the per-output choices that override it.
+    default = False
+    per_output: dict[str, bool] = {}
+    if request is not None:
+        if request.parameters:
+            default = request.parameters.get("binary_data_output") is True
+        for requested in request.outputs or ():
+            if requested.parameters:
+                flag = requested.parameters.get("binary_data")
+                if isinstance(flag, bool):
+                    per_output[requested.name] = flag
     doc: dict[str, Any] = {"model_name": response.model_name}
     if response.model_version is not None:
         doc["model_version"] = response.model_version
@@ -363,7 +379,7 @@ def encode_infer_response(
     chunks: list[_Chunk] = []
     try:
         for tensor in response.outputs:
-            binary = per_output.get(tensor.name, default)
+            binary = per_output.get(tensor.name, default) if per_output else default
             entry, chunk = _encode_tensor(tensor, binary, f"output {tensor.name!r}")
             outputs.append(entry)
             if chunk is not None:

@@ -126,24 +126,10 @@ def array_from_json(
         )
     if datatype is _BYTES:
         return _bytes_from_json(data, shape, what)
-    fast = _numeric_fast(data, datatype, shape, may_hold_bools)
+    fast = numeric_from_json_fast(data, datatype, shape, may_hold_bools)
     if fast is not None:
         return fast
     return _numeric_checked(data, datatype, shape, what)
-
-
-def numeric_from_json_fast(
-    data: Any, datatype: Datatype, shape: tuple[int, ...], may_hold_bools: bool
-) -> np.ndarray | None:
-    """:func:`array_from_json`'s fast path alone, for a numeric or BOOL datatype.
-
-    Returns:
-        The array :func:`array_from_json` would return, or ``None`` when only its element by
-        element path can decide (odd nesting, mixed types, values out of range, BYTES, BF16...).
-    """
-    if datatype not in _PLANS:
-        return None
-    return _numeric_fast(data, datatype, shape, may_hold_bools)
 
 
 def _contains_bool(data: Any, ndim: int) -> bool:
@@ -157,10 +143,18 @@ def _contains_bool(data: Any, ndim: int) -> bool:
     return bool in set(map(type, leaves))
 
 
-def _numeric_fast(
+def numeric_from_json_fast(
     data: Any, datatype: Datatype, shape: tuple[int, ...], may_hold_bools: bool
 ) -> np.ndarray | None:
-    """Return the decoded array, or ``None`` when only the checked path can decide."""
+    """:func:`array_from_json`'s fast path alone, for a numeric or BOOL datatype.
+
+    Returns:
+        The array :func:`array_from_json` would return, or ``None`` when only its element by
+        element path can decide (odd nesting, mixed types, values out of range, BYTES, BF16...).
+    """
+    plan = _PLANS.get(datatype)
+    if plan is None:
+        return None
     try:
         array = np.asarray(data)
     except (ValueError, TypeError, OverflowError, RecursionError):
@@ -171,7 +165,7 @@ def _numeric_fast(
             return None
         depth = 1
         array = array.reshape(shape)
-    target, kinds, bounds, float_limit, int_limit = _PLANS[datatype]
+    target, kinds, bounds, float_limit, int_limit = plan
     if array.size == 0:
         return np.empty(shape, dtype=target)
     kind = array.dtype.kind

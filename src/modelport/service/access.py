@@ -263,7 +263,8 @@ class AccessControl:
         hit = self._granted.get((caller.authorization, caller.peer_subject, action, name))
         if hit is not None and self._clock.monotonic() < hit[1]:
             identity = hit[0]
-            self._limit(identity)
+            if self.limiter is not None:
+                self._limit(identity)
             return identity
         return None
 

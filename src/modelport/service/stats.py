@@ -126,7 +126,7 @@ class InferenceStats:
             executions: Model runs the request caused.
         """
         with self._lock:
-            counters = self._entry(name, version)
+            counters = self._counters.get((name, version)) or self._entry(name, version)
             counters.success_count += 1
             counters.success_ns += duration_ns
             counters.inference_count += rows

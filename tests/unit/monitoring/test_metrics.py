@@ -17,9 +17,9 @@ def samples(metrics: ServingMetrics) -> dict[tuple[str, tuple[tuple[str, str], .
 
 def test_counts_successes_failures_rows_and_latency() -> None:
     metrics = ServingMetrics(multiprocess=False)
-    metrics.observe_success("iris", "1", 0.002, rows=3)
-    metrics.observe_success("iris", "1", 0.004, rows=2)
-    metrics.observe_failure("iris", "1", 0.001, "invalid_input")
+    metrics.observe("iris", "1", "ok", 0.002, rows=3)
+    metrics.observe("iris", "1", "ok", 0.004, rows=2)
+    metrics.observe("iris", "1", "invalid_input", 0.001, rows=0)
     found = samples(metrics)
     ok = (("model", "iris"), ("outcome", "ok"), ("version", "1"))
     bad = (("model", "iris"), ("outcome", "invalid_input"), ("version", "1"))
@@ -35,7 +35,7 @@ def test_counts_successes_failures_rows_and_latency() -> None:
 
 def test_tallies_reach_prometheus_only_when_flushed() -> None:
     metrics = ServingMetrics(multiprocess=False)
-    metrics.observe_success("m", "1", 20.0, rows=1)  # beyond the last bucket: +Inf only
+    metrics.observe("m", "1", "ok", 20.0, rows=1)  # beyond the last bucket: +Inf only
     from prometheus_client import generate_latest
 
     assert b'outcome="ok"' not in generate_latest(metrics._registry)

@@ -102,7 +102,7 @@ def test_fast_path_agrees_with_checked_path(
     for may_hold_bools in (True, False):
         if not may_hold_bools and any(type(v) is bool for v in flat):
             continue  # the caller only passes False when the JSON text has no true/false
-        fast = tensor_data._numeric_fast(data, datatype, expected_shape, may_hold_bools)
+        fast = tensor_data.numeric_from_json_fast(data, datatype, expected_shape, may_hold_bools)
         try:
             checked = tensor_data._numeric_checked(data, datatype, expected_shape, "t")
         except InvalidInput:

@@ -59,6 +59,8 @@ log = logging.getLogger("modelport.server")
 
 Hook = Callable[[], Awaitable[None]]
 Handler = Callable[[Request], Awaitable[Reply]]
+"""A route's handler; one about a model is that method with its path's arguments bound
+positionally (``functools.partial`` merges keyword arguments into a new dict on every call)."""
 _LISTING: Final = "\x00listing"
 """Route target of calls that list models: any grant of the role will do, and the answer is
 filtered to the names the caller may see."""
@@ -158,7 +160,7 @@ class RestApp:
         if n == 3 and parts[2] == "openapi.json":
             return "GET", self._openapi, Action.METADATA, _LISTING
         if n == 4 and parts[2:4] == ["models", "stats"]:
-            stats = partial(self._statistics, model=None, version=None)
+            stats = partial(self._statistics, None, None)
             return "GET", stats, Action.METADATA, _LISTING
         if parts[2] == "models" and n >= 4 and parts[3]:
             return self._match_model(parts[3], parts[4:])
@@ -168,7 +170,7 @@ class RestApp:
             return "POST", self._repository_index, Action.MANAGE, _LISTING
         if n == 6 and parts[2] == "repository" and parts[3] == "models" and parts[4]:
             if parts[5] in ("load", "unload"):
-                change = partial(self._repository_change, model=parts[4], action=parts[5])
+                change = partial(self._repository_change, parts[4], parts[5])
                 return "POST", change, Action.MANAGE, parts[4]
         return None
 
@@ -179,23 +181,23 @@ class RestApp:
         if not rest:
             return (
                 "GET",
-                partial(self._model_metadata, model=model, version=version),
+                partial(self._model_metadata, model, version),
                 Action.METADATA,
                 model,
             )
         if rest == ["ready"]:
             return (
                 "GET",
-                partial(self._model_ready, model=model, version=version),
+                partial(self._model_ready, model, version),
                 Action.METADATA,
                 model,
             )
         if rest == ["infer"]:
-            return "POST", partial(self._infer, model=model, version=version), Action.INFER, model
+            return "POST", partial(self._infer, model, version), Action.INFER, model
         if rest == ["stats"]:
             return (
                 "GET",
-                partial(self._statistics, model=model, version=version),
+                partial(self._statistics, model, version),
                 Action.METADATA,
                 model,
             )
@@ -218,24 +220,26 @@ class RestApp:
         ready = self.dp.ready()
         return Reply.json({"ready": ready}, 200 if ready else 503)
 
-    async def _model_metadata(self, request: Request, model: str, version: str | None) -> Reply:
+    async def _model_metadata(self, model: str, version: str | None, request: Request) -> Reply:
         return Reply.json(self.dp.model_metadata(model, version))
 
-    async def _model_ready(self, request: Request, model: str, version: str | None) -> Reply:
+    async def _model_ready(self, model: str, version: str | None, request: Request) -> Reply:
         ready = self.dp.model_ready(model, version)
         return Reply.json({"name": model, "ready": ready}, 200 if ready else 503)
 
-    async def _statistics(self, request: Request, model: str | None, version: str | None) -> Reply:
+    async def _statistics(self, model: str | None, version: str | None, request: Request) -> Reply:
         stats = await self.dp.statistics(model, version)
         if model is None and self.access.enabled:
             names = self.access.visible(request.identity, {s["name"] for s in stats})
             stats = [s for s in stats if s["name"] in names]
         return Reply.json({"model_stats": stats})
 
-    async def _infer(self, request: Request, model: str, version: str | None) -> Reply:
+    async def _infer(self, model: str, version: str | None, request: Request) -> Reply:
         body = await read_body(request, self.max_body)
-        length = _header_length(request.header_length)
-        infer_request = self._decode(model, version, body, length)
+        if request.header_length is None:  # all JSON, the common request
+            infer_request = decode_infer_request(body, None)
+        else:
+            infer_request = self._decode(model, version, body, request.header_length)
         response = await self.dp.infer(model, version, infer_request)
         out, json_length = encode_infer_response(response, infer_request)
         if json_length is None:
@@ -244,8 +248,10 @@ class RestApp:
         return Reply(200, out, _BINARY, header)
 
     def _decode(
-        self, model: str, version: str | None, body: bytes, length: int | None
+        self, model: str, version: str | None, body: bytes, header: str
     ) -> InferenceRequest:
+        """Decode a body sent with an ``Inference-Header-Content-Length`` header."""
+        length = _header_length(header)
         if length == 0:
             signature = self.dp.model_signature(model, version)
             if len(signature.inputs) != 1:
@@ -267,7 +273,7 @@ class RestApp:
             index = [m for m in index if m["name"] in names]
         return Reply.json(index)
 
-    async def _repository_change(self, request: Request, model: str, action: str) -> Reply:
+    async def _repository_change(self, model: str, action: str, request: Request) -> Reply:
         what = f"repository {action} request"
         payload = decode_json_object(await read_body(request, self.max_body), what)
         parameters = payload.get("parameters", {})
@@ -296,9 +302,7 @@ class RestApp:
                 return
 
 
-def _header_length(header: str | None) -> int | None:
-    if header is None:
-        return None
+def _header_length(header: str) -> int:
     try:
         value = int(header)
     except ValueError:
