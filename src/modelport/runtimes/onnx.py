@@ -127,6 +127,7 @@ class OnnxRuntime(ModelRuntime):
         self._output_dtypes: dict[str, np.dtype[Any] | None] = {}
         self._input_names: frozenset[str] = frozenset()
         self._direct_run: Any = None
+        self._run_options: Any = None
 
     def load(self) -> None:
         """Create the inference session; a second call does nothing.
@@ -166,6 +167,9 @@ class OnnxRuntime(ModelRuntime):
         self._signature = signature
         self._input_names = frozenset(s.name for s in model_signature.inputs)
         self._direct_run = _native_run(session)
+        # One RunOptions for every run (onnxruntime takes it read-only): given None, the native
+        # run builds a default one on every call, about 0.7 us of a small model's 4.4 us here.
+        self._run_options = ort.RunOptions()
         self._session = session
 
     def predict(
@@ -198,7 +202,7 @@ class OnnxRuntime(ModelRuntime):
             # what those checks verify. Any failure goes through the public API below, which
             # words the error (or falls back to another provider) as it always does.
             try:
-                values = direct(names, feeds, None)
+                values = direct(names, feeds, self._run_options)
             except Exception:  # noqa: BLE001 - answered by the public API below
                 values = None
         if values is None:
