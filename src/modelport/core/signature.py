@@ -131,19 +131,15 @@ def validate_inputs(signature: Signature, inputs: Sequence[Tensor]) -> None:
     Raises:
         InvalidInput: An input is unknown, missing, duplicated, of the wrong datatype or shape.
     """
-    if len(inputs) == len(signature.inputs) == 1:
-        # The common case, checked without a set or a call: one input, known, with the
-        # datatype and a shape the spec accepts (accepts_shape's loop, inline).
+    if len(inputs) == len(signature.inputs) == 1:  # the common case, checked without a set
         tensor = inputs[0]
         spec = signature._inputs.get(tensor.name)
-        if spec is not None and tensor.datatype is spec.datatype:
-            want, got = spec.shape, tensor.shape
-            if len(want) == len(got):
-                for expected, given in zip(want, got, strict=False):  # lengths equal
-                    if expected != given and expected != -1:
-                        break
-                else:
-                    return
+        if (
+            spec is not None
+            and tensor.datatype is spec.datatype
+            and spec.accepts_shape(tensor.shape)
+        ):
+            return
     seen: set[str] = set()
     for tensor in inputs:
         if tensor.name in seen:
