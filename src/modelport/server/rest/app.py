@@ -46,7 +46,6 @@ from modelport.server.rest.asgi import (
     Send,
     parse_request,
     read_body,
-    send_reply,
 )
 from modelport.server.rest.errors import error_reply, reply_for
 from modelport.server.rest.openapi import openapi_document
@@ -101,7 +100,9 @@ class RestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
         if scope["type"] == "http":
-            await send_reply(send, await self._respond(scope, receive))
+            start, body = (await self._respond(scope, receive)).messages()
+            await send(start)
+            await send(body)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
