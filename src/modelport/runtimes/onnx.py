@@ -167,8 +167,8 @@ class OnnxRuntime(ModelRuntime):
         self._signature = signature
         self._input_names = frozenset(s.name for s in model_signature.inputs)
         self._direct_run = _native_run(session)
-        # One RunOptions for every run (onnxruntime takes it read-only): given None, the native
-        # run builds a default one on every call, about 0.7 us of a small model's 4.4 us here.
+        # One RunOptions for every run (onnxruntime takes it read-only). Given None instead, the
+        # native run of a small model measured about 0.7 us slower (4.4 us against 3.7 us here).
         self._run_options = ort.RunOptions()
         self._session = session
 
