@@ -172,15 +172,8 @@ class ModelRepository:
             NotFound: Unknown name or version.
             ModelNotReady: The version is known but not loaded.
         """
-        # get()'s lookup without its call and the ready property without its own: this runs
-        # on every request; get() words the error when the lookup fails.
-        versions = self._models.get(name)
-        model = None
-        if versions is not None:
-            model = versions.get(self._default[name] if version is None else version)
-        if model is None:
-            model = self.get(name, version)
-        if model.state is not ModelState.READY:
+        model = self.get(name, version)
+        if model.state is not ModelState.READY:  # the ready property's test, without its call
             raise ModelNotReady(
                 f"model {name!r} version {model.source.version} is not ready: {model.reason}"
             )
