@@ -15,6 +15,7 @@ dtype and shape, C-ordered, is used as it is.
 
 from __future__ import annotations
 
+import array
 import itertools
 import math
 from typing import Any, Final, NamedTuple
@@ -97,6 +98,30 @@ _PLANS: Final[dict[Datatype, _Plan]] = {
 _NUMPY_DTYPES: Final = {dt: to_numpy_dtype(dt) for dt in Datatype}
 
 
+def _typecode(dtype: np.dtype[Any]) -> str | None:
+    """The ``array`` module's typecode that stores ``dtype``'s values, if there is one."""
+    if dtype.kind == "f":
+        candidates = "fd"
+    elif dtype.kind in "iu":
+        candidates = "bhilq" if dtype.kind == "i" else "BHILQ"
+    else:
+        return None
+    for code in candidates:
+        if array.array(code).itemsize == dtype.itemsize:
+            return code
+    return None
+
+
+_FLAT_CODES: Final[dict[Datatype, tuple[str, np.dtype[Any]]]] = {
+    dt: (code, _NUMPY_DTYPES[dt])
+    for dt in Datatype
+    if dt not in (_BF16, _BYTES, _BOOL)
+    and (code := _typecode(_NUMPY_DTYPES[dt])) is not None
+}
+"""Datatypes whose flat JSON data ``array.array`` converts in one C pass: FP32, FP64 and the
+integer types (FP16 has no typecode)."""
+
+
 def array_from_json(
     data: Any, datatype: Datatype, shape: tuple[int, ...], what: str, *, may_hold_bools: bool = True
 ) -> np.ndarray:
@@ -152,33 +177,37 @@ def numeric_from_json_fast(
         The array :func:`array_from_json` would return, or ``None`` when only its element by
         element path can decide (odd nesting, mixed types, values out of range, BYTES, BF16...).
     """
+    if type(data) is list and data and type(data[0]) is not list:
+        flat = _FLAT_CODES.get(datatype)
+        if flat is not None:
+            return _from_flat_list(data, flat, shape, may_hold_bools)
     plan = _PLANS.get(datatype)
     if plan is None:
         return None
     try:
-        array = np.asarray(data)
+        values = np.asarray(data)
     except (ValueError, TypeError, OverflowError, RecursionError):
         return None
     depth = len(shape)  # how deeply ``data`` nests
-    if array.shape != shape:
-        if array.ndim != 1 or array.size != math.prod(shape):
+    if values.shape != shape:
+        if values.ndim != 1 or values.size != math.prod(shape):
             return None
         depth = 1
-        array = array.reshape(shape)
+        values = values.reshape(shape)
     target, kinds, bounds, float_limit, int_limit = plan
-    if array.size == 0:
+    if values.size == 0:
         return np.empty(shape, dtype=target)
-    kind = array.dtype.kind
+    kind = values.dtype.kind
     if kind not in kinds:
         return None
     if kinds == "b":
-        return array  # only true/false make a bool array
+        return values  # only true/false make a bool array
     if may_hold_bools and _contains_bool(data, depth):
         return None
-    if array.dtype is target:
+    if values.dtype is target:
         # FP64 floats and INT64 integers, what JSON numbers become. JSON numbers are finite:
         # orjson refuses NaN, Infinity and numbers that overflow a double.
-        return array
+        return values
     limit = float_limit if kind == "f" else int_limit
     if limit is not None:
         # A cast to a narrower type turns values beyond its range into infinities (with a
@@ -187,15 +216,43 @@ def numeric_from_json_fast(
         # term is at most the sum and rounding is monotonic, so a sum below the square of a
         # bound puts every |value| below the bound. A larger sum, NaN or infinity proves
         # nothing either way, and the checked path decides.
-        wide = array if kind == "f" else array.astype(np.float64)
+        wide = values if kind == "f" else values.astype(np.float64)
         if not np.vdot(wide, wide) < limit:
             return None
     elif bounds is not None:
         low, high = bounds
-        if int(array.min()) < low or int(array.max()) > high:
+        if int(values.min()) < low or int(values.max()) > high:
             return None
-    return array.astype(target)
+    return values.astype(target)
 
+
+def _from_flat_list(
+    data: list[Any],
+    flat: tuple[str, np.dtype[Any]],
+    shape: tuple[int, ...],
+    may_hold_bools: bool,
+) -> np.ndarray | None:
+    """The fast path for flat data of FP32, FP64 or an integer type: one ``array.array`` pass.
+
+    ``array.array`` takes numbers only (a string, ``null`` or a list raises ``TypeError``),
+    checks integers against the type's range (``OverflowError``) and converts each value as the
+    checked path does (an ``int`` for FP32 through a double). It takes ``true`` and ``false`` as
+    numbers, so a body that may hold them checks for booleans; and an FP32 value beyond
+    float32's range becomes infinity, which one sum (a double, so finite values cannot
+    overflow it) finds, as JSON has no infinities of its own.
+    """
+    code, dtype = flat
+    try:
+        values = array.array(code, data)
+    except (TypeError, OverflowError):
+        return None
+    if len(values) != math.prod(shape):
+        return None
+    if code == "f" and not math.isfinite(sum(values)):
+        return None
+    if may_hold_bools and _contains_bool(data, 1):
+        return None
+    return np.frombuffer(values, dtype).reshape(shape)
 
 def flatten(data: Any, shape: tuple[int, ...], what: str) -> list[Any]:
     """Return the leaves of JSON ``data`` in row-major order after checking it against ``shape``.

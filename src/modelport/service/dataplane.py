@@ -211,10 +211,10 @@ class DataPlane:
         self.stats.record_success(
             name,
             served,
-            rows=rows,
-            duration_ns=int(seconds * 1e9),
-            at_ms=self._wall_ms(now),
-            executions=0 if batcher is not None else 1,
+            rows,
+            int(seconds * 1e9),
+            self._wall_ms(now),
+            0 if batcher is not None else 1,
         )
         if self.metrics is not None:
             self.metrics.observe(name, served, "ok", seconds, rows)

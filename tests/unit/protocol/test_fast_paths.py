@@ -473,3 +473,33 @@ def test_the_common_request_takes_the_one_pass_decoder() -> None:
     assert request.id == "r-1" and [o.name for o in request.outputs or ()] == ["probabilities"]
     doc["parameters"] = {"binary_data_output": True}
     assert _decode_plain(doc, orjson.dumps(doc)) is None  # parameters: the general path
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "error"),
+    [
+        (Datatype.FP32, [1.0, 1e39], "out of range for FP32"),
+        (Datatype.FP32, [1.0, True], "FP32 expects numbers"),
+        (Datatype.FP32, [1.0, "2"], "FP32 expects numbers"),
+        (Datatype.INT8, [1, 128], "INT8"),
+        (Datatype.UINT64, [1, -1], "UINT64"),
+        (Datatype.INT32, [1, 2.5], "INT32"),
+        (Datatype.FP64, [1.0, 2.0, 3.0], "needs 2 elements but data has 3"),
+    ],
+)
+def test_flat_data_the_array_pass_refuses_is_worded_by_the_checked_path(
+    datatype: Datatype, data: list[Any], error: str
+) -> None:
+    assert tensor_data.numeric_from_json_fast(data, datatype, (1, 2), True) is None
+    with pytest.raises(InvalidInput, match=error):
+        tensor_data.array_from_json(data, datatype, (1, 2), "input 'x'")
+
+
+def test_flat_data_takes_the_array_pass_with_the_checked_paths_values() -> None:
+    data: list[Any] = [1, 2.5, -3e38, 2**60]
+    fast = tensor_data.numeric_from_json_fast(data, Datatype.FP32, (2, 2), False)
+    assert fast is not None and fast.dtype == np.float32 and fast.shape == (2, 2)
+    assert fast.flags.writeable and fast.flags.c_contiguous
+    np.testing.assert_array_equal(
+        fast, tensor_data._numeric_checked(data, Datatype.FP32, (2, 2), "t")
+    )

@@ -99,38 +99,41 @@ class RestApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
-        if scope["type"] == "http":
-            start, body = (await self._respond(scope, receive)).messages()
-            await send(start)
-            await send(body)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _respond(self, scope: Scope, receive: Receive) -> Reply:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
+        # One coroutine per request: the answer is worked out here, not in a helper coroutine.
         try:
             request = parse_request(scope, receive)
             route = self._route(request)
             if isinstance(route, Reply):
-                return route
-            _, handler, action, name = route
-            # Who may do what is decided before anything about the model is looked up, so a
-            # caller learns nothing about models outside its grants.
-            if name is _LISTING:
-                request.identity = await self.access.check_listing_async(request.caller, action)
+                reply = route
             else:
-                # A cached grant is answered without a coroutine; anything else is looked up.
-                identity = self.access.granted(request.caller, action, name)
-                if identity is None:
-                    identity = await self.access.check_async(request.caller, action, name)
-                request.identity = identity
-            return await handler(request)
+                _, handler, action, name = route
+                # Who may do what is decided before anything about the model is looked up, so
+                # a caller learns nothing about models outside its grants.
+                if name is _LISTING:
+                    request.identity = await self.access.check_listing_async(
+                        request.caller, action
+                    )
+                else:
+                    # A cached grant is answered without a coroutine; anything else is looked up.
+                    identity = self.access.granted(request.caller, action, name)
+                    if identity is None:
+                        identity = await self.access.check_async(request.caller, action, name)
+                    request.identity = identity
+                reply = await handler(request)
         except ModelportError as exc:
             if exc.kind.value == "internal":
                 log.error("%s %s failed: %s", scope["method"], scope["path"], exc)
-            return reply_for(exc)
+            reply = reply_for(exc)
         except Exception as exc:  # a bug: log it, answer 500 without a traceback
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            return error_reply(500, f"internal error: {type(exc).__name__}")
+            reply = error_reply(500, f"internal error: {type(exc).__name__}")
+        start, body = reply.messages()
+        await send(start)
+        await send(body)
 
     def _route(self, request: Request) -> Route | Reply:
         """Return the request's route, or the 404 / 405 answer when it has none."""
