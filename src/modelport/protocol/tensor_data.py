@@ -5,8 +5,10 @@ many elements as the shape needs, and values of the right kind (BOOL takes ``tru
 integer types take integers within range, FP types take numbers, BYTES takes strings). Numeric data
 goes through one ``np.asarray`` pass whose inferred dtype tells whether the values are all
 booleans, integers or numbers, and, for a narrower target type, one sum of squares that proves
-them in range; only when that fast path cannot vouch for the data does a per-element walk run,
-and that walk is also what writes the error message.
+them in range. Flat data of FP32, FP64 or an integer type (the form most clients send) takes one
+``array.array`` pass instead, which converts and range-checks in C. Only when a fast path cannot
+vouch for the data does a per-element walk run, and that walk is also what writes the error
+message.
 
 Encoding normalises whatever a model returned (any numeric dtype, ``str`` or ``bytes`` elements)
 to the datatype's numpy dtype, then offers it as flat JSON data; an array that already has the
