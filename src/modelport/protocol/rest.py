@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+import numpy as np
 import orjson
 
-from modelport.core.datatypes import Datatype, element_size
+from modelport.core.datatypes import Datatype, element_size, to_numpy_dtype
 from modelport.core.errors import InferenceFailed, InvalidInput
 from modelport.core.inference import (
     InferenceRequest,
@@ -71,6 +72,10 @@ _BINARY_DATA_SIZE: Final = "binary_data_size"
 _HEADER: Final = "Inference-Header-Content-Length"
 
 _Chunk = bytes | memoryview
+_JSON_AS_IS: Final = {
+    dt: to_numpy_dtype(dt) for dt in Datatype if dt not in (Datatype.BF16, Datatype.BYTES)
+}
+"""The numpy dtype of each datatype whose arrays go into JSON as they are (numeric and BOOL)."""
 
 
 def _json_end(body: bytes, header_length: int | None, role: str) -> int:
@@ -306,9 +311,23 @@ def decode_raw_input(body: bytes, spec: TensorSpec) -> InferenceRequest:
     return InferenceRequest(inputs=[Tensor(spec.name, spec.datatype, shape, data)])
 
 
-def _encode_tensor(tensor: Tensor, binary: bool, what: str) -> tuple[dict[str, Any], _Chunk | None]:
-    datatype = tensor.datatype
-    array = coerce_array(tensor.data, datatype, tensor.shape, what)
+def _encode_tensor(tensor: Tensor, binary: bool, role: str) -> tuple[dict[str, Any], _Chunk | None]:
+    datatype, array = tensor.datatype, tensor.data
+    if (
+        not binary
+        and not tensor.parameters
+        and type(array) is np.ndarray
+        and array.dtype is _JSON_AS_IS.get(datatype)
+        and array.shape == tensor.shape
+    ):
+        # The common tensor, an array of its datatype's own dtype and of its shape: coerce_array
+        # would give it back as it is, and its JSON data is its flat row-major view (a copy
+        # when it is not C-ordered). ``array.shape`` gives the dimensions as plain ints.
+        entry = {"name": tensor.name, "datatype": datatype, "shape": array.shape}
+        entry["data"] = array.ravel()
+        return entry, None
+    what = f"{role} {tensor.name!r}"
+    array = coerce_array(array, datatype, tensor.shape, what)
     # orjson writes a Datatype (a str enum) as its value, and coerce_array has shaped ``array`` as
     # ``tensor.shape``, so ``array.shape`` gives the dimensions as plain ints.
     entry: dict[str, Any] = {"name": tensor.name, "datatype": datatype, "shape": array.shape}
@@ -380,7 +399,7 @@ def encode_infer_response(
     try:
         for tensor in response.outputs:
             binary = per_output.get(tensor.name, default) if per_output else default
-            entry, chunk = _encode_tensor(tensor, binary, f"output {tensor.name!r}")
+            entry, chunk = _encode_tensor(tensor, binary, "output")
             outputs.append(entry)
             if chunk is not None:
                 chunks.append(chunk)
@@ -422,7 +441,7 @@ def encode_infer_request(
     inputs: list[dict[str, Any]] = []
     chunks: list[_Chunk] = []
     for tensor in request.inputs:
-        entry, chunk = _encode_tensor(tensor, binary_inputs, f"input {tensor.name!r}")
+        entry, chunk = _encode_tensor(tensor, binary_inputs, "input")
         inputs.append(entry)
         if chunk is not None:
             chunks.append(chunk)
