@@ -72,7 +72,7 @@ _BINARY_DATA_SIZE: Final = "binary_data_size"
 _HEADER: Final = "Inference-Header-Content-Length"
 
 _Chunk = bytes | memoryview
-_JSON_AS_IS: Final = {
+_JSON_AS_IS: Final[dict[Datatype, np.dtype[Any]]] = {
     dt: to_numpy_dtype(dt) for dt in Datatype if dt not in (Datatype.BF16, Datatype.BYTES)
 }
 """The numpy dtype of each datatype whose arrays go into JSON as they are (numeric and BOOL)."""
@@ -312,22 +312,25 @@ def decode_raw_input(body: bytes, spec: TensorSpec) -> InferenceRequest:
 
 
 def _encode_tensor(tensor: Tensor, binary: bool, role: str) -> tuple[dict[str, Any], _Chunk | None]:
-    datatype, array = tensor.datatype, tensor.data
+    datatype, data = tensor.datatype, tensor.data
     if (
         not binary
         and not tensor.parameters
-        and type(array) is np.ndarray
-        and array.dtype is _JSON_AS_IS.get(datatype)
-        and array.shape == tensor.shape
+        and type(data) is np.ndarray
+        and data.dtype is _JSON_AS_IS.get(datatype)
+        and data.shape == tensor.shape
     ):
         # The common tensor, an array of its datatype's own dtype and of its shape: coerce_array
         # would give it back as it is, and its JSON data is its flat row-major view (a copy
-        # when it is not C-ordered). ``array.shape`` gives the dimensions as plain ints.
-        entry = {"name": tensor.name, "datatype": datatype, "shape": array.shape}
-        entry["data"] = array.ravel()
-        return entry, None
+        # when it is not C-ordered). ``data.shape`` gives the dimensions as plain ints.
+        return {
+            "name": tensor.name,
+            "datatype": datatype,
+            "shape": data.shape,
+            "data": data.ravel(),
+        }, None
     what = f"{role} {tensor.name!r}"
-    array = coerce_array(array, datatype, tensor.shape, what)
+    array = coerce_array(data, datatype, tensor.shape, what)
     # orjson writes a Datatype (a str enum) as its value, and coerce_array has shaped ``array`` as
     # ``tensor.shape``, so ``array.shape`` gives the dimensions as plain ints.
     entry: dict[str, Any] = {"name": tensor.name, "datatype": datatype, "shape": array.shape}
@@ -335,11 +338,11 @@ def _encode_tensor(tensor: Tensor, binary: bool, role: str) -> tuple[dict[str, A
     if parameters and _BINARY_DATA_SIZE in parameters:
         parameters = {k: v for k, v in parameters.items() if k != _BINARY_DATA_SIZE}
     if not binary:
-        data = json_data(array, datatype)
-        if data is not None:
+        values = json_data(array, datatype)
+        if values is not None:
             if parameters:
                 entry["parameters"] = parameters
-            entry["data"] = data
+            entry["data"] = values
             return entry, None
     chunk = array_to_buffer(array, datatype, what)
     entry["parameters"] = {**parameters, _BINARY_DATA_SIZE: len(chunk)}

@@ -117,8 +117,7 @@ def _typecode(dtype: np.dtype[Any]) -> str | None:
 _FLAT_CODES: Final[dict[Datatype, tuple[str, np.dtype[Any]]]] = {
     dt: (code, _NUMPY_DTYPES[dt])
     for dt in Datatype
-    if dt not in (_BF16, _BYTES, _BOOL)
-    and (code := _typecode(_NUMPY_DTYPES[dt])) is not None
+    if dt not in (_BF16, _BYTES, _BOOL) and (code := _typecode(_NUMPY_DTYPES[dt])) is not None
 }
 """Datatypes whose flat JSON data ``array.array`` converts in one C pass: FP32, FP64 and the
 integer types (FP16 has no typecode)."""
@@ -255,6 +254,7 @@ def _from_flat_list(
     if may_hold_bools and _contains_bool(data, 1):
         return None
     return np.frombuffer(values, dtype).reshape(shape)
+
 
 def flatten(data: Any, shape: tuple[int, ...], what: str) -> list[Any]:
     """Return the leaves of JSON ``data`` in row-major order after checking it against ``shape``.

@@ -12,7 +12,6 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from modelport.batching import Batcher
-from modelport.core.clock import WallMillis
 from modelport.core.datatypes import Datatype, from_numpy_dtype, to_numpy_dtype
 from modelport.core.errors import (
     InferenceFailed,
@@ -75,17 +74,13 @@ class DataPlane:
         self.repository = repository
         self.peers = peers
         self.metrics = metrics
-        self.stats = InferenceStats()
+        self.stats = InferenceStats(repository.clock)
         # A batch is one execution for all its requests (Triton's execution_count): batched
         # requests are recorded without executions, and each batch counts one here.
         repository.on_batch_executed = self.stats.record_executions
         self._server_name = server_name
         self._server_version = server_version
-        clock = repository.clock
-        self._monotonic = clock.monotonic
-        # The bound method: calling an instance goes through its type's call slot, which costs
-        # more than the method call on this per-request path.
-        self._wall_ms = WallMillis(clock).__call__
+        self._monotonic = repository.clock.monotonic
 
     def live(self) -> bool:
         """Whether the server process is up (always true once it answers)."""
@@ -198,9 +193,7 @@ class DataPlane:
         except ModelportError as exc:
             now = monotonic()
             served = model.source.version
-            self.stats.record_failure(
-                name, served, duration_ns=int((now - started) * 1e9), at_ms=self._wall_ms(now)
-            )
+            self.stats.record_failure(name, served, now - started, now)
             if self.metrics is not None:
                 self.metrics.observe(name, served, exc.kind.value, now - started, 0)
             raise
@@ -208,14 +201,7 @@ class DataPlane:
         seconds = now - started
         served = model.source.version
         rows = request_rows(request)
-        self.stats.record_success(
-            name,
-            served,
-            rows,
-            int(seconds * 1e9),
-            self._wall_ms(now),
-            0 if batcher is not None else 1,
-        )
+        self.stats.record_success(name, served, rows, seconds, now, 0 if batcher is not None else 1)
         if self.metrics is not None:
             self.metrics.observe(name, served, "ok", seconds, rows)
         return InferenceResponse(name, outputs, served, request.id)

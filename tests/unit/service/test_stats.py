@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -11,16 +12,34 @@ from modelport.core.inference import InferenceRequest, Tensor
 from modelport.service.stats import Duration, InferenceStats, ModelStats, request_rows
 
 
+class _Clock:
+    """Monotonic 100.0 is 2026-01-01T00:00:00Z."""
+
+    def __init__(self) -> None:
+        self.mono = 100.0
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def now(self) -> datetime:
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.mono - 100.0)
+
+
+EPOCH_2026_MS = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
 def test_counts_successes_failures_rows_and_last_time() -> None:
-    stats = InferenceStats()
-    stats.record_success("m", "1", rows=4, duration_ns=100, at_ms=1_000)
-    stats.record_success("m", "1", rows=2, duration_ns=50, at_ms=3_000, executions=2)
-    stats.record_failure("m", "1", duration_ns=7, at_ms=2_000)
+    clock = _Clock()
+    stats = InferenceStats(clock)
+    stats.record_success("m", "1", rows=4, seconds=100e-9, at=101.0)
+    stats.record_success("m", "1", rows=2, seconds=50e-9, at=103.0, executions=2)
+    stats.record_failure("m", "1", seconds=7e-9, at=102.0)
+    clock.mono = 104.0  # the snapshot is taken later; last_inference is still the request's
     (entry,) = stats.snapshot()
     assert entry == ModelStats(
         name="m",
         version="1",
-        last_inference=3_000,
+        last_inference=EPOCH_2026_MS + 3_000,
         inference_count=6,
         execution_count=3,
         success=Duration(2, 150),
@@ -29,17 +48,24 @@ def test_counts_successes_failures_rows_and_last_time() -> None:
     assert entry.to_dict() == {
         "name": "m",
         "version": "1",
-        "last_inference": 3_000,
+        "last_inference": EPOCH_2026_MS + 3_000,
         "inference_count": 6,
         "execution_count": 3,
         "inference_stats": {"success": {"count": 2, "ns": 150}, "fail": {"count": 1, "ns": 7}},
     }
 
 
+def test_a_version_without_requests_has_no_last_inference() -> None:
+    stats = InferenceStats(_Clock())
+    stats.record_executions("m", "1")
+    (entry,) = stats.snapshot()
+    assert entry.last_inference == 0 and entry.execution_count == 1
+
+
 def test_snapshot_reports_the_versions_asked_for_in_order_with_zeros() -> None:
     stats = InferenceStats()
-    stats.record_success("b", "2", rows=1, duration_ns=1, at_ms=1)
-    stats.record_success("a", "1", rows=1, duration_ns=1, at_ms=1)
+    stats.record_success("b", "2", rows=1, seconds=1e-9, at=1.0)
+    stats.record_success("a", "1", rows=1, seconds=1e-9, at=1.0)
     assert [(s.name, s.version) for s in stats.snapshot()] == [("a", "1"), ("b", "2")]
     asked = stats.snapshot([("b", "2"), ("c", "1")])
     assert [(s.name, s.version, s.inference_count) for s in asked] == [("b", "2", 1), ("c", "1", 0)]
@@ -51,7 +77,7 @@ def test_concurrent_recording_loses_nothing() -> None:
 
     def work() -> None:
         for _ in range(2_000):
-            stats.record_success("m", "1", rows=1, duration_ns=1, at_ms=1)
+            stats.record_success("m", "1", rows=1, seconds=1e-9, at=1.0)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:

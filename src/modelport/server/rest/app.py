@@ -114,9 +114,7 @@ class RestApp:
                 # Who may do what is decided before anything about the model is looked up, so
                 # a caller learns nothing about models outside its grants.
                 if name is _LISTING:
-                    request.identity = await self.access.check_listing_async(
-                        request.caller, action
-                    )
+                    request.identity = await self.access.check_listing_async(request.caller, action)
                 else:
                     # A cached grant is answered without a coroutine; anything else is looked up.
                     identity = self.access.granted(request.caller, action, name)
