@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from modelport.core.clock import Clock, SystemClock
-from modelport.core.inference import InferenceRequest, InferenceResponse
+from modelport.core.inference import InferenceRequest
 from modelport.protocol import grpc_codec as codec
 from modelport.protocol.grpc_gen import inference_pb2 as pb
 from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
@@ -30,6 +30,9 @@ __all__ = ["InferenceServicer"]
 
 STREAM_WINDOW: Final = 64
 """Requests of one stream that may run at once; reading the stream pauses beyond that."""
+_INFER: Final = Action.INFER
+"""Read on every inference (a module constant: an enum member read off its class costs about
+0.08 us on Python 3.11)."""
 
 
 # The generated base is untyped (mypy skips grpc_gen), so subclassing it is subclassing Any.
@@ -224,21 +227,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
 
     async def _infer(self, message: Any, context: Any) -> Any:
         name, version = codec.model_target(message.model_name, message.model_version)
-        await self._check(context, Action.INFER, name)
+        # _check's steps inline: a cached grant is answered without a coroutine.
+        caller = self._caller(context)
+        identity = self.access.granted(caller, _INFER, name)
+        if identity is None:
+            await self.access.check_async(caller, _INFER, name)
         request = codec.decode_infer_request(message)
-        response = await self._run(name, version, request, self._deadline(request, context))
-        return codec.encode_infer_response(response)
+        deadline = self._deadline(request, context)
+        return codec.encode_infer_response(await self.dp.infer(name, version, request, deadline))
 
     def _deadline(self, request: InferenceRequest, context: Any) -> float | None:
         """Monotonic time by which the request must start: the tighter of timeout and deadline."""
-        budgets = [
-            b
-            for b in (codec.timeout_seconds(request.parameters), context.time_remaining())
-            if b is not None
-        ]
-        return self.clock.monotonic() + min(budgets) if budgets else None
-
-    async def _run(
-        self, name: str, version: str | None, request: InferenceRequest, deadline: float | None
-    ) -> InferenceResponse:
-        return await self.dp.infer(name, version, request, deadline)
+        budget = codec.timeout_seconds(request.parameters)
+        remaining = context.time_remaining()
+        if remaining is not None and (budget is None or remaining < budget):
+            budget = remaining
+        return None if budget is None else self.clock.monotonic() + budget
