@@ -134,15 +134,12 @@ def validate_inputs(signature: Signature, inputs: Sequence[Tensor]) -> None:
     if len(inputs) == len(signature.inputs) == 1:  # the common case, checked without a set
         tensor = inputs[0]
         spec = signature._inputs.get(tensor.name)
-        if spec is not None and tensor.datatype is spec.datatype:
-            # accepts_shape's test, inline: this runs on every request.
-            shape, accepted = tensor.shape, spec.shape
-            if len(shape) == len(accepted):
-                for want, got in zip(accepted, shape, strict=False):  # lengths equal
-                    if want != got and want != -1:
-                        break
-                else:
-                    return
+        if (
+            spec is not None
+            and tensor.datatype is spec.datatype
+            and spec.accepts_shape(tensor.shape)
+        ):
+            return
     seen: set[str] = set()
     for tensor in inputs:
         if tensor.name in seen:

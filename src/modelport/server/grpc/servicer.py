@@ -227,11 +227,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
 
     async def _infer(self, message: Any, context: Any) -> Any:
         name, version = codec.model_target(message.model_name, message.model_version)
-        # _check's steps inline: a cached grant is answered without a coroutine.
-        caller = self._caller(context)
-        identity = self.access.granted(caller, _INFER, name)
-        if identity is None:
-            await self.access.check_async(caller, _INFER, name)
+        await self._check(context, _INFER, name)
         request = codec.decode_infer_request(message)
         deadline = self._deadline(request, context)
         return codec.encode_infer_response(await self.dp.infer(name, version, request, deadline))
