@@ -7,12 +7,12 @@ here and serialise what it returns; no protocol logic lives in a transport.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from modelport.batching import Batcher
-from modelport.core.datatypes import Datatype, from_numpy_dtype, to_numpy_dtype
+from modelport.core.datatypes import from_numpy_dtype, to_numpy_dtype
 from modelport.core.errors import (
     InferenceFailed,
     InvalidInput,
@@ -325,10 +325,6 @@ def _deadline(request: InferenceRequest, deadline: float | None, now: float) -> 
     return own if deadline is None else min(own, deadline)
 
 
-_NUMPY_DTYPES: Final = {datatype: to_numpy_dtype(datatype) for datatype in Datatype}
-"""Each datatype's numpy dtype, read on every response (a dict lookup, not a call)."""
-
-
 def _wanted_outputs(signature: Signature, request: InferenceRequest) -> list[str]:
     names = signature.output_names()
     if request.outputs is None:
@@ -359,7 +355,7 @@ def _output_tensor(name: str, arrays: dict[str, np.ndarray], signature: Signatur
             datatype = from_numpy_dtype(array.dtype)
         except ValueError as exc:
             raise InferenceFailed(f"output {name!r}: {exc}") from None
-    dtype = _NUMPY_DTYPES[datatype]
+    dtype = to_numpy_dtype(datatype)
     # numpy's built-in dtypes are singletons: identity settles the common case without ``==``.
     if array.dtype is not dtype and array.dtype != dtype and dtype.kind != "O":
         array = array.astype(dtype)
