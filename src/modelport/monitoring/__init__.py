@@ -1,11 +1,21 @@
-"""Monitoring: Prometheus metrics of the serving path (drift and alerts come later)."""
+"""Monitoring: per-version request tallies and their Prometheus metrics (drift and alerts later)."""
 
 from __future__ import annotations
 
 from modelport.monitoring.metrics import (
     ServingMetrics,
+    TallySource,
     enable_multiprocess,
     remove_multiprocess_dir,
 )
+from modelport.monitoring.tally import LATENCY_BUCKETS, TallyTotals, VersionTally
 
-__all__ = ["ServingMetrics", "enable_multiprocess", "remove_multiprocess_dir"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "ServingMetrics",
+    "TallySource",
+    "TallyTotals",
+    "VersionTally",
+    "enable_multiprocess",
+    "remove_multiprocess_dir",
+]

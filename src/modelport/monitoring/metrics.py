@@ -6,49 +6,33 @@ the parent *before* the workers start, and ``prometheus_client`` must not be imp
 (this module imports it lazily for that reason).
 
 Recording is on the hot path, where even ``prometheus_client``'s cheapest operations (and its
-file-backed values in multiprocess mode) cost several microseconds a request. So a request only
-adds to plain in-process tallies (about 0.5 µs); :meth:`ServingMetrics.flush` moves the tallies
-into the Prometheus metrics, once a second from a background task and before every scrape.
+file-backed values in multiprocess mode) cost several microseconds a request. So requests are
+counted only in the served versions' :class:`~modelport.monitoring.tally.VersionTally` records,
+which the statistics extension reads too, and :meth:`ServingMetrics.flush` moves what changed
+since its last flush into the Prometheus metrics: once a second from a background task, and
+before every scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from modelport.monitoring.tally import LATENCY_BUCKETS, TallyTotals, VersionTally
 
 __all__ = [
     "LATENCY_BUCKETS",
     "ServingMetrics",
+    "TallySource",
     "enable_multiprocess",
     "remove_multiprocess_dir",
 ]
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-LATENCY_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-"""Seconds; from 100 µs (a tiny ONNX model) to 10 s (a large model on a CPU)."""
 
 
 def enable_multiprocess() -> Path:
@@ -67,14 +51,10 @@ def remove_multiprocess_dir(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-@dataclass(slots=True)
-class _Tally:
-    """What one (model, version, outcome) did since the last flush."""
+TallySource = Callable[[], Iterable[tuple[str, str, VersionTally]]]
+"""Returns ``(model, version, tally)`` for every served version that has one."""
 
-    requests: int = 0
-    rows: int = 0
-    seconds: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+_NOTHING = TallyTotals()
 
 
 class ServingMetrics:
@@ -109,42 +89,44 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self._registry,
         )
-        self._tallies: dict[tuple[str, str, str], _Tally] = {}
+        self._source: TallySource | None = None
+        self._flushed: dict[tuple[str, str], TallyTotals] = {}
 
-    def observe(self, model: str, version: str, outcome: str, seconds: float, rows: int) -> None:
-        """Count one request in the in-process tallies.
-
-        Args:
-            model: Model name.
-            version: Served version.
-            outcome: ``ok``, or the error kind of a failed request.
-            seconds: Time from the decoded request to its outputs (or its error).
-            rows: Rows inferred (0 for a failure).
-        """
-        key = (model, version, outcome)
-        tally = self._tallies.get(key)
-        if tally is None:
-            tally = self._tallies[key] = _Tally()
-        tally.requests += 1
-        tally.rows += rows
-        tally.seconds += seconds
-        # Prometheus buckets are "less than or equal"; the last slot is +Inf.
-        tally.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+    def follow(self, source: TallySource) -> None:
+        """Read the request counts from ``source``'s tallies at every flush."""
+        self._source = source
 
     def flush(self) -> None:
-        """Move the tallies into the Prometheus metrics."""
-        tallies, self._tallies = self._tallies, {}
-        for (model, version, outcome), tally in tallies.items():
-            self._requests.labels(model, version, outcome).inc(tally.requests)
-            if tally.rows:
-                self._rows.labels(model, version).inc(tally.rows)
+        """Move what the tallies counted since the last flush into the Prometheus metrics."""
+        if self._source is None:
+            return
+        for model, version, tally in self._source():
+            now = tally.totals()
+            before = self._flushed.get((model, version), _NOTHING)
+            if now == before:
+                continue
+            self._flushed[(model, version)] = now
+            self._add(model, version, "ok", now.success_count - before.success_count)
+            for kind, count in now.failures.items():
+                self._add(model, version, kind, count - before.failures.get(kind, 0))
+            rows = now.inference_count - before.inference_count
+            if rows:
+                self._rows.labels(model, version).inc(rows)
             histogram = self._latency.labels(model, version)
             # prometheus_client's Histogram has no bulk observe; its value slots are the
-            # documented storage of a histogram child (_sum and one per bucket, +Inf last).
-            histogram._sum.inc(tally.seconds)
-            for slot, count in zip(histogram._buckets, tally.buckets, strict=True):
-                if count:
-                    slot.inc(count)
+            # documented storage of a histogram child (_sum and one per bucket, +Inf last), and
+            # like the tally's slots each counts only the observations of its own bucket.
+            seconds = now.success_seconds + now.fail_seconds
+            histogram._sum.inc(seconds - before.success_seconds - before.fail_seconds)
+            for slot, count, earlier in zip(
+                histogram._buckets, now.buckets, before.buckets, strict=True
+            ):
+                if count != earlier:
+                    slot.inc(count - earlier)
+
+    def _add(self, model: str, version: str, outcome: str, requests: int) -> None:
+        if requests:
+            self._requests.labels(model, version, outcome).inc(requests)
 
     async def flush_every(self, seconds: float = 1.0) -> None:
         """Flush every ``seconds`` until cancelled (run as a task in each worker)."""

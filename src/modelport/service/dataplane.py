@@ -26,7 +26,7 @@ from modelport.core.settings import LimitSettings
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
 from modelport.monitoring import ServingMetrics
 from modelport.service.models import ModelRepository
-from modelport.service.stats import InferenceStats, merge_statistics, request_rows
+from modelport.service.stats import InferenceStats, merge_statistics
 
 __all__ = ["EXTENSIONS", "DataPlane", "Peers"]
 
@@ -55,7 +55,7 @@ class DataPlane:
         server_version: Version reported by server metadata.
         peers: Other worker processes serving the same models; repository changes made here
             are passed on to them. ``None`` in a single-process server.
-        metrics: Prometheus metrics to count requests in; ``None`` counts nothing.
+        metrics: Prometheus metrics, fed from the statistics' tallies; ``None``: none.
         limits: Most rows per input and elements per request; ``None`` uses the defaults.
     """
 
@@ -75,9 +75,12 @@ class DataPlane:
         self.peers = peers
         self.metrics = metrics
         self.stats = InferenceStats(repository.clock)
+        self._tallies = self.stats.by_version
         # A batch is one execution for all its requests (Triton's execution_count): batched
         # requests are recorded without executions, and each batch counts one here.
         repository.on_batch_executed = self.stats.record_executions
+        if metrics is not None:
+            metrics.follow(self.stats.tallies)
         self._server_name = server_name
         self._server_version = server_version
         self._monotonic = repository.clock.monotonic
@@ -157,10 +160,15 @@ class DataPlane:
         monotonic = self._monotonic
         started = monotonic()
         signature = model.signature
+        served = model.source.version
+        # The version's tally, which both the statistics and the metrics read: one record.
+        tally = self._tallies.get((name, served)) or self.stats.tally(name, served)
         try:
-            # One pass over the inputs: the size limits, and the feed the model takes.
+            # One pass over the inputs: the size limits, the rows (the first input's leading
+            # dimension, 1 for a scalar) and the feed the model takes.
             inputs: dict[str, np.ndarray] = {}
             elements = 0
+            rows = 0
             for tensor in request.inputs:
                 data = tensor.data
                 shape = data.shape
@@ -169,6 +177,8 @@ class DataPlane:
                         f"input {tensor.name!r} has {shape[0]} rows; the limit is "
                         f"{self.max_rows} rows per request (security.limits.max_rows)"
                     )
+                if not inputs:
+                    rows = shape[0] if shape else 1
                 elements += data.size
                 inputs[tensor.name] = data
             if elements > self.max_elements:
@@ -186,24 +196,16 @@ class DataPlane:
             elif runtime is not None:
                 arrays = runtime.predict(inputs, wanted)
             else:  # unloaded between the readiness check and now
-                raise ModelNotReady(f"model {name!r} version {model.source.version} was unloaded")
+                raise ModelNotReady(f"model {name!r} version {served} was unloaded")
             outputs = []
             for output in wanted:
                 outputs.append(_output_tensor(output, arrays, signature))
         except ModelportError as exc:
             now = monotonic()
-            served = model.source.version
-            self.stats.record_failure(name, served, now - started, now)
-            if self.metrics is not None:
-                self.metrics.observe(name, served, exc.kind.value, now - started, 0)
+            tally.failure(exc.kind.value, now - started, now)
             raise
         now = monotonic()
-        seconds = now - started
-        served = model.source.version
-        rows = request_rows(request)
-        self.stats.record_success(name, served, rows, seconds, now, 0 if batcher is not None else 1)
-        if self.metrics is not None:
-            self.metrics.observe(name, served, "ok", seconds, rows)
+        tally.success(rows, now - started, now, 0 if batcher is not None else 1)
         return InferenceResponse(name, outputs, served, request.id)
 
     async def statistics(self, name: str | None, version: str | None) -> list[dict[str, Any]]:

@@ -1,25 +1,25 @@
 """Inference statistics per served model version, shared by every transport.
 
-A :class:`InferenceStats` keeps counters per ``(model, version)``: successful and failed
-requests with their cumulative durations, the rows inferred, the model executions and the time
-of the last inference. Callers pass the measurements in (durations, wall-clock time), so the
-recorder itself reads no clock. :meth:`InferenceStats.snapshot` returns immutable
-:class:`ModelStats`, whose :meth:`ModelStats.to_dict` is the statistics extension's JSON form
-(Triton's ``model_stats`` entries) that the gRPC codec encodes.
-
-Recording takes a lock for a few additions; it is never held across an ``await``.
+An :class:`InferenceStats` keeps one :class:`~modelport.monitoring.tally.VersionTally` per
+``(model, version)``, which the serving path records every request in: successes and failures
+with their durations, the rows inferred, the model executions and the time of the last request.
+The same tallies feed the Prometheus metrics (``ServingMetrics.follow``), so a request is counted
+once for both. :meth:`InferenceStats.snapshot` returns immutable :class:`ModelStats`, whose
+:meth:`ModelStats.to_dict` is the statistics extension's JSON form (Triton's ``model_stats``
+entries) that the gRPC codec encodes.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.core.clock import Clock, SystemClock, WallMillis
 from modelport.core.inference import InferenceRequest
+from modelport.monitoring.tally import VersionTally
 
 __all__ = ["Duration", "InferenceStats", "ModelStats", "merge_statistics", "request_rows"]
 
@@ -72,18 +72,6 @@ class ModelStats:
         }
 
 
-@dataclass(slots=True)
-class _Counters:
-    last_at: float = -math.inf
-    """The latest ``clock.monotonic()`` a request was recorded at (``-inf``: none yet)."""
-    inference_count: int = 0
-    execution_count: int = 0
-    success_count: int = 0
-    success_seconds: float = 0.0
-    fail_count: int = 0
-    fail_seconds: float = 0.0
-
-
 def request_rows(request: InferenceRequest) -> int:
     """Return how many inferences a request holds: its first input's leading dimension.
 
@@ -95,7 +83,7 @@ def request_rows(request: InferenceRequest) -> int:
 
 
 class InferenceStats:
-    """Counters per ``(model, version)``, safe to record from any thread.
+    """One tally per ``(model, version)``, created on first use; safe to use from any thread.
 
     Requests are recorded with monotonic readings and durations in seconds, as the serving path
     has them; a snapshot turns them into the statistics extension's wall-clock milliseconds and
@@ -107,71 +95,33 @@ class InferenceStats:
     """
 
     def __init__(self, clock: Clock | None = None) -> None:
-        lock = threading.Lock()
-        self._lock = lock
-        # Bound once: acquire/release around an update cost about half of a ``with`` block.
-        self._acquire = lock.acquire
-        self._release = lock.release
-        self._counters: dict[tuple[str, str], _Counters] = {}
+        self._lock = threading.Lock()
+        self._tallies: dict[tuple[str, str], VersionTally] = {}
         self._wall_ms = WallMillis(clock or SystemClock())
 
-    def _entry(self, name: str, version: str) -> _Counters:
+    @property
+    def by_version(self) -> Mapping[tuple[str, str], VersionTally]:
+        """The tallies so far, by ``(model, version)`` (a read-only view; see :meth:`tally`)."""
+        return self._tallies
+
+    def tally(self, name: str, version: str) -> VersionTally:
+        """Return the tally of ``(name, version)``, creating it on first use."""
         key = (name, version)
-        counters = self._counters.get(key)
-        if counters is None:
-            counters = self._counters[key] = _Counters()
-        return counters
+        tally = self._tallies.get(key)
+        if tally is None:
+            with self._lock:
+                tally = self._tallies.get(key)
+                if tally is None:
+                    tally = self._tallies[key] = VersionTally()
+        return tally
 
-    def record_success(
-        self,
-        name: str,
-        version: str,
-        rows: int,
-        seconds: float,
-        at: float,
-        executions: int = 1,
-    ) -> None:
-        """Count one successful request (arguments by position on the serving path: cheaper).
-
-        Args:
-            name: Model name.
-            version: Served version that answered.
-            rows: Inferences in the request (see :func:`request_rows`).
-            seconds: Time from receipt to response.
-            at: The clock's ``monotonic()`` when it was answered.
-            executions: Model runs the request caused.
-        """
-        self._acquire()
-        try:
-            counters = self._counters.get((name, version)) or self._entry(name, version)
-            counters.success_count += 1
-            counters.success_seconds += seconds
-            counters.inference_count += rows
-            counters.execution_count += executions
-            if at > counters.last_at:
-                counters.last_at = at
-        finally:
-            self._release()
+    def tallies(self) -> list[tuple[str, str, VersionTally]]:
+        """Return ``(model, version, tally)`` for every version recorded so far."""
+        return [(name, version, tally) for (name, version), tally in list(self._tallies.items())]
 
     def record_executions(self, name: str, version: str, executions: int = 1) -> None:
         """Count model executions made for requests counted without them (batched requests)."""
-        with self._lock:
-            self._entry(name, version).execution_count += executions
-
-    def record_failure(self, name: str, version: str, seconds: float, at: float) -> None:
-        """Count one failed request against the version it was meant for.
-
-        Args:
-            name: Model name.
-            version: Served version the request resolved to.
-            seconds: Time from receipt to the error.
-            at: The clock's ``monotonic()`` when it failed.
-        """
-        with self._lock:
-            counters = self._entry(name, version)
-            counters.fail_count += 1
-            counters.fail_seconds += seconds
-            counters.last_at = max(counters.last_at, at)
+        self.tally(name, version).executed(executions)
 
     def snapshot(self, models: Iterable[tuple[str, str]] | None = None) -> list[ModelStats]:
         """Return the statistics of ``models`` (``(name, version)`` pairs), in that order.
@@ -183,25 +133,25 @@ class InferenceStats:
         Returns:
             One immutable entry per version.
         """
-        with self._lock:
-            keys = sorted(self._counters) if models is None else list(models)
-            return [
-                self._freeze(name, version, self._counters.get((name, version)))
-                for name, version in keys
-            ]
+        keys = sorted(self._tallies) if models is None else list(models)
+        return [
+            self._freeze(name, version, self._tallies.get((name, version)))
+            for name, version in keys
+        ]
 
-    def _freeze(self, name: str, version: str, counters: _Counters | None) -> ModelStats:
-        if counters is None:
+    def _freeze(self, name: str, version: str, tally: VersionTally | None) -> ModelStats:
+        if tally is None:
             return ModelStats(name=name, version=version)
-        last = counters.last_at
+        totals = tally.totals()
+        last = totals.last_at
         return ModelStats(
             name=name,
             version=version,
             last_inference=self._wall_ms(last) if last > -math.inf else 0,
-            inference_count=counters.inference_count,
-            execution_count=counters.execution_count,
-            success=Duration(counters.success_count, round(counters.success_seconds * 1e9)),
-            fail=Duration(counters.fail_count, round(counters.fail_seconds * 1e9)),
+            inference_count=totals.inference_count,
+            execution_count=totals.execution_count,
+            success=Duration(totals.success_count, round(totals.success_seconds * 1e9)),
+            fail=Duration(totals.fail_count, round(totals.fail_seconds * 1e9)),
         )
 
 

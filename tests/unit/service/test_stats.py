@@ -5,11 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
-
-from modelport.core.datatypes import Datatype
-from modelport.core.inference import InferenceRequest, Tensor
-from modelport.service.stats import Duration, InferenceStats, ModelStats, request_rows
+from modelport.service.stats import Duration, InferenceStats, ModelStats
 
 
 class _Clock:
@@ -31,9 +27,10 @@ EPOCH_2026_MS = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
 def test_counts_successes_failures_rows_and_last_time() -> None:
     clock = _Clock()
     stats = InferenceStats(clock)
-    stats.record_success("m", "1", rows=4, seconds=100e-9, at=101.0)
-    stats.record_success("m", "1", rows=2, seconds=50e-9, at=103.0, executions=2)
-    stats.record_failure("m", "1", seconds=7e-9, at=102.0)
+    tally = stats.tally("m", "1")
+    tally.success(4, 100e-9, 101.0, 1)
+    tally.failure("invalid_input", 7e-9, 102.0)
+    tally.success(2, 50e-9, 103.0, 2)
     clock.mono = 104.0  # the snapshot is taken later; last_inference is still the request's
     (entry,) = stats.snapshot()
     assert entry == ModelStats(
@@ -64,20 +61,29 @@ def test_a_version_without_requests_has_no_last_inference() -> None:
 
 def test_snapshot_reports_the_versions_asked_for_in_order_with_zeros() -> None:
     stats = InferenceStats()
-    stats.record_success("b", "2", rows=1, seconds=1e-9, at=1.0)
-    stats.record_success("a", "1", rows=1, seconds=1e-9, at=1.0)
+    stats.tally("b", "2").success(1, 1e-9, 1.0, 1)
+    stats.tally("a", "1").success(1, 1e-9, 1.0, 1)
     assert [(s.name, s.version) for s in stats.snapshot()] == [("a", "1"), ("b", "2")]
     asked = stats.snapshot([("b", "2"), ("c", "1")])
     assert [(s.name, s.version, s.inference_count) for s in asked] == [("b", "2", 1), ("c", "1", 0)]
     assert asked[1] == ModelStats("c", "1")
 
 
-def test_concurrent_recording_loses_nothing() -> None:
+def test_the_same_version_always_gets_the_same_tally() -> None:
     stats = InferenceStats()
+    tally = stats.tally("m", "1")
+    assert stats.tally("m", "1") is tally and stats.by_version[("m", "1")] is tally
+    assert stats.tally("m", "2") is not tally
+    assert [(name, version) for name, version, _ in stats.tallies()] == [("m", "1"), ("m", "2")]
+
+
+def test_batch_executions_from_several_threads_are_all_counted() -> None:
+    stats = InferenceStats()
+    stats.tally("m", "1").success(1, 1e-9, 1.0, 0)  # a batched request: no execution of its own
 
     def work() -> None:
         for _ in range(2_000):
-            stats.record_success("m", "1", rows=1, seconds=1e-9, at=1.0)
+            stats.record_executions("m", "1")
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -85,16 +91,7 @@ def test_concurrent_recording_loses_nothing() -> None:
     for t in threads:
         t.join()
     (entry,) = stats.snapshot()
-    assert entry.success == Duration(8_000, 8_000) and entry.inference_count == 8_000
-
-
-def test_rows_are_the_first_inputs_leading_dimension() -> None:
-    def request(*shape: int) -> InferenceRequest:
-        return InferenceRequest([Tensor("x", Datatype.FP32, shape, np.zeros(shape, np.float32))])
-
-    assert request_rows(request(5, 4)) == 5
-    assert request_rows(request(0, 4)) == 0
-    assert request_rows(request()) == 1
+    assert entry.execution_count == 8_000 and entry.success == Duration(1, 1)
 
 
 def test_merge_statistics_adds_up_workers() -> None:
