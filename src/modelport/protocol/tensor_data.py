@@ -253,7 +253,9 @@ def _from_flat_list(
         return None
     if may_hold_bools and _contains_bool(data, 1):
         return None
-    return np.frombuffer(values, dtype).reshape(shape)
+    # The array over the values' buffer, made in its shape at once (frombuffer and reshape make
+    # two arrays); the count was checked above.
+    return np.ndarray(shape, dtype, values)
 
 
 def flatten(data: Any, shape: tuple[int, ...], what: str) -> list[Any]:

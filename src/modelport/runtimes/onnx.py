@@ -214,7 +214,10 @@ class OnnxRuntime(ModelRuntime):
             )
         for name, value in zip(wanted, values, strict=False):  # lengths checked just above
             dtype = self._output_dtypes.get(name)
-            if type(value) is np.ndarray and dtype is not None and value.dtype == dtype:
+            # numpy's built-in dtypes are singletons: identity settles the common case first.
+            if type(value) is np.ndarray and (
+                value.dtype is dtype or (dtype is not None and value.dtype == dtype)
+            ):
                 result[name] = value
             else:
                 result[name] = coerce_output(name, np.asarray(value), output_spec(signature, name))

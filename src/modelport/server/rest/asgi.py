@@ -60,13 +60,12 @@ class Reply:
         A plain method, not a coroutine that sends them: the app awaits ``send`` itself, one
         coroutine fewer on every response.
         """
-        headers = [
-            (b"content-type", self.content_type),
-            (b"content-length", str(len(self.body)).encode()),
-            *self.headers,
-        ]
+        body = self.body
+        headers = [(b"content-type", self.content_type), (b"content-length", b"%d" % len(body))]
+        if self.headers:
+            headers += self.headers
         start = {"type": "http.response.start", "status": self.status, "headers": headers}
-        return start, {"type": "http.response.body", "body": self.body}
+        return start, {"type": "http.response.body", "body": body}
 
 
 def parse_request(scope: Scope, receive: Receive) -> Request:
