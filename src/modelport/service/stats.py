@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.core.clock import Clock, SystemClock, WallMillis
-from modelport.core.inference import InferenceRequest
 from modelport.monitoring.tally import VersionTally
 
-__all__ = ["Duration", "InferenceStats", "ModelStats", "merge_statistics", "request_rows"]
+__all__ = ["Duration", "InferenceStats", "ModelStats", "merge_statistics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +69,6 @@ class ModelStats:
             "execution_count": self.execution_count,
             "inference_stats": {"success": self.success.to_dict(), "fail": self.fail.to_dict()},
         }
-
-
-def request_rows(request: InferenceRequest) -> int:
-    """Return how many inferences a request holds: its first input's leading dimension.
-
-    A request whose first input is a scalar counts as one inference.
-    """
-    if not request.inputs or not request.inputs[0].shape:
-        return 1
-    return int(request.inputs[0].shape[0])
 
 
 class InferenceStats:

@@ -208,3 +208,29 @@ def test_statistics_count_failures_and_unknown_models(plane: DataPlane) -> None:
     }
     with pytest.raises(NotFound):
         plane.model_statistics("ghost", None)
+
+
+def test_requests_reach_the_prometheus_metrics_through_the_statistics_tallies(
+    model_file: Path,
+) -> None:
+    from modelport.monitoring import ServingMetrics
+
+    repository = ModelRepository(RuntimeSettings())
+    repository.add(source(model_file, "1"))
+    repository.load_all()
+    plane = DataPlane(repository, metrics=ServingMetrics(multiprocess=False))
+    infer(plane, "doubler", None, request([[1, 2], [3, 4], [5, 6]]))
+    with pytest.raises(InvalidInput):
+        infer(plane, "doubler", None, request([[1, 2, 3]]))
+    text = plane.metrics_text()[0].decode()
+    assert (
+        'modelport_inference_requests_total{model="doubler",outcome="ok",version="1"} 1.0' in text
+    )
+    assert (
+        'modelport_inference_requests_total{model="doubler",outcome="invalid_input",version="1"} 1.0'
+        in text
+    )
+    assert 'modelport_inference_rows_total{model="doubler",version="1"} 3.0' in text
+    assert 'modelport_inference_duration_seconds_count{model="doubler",version="1"} 2.0' in text
+    (entry,) = plane.model_statistics("doubler", "1")
+    assert entry["inference_count"] == 3 and entry["execution_count"] == 1
