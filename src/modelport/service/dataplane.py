@@ -75,7 +75,6 @@ class DataPlane:
         self.peers = peers
         self.metrics = metrics
         self.stats = InferenceStats(repository.clock)
-        self._tallies = self.stats.by_version
         # A batch is one execution for all its requests (Triton's execution_count): batched
         # requests are recorded without executions, and each batch counts one here.
         repository.on_batch_executed = self.stats.record_executions
@@ -162,7 +161,7 @@ class DataPlane:
         signature = model.signature
         served = model.source.version
         # The version's tally, which both the statistics and the metrics read: one record.
-        tally = self._tallies.get((name, served)) or self.stats.tally(name, served)
+        tally = self.stats.tally(name, served)
         try:
             # One pass over the inputs: the size limits, the rows (the first input's leading
             # dimension, 1 for a scalar) and the feed the model takes.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,11 +87,6 @@ class InferenceStats:
         self._lock = threading.Lock()
         self._tallies: dict[tuple[str, str], VersionTally] = {}
         self._wall_ms = WallMillis(clock or SystemClock())
-
-    @property
-    def by_version(self) -> Mapping[tuple[str, str], VersionTally]:
-        """The tallies so far, by ``(model, version)`` (a read-only view; see :meth:`tally`)."""
-        return self._tallies
 
     def tally(self, name: str, version: str) -> VersionTally:
         """Return the tally of ``(name, version)``, creating it on first use."""
