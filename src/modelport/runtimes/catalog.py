@@ -3,6 +3,16 @@
 Nothing here imports an ML framework. :func:`runtime_class` imports the one backend module that is
 asked for, and only then does that module import its framework; a missing framework becomes
 :class:`DependencyMissing` with the ``pip install`` line that fixes it.
+
+Third-party runtimes plug in without editing modelport: a distribution declares an entry point in
+the ``modelport.runtimes`` group whose name is the runtime name and whose value is the
+``"module:Class"`` of a :class:`ModelRuntime` subclass::
+
+    [project.entry-points."modelport.runtimes"]
+    torchscript = "modelport_torchscript:TorchScriptRuntime"
+
+The group is read only when a name is not built in (built-in names cannot be overridden), and
+nothing is imported but the one class asked for.
 """
 
 from __future__ import annotations
@@ -15,12 +25,17 @@ from modelport.core.errors import ConfigError, DependencyMissing
 from modelport.runtimes.base import ModelRuntime
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "EXTENSIONS",
     "PLATFORMS",
     "RUNTIMES",
     "detect_framework",
+    "plugin_runtimes",
     "runtime_class",
 ]
+
+ENTRY_POINT_GROUP: Final = "modelport.runtimes"
+"""Entry-point group where installed distributions declare runtimes: name -> ``module:Class``."""
 
 RUNTIMES: Final[dict[str, str]] = {
     "sklearn": "modelport.runtimes.sklearn:SklearnRuntime",
@@ -63,26 +78,51 @@ _INSTALL: Final[dict[str, str]] = {
 }
 
 
-def _names() -> str:
-    return ", ".join(sorted(RUNTIMES))
+def plugin_runtimes() -> dict[str, tuple[str, str]]:
+    """Return the runtimes installed distributions declare: name -> (``module:Class``, dist).
+
+    Names that are built in are left out: a plugin cannot replace a built-in runtime.
+    """
+    from importlib.metadata import entry_points  # read only when a name is not built in
+
+    found: dict[str, tuple[str, str]] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in RUNTIMES or point.name in found:
+            continue
+        dist = point.dist.name if point.dist is not None else "an installed distribution"
+        found[point.name] = (point.value, dist)
+    return found
+
+
+def _names(plugins: dict[str, tuple[str, str]]) -> str:
+    return ", ".join(sorted({*RUNTIMES, *plugins}))
 
 
 def runtime_class(framework: str) -> type[ModelRuntime]:
     """Import and return the runtime class registered under ``framework``.
 
+    Built-in names come from :data:`RUNTIMES`; any other name is looked up in the
+    ``modelport.runtimes`` entry-point group of the installed distributions.
+
     Args:
-        framework: A key of :data:`RUNTIMES` such as ``"onnx"``.
+        framework: A key of :data:`RUNTIMES` such as ``"onnx"``, or a plugin's name.
 
     Returns:
         The runtime class (not an instance).
 
     Raises:
-        ConfigError: ``framework`` is not a known runtime name.
-        DependencyMissing: The backend's framework is not installed.
+        ConfigError: ``framework`` is not a known runtime name, or its target is not a
+            :class:`ModelRuntime` class.
+        DependencyMissing: The backend's framework (or the plugin's module) cannot be imported.
     """
     target = RUNTIMES.get(framework)
+    install = _INSTALL.get(framework, "")
     if target is None:
-        raise ConfigError(f"unknown runtime {framework!r}; expected one of {_names()}")
+        plugins = plugin_runtimes()
+        if framework not in plugins:
+            raise ConfigError(f"unknown runtime {framework!r}; expected one of {_names(plugins)}")
+        target, dist = plugins[framework]
+        install = f"reinstall {dist}, which declares it"
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -92,7 +132,7 @@ def runtime_class(framework: str) -> type[ModelRuntime]:
         missing = exc.name or str(exc)
         raise DependencyMissing(
             f"the {framework} runtime needs {missing!r}, which cannot be imported ({exc}); "
-            f"install it with: {_INSTALL[framework]}"
+            f"install it with: {install}"
         ) from exc
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, ModelRuntime)):
