@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelport.testing.clock import FakeClock
 from modelport.testing.server import ServerProcess
 
-__all__ = ["ServerProcess"]
+__all__ = ["FakeClock", "ServerProcess"]

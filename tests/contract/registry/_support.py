@@ -10,28 +10,10 @@ from sqlalchemy import text
 from modelport.core.database import migrate, open_engine
 from modelport.registry import Lineage, NewVersion
 from modelport.registry._schema import MIGRATIONS
+from modelport.testing import FakeClock as FakeClock  # the contract tests import it from here
 
 # Reported in UTC+2 on purpose: the store must convert to UTC.
 START = datetime(2025, 3, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
-
-
-class FakeClock:
-    """A clock that stands still until told to move."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.current = start
-        self._mono = 0.0
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> datetime:
-        self.current += timedelta(seconds=seconds)
-        self._mono += seconds
-        return self.current
 
 
 def new_version(name: str = "fraud", **changes: Any) -> NewVersion:

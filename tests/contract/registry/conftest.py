@@ -8,12 +8,12 @@ import pytest
 
 from modelport.registry import MetadataStore
 
-from ._support import FakeClock
+from ._support import START, FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def test_timestamps_come_from_the_clock_as_aware_utc(
 
 
 def test_a_naive_clock_is_a_configuration_error(store: MetadataStore, clock: FakeClock) -> None:
-    clock.current = clock.current.replace(tzinfo=None)
+    clock.set_now(clock.now().replace(tzinfo=None))
     with pytest.raises(ConfigError, match="aware"):
         store.create_version(new_version())
 

@@ -21,17 +21,10 @@ from modelport.security.kek import (
     open_key_provider,
     provider_class,
 )
+from modelport.testing import FakeClock
 
 AAD = b"binding"
 DATA_KEY = bytes(range(32))
-
-
-class StillClock:
-    def now(self) -> datetime:
-        return datetime(2025, 5, 1, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 def b64(raw: bytes) -> str:
@@ -40,7 +33,7 @@ def b64(raw: bytes) -> str:
 
 def test_file_provider_creates_a_private_key_ring_on_first_use(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "kek.json"
-    provider = FileKeyProvider(path, StillClock())
+    provider = FileKeyProvider(path, FakeClock(datetime(2025, 5, 1, tzinfo=UTC)))
     assert not path.exists()
     active = provider.active_id()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from modelport.service.stats import Duration, InferenceStats, ModelStats
+from modelport.testing import FakeClock
 
 
-class _Clock:
+def _clock() -> FakeClock:
     """Monotonic 100.0 is 2026-01-01T00:00:00Z."""
-
-    def __init__(self) -> None:
-        self.mono = 100.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def now(self) -> datetime:
-        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.mono - 100.0)
+    return FakeClock(datetime(2026, 1, 1, tzinfo=UTC), monotonic=100.0)
 
 
 EPOCH_2026_MS = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def test_counts_successes_failures_rows_and_last_time() -> None:
-    clock = _Clock()
+    clock = _clock()
     stats = InferenceStats(clock)
     tally = stats.tally("m", "1")
     tally.success(4, 100e-9, 101.0, 1)
     tally.failure("invalid_input", 7e-9, 102.0)
     tally.success(2, 50e-9, 103.0, 2)
-    clock.mono = 104.0  # the snapshot is taken later; last_inference is still the request's
+    clock.advance(4.0)  # the snapshot is taken later; last_inference is still the request's
     (entry,) = stats.snapshot()
     assert entry == ModelStats(
         name="m",
@@ -53,7 +46,7 @@ def test_counts_successes_failures_rows_and_last_time() -> None:
 
 
 def test_a_version_without_requests_has_no_last_inference() -> None:
-    stats = InferenceStats(_Clock())
+    stats = InferenceStats(_clock())
     stats.record_executions("m", "1")
     (entry,) = stats.snapshot()
     assert entry.last_inference == 0 and entry.execution_count == 1
