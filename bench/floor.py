@@ -4,7 +4,7 @@ A raw ASGI app (no framework, no model): it reads the request body, parses it wi
 ``orjson.loads`` (so the cost of decoding the request is in the floor) and answers every POST
 with one constant inference response. Health probes answer 200. Run it as modelport runs:
 the same HTTP server (uvicorn, uvloop, modelport's httptools protocol
-``modelport.server.rest.protocol.HttpProtocol``, no access log), the same worker count and the
+``modelport.server.rest.http_protocol.HttpProtocol``, no access log), the same worker count and the
 same sockets (one per worker sharing the port, ``modelport.server.supervisor.bind_workers``):
 
     python bench/floor.py --port PORT --workers N
@@ -143,7 +143,7 @@ def main() -> int:
 
     import uvicorn
 
-    from modelport.server.rest.protocol import HttpProtocol
+    from modelport.server.rest.http_protocol import HttpProtocol
     from modelport.server.supervisor import bind_workers
 
     sockets = bind_workers(args.host, args.port, args.workers)

@@ -17,7 +17,7 @@ from modelport.core.settings import Settings
 from modelport.server.control import ChannelPeers
 from modelport.server.grpc.server import create_grpc_server
 from modelport.server.rest.app import create_app
-from modelport.server.rest.protocol import HttpProtocol
+from modelport.server.rest.http_protocol import HttpProtocol
 from modelport.server.rest.tls import server_ssl_context
 from modelport.service.models import ModelSource
 from modelport.service.wiring import build_access, build_dataplane, open_registrar
