@@ -17,6 +17,7 @@ __all__ = [
     "AuthSettings",
     "BatchingSettings",
     "LimitSettings",
+    "LogSettings",
     "OidcSettings",
     "RuntimeSettings",
     "SecuritySettings",
@@ -47,6 +48,22 @@ class ServerSettings(BaseModel):
 
     workers: int = Field(default=0, ge=0)
     """Worker processes sharing the ports; 0 means one per CPU core."""
+
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Largest REST request head (request line and headers together); a larger one gets 431
+    before anything else reads it. 64 KiB leaves room for large OIDC bearer tokens (group and
+    role claims) while bounding what an unauthenticated connection can make the server hold."""
+
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds a REST connection has to send a whole request head, from its first byte (or from
+    connecting); a slower sender gets 408 and is closed."""
+
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds a REST request has to send its whole body once its head is in; a slower sender
+    gets 408 and is closed."""
+
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0)
+    """Seconds an idle keep-alive REST connection stays open waiting for its next request."""
 
 
 class RuntimeSettings(BaseModel):
@@ -162,6 +179,21 @@ class ArtifactSecuritySettings(BaseModel):
     """Encryption at rest and signing of model artifacts."""
 
     model_config = ConfigDict(extra="forbid")
+class LogSettings(BaseModel):
+    """What the model server logs, and how (``modelport serve --log-level/--log-format``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe level written; ``warning`` drops the start-up, shutdown and access lines."""
+
+    format: Literal["text", "json"] = "text"
+    """``text``: one readable line per event; ``json``: one JSON object per line."""
+
+    access: bool = True
+    """Write one access line per REST request and gRPC call (at level ``info``)."""
+
+
 
     kek_provider: str = "file"
     """Where the key-encryption key comes from: ``file`` (``kek_file``, created with mode 0600
@@ -266,6 +298,9 @@ class Settings(BaseSettings):
         return self.home / "artifacts"
 
     @property
+    log: LogSettings = Field(default_factory=LogSettings)
+    """Log level, format and the access log of the model server."""
+
     def keys_dir(self) -> Path:
         """Folder of this installation's own keys (key-encryption key, signing key)."""
         return self.home / "keys"
