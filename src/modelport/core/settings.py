@@ -175,10 +175,6 @@ class TlsSettings(BaseModel):
     """CA bundle (PEM) that client certificates must chain to; set it to require mutual TLS."""
 
 
-class ArtifactSecuritySettings(BaseModel):
-    """Encryption at rest and signing of model artifacts."""
-
-    model_config = ConfigDict(extra="forbid")
 class LogSettings(BaseModel):
     """What the model server logs, and how (``modelport serve --log-level/--log-format``)."""
 
@@ -194,6 +190,10 @@ class LogSettings(BaseModel):
     """Write one access line per REST request and gRPC call (at level ``info``)."""
 
 
+class ArtifactSecuritySettings(BaseModel):
+    """Encryption at rest and signing of model artifacts."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kek_provider: str = "file"
     """Where the key-encryption key comes from: ``file`` (``kek_file``, created with mode 0600
@@ -286,6 +286,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     """Authentication, authorisation, TLS, artifact encryption and signing, limits."""
 
+    log: LogSettings = Field(default_factory=LogSettings)
+    """Log level, format and the access log of the model server."""
+
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""
         if self.database_url:
@@ -298,9 +301,6 @@ class Settings(BaseSettings):
         return self.home / "artifacts"
 
     @property
-    log: LogSettings = Field(default_factory=LogSettings)
-    """Log level, format and the access log of the model server."""
-
     def keys_dir(self) -> Path:
         """Folder of this installation's own keys (key-encryption key, signing key)."""
         return self.home / "keys"
