@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelport.server.rest.protocol import _OneSendTransport
+from modelport.server.rest.http_protocol import _OneSendTransport
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
