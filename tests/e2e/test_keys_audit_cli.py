@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from modelport.core.clock import SystemClock
+from modelport.security.audit import AuditHead, seal
 from modelport.security.identity import AuthMethod, Grant, Role
 from modelport.security.store import SecurityStore
 from tests.e2e._cli import modelport
@@ -193,3 +195,85 @@ def test_a_tampered_row_fails_verify_naming_the_entry(tmp_path: Path) -> None:
     report = json.loads(modelport(tmp_path, "audit", "verify", "--json").stdout)
     assert report["intact"] is False and report["entries"] == 2
     assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(2, "edited"), (3, "truncated")]
+
+
+# -- an attacker who can write to the database (but not the data directory) -------------------
+
+
+def _four_entries(home: Path) -> None:
+    create(home, "--role", "admin")
+    create(home, "--role", "viewer")
+    _, third = create(home, "--role", "predictor")
+    ok(home, "keys", "revoke", third)
+    assert ok(home, "audit", "verify").stdout.strip() == "audit log intact: 4 entries"
+
+
+def _kinds(home: Path) -> list[tuple[int, str]]:
+    done = modelport(home, "audit", "verify", "--json")
+    assert done.returncode == 6, (done.stdout, done.stderr)
+    return [(p["seq"], p["kind"]) for p in json.loads(done.stdout)["problems"]]
+
+
+def test_truncating_the_tail_and_moving_the_head_is_detected(tmp_path: Path) -> None:
+    _four_entries(tmp_path)
+    with sqlite3.connect(tmp_path / "modelport.db") as db:
+        (hash2,) = db.execute("SELECT hash FROM audit_log WHERE seq = 2").fetchone()
+        db.execute("DELETE FROM audit_log WHERE seq >= 3")
+        db.execute("UPDATE audit_head SET last_seq = 2, last_hash = ?", (hash2,))
+    assert _kinds(tmp_path) == [(2, "head-rewritten"), (3, "truncated")]
+    done = fails(tmp_path, 6, "tampered with", "audit", "verify")
+    assert "entries 3-4 are missing from the end" in done.stdout
+
+
+def test_deleting_an_entry_and_resealing_the_rest_is_detected(tmp_path: Path) -> None:
+    _four_entries(tmp_path)
+    with sqlite3.connect(tmp_path / "modelport.db") as db:
+        db.row_factory = sqlite3.Row
+        rows = [r for r in db.execute("SELECT * FROM audit_log ORDER BY seq") if r["seq"] != 2]
+        db.execute("DELETE FROM audit_log")
+        head = AuditHead()
+        for row in rows:  # what a tamperer who knows the scheme does: seal() the rest again
+            at = datetime.fromisoformat(row["at"]).replace(tzinfo=UTC)
+            entry = seal(
+                head,
+                at,
+                row["actor"],
+                row["action"],
+                row["target"],
+                row["outcome"],
+                row["request_id"],
+                json.loads(row["details"]),
+            )
+            db.execute(
+                "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.seq, row["at"], entry.actor, entry.action, entry.target, entry.outcome)
+                + (entry.request_id, json.dumps(entry.details), entry.prev_hash, entry.hash),
+            )
+            head = AuditHead(entry.seq, entry.hash)
+        db.execute("UPDATE audit_head SET last_seq = ?, last_hash = ?", (head.seq, head.hash))
+    kinds = _kinds(tmp_path)
+    assert kinds == [(2, "resealed"), (3, "head-rewritten"), (4, "truncated")]
+
+
+def test_rewriting_the_head_hash_is_detected(tmp_path: Path) -> None:
+    _four_entries(tmp_path)
+    with sqlite3.connect(tmp_path / "modelport.db") as db:
+        db.execute("UPDATE audit_head SET last_hash = ?", ("ab" * 32,))
+    assert _kinds(tmp_path) == [(4, "head-rewritten")]
+
+
+def test_a_forged_checkpoint_is_detected(tmp_path: Path) -> None:
+    _four_entries(tmp_path)
+    path = tmp_path / "audit" / "checkpoints.jsonl"
+    lines = path.read_bytes().splitlines()
+    forged = json.loads(lines[-1])
+    forged["hash"] = "cd" * 32
+    path.write_bytes(b"\n".join([*lines, json.dumps(forged).encode()]) + b"\n")
+    kinds = _kinds(tmp_path)
+    assert kinds == [(4, "bad-checkpoint")]
+
+
+def test_a_missing_checkpoint_file_is_detected(tmp_path: Path) -> None:
+    _four_entries(tmp_path)
+    (tmp_path / "audit" / "checkpoints.jsonl").unlink()
+    assert _kinds(tmp_path) == [(0, "checkpoints-missing")]

@@ -1,11 +1,12 @@
-"""Audit commands: ``audit verify``, ``audit list`` and ``audit export``."""
+"""Audit commands: ``audit verify``, ``audit list``, ``audit export`` and ``audit checkpoint``."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -20,10 +21,16 @@ from modelport.security.audit import entry_to_dict
 from modelport.security.store import SecurityStore
 from modelport.service.wiring import open_security_store
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 __all__ = ["attach", "audit_app"]
 
 audit_app = typer.Typer(
-    help="The tamper-evident audit log: check its hash chain, list and export entries.",
+    help=(
+        "The tamper-evident audit log: check its hash chain against the signed checkpoints, "
+        "list and export entries."
+    ),
     no_args_is_help=True,
 )
 
@@ -34,18 +41,46 @@ def _store() -> SecurityStore:
     return open_security_store(load_settings())
 
 
+def _public_keys(paths: list[Path]) -> list[Ed25519PublicKey]:
+    from modelport.security.signing import load_public_key
+
+    return [load_public_key(path) for path in paths]
+
+
 @audit_app.command("verify")
 def audit_verify(
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--public-key",
+            help=(
+                "Also accept checkpoints signed by this Ed25519 public key (PEM); give a copy "
+                "kept outside the data directory. Repeatable."
+            ),
+        ),
+    ] = None,
 ) -> None:
-    """Check the audit log's hash chain; exit non-zero naming every problem found."""
+    """Check the audit log's hash chain and signed checkpoints; exit non-zero naming each problem.
+
+    Reported by name: edited, deleted, inserted, reordered and truncated entries, entries
+    re-sealed after a change (resealed), a head record rewritten behind the last checkpoint
+    (head-rewritten), checkpoints whose signature does not verify (bad-checkpoint), and a
+    database with entries but no checkpoint file (checkpoints-missing).
+    """
+    keys = _public_keys(public_key or [])
     with _store() as store:
-        report = store.verify_audit()
+        report = store.verify_audit(keys)
+    last = report.last_checkpoint
     if json:
         payload = {
             "intact": report.intact,
             "entries": report.entries,
             "head": ({"seq": report.head.seq, "hash": report.head.hash} if report.head else None),
+            "checkpoints": report.checkpoints,
+            "last_checkpoint": (
+                {"seq": last.seq, "hash": last.hash, "at": last.at.isoformat()} if last else None
+            ),
             "problems": [
                 {"seq": p.seq, "kind": p.kind.value, "message": p.message} for p in report.problems
             ],
@@ -53,7 +88,8 @@ def audit_verify(
         typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
     elif report.intact:
         noun = "entry" if report.entries == 1 else "entries"
-        typer.echo(f"audit log intact: {report.entries} {noun}")
+        unanchored = " (no checkpoint file: not anchored)" if report.checkpoints is None else ""
+        typer.echo(f"audit log intact: {report.entries} {noun}{unanchored}")
     else:
         for problem in report.problems:
             typer.echo(str(problem))
@@ -111,31 +147,70 @@ def audit_list(
     _console.print(table, markup=False)
 
 
+def _write_atomically(file: str, write: Callable[[IO[bytes]], int]) -> int:
+    """Write through ``write`` to ``file`` via a partial file renamed into place."""
+    path = Path(file)
+    if path.is_dir():
+        raise ConfigError(f"{file!r} is a folder; give a file name")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as out:
+            count = write(out)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {file!r}: {exc}") from None
+    return count
+
+
 @audit_app.command("export")
 def audit_export(
     file: Annotated[
         str, typer.Argument(help="File to write JSON lines to; - for standard output.")
     ] = "-",
+    checkpoints: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoints",
+            help="Also copy the signed checkpoints (JSON lines) to this file; - for standard "
+            "output (then without the entries unless FILE is a file).",
+        ),
+    ] = None,
 ) -> None:
     """Export every audit entry as JSON lines (with its hashes), oldest first."""
+    if checkpoints is not None and checkpoints == file:
+        raise ConfigError("--checkpoints must name another file than the entries' export")
     with _store() as store:
+        if checkpoints is not None:
+            if checkpoints == "-":
+                out = sys.stdout.buffer
+                store.export_checkpoints(out)
+                out.flush()
+                if file == "-":
+                    return
+            else:
+                cp_count = _write_atomically(checkpoints, store.export_checkpoints)
+                typer.echo(f"exported {cp_count} audit checkpoints to {checkpoints}")
         if file == "-":
             out = sys.stdout.buffer
             store.export_audit(out)
             out.flush()
             return
-        path = Path(file)
-        if path.is_dir():
-            raise ConfigError(f"{file!r} is a folder; give a file name")
-        partial = path.with_name(f".{path.name}.partial")
-        try:
-            with partial.open("wb") as out:
-                count = store.export_audit(out)
-            os.replace(partial, path)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise ConfigError(f"cannot write {file!r}: {exc}") from None
-    typer.echo(f"exported {count} audit entries to {path}")
+        count = _write_atomically(file, store.export_audit)
+    typer.echo(f"exported {count} audit entries to {file}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint of the last audit entry now (after checking the whole log).
+
+    Needed once after upgrading from a modelport without checkpoints; also for a scheduler
+    that wants denials anchored sooner than the server's own policy.
+    """
+    with _store() as store:
+        checkpoint = store.checkpoint_audit()
+        where = store.checkpoints.path if store.checkpoints is not None else "?"
+    typer.echo(f"checkpointed audit entry {checkpoint.seq} in {where}")
 
 
 def attach(app: typer.Typer) -> None:

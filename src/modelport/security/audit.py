@@ -6,31 +6,55 @@ entry's fields (``seq`` included) as JSON with sorted keys (:func:`canonical`). 
 record holds the last sequence number and hash and is updated in the same transaction as each
 append, so cutting entries off the end is visible too.
 
-:func:`verify_chain` is pure: it takes the stored entries in storage order and the head record
-and reports every problem it finds, each with the sequence number it is about and its kind:
+The head record lives in the same database as the entries, so on its own the chain does not stop
+someone who can write to the database from cutting entries off the end and moving the head, or
+from deleting an entry and sealing the rest again (:func:`seal` is public, and the hash has no
+key). Signed checkpoints close that gap: ``(seq, hash, time)`` of an entry, signed with a key kept
+outside the database and written outside it (:mod:`modelport.security.checkpoints`). A
+checkpoint vouches for its entry and, through the chain, for every entry before it.
 
-============  ===================================================================================
-kind          meaning
-============  ===================================================================================
-edited        an entry's content no longer matches its hash; or it was re-hashed after the change,
-              so the next entry (or the head record) no longer points at it; or it was renumbered
-deleted       entries are missing from the middle of the chain (the ``seq`` named is the first)
-inserted      an entry the chain does not account for: a second entry for a sequence number the
-              chain already has, or an entry after the one the head record names
-reordered     an entry stands out of order (including two entries whose numbers were swapped)
-truncated     entries are missing from the end: the head record names a later entry
-============  ===================================================================================
+:func:`verify_chain` is pure: it takes the stored entries in storage order, the head record and
+the checkpoints whose signatures verified, and reports every problem it finds, each with the
+sequence number it is about and its kind:
 
-The chain detects changes; it does not stop someone who can rewrite the whole table *and* the
-head record from re-hashing everything. Exporting the log (JSON lines) elsewhere regularly, or
-keeping copies of the head hash, bounds what such a person can rewrite unnoticed.
+====================  ===========================================================================
+kind                  meaning
+====================  ===========================================================================
+edited                an entry's content no longer matches its hash; or it was re-hashed after the
+                      change, so the next entry (or the head record) no longer points at it; or
+                      it was renumbered
+deleted               entries are missing from the middle of the chain (the ``seq`` named is the
+                      first)
+inserted              an entry the chain does not account for: a second entry for a sequence
+                      number the chain already has, or an entry after the last one the head record
+                      (or a checkpoint) names
+reordered             an entry stands out of order (including two entries whose numbers were
+                      swapped)
+truncated             entries are missing from the end: the head record or a signed checkpoint
+                      names a later entry
+resealed              an entry's hash is not the one a signed checkpoint holds for its position,
+                      and no stored entry has that hash: the log was rewritten from there (or
+                      earlier) and sealed again; one problem per run of such checkpoints
+head-rewritten        the head record is behind the last signed checkpoint, or at the same entry
+                      with another hash
+head-missing          the head record itself is gone
+bad-checkpoint        a line of the checkpoint file is not a checkpoint, or its signature does
+                      not verify with a trusted key (forged or altered)
+checkpoints-missing   the database holds entries but there is no checkpoint file (or it is empty)
+====================  ===========================================================================
+
+What checkpoints cannot catch: changes to entries after the last checkpoint (a tail that was
+never checkpointed can be cut off unnoticed), and anything done by someone who holds both the
+database and the signing key (or can write the data directory where the key and checkpoints
+live): they can rewrite the log and sign new checkpoints. Exporting the checkpoints regularly
+to a place they cannot reach, and verifying with the public key kept there, bounds that.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -46,6 +70,7 @@ __all__ = [
     "AuditHead",
     "AuditReport",
     "ChainProblem",
+    "Checkpoint",
     "ProblemKind",
     "canonical",
     "chain_is_intact",
@@ -59,8 +84,9 @@ __all__ = [
 GENESIS_HASH: Final = "0" * 64
 """The ``prev_hash`` of the first entry."""
 
-OUTCOMES: Final = ("ok", "denied", "failed")
-"""What became of an audited action."""
+OUTCOMES: Final = ("started", "ok", "denied", "failed")
+"""What became of an audited action: a control action is written as ``started`` before it runs
+(so an action whose entry cannot be written is not performed), then as ``ok`` or ``failed``."""
 
 _MAX_TEXT: Final = 1024
 
@@ -110,8 +136,34 @@ class ProblemKind(enum.Enum):
     INSERTED = "inserted"
     REORDERED = "reordered"
     TRUNCATED = "truncated"
+    RESEALED = "resealed"
+    """Entries no longer have the hashes signed checkpoints hold: rewritten and sealed again."""
+    HEAD_REWRITTEN = "head-rewritten"
+    """The head record disagrees with the last signed checkpoint."""
     HEAD_MISSING = "head-missing"
     """The head record itself is gone, so truncation cannot be checked."""
+    BAD_CHECKPOINT = "bad-checkpoint"
+    """A checkpoint that is malformed or whose signature does not verify."""
+    CHECKPOINTS_MISSING = "checkpoints-missing"
+    """The database has entries but no checkpoint anchors them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement that entry ``seq`` of the log had hash ``hash`` at time ``at``.
+
+    Only checkpoints whose signature verified are built (see
+    :mod:`modelport.security.checkpoints`).
+
+    Args:
+        seq: The entry's sequence number.
+        hash: The entry's hash (hex).
+        at: When the checkpoint was signed (UTC).
+    """
+
+    seq: int
+    hash: str
+    at: datetime
 
 
 _KIND_ORDER: Final = {kind: i for i, kind in enumerate(ProblemKind)}
@@ -135,6 +187,10 @@ class ChainProblem:
         return f"seq {self.seq}: {self.kind.value}: {self.message}"
 
 
+_Report = Callable[[int, ProblemKind, str], None]
+"""Records one problem: ``report(seq, kind, message)``."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditReport:
     """The outcome of checking the whole log.
@@ -143,11 +199,16 @@ class AuditReport:
         entries: How many entries were read.
         head: The head record (``None`` when it is missing).
         problems: Everything found wrong, by sequence number; empty when the log is intact.
+        checkpoints: How many checkpoints verified; ``None`` when the log has no checkpoint file
+            configured (nothing outside the database anchors it).
+        last_checkpoint: The newest checkpoint that verified, if any.
     """
 
     entries: int
     head: AuditHead | None
     problems: tuple[ChainProblem, ...]
+    checkpoints: int | None = None
+    last_checkpoint: Checkpoint | None = None
 
     @property
     def intact(self) -> bool:
@@ -325,7 +386,11 @@ def _span(first: int, last: int) -> str:
     return f"entry {first} is" if first == last else f"entries {first}-{last} are"
 
 
-def chain_is_intact(entries: Iterable[AuditEntry], head: AuditHead | None) -> bool:
+def chain_is_intact(
+    entries: Iterable[AuditEntry],
+    head: AuditHead | None,
+    checkpoints: Sequence[Checkpoint] = (),
+) -> bool:
     """Whether the chain is exactly as sealed, in one pass and constant memory.
 
     The fast path for the usual case: when it says ``False``, :func:`verify_chain` (which holds
@@ -334,26 +399,119 @@ def chain_is_intact(entries: Iterable[AuditEntry], head: AuditHead | None) -> bo
     Args:
         entries: The entries as stored, by ``seq``.
         head: The head record; ``None`` skips the comparison with it.
+        checkpoints: Signed checkpoints (verified); each entry they name must have their hash.
     """
+    signed: dict[int, set[str]] = {}
+    for checkpoint in checkpoints:
+        signed.setdefault(checkpoint.seq, set()).add(checkpoint.hash)
     expected_prev, expected_seq = GENESIS_HASH, 1
     for entry in entries:
         if (
             entry.seq != expected_seq
             or entry.prev_hash != expected_prev
             or not _seals(entry, entry.seq)
+            or signed.get(entry.seq, {entry.hash}) != {entry.hash}
         ):
             return False
         expected_prev, expected_seq = entry.hash, expected_seq + 1
+    if signed and max(signed) >= expected_seq:
+        return False
     return head is None or (head.seq == expected_seq - 1 and head.hash == expected_prev)
 
 
-def verify_chain(entries: Iterable[AuditEntry], head: AuditHead | None) -> list[ChainProblem]:
+def _anchor(
+    head: AuditHead | None, checkpoints: Sequence[Checkpoint], report: _Report
+) -> tuple[AuditHead | None, str]:
+    """Return the record that names the log's last entry, and what it is, for the checks.
+
+    That is the head record unless the newest checkpoint is ahead of it, or at the same entry
+    with another hash: then the head was rewritten (reported here) and the checkpoint is used.
+    """
+    if not checkpoints:
+        return head, "the head record"
+    latest = max(checkpoints, key=lambda c: c.seq)
+    signed = f"the checkpoint signed at {_iso(latest.at)}"
+    if head is None:
+        return AuditHead(latest.seq, latest.hash), signed
+    if head.seq < latest.seq:
+        report(
+            head.seq,
+            ProblemKind.HEAD_REWRITTEN,
+            f"the head record names entry {head.seq}, but {signed} names entry {latest.seq}: "
+            "the head was moved back",
+        )
+    elif head.seq == latest.seq and head.hash != latest.hash:
+        report(
+            head.seq,
+            ProblemKind.HEAD_REWRITTEN,
+            f"the head record's hash for entry {head.seq} is not the one {signed} holds",
+        )
+    else:
+        return head, "the head record"
+    return AuditHead(latest.seq, latest.hash), signed
+
+
+def _check_checkpoints(
+    listed: Sequence[AuditEntry],
+    by_pos: Mapping[int, int],
+    checkpoints: Sequence[Checkpoint],
+    report: _Report,
+) -> None:
+    """Report entries whose hash is not the one a checkpoint holds (runs as one problem).
+
+    A checkpointed hash that some stored entry still has is fine here (a moved entry is
+    reported by the chain checks); one past the last stored entry is truncation; one whose
+    position is empty is a deletion the chain checks report.
+    """
+    hashes = {entry.hash for entry in listed}
+    last = max(by_pos, default=0)
+    run: list[Checkpoint] = []
+
+    def close_run() -> None:
+        if run:
+            first, final = run[0], run[-1]
+            span = (
+                f"entry {first.seq}"
+                if first.seq == final.seq
+                else (f"entries {first.seq}-{final.seq}")
+            )
+            report(
+                first.seq,
+                ProblemKind.RESEALED,
+                f"{span} no longer {'has' if len(run) == 1 else 'have'} the hash signed at "
+                f"{_iso(first.at)}: the log was rewritten from here (or earlier) and sealed again",
+            )
+            run.clear()
+
+    for checkpoint in sorted(set(checkpoints), key=lambda c: (c.seq, c.hash)):
+        if checkpoint.hash in hashes:
+            close_run()
+        elif checkpoint.seq > last:
+            close_run()
+            report(
+                last + 1,
+                ProblemKind.TRUNCATED,
+                f"{_span(last + 1, checkpoint.seq)} missing from the end (the checkpoint signed "
+                f"at {_iso(checkpoint.at)} names entry {checkpoint.seq})",
+            )
+        elif checkpoint.seq in by_pos:
+            run.append(checkpoint)
+    close_run()
+
+
+def verify_chain(
+    entries: Iterable[AuditEntry],
+    head: AuditHead | None,
+    checkpoints: Sequence[Checkpoint] = (),
+) -> list[ChainProblem]:
     """Check a log's hash chain and report every problem, by sequence number.
 
     Args:
         entries: The entries as stored, in storage order (by ``seq``).
         head: The head record; ``None`` skips the checks that need it (an exported file has
-            none), so truncation cannot be seen.
+            none), so truncation cannot be seen unless a checkpoint names a later entry.
+        checkpoints: Signed checkpoints whose signatures verified; the entries they name must
+            still be there with the hashes they hold, and the head must not be behind them.
 
     Returns:
         The problems, sorted by sequence number; empty when the chain is intact.
@@ -366,7 +524,8 @@ def verify_chain(entries: Iterable[AuditEntry], head: AuditHead | None) -> list[
     def report(seq: int, kind: ProblemKind, message: str) -> None:
         problems.setdefault((seq, kind), ChainProblem(seq, kind, message))
 
-    inserted = _inserted(listed, pos, head)
+    head, named_by = _anchor(head, checkpoints, report)
+    inserted = _inserted(listed, pos, head, named_by)
     for i in inserted:
         report(listed[i].seq, ProblemKind.INSERTED, inserted[i])
     genuine = [i for i in range(len(listed)) if i not in inserted]
@@ -404,7 +563,7 @@ def verify_chain(entries: Iterable[AuditEntry], head: AuditHead | None) -> list[
             report(
                 last + 1,
                 ProblemKind.TRUNCATED,
-                f"{_span(last + 1, head.seq)} missing from the end (the head record names "
+                f"{_span(last + 1, head.seq)} missing from the end ({named_by} names "
                 f"entry {head.seq})",
             )
         tail = by_pos.get(head.seq)
@@ -412,8 +571,9 @@ def verify_chain(entries: Iterable[AuditEntry], head: AuditHead | None) -> list[
             report(
                 listed[tail].seq,
                 ProblemKind.EDITED,
-                "its hash is not the one the head record holds: it was changed and re-hashed",
+                f"its hash is not the one {named_by} holds: it was changed and re-hashed",
             )
+    _check_checkpoints(listed, by_pos, checkpoints, report)
 
     order = [pos[i] for i in genuine]
     reordered: set[int] = set()
@@ -433,11 +593,12 @@ def verify_chain(entries: Iterable[AuditEntry], head: AuditHead | None) -> list[
 
 
 def _inserted(
-    listed: Sequence[AuditEntry], pos: Sequence[int], head: AuditHead | None
+    listed: Sequence[AuditEntry], pos: Sequence[int], head: AuditHead | None, named_by: str
 ) -> dict[int, str]:
     """Return the entries the chain does not account for, with why, by index.
 
-    Of several entries at one position, the genuine one is the one the head record's chain
+    ``head`` names the last entry (the head record, or the checkpoint ``named_by`` says).
+    Of several entries at one position, the genuine one is the one the head's chain
     reaches by following ``prev_hash`` back, else one a later entry points at, else the first.
     """
     first_by_hash: dict[str, int] = {}
@@ -457,7 +618,7 @@ def _inserted(
     for p, members in groups.items():
         if head is not None and p > head.seq:
             for i in members:
-                found[i] = f"it comes after entry {head.seq}, the last one the head record names"
+                found[i] = f"it comes after entry {head.seq}, the last one {named_by} names"
             continue
         if len(members) == 1:
             continue

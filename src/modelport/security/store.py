@@ -16,20 +16,35 @@ Rules the store enforces:
   locks the head record (on SQLite the write lock of ``BEGIN IMMEDIATE``, on PostgreSQL
   ``SELECT ... FOR UPDATE`` of the head row), chains onto it and moves it, in one transaction.
 * Creating and revoking keys records an audit entry in the same transaction as the change.
+* The chain is anchored outside the database: after an entry commits, the store signs a
+  checkpoint of it into a file in the data directory when the policy says so (after every
+  control action; for denials at least every :data:`~modelport.security.checkpoints.EVERY_ENTRIES`
+  entries or :data:`~modelport.security.checkpoints.EVERY_SECONDS` seconds), and verifying the
+  log checks the chain against those checkpoints (:mod:`modelport.security.checkpoints`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+import math
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any, Final
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 from sqlalchemy import Connection, Row, Text, cast, insert, select, update
 
 from modelport.core import database as db
 from modelport.core.clock import Clock
-from modelport.core.errors import IntegrityError, InvalidInput, NotFound, Unauthenticated
+from modelport.core.errors import (
+    ConfigError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from modelport.security._schema import HEAD_ID, MIGRATIONS, api_keys, audit_head, audit_log
 from modelport.security.apikeys import (
     ApiKeyRecord,
@@ -43,15 +58,22 @@ from modelport.security.audit import (
     AuditHead,
     AuditReport,
     ChainProblem,
+    Checkpoint,
     ProblemKind,
     chain_is_intact,
     seal,
     to_json_line,
     verify_chain,
 )
+from modelport.security.checkpoints import CheckpointFile, CheckpointRead, checkpoint_due
 from modelport.security.identity import AuthMethod, Grant, Identity, parse_grant
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 __all__ = ["SecurityStore"]
+
+log = logging.getLogger(__name__)
 
 _INVALID_KEY: Final = "invalid API key"
 # Compared against when the key id is unknown, so that path costs what a wrong secret costs.
@@ -84,15 +106,40 @@ class SecurityStore(db.MigratedDatabase):
     Args:
         url: SQLAlchemy URL: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST:PORT/DB``.
         clock: Source of every timestamp the store records and of "now" for expiry.
+        checkpoints: Where the audit chain's signed checkpoints go, and the key that signs
+            them. ``None``: for a SQLite file, ``audit/checkpoints.jsonl`` and
+            ``keys/signing.pem`` in the database's folder (the data directory, for the default
+            database); for PostgreSQL, none (the chain is then not anchored outside the
+            database, and :meth:`verify_audit` reports ``checkpoints=None``).
 
     Raises:
         ConfigError: The URL is unsupported or the database cannot be reached.
         DependencyMissing: The PostgreSQL driver is not installed.
     """
 
-    def __init__(self, url: str, clock: Clock) -> None:
+    def __init__(self, url: str, clock: Clock, checkpoints: CheckpointFile | None = None) -> None:
         super().__init__(url, MIGRATIONS)
         self._clock = clock
+        self._checkpoints = checkpoints or _default_checkpoints(self._engine.url.database, url)
+        # What this process last checkpointed, and its newest entry not checkpointed yet.
+        self._anchor_lock = threading.Lock()
+        self._anchored_seq = 0
+        self._anchored_at = -math.inf
+        self._unanchored: AuditEntry | None = None
+
+    @property
+    def checkpoints(self) -> CheckpointFile | None:
+        """Where the audit chain's signed checkpoints are kept; ``None`` when nowhere."""
+        return self._checkpoints
+
+    def close(self) -> None:
+        """Checkpoint this process's last audit entries, then close every pooled connection."""
+        try:
+            self._anchor_pending()
+        except ConfigError as exc:
+            log.warning("%s", exc.message)
+        finally:
+            super().close()
 
     def _now(self) -> datetime:
         now = self._clock.now()
@@ -162,8 +209,9 @@ class SecurityStore(db.MigratedDatabase):
                 "grants": texts,
                 "expires_at": expires_at.isoformat() if expires_at else None,
             }
-            self._append(conn, created_by, "key.create", key.key_id, "ok", None, details)
+            entry = self._append(conn, created_by, "key.create", key.key_id, "ok", None, details)
             row = _key_row(conn, key.key_id)
+        self._anchor(entry)
         if row is None:  # pragma: no cover - inserted in the same transaction
             raise NotFound(f"API key {key.key_id} vanished after it was created")
         return _to_record(row), key.token
@@ -218,8 +266,9 @@ class SecurityStore(db.MigratedDatabase):
                 .where(api_keys.c.key_id == key_id)
                 .values(revoked_at=now, revoked_by=by)
             )
-            self._append(conn, by, "key.revoke", key_id, "ok", None, {"name": row.name})
+            entry = self._append(conn, by, "key.revoke", key_id, "ok", None, {"name": row.name})
             row = _key_row(conn, key_id)
+        self._anchor(entry)
         if row is None:  # pragma: no cover - updated in the same transaction
             raise NotFound(f"API key {key_id} vanished while it was revoked")
         return _to_record(row)
@@ -269,6 +318,8 @@ class SecurityStore(db.MigratedDatabase):
         """Append one entry to the audit log's hash chain.
 
         Safe when several processes append at once: appends are serialised on the head record.
+        Once the entry is committed, a signed checkpoint of it is written when the checkpoint
+        policy says so (every control action; denials now and then).
 
         Args:
             actor: Who acted.
@@ -285,9 +336,57 @@ class SecurityStore(db.MigratedDatabase):
             InvalidInput: A field is blank or too long, the outcome is unknown, or the details
                 are not JSON data.
             IntegrityError: The head record is missing (run ``modelport audit verify``).
+            ConfigError: The entry was recorded but its checkpoint could not be written.
         """
         with db.write(self._engine) as conn:
-            return self._append(conn, actor, action, target, outcome, request_id, details)
+            entry = self._append(conn, actor, action, target, outcome, request_id, details)
+        self._anchor(entry)
+        return entry
+
+    def _anchor(self, entry: AuditEntry) -> None:
+        """Checkpoint a committed entry when the policy says so; else remember it for later."""
+        checkpoints = self._checkpoints
+        if checkpoints is None:
+            return
+        now = self._clock.monotonic()
+        with self._anchor_lock:
+            if entry.seq <= self._anchored_seq:
+                return  # a later entry is checkpointed already, and vouches for this one
+            due = checkpoint_due(
+                entry.seq,
+                entry.outcome,
+                self._anchored_seq,
+                now - self._anchored_at,
+                checkpoints.every,
+                checkpoints.every_s,
+            )
+            if not due:
+                if self._unanchored is None or entry.seq > self._unanchored.seq:
+                    self._unanchored = entry
+                return
+            self._write_checkpoint(checkpoints, entry.seq, entry.hash, now)
+
+    def _anchor_pending(self) -> None:
+        """Checkpoint the newest entry this process appended and has not checkpointed."""
+        checkpoints = self._checkpoints
+        if checkpoints is None:
+            return
+        with self._anchor_lock:
+            pending = self._unanchored
+            if pending is not None and pending.seq > self._anchored_seq:
+                now = self._clock.monotonic()
+                self._write_checkpoint(checkpoints, pending.seq, pending.hash, now)
+
+    def _write_checkpoint(
+        self, checkpoints: CheckpointFile, seq: int, hash: str, now: float
+    ) -> datetime:
+        """Append a checkpoint (the anchor lock is held); return the time it was signed."""
+        at = self._now()
+        checkpoints.append(seq, hash, at)
+        self._anchored_seq, self._anchored_at = seq, now
+        if self._unanchored is not None and self._unanchored.seq <= seq:
+            self._unanchored = None
+        return at
 
     def _append(
         self,
@@ -385,34 +484,93 @@ class SecurityStore(db.MigratedDatabase):
         with db.read(self._engine) as conn:
             return _head(conn)
 
-    def verify_audit(self) -> AuditReport:
-        """Check the whole audit log's hash chain against the head record.
+    def verify_audit(self, trusted: Iterable[Ed25519PublicKey] = ()) -> AuditReport:
+        """Check the whole audit log's hash chain against the head record and the checkpoints.
 
-        The entries and the head are read in one snapshot, so appends running meanwhile do not
-        show up as problems. An intact log is checked in one streaming pass; only when that
+        The checkpoint file is read first and the entries and head then in one snapshot, so
+        appends running meanwhile do not show up as problems (a checkpoint is written only after
+        its entry commits). An intact log is checked in one streaming pass; only when that
         finds something wrong are all entries held at once to say exactly what.
 
+        Args:
+            trusted: Public keys whose checkpoint signatures are accepted besides this
+                installation's own signing key (one kept elsewhere, to check with).
+
         Returns:
-            The number of entries and every problem found (see
+            The number of entries, the checkpoints, and every problem found (see
             :func:`modelport.security.audit.verify_chain`).
+
+        Raises:
+            ConfigError: The checkpoint file or the signing key cannot be read.
         """
+        read = self._checkpoints.read(trusted) if self._checkpoints is not None else None
+        signed = read.checkpoints if read is not None else ()
+        found: list[ChainProblem] = list(read.problems) if read is not None else []
         with db.read(self._engine) as conn:
             head = _head(conn)
-            if head is not None and chain_is_intact((_to_entry(r) for r in _scan(conn)), head):
-                return AuditReport(head.seq, head, ())
+            if (
+                head is not None
+                and chain_is_intact((_to_entry(r) for r in _scan(conn)), head, signed)
+                and not found
+                and (read is None or head.seq == 0 or read.lines > 0)
+            ):
+                return _report(head.seq, head, (), read, signed)
             # Something is wrong: read everything (same snapshot) to say what.
             entries = [_to_entry(row) for row in _scan(conn)]
-        problems = verify_chain(entries, head)
+        problems = verify_chain(entries, head, signed) + found
         if head is None:
-            problems.insert(
-                0,
+            problems.append(
                 ChainProblem(
                     0,
                     ProblemKind.HEAD_MISSING,
                     "the head record is missing, so entries cut off the end cannot be detected",
                 ),
             )
-        return AuditReport(len(entries), head, tuple(problems))
+        if read is not None and read.lines == 0 and (entries or (head is not None and head.seq)):
+            where = self._checkpoints.path if self._checkpoints is not None else "?"
+            state = "is empty" if read.found else "is missing"
+            problems.append(
+                ChainProblem(
+                    0,
+                    ProblemKind.CHECKPOINTS_MISSING,
+                    f"the database holds entries but the checkpoint file {where} {state}: "
+                    "nothing outside the database vouches for them",
+                )
+            )
+        problems.sort(key=lambda p: (p.seq, list(ProblemKind).index(p.kind)))
+        return _report(len(entries), head, tuple(problems), read, signed)
+
+    def checkpoint_audit(self) -> Checkpoint:
+        """Sign a checkpoint of the log's last entry now, after checking the whole log.
+
+        For a log written before checkpoints existed (an upgrade), and for schedulers that want
+        denials anchored sooner than the store's own policy does.
+
+        Returns:
+            The checkpoint written.
+
+        Raises:
+            ConfigError: The store has no checkpoint file, or it cannot be written.
+            IntegrityError: The log is empty or not intact (nothing is signed then: signing a
+                tampered log would vouch for the tampering).
+        """
+        checkpoints = self._checkpoints
+        if checkpoints is None:
+            raise ConfigError("this audit log has no checkpoint file configured")
+        report = self.verify_audit()
+        tolerated = {ProblemKind.CHECKPOINTS_MISSING}
+        wrong = [p for p in report.problems if p.kind not in tolerated]
+        if wrong:
+            raise IntegrityError(
+                f"the audit log is not intact ({len(wrong)} problems; `modelport audit verify` "
+                "lists them), so no checkpoint was signed"
+            )
+        if report.head is None or report.head.seq == 0:
+            raise IntegrityError("the audit log is empty: there is nothing to checkpoint")
+        head = report.head
+        with self._anchor_lock:
+            at = self._write_checkpoint(checkpoints, head.seq, head.hash, self._clock.monotonic())
+        return Checkpoint(head.seq, head.hash, at)
 
     def iter_audit(self) -> Iterator[AuditEntry]:
         """Yield every entry, oldest first, from one snapshot (read in batches)."""
@@ -435,6 +593,41 @@ class SecurityStore(db.MigratedDatabase):
             out.write(to_json_line(entry))
             count += 1
         return count
+
+    def export_checkpoints(self, out: IO[bytes]) -> int:
+        """Copy the audit log's signed checkpoints to ``out`` (JSON lines, as stored).
+
+        Kept with an export of the entries, and checked with this installation's public key
+        (``keys/signing.pub.pem``), they show the entries were not rewritten before the export.
+
+        Returns:
+            How many checkpoint lines were written.
+
+        Raises:
+            ConfigError: The store has no checkpoint file, or it cannot be read.
+        """
+        if self._checkpoints is None:
+            raise ConfigError("this audit log has no checkpoint file configured")
+        return self._checkpoints.export(out)
+
+
+def _default_checkpoints(database: str | None, url: str) -> CheckpointFile | None:
+    """Return the checkpoint file beside a SQLite database file; ``None`` for other databases."""
+    if not url.startswith("sqlite") or database in (None, "", ":memory:") or "?" in url:
+        return None
+    return CheckpointFile.in_home(Path(database).expanduser().absolute().parent)
+
+
+def _report(
+    entries: int,
+    head: AuditHead | None,
+    problems: tuple[ChainProblem, ...],
+    read: CheckpointRead | None,
+    signed: Sequence[Checkpoint],
+) -> AuditReport:
+    latest = max(signed, key=lambda c: c.seq) if signed else None
+    count = len(signed) if read is not None else None
+    return AuditReport(entries, head, problems, count, latest)
 
 
 def _check_actor(actor: str) -> None:

@@ -123,7 +123,7 @@ def test_details_are_stored_as_json_reads_them_back() -> None:
         ({"action": ""}, "action"),
         ({"target": ""}, "target"),
         ({"request_id": "x" * 2000}, "request id"),
-        ({"outcome": "maybe"}, "expected one of ok, denied, failed"),
+        ({"outcome": "maybe"}, "expected one of started, ok, denied, failed"),
         ({"at": datetime(2025, 1, 1)}, "timezone-aware"),
         ({"details": {1: "x"}}, "JSON data"),
         ({"details": {"x": object()}}, "JSON data"),
