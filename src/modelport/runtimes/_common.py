@@ -5,6 +5,7 @@ Conventions every backend follows:
 * An empty ``outputs`` collection given to ``predict`` means "every output of the signature".
 * Text leaves a runtime as BYTES: a numpy ``object`` array of ``bytes``.
 * A missing artifact file is :class:`NotFound`; an unreadable one is :class:`IntegrityError`.
+* ``predict`` first calls :func:`refuse_non_finite` on its inputs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "not_ready",
     "output_spec",
     "pick_input",
+    "refuse_non_finite",
     "require_artifact",
     "select_outputs",
     "to_bytes_array",
@@ -104,6 +106,39 @@ def pick_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
         return next(iter(inputs.values()))
     given = ", ".join(repr(n) for n in inputs) or "none"
     raise InvalidInput(f"missing input {name!r}; got {given}")
+
+
+def refuse_non_finite(inputs: Mapping[str, np.ndarray], allow_nan: bool) -> None:
+    """Refuse NaN (unless ``allow_nan``) and infinities in the floating-point inputs.
+
+    Integer, boolean and text inputs cannot hold either and are not looked at; a float input
+    costs one ``isfinite`` pass, and only one that fails is looked at again to word the error.
+
+    Args:
+        inputs: Input arrays by name.
+        allow_nan: The model takes NaN as a missing value.
+
+    Raises:
+        InvalidInput: An input holds a value the model does not accept; the message names it.
+    """
+    for name, array in inputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            _check_values(name, array, allow_nan)
+
+
+def _check_values(name: str, array: np.ndarray, allow_nan: bool) -> None:
+    has_inf = bool(np.isinf(array).any())
+    if has_inf and allow_nan:
+        raise InvalidInput(
+            f"input {name!r} contains inf; the model takes NaN as a missing value but no "
+            "infinite values: send finite numbers or NaN"
+        )
+    if has_inf or (not allow_nan and np.isnan(array).any()):
+        raise InvalidInput(
+            f"input {name!r} contains {'inf' if has_inf else 'NaN'}; the model does not accept "
+            "non-finite values (NaN, inf): send finite numbers, or impute missing values "
+            "before sending"
+        )
 
 
 def decode_text(array: np.ndarray) -> np.ndarray:

@@ -2,6 +2,11 @@
 
 A runtime wraps one model artifact of one framework. It holds no orchestration: batching, input
 validation against the signature and output selection by the caller happen in the service layer.
+
+Non-finite input is the runtimes' own rule, the same for every framework: ``predict`` refuses
+NaN and infinite values in floating-point inputs with :class:`InvalidInput` (see
+:func:`modelport.runtimes._common.refuse_non_finite`), unless the loaded model declares that it
+takes NaN as a missing value (:attr:`ModelRuntime.allow_nan`); infinities are always refused.
 """
 
 from __future__ import annotations
@@ -43,10 +48,17 @@ class RuntimeConfig:
 
 @dataclass(frozen=True, slots=True)
 class RuntimeMetadata:
-    """What a loaded runtime reports about its model."""
+    """What a loaded runtime reports about its model.
+
+    Attributes:
+        platform: Platform name of the Open Inference Protocol metadata.
+        signature: Inputs and outputs.
+        allow_nan: Whether the model takes NaN in its inputs as a missing value.
+    """
 
     platform: str
     signature: Signature
+    allow_nan: bool = False
 
 
 class ModelRuntime(ABC):
@@ -65,6 +77,9 @@ class ModelRuntime(ABC):
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
         self._signature: Signature | None = None
+        self.allow_nan = False
+        """Whether the loaded model takes NaN as a missing value (set by ``load``); when false,
+        ``predict`` refuses NaN as well as infinities."""
 
     @abstractmethod
     def load(self) -> None:
@@ -90,7 +105,8 @@ class ModelRuntime(ABC):
             Arrays by output name for at least the requested outputs.
 
         Raises:
-            InvalidInput: The model rejected the values (for example a wrong feature count).
+            InvalidInput: The model rejected the values (for example a wrong feature count), or
+                a floating-point input holds infinities, or NaN the model does not accept.
             InferenceFailed: The model failed for another reason.
         """
 
@@ -106,4 +122,4 @@ class ModelRuntime(ABC):
         """
         if self._signature is None:
             raise ModelNotReady(f"the {self.framework} model is not loaded; call load() first")
-        return RuntimeMetadata(platform=self.platform, signature=self._signature)
+        return RuntimeMetadata(self.platform, self._signature, self.allow_nan)

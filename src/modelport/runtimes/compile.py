@@ -15,6 +15,11 @@ is kept only when class labels are identical on every row and every floating-poi
 (probabilities; a regressor's ``predict``) differs by at most ``atol`` (absolute, default 1e-5,
 also for regressors: scale the tolerance yourself for outputs in the thousands). Without a sample
 nothing is compiled: inventing inputs would prove nothing about the data the model will see.
+Non-finite input is checked too: the first sample row with its first feature set to NaN, then to
+inf, must be refused by both runtimes or answered equivalently by both. The copy carries the
+original's ``allow_nan`` tag as the ONNX metadata property ``allow_nan``, so both refuse NaN (with
+the same message) unless the estimator takes it as a missing value, in which case the two
+answers on the NaN row must agree like any other row.
 
 Failing to compile is not an error: the result says why (unsupported estimator, no sample, not
 equivalent with the largest difference found, skl2onnx not installed) and the original model is
@@ -33,7 +38,7 @@ from typing import Any, Final
 import numpy as np
 
 from modelport.core.datatypes import Datatype, to_numpy_dtype
-from modelport.core.errors import ConfigError, ModelportError
+from modelport.core.errors import ConfigError, InvalidInput, ModelportError
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes._common import first_line
 from modelport.runtimes.base import RuntimeConfig
@@ -93,11 +98,18 @@ class CompileResult:
 class _Refused(Exception):
     """One attempt cannot give an equivalent model; the text says why."""
 
-    def __init__(self, reason: str, max_abs_diff: float | None = None, ran: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        max_abs_diff: float | None = None,
+        ran: bool = False,
+        probe: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.max_abs_diff = max_abs_diff
         self.ran = ran
+        self.probe = probe  # the sample matched; a non-finite probe row did not
 
 
 def compile_sklearn(
@@ -146,13 +158,16 @@ def compile_sklearn(
         reason = f"cannot load {artifact.name}: {type(exc).__name__}: {first_line(exc)}"
         return CompileResult(False, reason, rows=rows, atol=atol, converter=converter)
     feeds = _feeds(sample, signature.inputs[0])
+    from modelport.runtimes.sklearn import accepts_nan
+
+    allow_nan = accepts_nan(model)
     outer = signature.inputs[0].datatype
     # The input's own precision first (FP64 keeps regressors exact), then FP64, then FP32.
     precisions = [p for p in dict.fromkeys((outer, Datatype.FP64, Datatype.FP32)) if p in _FLOATS]
     refusals: list[_Refused] = []
     for precision in precisions:
         try:
-            mapping = _write(model, signature, precision, out)
+            mapping = _write(model, signature, precision, out, allow_nan)
             diff = _check(artifact, out, signature, feeds, atol, _is_classifier(model))
         except _Refused as refused:
             out.unlink(missing_ok=True)
@@ -212,15 +227,21 @@ def _is_classifier(model: object) -> bool:
 
 
 def _best(refusals: list[_Refused]) -> _Refused:
-    """Prefer the attempt that came closest: one that ran, with the smallest difference."""
+    """Prefer the attempt that came closest: ran, past the sample, smallest difference."""
     return min(
         refusals,
-        key=lambda r: (not r.ran, r.max_abs_diff is None, r.max_abs_diff or 0.0),
+        key=lambda r: (not r.ran, not r.probe, r.max_abs_diff is None, r.max_abs_diff or 0.0),
     )
 
 
-def _write(model: Any, signature: Signature, precision: Datatype, out: Path) -> dict[str, str]:
-    """Convert ``model`` computing in ``precision``, adapt its interface, and save it."""
+def _write(
+    model: Any, signature: Signature, precision: Datatype, out: Path, allow_nan: bool
+) -> dict[str, str]:
+    """Convert ``model`` computing in ``precision``, adapt its interface, and save it.
+
+    ``allow_nan`` (the estimator takes NaN as a missing value) is written into the model's
+    metadata, where :class:`~modelport.runtimes.onnx.OnnxRuntime` reads it.
+    """
     import onnx
     from skl2onnx import convert_sklearn, get_latest_tested_opset_version
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
@@ -258,13 +279,60 @@ def _write(model: Any, signature: Signature, precision: Datatype, out: Path) -> 
     mapping = {"predict": produced[0]}
     if "predict_proba" in signature.output_names():
         mapping["predict_proba"] = produced[1]
+    _route_missing_like_sklearn(onx, model)
     _adapt(onx, signature, precision, mapping)
+    if allow_nan:
+        from modelport.runtimes.onnx import ALLOW_NAN_PROPERTY
+
+        onnx.helper.set_model_props(onx, {ALLOW_NAN_PROPERTY: "true"})
     try:
         onnx.checker.check_model(onx)
     except Exception as exc:  # onnx.checker.ValidationError and friends
         raise _Refused(f"the adapted ONNX graph is invalid: {first_line(exc)}") from None
     out.write_bytes(onx.SerializeToString())
     return mapping
+
+
+def _route_missing_like_sklearn(onx: Any, model: Any) -> None:
+    """Send NaN down the branch scikit-learn's trees send it (``tree_.missing_go_to_left``).
+
+    skl2onnx writes decision trees and forests with NaN always following the false branch,
+    while scikit-learn (1.3 and later) sends it where ``missing_go_to_left`` says: to the
+    child that saw the missing values in training, else to the child with more samples. The
+    converted nodes keep scikit-learn's node ids (and tree ids, in one ensemble node, or one
+    node per tree in order), so the flag is copied node by node; a graph of any other shape is
+    left as it is, and the NaN row of the check decides.
+    """
+    from onnx import helper
+
+    steps = getattr(model, "steps", None)
+    final = steps[-1][1] if isinstance(steps, list) and steps else model
+    if hasattr(final, "tree_"):
+        trees = [final]
+    else:
+        trees = list(getattr(final, "estimators_", None) or ())
+    go_left = [getattr(getattr(t, "tree_", None), "missing_go_to_left", None) for t in trees]
+    if not go_left or any(g is None for g in go_left):
+        return
+    ensembles = [n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble")]
+    if len(ensembles) == 1:
+        pairs = [(ensembles[0], go_left)]  # one ensemble node holding every tree
+    elif len(ensembles) == len(go_left):
+        pairs = [(node, [g]) for node, g in zip(ensembles, go_left, strict=True)]  # one per tree
+    else:
+        return
+    for node, flags in pairs:
+        attrs = {a.name: a for a in node.attribute}
+        try:
+            tree_ids = list(attrs["nodes_treeids"].ints)
+            node_ids = list(attrs["nodes_nodeids"].ints)
+            tracks = [int(flags[t][n]) for t, n in zip(tree_ids, node_ids, strict=True)]
+        except (KeyError, IndexError, ValueError):
+            return
+        kept = [a for a in node.attribute if a.name != "nodes_missing_value_tracks_true"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.attribute.append(helper.make_attribute("nodes_missing_value_tracks_true", tracks))
 
 
 def _adapt(onx: Any, signature: Signature, precision: Datatype, mapping: dict[str, str]) -> None:
@@ -349,12 +417,64 @@ def _check(
         names = signature.output_names()
         expected = sklearn_runtime.predict(feeds, names)
         got = onnx_runtime.predict(feeds, names)
+        largest = _compare(signature, expected, got, atol, classifier)
+        for value, label in ((np.nan, "NaN"), (np.inf, "inf")):
+            probe = _non_finite_row(feeds, value)
+            if probe is not None:
+                _same_on(probe, label, sklearn_runtime, onnx_runtime, signature, atol, classifier)
     except ModelportError as exc:
         raise _Refused(f"the ONNX model could not be checked: {exc}") from None
     finally:
         onnx_runtime.unload()
         sklearn_runtime.unload()
-    return _compare(signature, expected, got, atol, classifier)
+    return largest
+
+
+def _non_finite_row(feeds: dict[str, np.ndarray], value: float) -> dict[str, np.ndarray] | None:
+    """The first sample row with its first feature set to ``value``; ``None`` for integers."""
+    ((name, array),) = feeds.items()
+    if array.dtype.kind != "f" or array.ndim != 2 or array.shape[1] == 0:
+        return None
+    row = array[:1].copy()
+    row[0, 0] = value
+    return {name: row}
+
+
+def _same_on(
+    probe: dict[str, np.ndarray],
+    label: str,
+    sklearn_runtime: Any,
+    onnx_runtime: Any,
+    signature: Signature,
+    atol: float,
+    classifier: bool,
+) -> None:
+    """Require both runtimes to refuse ``probe``, or to answer it equivalently."""
+    names = signature.output_names()
+    answers: list[dict[str, np.ndarray] | None] = []
+    for runtime in (sklearn_runtime, onnx_runtime):
+        try:
+            answers.append(runtime.predict(probe, names))
+        except InvalidInput:
+            answers.append(None)
+    expected, got = answers
+    if expected is None and got is None:
+        return
+    if expected is None or got is None:
+        refuses, answers_it = (
+            ("scikit-learn", "ONNX") if expected is None else ("ONNX", "scikit-learn")
+        )
+        raise _Refused(
+            f"not equivalent on non-finite input: the {refuses} model refuses a row with {label} "
+            f"that the {answers_it} model answers",
+            ran=True,
+            probe=True,
+        )
+    try:
+        _compare(signature, expected, got, atol, classifier, f"a sample row with {label} in it")
+    except _Refused as refused:
+        refused.probe = True
+        raise
 
 
 def _compare(
@@ -363,6 +483,7 @@ def _compare(
     got: Mapping[str, np.ndarray],
     atol: float,
     classifier: bool,
+    where: str = "the sample",
 ) -> float | None:
     largest: float | None = None
     for spec in signature.outputs:
@@ -375,7 +496,7 @@ def _compare(
             if differ.any():
                 raise _Refused(
                     f"not equivalent: labels differ on {int(differ.sum())} of {len(differ)} "
-                    "sample rows",
+                    f"rows of {where}",
                     ran=True,
                 )
             continue
@@ -392,7 +513,7 @@ def _compare(
         largest = found if largest is None else max(largest, found)
     if largest is not None and largest > atol:
         raise _Refused(
-            f"not equivalent: max |difference| {largest:.3g} on the sample exceeds {atol:g}",
+            f"not equivalent: max |difference| {largest:.3g} on {where} exceeds {atol:g}",
             largest if math.isfinite(largest) else None,
             ran=True,
         )

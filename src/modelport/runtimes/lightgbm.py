@@ -4,7 +4,8 @@ One input (the registered signature's single input, default ``"input"``), FP64
 ``[-1, num_feature]``; one output ``predict``, FP64, ``[-1]`` or ``[-1, k]`` for multi-class
 probabilities (the shape is read from a one-row probe at load time). ``threads`` (when above 0)
 becomes LightGBM's ``num_threads`` at prediction. LightGBM predicts on the CPU only (its GPU
-builds speed up training), so device ``gpu`` predicts on the CPU too.
+builds speed up training), so device ``gpu`` predicts on the CPU too. NaN is the booster's
+missing value and reaches it; infinities are refused.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from modelport.runtimes._common import (
     not_ready,
     output_spec,
     pick_input,
+    refuse_non_finite,
     require_artifact,
     select_outputs,
 )
@@ -73,6 +75,7 @@ class LightGBMRuntime(ModelRuntime):
             raise ConfigError("a LightGBM model has one input and one output ('predict')")
         self._booster = booster
         self._signature = signature
+        self.allow_nan = True  # NaN is the booster's missing value
 
     def predict(
         self, inputs: Mapping[str, np.ndarray], outputs: Collection[str]
@@ -89,6 +92,7 @@ class LightGBMRuntime(ModelRuntime):
             raise not_ready(self.framework)
         (name,) = select_outputs(outputs, signature.output_names())
         input_name = signature.inputs[0].name if signature.inputs else DEFAULT_INPUT
+        refuse_non_finite(inputs, allow_nan=True)
         x = as_float(pick_input(inputs, input_name), np.float64)
         try:
             raw = self._run(booster, x)

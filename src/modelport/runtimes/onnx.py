@@ -10,6 +10,11 @@ are ``-1``. Outputs that are not tensors (the ``seq(map(...))`` probabilities of
 classifier converted with ZipMap, for example) cannot travel in the protocol: they are left out of
 the signature and never computed. Convert with ``options={"zipmap": False}`` to get the
 probabilities as a tensor. A registered signature overrides the session's.
+
+NaN input reaches the graph only when the model declares it takes NaN as a missing value: the
+metadata property ``allow_nan`` set to ``true`` (``onnx.helper.set_model_props(model,
+{"allow_nan": "true"})``; the copy compiled from a scikit-learn model carries it when the
+original has scikit-learn's ``allow_nan`` tag). Infinities are always refused.
 """
 
 from __future__ import annotations
@@ -32,12 +37,23 @@ from modelport.runtimes._common import (
     first_line,
     not_ready,
     output_spec,
+    refuse_non_finite,
     require_artifact,
     select_outputs,
 )
 from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 
-__all__ = ["OnnxRuntime", "onnx_datatype", "providers_for", "session_signature"]
+__all__ = [
+    "ALLOW_NAN_PROPERTY",
+    "OnnxRuntime",
+    "declares_allow_nan",
+    "onnx_datatype",
+    "providers_for",
+    "session_signature",
+]
+
+ALLOW_NAN_PROPERTY: Final = "allow_nan"
+"""Model metadata property that, set to ``true``, declares the graph takes NaN as missing."""
 
 _TYPES: Final[dict[str, Datatype]] = {
     "tensor(bool)": Datatype.BOOL,
@@ -98,6 +114,15 @@ def _spec(arg: Any) -> TensorSpec | None:
         return None
     shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or ()))
     return TensorSpec(name=str(arg.name), datatype=datatype, shape=shape)
+
+
+def declares_allow_nan(session: Any) -> bool:
+    """Whether the session's model metadata sets ``allow_nan`` to ``true`` (or ``1``/``yes``)."""
+    try:
+        props = session.get_modelmeta().custom_metadata_map
+    except Exception:  # noqa: BLE001 - a model without readable metadata declares nothing
+        return False
+    return str(props.get(ALLOW_NAN_PROPERTY, "")).strip().lower() in ("true", "1", "yes")
 
 
 def session_signature(session: Any) -> Signature:
@@ -165,6 +190,7 @@ class OnnxRuntime(ModelRuntime):
             for spec in signature.outputs
         }
         self._signature = signature
+        self.allow_nan = declares_allow_nan(session)
         self._input_names = frozenset(s.name for s in model_signature.inputs)
         self._direct_run = _native_run(session)
         # One RunOptions for every run (onnxruntime takes it read-only). Given None instead, the
@@ -186,6 +212,7 @@ class OnnxRuntime(ModelRuntime):
         if session is None or signature is None:
             raise not_ready(self.framework)
         wanted = select_outputs(outputs, signature.output_names())
+        refuse_non_finite(inputs, self.allow_nan)
         feed_dtypes = self._feed_dtypes
         feeds = {}
         for name, array in inputs.items():

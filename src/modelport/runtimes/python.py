@@ -24,6 +24,9 @@ The signature is the registered one, else the class's, else empty (see
 a dict of arrays (anything ``np.asarray`` turns into numbers or text); text leaves as BYTES. A
 :class:`~modelport.core.errors.ModelportError` raised by the model passes through unchanged, a
 ``ValueError`` becomes :class:`InvalidInput`, anything else :class:`InferenceFailed`.
+
+Floating-point inputs holding NaN or infinities are refused before ``predict`` is called; a
+class attribute ``allow_nan = True`` lets NaN (a missing value) through.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from modelport.runtimes._common import (
     coerce_output,
     not_ready,
     output_spec,
+    refuse_non_finite,
     require_artifact,
     select_outputs,
     to_bytes_array,
@@ -98,6 +102,7 @@ class PythonRuntime(ModelRuntime):
             raise
         self._signature = signature
         self._model = model
+        self.allow_nan = getattr(model, "allow_nan", False) is True
 
     def predict(
         self, inputs: Mapping[str, np.ndarray], outputs: Collection[str]
@@ -120,6 +125,7 @@ class PythonRuntime(ModelRuntime):
             raise not_ready(self.framework)
         known = signature.output_names()
         wanted = select_outputs(outputs, known) if known else tuple(dict.fromkeys(outputs))
+        refuse_non_finite(inputs, self.allow_nan)
         try:
             result = model.predict(dict(inputs))
         except ModelportError:

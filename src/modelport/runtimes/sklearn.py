@@ -8,12 +8,17 @@ The model takes one input (the registered signature's single input, default ``"i
 numeric array ``[-1, n_features]``, or, for text pipelines, a 1-D BYTES array that is passed to
 the pipeline as a list of ``str``. String class labels leave as BYTES.
 
+NaN in the input reaches the model only when scikit-learn's ``allow_nan`` tag says the estimator
+takes it as a missing value (``HistGradientBoosting*`` do; a pipeline only when every step does);
+otherwise it is refused before the model runs, as infinities always are.
+
 Loading unpickles the artifact, which runs code stored in it: load only artifacts whose signature
 the registry has verified. The device setting is ignored: scikit-learn predicts on the CPU.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -34,12 +39,13 @@ from modelport.runtimes._common import (
     not_ready,
     output_spec,
     pick_input,
+    refuse_non_finite,
     require_artifact,
     select_outputs,
 )
 from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 
-__all__ = ["SklearnRuntime"]
+__all__ = ["SklearnRuntime", "accepts_nan"]
 
 DEFAULT_INPUT: Final = "input"
 
@@ -92,6 +98,7 @@ class SklearnRuntime(ModelRuntime):
         _check_signature(signature, model)
         self._model = model
         self._signature = signature
+        self.allow_nan = accepts_nan(model)
 
     def predict(
         self, inputs: Mapping[str, np.ndarray], outputs: Collection[str]
@@ -108,6 +115,7 @@ class SklearnRuntime(ModelRuntime):
             raise not_ready(self.framework)
         wanted = select_outputs(outputs, signature.output_names())
         name = signature.inputs[0].name if signature.inputs else DEFAULT_INPUT
+        refuse_non_finite(inputs, self.allow_nan)
         x = _prepare(pick_input(inputs, name))
         result: dict[str, np.ndarray] = {}
         for output in wanted:
@@ -128,6 +136,35 @@ class SklearnRuntime(ModelRuntime):
         """Drop the estimator."""
         self._model = None
         self._signature = None
+
+
+def accepts_nan(model: object) -> bool:
+    """Whether scikit-learn's ``allow_nan`` tag says ``model`` takes NaN as a missing value.
+
+    A pipeline (whose own tag scikit-learn leaves false) takes NaN when every step up to and
+    including its first imputer of NaN does: the steps after the imputer never see one. An object
+    that is not a scikit-learn estimator does not.
+    """
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps:
+        for _, step in steps:
+            if step is None or step == "passthrough":
+                continue
+            if not accepts_nan(step):
+                return False
+            missing = getattr(step, "missing_values", None)
+            if isinstance(missing, float) and math.isnan(missing):
+                return True  # an imputer: the later steps get no NaN
+        return True
+    try:
+        from sklearn.utils import get_tags  # scikit-learn >= 1.6
+    except ImportError:  # pragma: no cover - older scikit-learn
+        tags = getattr(model, "_get_tags", None)
+        return bool(tags().get("allow_nan", False)) if callable(tags) else False
+    try:
+        return bool(get_tags(model).input_tags.allow_nan)
+    except Exception:  # not an estimator at all
+        return False
 
 
 def _check_estimator(model: object, path: Path) -> None:

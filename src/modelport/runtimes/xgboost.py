@@ -4,6 +4,7 @@ One input (the registered signature's single input, default ``"input"``), FP32
 ``[-1, num_features]``; one output ``predict``, FP32, ``[-1]`` for regression and binary models or
 ``[-1, k]`` for multi-class probabilities (the shape is read from a one-row probe at load time).
 Device ``gpu`` sets ``device="cuda"`` on the booster and needs an xgboost build with CUDA.
+NaN is the booster's missing value and reaches it; infinities are refused.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from modelport.runtimes._common import (
     not_ready,
     output_spec,
     pick_input,
+    refuse_non_finite,
     require_artifact,
     select_outputs,
 )
@@ -85,6 +87,7 @@ class XGBoostRuntime(ModelRuntime):
             raise ConfigError("an XGBoost model has one input and one output ('predict')")
         self._booster = booster
         self._signature = signature
+        self.allow_nan = True  # NaN is the booster's missing value
 
     def predict(
         self, inputs: Mapping[str, np.ndarray], outputs: Collection[str]
@@ -101,6 +104,7 @@ class XGBoostRuntime(ModelRuntime):
             raise not_ready(self.framework)
         (name,) = select_outputs(outputs, signature.output_names())
         input_name = signature.inputs[0].name if signature.inputs else DEFAULT_INPUT
+        refuse_non_finite(inputs, allow_nan=True)
         x = as_float(pick_input(inputs, input_name), np.float32)
         try:
             raw = _run(booster, x, gpu=self.config.device == "gpu")

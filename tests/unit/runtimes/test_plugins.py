@@ -22,7 +22,7 @@ from modelport.runtimes.catalog import ENTRY_POINT_GROUP, plugin_runtimes, runti
 from modelport.service.dataplane import DataPlane
 from modelport.service.models import ModelRepository, ModelSource
 
-PLUGIN = '''
+PLUGIN = """
 from modelport.core.datatypes import Datatype
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes.base import ModelRuntime
@@ -47,7 +47,7 @@ class TripleRuntime(ModelRuntime):
 
 class NotARuntime:
     pass
-'''
+"""
 
 
 def install(folder: Path, dist: str, entries: dict[str, str]) -> None:
