@@ -12,6 +12,7 @@ about any transport.
     │   └── PayloadTooLarge   kind=PAYLOAD_TOO_LARGE   body over the configured limit
     ├── NotFound              kind=NOT_FOUND           unknown model, version, alias or artifact
     ├── ModelNotReady         kind=UNAVAILABLE         known model that cannot serve now
+    ├── ServiceUnavailable    kind=UNAVAILABLE         a part the call needs is down (audit log)
     ├── Overloaded            kind=OVERLOADED          queue full; retry after ``retry_after`` s
     ├── DeadlineExceeded      kind=DEADLINE_EXCEEDED   the request's deadline passed before it ran
     ├── Conflict              kind=CONFLICT            state forbids the action
@@ -44,6 +45,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "RateLimited",
+    "ServiceUnavailable",
     "Unauthenticated",
     "error_for_kind",
 ]
@@ -105,6 +107,12 @@ class NotFound(ModelportError):
 
 class ModelNotReady(ModelportError):
     """The model exists but cannot serve requests now (loading, unloaded or failed)."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
+class ServiceUnavailable(ModelportError):
+    """A part the call needs is down (the audit log cannot be written); retry later."""
 
     kind = ErrorKind.UNAVAILABLE
 

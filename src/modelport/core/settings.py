@@ -152,6 +152,10 @@ class AuthSettings(BaseModel):
     """How long an authentication decision is reused per credential; a revoked key is refused
     at the latest this long after revocation."""
 
+    open_metrics: bool = False
+    """Leave ``GET /metrics`` open so Prometheus can scrape without a key (the metrics name
+    models and versions, so open it only where the port is not public)."""
+
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     """JWT/OIDC bearer tokens."""
 
@@ -235,6 +239,14 @@ class LimitSettings(BaseModel):
 
     burst: int = Field(default=100, ge=1)
     """Requests an identity may send at once above the sustained rate."""
+
+    peer_rate_per_s: float = Field(default=100.0, ge=0)
+    """Authentication attempts per second per client address, before the credential is checked
+    (token bucket; 0 turns it off). Calls answered from the decision cache do not count, so it
+    bounds floods of bad or unknown credentials, not a client's traffic."""
+
+    peer_burst: int = Field(default=500, ge=1)
+    """Authentication attempts a client address may make at once above ``peer_rate_per_s``."""
 
 
 class SecuritySettings(BaseModel):

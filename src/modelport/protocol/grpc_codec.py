@@ -39,6 +39,7 @@ from modelport.core.inference import (
 from modelport.protocol.binary import array_from_buffer, array_to_buffer
 from modelport.protocol.grpc_gen import inference_pb2 as pb
 from modelport.protocol.header import MAX_DIMS, MAX_EXTENT
+from modelport.protocol.model_config import model_config
 from modelport.protocol.tensor_data import coerce_array, object_array
 
 __all__ = [
@@ -305,7 +306,10 @@ def decode_infer_request(message: Any) -> InferenceRequest:
             not fit their shape or datatype, a malformed parameter or requested output.
     """
     if not message.inputs:
-        raise InvalidInput("request: 'inputs' is empty; expected a non-empty list of tensors")
+        raise InvalidInput(
+            "request: 'inputs' is empty; expected one tensor per model input (name, datatype, "
+            "shape and contents or raw_input_contents)"
+        )
     return InferenceRequest(
         inputs=_decode_tensors(message.inputs, message.raw_input_contents, "input"),
         id=message.id or None,
@@ -406,25 +410,20 @@ def encode_model_metadata(metadata: Mapping[str, Any]) -> Any:
             tensor(name=t["name"], datatype=t["datatype"], shape=t["shape"])
             for t in metadata["outputs"]
         ],
+        properties=metadata.get("properties", {}),
     )
 
 
-def _config_type(datatype: str) -> int:
-    return int(pb.DataType.Value("TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"))
-
-
 def encode_model_config(metadata: Mapping[str, Any]) -> Any:
-    """Encode a model's metadata as Triton's ``ModelConfigResponse``.
-
-    ``max_batch_size`` is 0: the batch is not implicit but the ``-1`` leading dimension of
-    ``dims``, Triton's convention for models that take whole shapes.
-    """
-    config = pb.ModelConfig(name=metadata["name"], platform=metadata["platform"], max_batch_size=0)
-    for t in metadata["inputs"]:
-        config.input.add(name=t["name"], data_type=_config_type(t["datatype"]), dims=t["shape"])
-    for t in metadata["outputs"]:
-        config.output.add(name=t["name"], data_type=_config_type(t["datatype"]), dims=t["shape"])
-    return pb.ModelConfigResponse(config=config)
+    """Encode a model's metadata as Triton's ``ModelConfigResponse`` (see :func:`model_config`)."""
+    config = model_config(metadata)
+    message = pb.ModelConfig(
+        name=config["name"], platform=config["platform"], max_batch_size=config["max_batch_size"]
+    )
+    for field, tensors in ((message.input, config["input"]), (message.output, config["output"])):
+        for t in tensors:
+            field.add(name=t["name"], data_type=pb.DataType.Value(t["data_type"]), dims=t["dims"])
+    return pb.ModelConfigResponse(config=message)
 
 
 def encode_model_statistics(entries: Iterable[Mapping[str, Any]]) -> Any:

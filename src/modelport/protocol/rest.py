@@ -192,11 +192,7 @@ def decode_infer_request(body: bytes, header_length: int | None) -> InferenceReq
         doc = _load_object(body[:end], "request body")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise InvalidInput(
-            f"request: 'inputs' must be a non-empty list of tensors, got {describe(inputs)}"
-            if "inputs" in doc
-            else "request: 'inputs' is missing; expected a non-empty list of tensors"
-        )
+        raise InvalidInput(_no_inputs(doc, inputs))
     request_id: str | None = None
     parameters: Parameters = {}
     outputs: list[RequestedOutput] | None = None
@@ -277,6 +273,19 @@ def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
             return None
         tensors.append(Tensor(name, datatype, shape, array, {}))
     return InferenceRequest(tensors, request_id, {}, outputs)
+
+
+_TENSOR_EXAMPLE: Final = '{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [...]}'
+
+
+def _no_inputs(doc: dict[str, Any], inputs: Any) -> str:
+    """The message for a request without usable ``inputs``: what is wrong, what is expected."""
+    expected = f"expected a list of one tensor per model input, such as [{_TENSOR_EXAMPLE}]"
+    if "inputs" not in doc:
+        return f"request: 'inputs' is missing; {expected}"
+    if isinstance(inputs, list):
+        return f"request: 'inputs' is an empty list; {expected}"
+    return f"request: 'inputs' must be a list of tensors, got {describe(inputs)}; {expected}"
 
 
 def decode_raw_input(body: bytes, spec: TensorSpec) -> InferenceRequest:

@@ -70,7 +70,9 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     PrimaryKeyConstraint("seq", name="pk_audit_log"),
-    CheckConstraint("outcome IN ('ok', 'denied', 'failed')", name="ck_audit_log_outcome"),
+    CheckConstraint(
+        "outcome IN ('started', 'ok', 'denied', 'failed')", name="ck_audit_log_outcome"
+    ),
     Index("ix_audit_log_at", "at"),
     Index("ix_audit_log_actor", "actor"),
     Index("ix_audit_log_action", "action"),

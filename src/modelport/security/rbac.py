@@ -7,15 +7,17 @@ action     role       covers
 =========  =========  ====================================================================
 HEALTH     viewer     model readiness (server liveness/readiness when probes are closed)
 METADATA   viewer     server and model metadata, model listings, statistics
+METRICS    viewer     Prometheus metrics of the whole server (open by configuration)
 INFER      predictor  inference
 MANAGE     deployer   register, load/unload, aliases, deployments, repository index
 ADMIN      admin      API keys, policies, audit
 =========  =========  ====================================================================
 
 Existence is never revealed to a caller outside its grants: :func:`authorize` builds its message
-from the caller, the action and the requested name only, so "no such model" and "not yours"
-read the same. The service layer must therefore call :func:`authorize` *before* it looks the
-name up, and answer ``NotFound`` only to callers who passed.
+from the caller, the action and the requested name only, so a name outside the caller's scope
+reads the same whether or not such a model exists. The service layer must therefore call
+:func:`authorize` *before* it looks the name up, and answer ``NotFound`` only to callers who
+passed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Action(enum.Enum):
     """Liveness and readiness of the server or a model."""
     METADATA = "metadata"
     """Server and model metadata, listings, statistics."""
+    METRICS = "metrics"
+    """Prometheus metrics of the whole server."""
     INFER = "infer"
     """Inference."""
     MANAGE = "manage"
@@ -62,6 +66,7 @@ class Action(enum.Enum):
 _ROLE: Final[dict[Action, Role]] = {
     Action.HEALTH: Role.VIEWER,
     Action.METADATA: Role.VIEWER,
+    Action.METRICS: Role.VIEWER,
     Action.INFER: Role.PREDICTOR,
     Action.MANAGE: Role.DEPLOYER,
     Action.ADMIN: Role.ADMIN,
@@ -70,6 +75,7 @@ _ROLE: Final[dict[Action, Role]] = {
 _VERB: Final[dict[Action, str]] = {
     Action.HEALTH: "check the health of",
     Action.METADATA: "read",
+    Action.METRICS: "read the metrics of",
     Action.INFER: "infer on",
     Action.MANAGE: "manage",
     Action.ADMIN: "administer",
@@ -95,8 +101,10 @@ def authorize(identity: Identity, action: Action, name: str | None, *, what: str
         what: The noun used in the message (``model``, ``deployment``).
 
     Raises:
-        PermissionDenied: The caller lacks the role over ``name``. The message depends only on
-            the caller, the action and the name asked for, never on whether ``name`` exists.
+        PermissionDenied: The caller lacks the role over ``name``. The message says whether
+            ``name`` is outside the caller's scope (no grant's pattern matches it) or inside it
+            with too low a role; it depends only on the caller, the action and the name asked
+            for, never on whether ``name`` exists.
     """
     role = _ROLE[action]
     if identity.allows(role, name):
@@ -106,8 +114,15 @@ def authorize(identity: Identity, action: Action, name: str | None, *, what: str
         raise PermissionDenied(
             f"{identity.subject} may not {verb} this server (needs {role.label} over '*')"
         )
+    if not identity.can_see(name):
+        scope = ", ".join(sorted({g.pattern for g in identity.grants})) or "nothing"
+        raise PermissionDenied(
+            f"{what} {name!r} is outside the scope of {identity.subject} ({scope})"
+        )
+    held = max((g.role for g in identity.grants if g.covers(Role.VIEWER, name)), default=None)
+    has = f", has {held.label}" if held is not None else ""
     raise PermissionDenied(
-        f"{identity.subject} may not {verb} {what} {name!r} (needs {role.label})"
+        f"{identity.subject} may not {verb} {what} {name!r} (needs {role.label}{has})"
     )
 
 

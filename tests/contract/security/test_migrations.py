@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -19,7 +20,7 @@ from modelport.security.store import SecurityStore
 
 from ._support import FakeClock
 
-HEAD = "0001"
+HEAD = "0002"
 
 
 @contextmanager
@@ -81,3 +82,31 @@ def test_registry_and_security_share_one_database(backend_url: str, clock: FakeC
         tables = set(inspect(conn).get_table_names())
     assert {MIGRATIONS.version_table, REGISTRY_MIGRATIONS.version_table} <= tables
     assert {"api_keys", "audit_log", "audit_head", "models", "model_versions"} <= tables
+
+
+def test_a_log_written_before_the_started_outcome_upgrades_intact(
+    backend_url: str, clock: FakeClock
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from modelport.core.database import migrate
+
+    engine = open_engine(backend_url)
+    try:
+        migrate(engine, MIGRATIONS, "0001")
+        with engine.begin() as conn:
+            started = text(
+                "INSERT INTO audit_log (seq, at, actor, action, target, outcome, request_id, "
+                "details, prev_hash, hash) VALUES (1, CURRENT_TIMESTAMP, 'a', 'b', 'c', "
+                "'started', 'r', '{}', :h, :h)"
+            )
+            with pytest.raises(IntegrityError):  # revision 0001 refuses the outcome
+                conn.execute(started, {"h": "0" * 64})
+    finally:
+        engine.dispose()
+    with SecurityStore(backend_url, clock) as store:  # migrates to the head
+        _, token = store.create_key("x", (Grant(Role.ADMIN),), None, "alice")
+        store.append_audit("alice", "model.unload", "iris", "started", "r1")
+        store.append_audit("alice", "model.unload", "iris", "ok", "r1")
+        assert store.verify_audit().intact
+        assert [e.outcome for e in store.iter_audit()] == ["ok", "started", "ok"]

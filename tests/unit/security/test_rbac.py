@@ -21,6 +21,7 @@ def test_each_action_needs_its_role() -> None:
     assert {a: a.role for a in Action} == {
         Action.HEALTH: Role.VIEWER,
         Action.METADATA: Role.VIEWER,
+        Action.METRICS: Role.VIEWER,
         Action.INFER: Role.PREDICTOR,
         Action.MANAGE: Role.DEPLOYER,
         Action.ADMIN: Role.ADMIN,
@@ -29,9 +30,9 @@ def test_each_action_needs_its_role() -> None:
 
 # role held -> the actions it allows (higher roles include lower ones)
 TABLE = {
-    "viewer": {Action.HEALTH, Action.METADATA},
-    "predictor": {Action.HEALTH, Action.METADATA, Action.INFER},
-    "deployer": {Action.HEALTH, Action.METADATA, Action.INFER, Action.MANAGE},
+    "viewer": {Action.HEALTH, Action.METADATA, Action.METRICS},
+    "predictor": {Action.HEALTH, Action.METADATA, Action.METRICS, Action.INFER},
+    "deployer": {Action.HEALTH, Action.METADATA, Action.METRICS, Action.INFER, Action.MANAGE},
     "admin": set(Action),
 }
 
@@ -55,13 +56,19 @@ def test_scope_patterns() -> None:
     authorize(identity, Action.INFER, "fraud-eu")
     authorize(identity, Action.METADATA, "fraud-eu")
     authorize(identity, Action.METADATA, "credit-x")
+    # Inside the scope with too low a role: the role is the problem.
     with pytest.raises(
-        PermissionDenied, match=r"^key:abc may not infer on model 'credit-x' \(needs predictor\)$"
+        PermissionDenied,
+        match=r"^key:abc may not infer on model 'credit-x' \(needs predictor, has viewer\)$",
     ):
         authorize(identity, Action.INFER, "credit-x")
     with pytest.raises(PermissionDenied, match="may not manage model 'fraud-eu'"):
         authorize(identity, Action.MANAGE, "fraud-eu")
-    with pytest.raises(PermissionDenied, match="may not read model 'other'"):
+    # Outside every pattern: the scope is the problem, whatever the role.
+    with pytest.raises(
+        PermissionDenied,
+        match=r"^model 'other' is outside the scope of key:abc \(credit-\*, fraud-\*\)$",
+    ):
         authorize(identity, Action.METADATA, "other")
     # Patterns are shell-style and case-sensitive; "fraud" itself is not "fraud-*".
     with pytest.raises(PermissionDenied):
@@ -104,7 +111,7 @@ def test_message_does_not_depend_on_existence() -> None:
         with pytest.raises(PermissionDenied) as info:
             authorize(identity, Action.INFER, name)
         messages.append(info.value.message.replace(name, "<name>"))
-    assert messages[0] == messages[1] == "key:abc may not infer on model '<name>' (needs predictor)"
+    assert messages[0] == messages[1] == "model '<name>' is outside the scope of key:abc (fraud-*)"
 
 
 def test_noun_in_the_message() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, cast
+from typing import Any
 
 import jsonschema_rs  # comes with schemathesis
 import numpy as np
@@ -20,20 +20,15 @@ from modelport.protocol.rest import (
     encode_infer_request,
     encode_infer_response,
 )
-from modelport.security.rbac import Action
 from modelport.server.rest.app import RestApp
 from modelport.server.rest.errors import STATUS_BY_KIND
 from modelport.server.rest.openapi import openapi_document
+from modelport.server.rest.routes import ROUTES, Router
 from tests.unit.protocol.samples import JSON_DATATYPES, tensor
 
-DOC = openapi_document()
+DOC = openapi_document(ROUTES)
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 PROBES = ("/v2/health/live", "/v2/health/ready")
-
-
-def _app() -> RestApp:
-    # Routing (RestApp._match) reads no attribute: a bare instance routes like a built one.
-    return RestApp.__new__(RestApp)
 
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:
@@ -81,102 +76,33 @@ def test_operation_ids_are_unique() -> None:
 
 
 def test_document_is_fresh_on_every_call() -> None:
-    first = openapi_document()
+    first = openapi_document(ROUTES)
     first["components"]["schemas"]["Error"]["required"].append("changed")
-    assert openapi_document() == DOC
+    assert openapi_document(ROUTES) == DOC
 
 
-# -- routes: what the document lists is what RestApp._match serves --------------------------------
+# -- routes: the document, the router and the app's endpoints come from one table --------------
 
 
-class _Segment(str):
-    """A path segment that records the literals the router compares it with."""
-
-    __hash__ = str.__hash__
-
-    def __new__(cls, value: str, index: int, seen: set[tuple[int, str]]) -> _Segment:
-        segment = super().__new__(cls, value)
-        segment.index, segment.seen = index, seen
-        return segment
-
-    index: int
-    seen: set[tuple[int, str]]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, str) and not isinstance(other, _Segment):
-            self.seen.add((self.index, other))
-        return str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
+def test_the_document_lists_every_route_of_the_table_and_nothing_else() -> None:
+    documented = {(method, path) for method, path, _ in _operations()}
+    assert documented == {(route.method, route.path) for route in ROUTES}
 
 
-def _served_routes(max_segments: int = 9) -> set[tuple[str, str]]:
-    """Explore ``RestApp._match`` by following the literals it compares each segment with.
-
-    Starting from paths of free segments (``None``, sent as a name no literal equals), each run
-    records which literal each free segment was compared with; each such literal gives a new path
-    to try. The result is every route the router knows, as ``(method, path)`` with ``{}`` for a
-    segment that takes any value.
-    """
-    app = _app()
-    routes: set[tuple[str, str]] = set()
-    for n in range(1, max_segments + 1):
-        todo: list[tuple[str | None, ...]] = [("", *(None,) * (n - 1))]
-        done: set[tuple[str | None, ...]] = set()
-        while todo:
-            values = todo.pop()
-            if values in done:
-                continue
-            done.add(values)
-            seen: set[tuple[int, str]] = set()
-            parts = [_Segment("\x00" if v is None else v, i, seen) for i, v in enumerate(values)]
-            match = app._match(cast(list[str], parts))
-            if match is not None:
-                routes.add((match[0], "/".join("{}" if v is None else v for v in values)))
-            for index, literal in seen:
-                if values[index] is None:
-                    todo.append((*values[:index], literal, *values[index + 1 :]))
-    return routes
+def test_every_route_is_routed_to_itself_and_has_an_endpoint() -> None:
+    router = Router(ROUTES)
+    for route in ROUTES:
+        assert callable(getattr(RestApp, route.endpoint, None)), route.endpoint
+        concrete = re.sub(r"\{\w+\}", "some-name", route.path)
+        match = router.match(concrete)
+        assert match is not None, f"{route.path} is in the table but not routed"
+        assert match.routes[route.method] is route
+        if route.has_model:
+            assert match.args[0] == "some-name"
 
 
-def _template_match(template: str, path: str) -> int | None:
-    """How many literal segments ``template`` matches ``path`` with; ``None`` if it does not."""
-    t_parts, p_parts = template.split("/"), path.split("/")
-    if len(t_parts) != len(p_parts):
-        return None
-    literals = 0
-    for t, p in zip(t_parts, p_parts, strict=True):
-        if re.fullmatch(r"\{\w+\}", t):
-            continue
-        if t != p:
-            return None
-        literals += 1
-    return literals
-
-
-def test_every_served_route_is_documented() -> None:
-    served = _served_routes()
-    assert ("POST", "/v2/models/{}/versions/{}/infer") in served  # the exploration works
-    for method, path in served:
-        # OpenAPI: a path with more literal segments wins over a templated one.
-        scored = [(_template_match(t, path), t) for t in DOC["paths"]]
-        candidates = [(score, t) for score, t in scored if score is not None]
-        assert candidates, f"{method} {path} is served but not documented"
-        template = max(candidates)[1]
-        assert method.lower() in DOC["paths"][template], f"{method} {path} is not documented"
-
-
-def test_every_documented_route_is_served() -> None:
-    app = _app()
-    for method, path, _ in _operations():
-        concrete = re.sub(r"\{\w+\}", "some-name", path)
-        match = app._match(concrete.split("/"))
-        assert match is not None, f"{path} is documented but not served"
-        assert match[0] == method, f"{method} {path}: the app serves {match[0]}"
-        # The document's open routes are exactly those the server checks as health probes.
-        open_route = Action.HEALTH in match
-        assert open_route == (path in PROBES), path
+def test_open_routes_are_the_health_probes() -> None:
+    assert {r.path for r in ROUTES if not r.needs_credential} == set(PROBES)
 
 
 # -- security and statuses -----------------------------------------------------------------------

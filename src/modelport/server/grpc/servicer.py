@@ -6,6 +6,10 @@ transport business and live here: the deadline (the request's ``timeout`` parame
 call's own gRPC deadline, whichever ends first) and the stream, whose requests run concurrently
 (so that a batcher can merge them), up to a window, and are answered as they finish.
 Statistics and metrics are counted by ``DataPlane.infer``, as for REST.
+
+Every method first asks :meth:`AccessControl.admit` (the same entry point as REST) whether the
+caller may take its action, with the model name as the request carries it, and only then checks
+its arguments: an unauthenticated caller is told so, never that its request was malformed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from modelport.core.clock import Clock, SystemClock
+from modelport.core.errors import InvalidInput
 from modelport.core.inference import InferenceRequest
 from modelport.protocol import grpc_codec as codec
 from modelport.protocol.grpc_gen import inference_pb2 as pb
@@ -23,7 +28,7 @@ from modelport.security.certs import certificate_subject
 from modelport.security.identity import Identity
 from modelport.security.rbac import Action
 from modelport.server.grpc.errors import error_message, handle_errors
-from modelport.service.access import AccessControl, Caller
+from modelport.service.access import AccessControl, Caller, request_id
 from modelport.service.dataplane import DataPlane
 
 __all__ = ["InferenceServicer"]
@@ -31,8 +36,7 @@ __all__ = ["InferenceServicer"]
 STREAM_WINDOW: Final = 64
 """Requests of one stream that may run at once; reading the stream pauses beyond that."""
 _INFER: Final = Action.INFER
-"""Read on every inference (a module constant: an enum member read off its class costs about
-0.08 us on Python 3.11)."""
+"""Read on every inference (see docs/architecture.md, "hot-path conventions")."""
 
 
 # The generated base is untyped (mypy skips grpc_gen), so subclassing it is subclassing Any.
@@ -56,17 +60,28 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         self._subjects: dict[bytes, str] = {}
 
     def _caller(self, context: Any) -> Caller:
-        """Read the credential of a call: ``authorization`` metadata, or a client certificate."""
-        authorization = request_id = None
+        """Read what the call says of its caller: credential, request id, client address.
+
+        Raises:
+            InvalidInput: ``authorization`` or ``x-request-id`` is sent more than once, or the
+                request id is not valid.
+        """
+        authorization = rid = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
+                if authorization is not None:
+                    raise InvalidInput(
+                        "authorization metadata was sent more than once; send one credential"
+                    )
                 authorization = value
             elif key == "x-request-id":
-                request_id = value[:128]
+                if rid is not None:
+                    raise InvalidInput("x-request-id metadata was sent more than once; send one")
+                rid = request_id(value)
         peer = None
         if authorization is None and self.access.enabled:
             peer = self._peer_subject(context)
-        return Caller(authorization, peer, request_id)
+        return Caller(authorization, peer, rid, _address(context.peer()))
 
     def _peer_subject(self, context: Any) -> str | None:
         # With mutual TLS gRPC has verified the chain; the subject is parsed once per certificate.
@@ -81,71 +96,69 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             subject = self._subjects[pem] = certificate_subject(pem)
         return subject
 
-    async def _check(self, context: Any, action: Action, name: str | None) -> Identity:
-        caller = self._caller(context)
-        identity = self.access.granted(caller, action, name)  # a cached grant: no coroutine
-        if identity is None:
-            identity = await self.access.check_async(caller, action, name)
-        return identity
+    async def _admit(self, context: Any, action: Action, name: str | None) -> Identity:
+        """Admit the call for ``action`` on model ``name`` (``None``: the server)."""
+        return await self.access.admit(self._caller(context), action, name)
 
-    async def _check_listing(self, context: Any, action: Action) -> Identity:
-        return await self.access.check_listing_async(self._caller(context), action)
+    async def _admit_listing(self, context: Any, action: Action) -> Identity:
+        """Admit a call that lists models (its answer is filtered to what the caller sees)."""
+        return await self.access.admit(self._caller(context), action, listing=True)
 
     @handle_errors
     async def ServerLive(self, request: Any, context: Any) -> Any:
         """Answer whether the server is live."""
-        await self._check(context, Action.HEALTH, None)
+        await self._admit(context, Action.HEALTH, None)
         return pb.ServerLiveResponse(live=self.dp.live())
 
     @handle_errors
     async def ServerReady(self, request: Any, context: Any) -> Any:
         """Answer whether every hosted model version is ready."""
-        await self._check(context, Action.HEALTH, None)
+        await self._admit(context, Action.HEALTH, None)
         return pb.ServerReadyResponse(ready=self.dp.ready())
 
     @handle_errors
     async def ModelReady(self, request: Any, context: Any) -> Any:
         """Answer whether a model version is ready."""
+        await self._admit(context, Action.METADATA, request.name)
         name, version = codec.model_target(request.name, request.version)
-        await self._check(context, Action.METADATA, name)
         return pb.ModelReadyResponse(ready=self.dp.model_ready(name, version))
 
     @handle_errors
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         """Return the server's name, version and extensions."""
-        await self._check_listing(context, Action.METADATA)
+        await self._admit_listing(context, Action.METADATA)
         return codec.encode_server_metadata(self.dp.server_metadata())
 
     @handle_errors
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         """Return a model's versions, platform, inputs and outputs."""
+        await self._admit(context, Action.METADATA, request.name)
         name, version = codec.model_target(request.name, request.version)
-        await self._check(context, Action.METADATA, name)
         return codec.encode_model_metadata(self.dp.model_metadata(name, version))
 
     @handle_errors
     async def ModelConfig(self, request: Any, context: Any) -> Any:
         """Return a model's configuration in Triton's form (subset)."""
+        await self._admit(context, Action.METADATA, request.name)
         name, version = codec.model_target(request.name, request.version)
-        await self._check(context, Action.METADATA, name)
         return codec.encode_model_config(self.dp.model_metadata(name, version))
 
     @handle_errors
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
         """Return inference statistics of one model (version) or of every model."""
         if not request.name:
-            identity = await self._check_listing(context, Action.METADATA)
+            identity = await self._admit_listing(context, Action.METADATA)
             stats = await self.dp.statistics(None, None)
             names = self.access.visible(identity, {s["name"] for s in stats})
             return codec.encode_model_statistics([s for s in stats if s["name"] in names])
+        await self._admit(context, Action.METADATA, request.name)
         name, version = codec.model_target(request.name, request.version)
-        await self._check(context, Action.METADATA, name)
         return codec.encode_model_statistics(await self.dp.statistics(name, version))
 
     @handle_errors
     async def RepositoryIndex(self, request: Any, context: Any) -> Any:
         """List every hosted model version with its state."""
-        identity = await self._check_listing(context, Action.MANAGE)
+        identity = await self._admit_listing(context, Action.MANAGE)
         codec.check_repository(request.repository_name)
         index = self.dp.repository_index(request.ready)
         names = self.access.visible(identity, {m["name"] for m in index})
@@ -154,9 +167,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
     @handle_errors
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         """Load (or reload) a model."""
-        name, parameters = codec.decode_repository_request(request)
         caller = self._caller(context)
-        identity = await self.access.check_async(caller, Action.MANAGE, name)
+        identity = await self.access.admit(caller, Action.MANAGE, request.model_name)
+        name, parameters = codec.decode_repository_request(request)
         await self.access.audited(
             identity, caller, "model.load", name, self.dp.load(name, parameters)
         )
@@ -165,9 +178,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
     @handle_errors
     async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
         """Unload a model."""
-        name, _ = codec.decode_repository_request(request)  # unload_dependents: nothing depends
         caller = self._caller(context)
-        identity = await self.access.check_async(caller, Action.MANAGE, name)
+        identity = await self.access.admit(caller, Action.MANAGE, request.model_name)
+        name, _ = codec.decode_repository_request(request)  # unload_dependents: nothing depends
         await self.access.audited(identity, caller, "model.unload", name, self.dp.unload(name))
         return pb.RepositoryModelUnloadResponse()
 
@@ -226,8 +239,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             )
 
     async def _infer(self, message: Any, context: Any) -> Any:
+        await self.access.admit(self._caller(context), _INFER, message.model_name)
         name, version = codec.model_target(message.model_name, message.model_version)
-        await self._check(context, _INFER, name)
         request = codec.decode_infer_request(message)
         deadline = self._deadline(request, context)
         return codec.encode_infer_response(await self.dp.infer(name, version, request, deadline))
@@ -239,3 +252,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         if remaining is not None and (budget is None or remaining < budget):
             budget = remaining
         return None if budget is None else self.clock.monotonic() + budget
+
+
+def _address(peer: str | None) -> str | None:
+    """Return the IP address of a gRPC peer (``ipv4:127.0.0.1:5000``, ``ipv6:[::1]:5000``)."""
+    if not peer:
+        return None
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0] or None
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]") or None
+    return kind if kind == "unix" else None

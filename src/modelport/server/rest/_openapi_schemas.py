@@ -211,6 +211,30 @@ SCHEMAS: Final[dict[str, Schema]] = {
         },
         ("name", "platform", "inputs", "outputs"),
     ),
+    "ModelConfigTensor": _object(
+        {
+            "name": _STRING,
+            "data_type": {
+                "type": "string",
+                "description": "Triton's type name: TYPE_ and the datatype (BYTES is TYPE_STRING).",
+            },
+            "dims": _METADATA_SHAPE,
+        },
+        ("name", "data_type", "dims"),
+    ),
+    "ModelConfig": _object(
+        {
+            "name": _STRING,
+            "platform": _STRING,
+            "max_batch_size": {
+                "type": "integer",
+                "description": "0: the batch is the -1 leading dimension of dims.",
+            },
+            "input": _array(ref("ModelConfigTensor")),
+            "output": _array(ref("ModelConfigTensor")),
+        },
+        ("name", "platform", "max_batch_size", "input", "output"),
+    ),
     "Live": _object({"live": {"type": "boolean"}}, ("live",)),
     "Ready": _object({"ready": {"type": "boolean"}}, ("ready",)),
     "ModelReady": _object({"name": _STRING, "ready": {"type": "boolean"}}, ("name", "ready")),
@@ -246,12 +270,15 @@ SCHEMAS: Final[dict[str, Schema]] = {
                     },
                     "alias": {"type": "string", "description": "Load the version behind an alias."},
                 },
-                description="What to load; keys other than version and alias are ignored.",
+                description="What to load: a version or an alias; other keys are refused.",
+                additionalProperties=False,
             )
-        }
+        },
+        additionalProperties=False,
     ),
     "RepositoryUnloadRequest": _object(
-        {"parameters": _object({}, description="Ignored; kept for protocol compatibility.")}
+        {"parameters": _object({}, description="Accepted for protocol compatibility.")},
+        additionalProperties=False,
     ),
     "Empty": _object({}, description="An empty object."),
 }

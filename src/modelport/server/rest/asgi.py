@@ -15,7 +15,7 @@ import orjson
 
 from modelport.core.errors import InvalidInput, PayloadTooLarge
 from modelport.security.identity import ANONYMOUS, Identity
-from modelport.service.access import Caller
+from modelport.service.access import Caller, request_id
 
 __all__ = ["Receive", "Reply", "Request", "Scope", "Send", "read_body"]
 
@@ -29,10 +29,15 @@ _JSON = b"application/json"
 
 @dataclass(slots=True)
 class Request:
-    """The parts of an HTTP request the routes use."""
+    """The parts of an HTTP request the routes use.
+
+    ``raw_path`` is the path as sent (still percent-encoded), which routing splits on ``/``;
+    ``path`` is its decoded form, for messages.
+    """
 
     method: str
     path: str
+    raw_path: str
     content_length: int | None
     header_length: str | None
     receive: Receive
@@ -76,12 +81,14 @@ def parse_request(scope: Scope, receive: Receive) -> Request:
     after the handshake verified the certificate.
 
     Raises:
-        InvalidInput: ``Content-Length`` is not a non-negative integer.
+        InvalidInput: ``Content-Length`` is not a non-negative integer, ``Authorization`` is
+            sent more than once (never "the last one wins"), or ``x-request-id`` is not a
+            valid request id.
     """
     content_length: int | None = None
     header_length: str | None = None
     authorization: str | None = None
-    request_id: str | None = None
+    rid: str | None = None
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
@@ -91,16 +98,26 @@ def parse_request(scope: Scope, receive: Receive) -> Request:
             if content_length < 0:
                 raise InvalidInput(f"Content-Length {value.decode('latin-1')!r} is not a size")
         elif key == b"authorization":
+            if authorization is not None:
+                raise InvalidInput("Authorization was sent more than once; send one credential")
             authorization = value.decode("latin-1")
         elif key == b"inference-header-content-length":
             header_length = value.decode("latin-1")
         elif key == b"x-request-id":
-            request_id = value.decode("latin-1")[:128]
+            if rid is not None:
+                raise InvalidInput("x-request-id was sent more than once; send one")
+            rid = request_id(value.decode("latin-1"))
     extensions = scope.get("extensions")
     tls = extensions.get("tls") if extensions else None
     peer = tls.get("client_cert_name") if tls else None
-    caller = Caller(authorization, peer, request_id)
-    return Request(scope["method"], scope["path"], content_length, header_length, receive, caller)
+    client = scope.get("client")
+    caller = Caller(authorization, peer, rid, client[0] if client else None)
+    path: str = scope["path"]
+    raw = scope.get("raw_path")
+    raw_path = raw.decode("latin-1") if raw else path
+    return Request(
+        scope["method"], path, raw_path, content_length, header_length, receive, caller
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,24 +1,29 @@
 """The REST API's OpenAPI description, served at ``/v2/openapi.json``.
 
-The document lists every route :class:`modelport.server.rest.app.RestApp` serves, with the
-statuses the server really answers (see ``server/rest/errors.py`` for the error kinds behind
-them). Every model route exists with and without ``/versions/{version}``; both spellings are
-described, built by the same helper. The body schemas live in :mod:`._openapi_schemas`.
+This module holds each route's operation (summary, tag, body, responses, with the statuses the
+server really answers; ``server/rest/errors.py`` maps the error kinds behind them), and
+:func:`openapi_document` builds the document from the route table
+(:data:`modelport.server.rest.routes.ROUTES`): paths, path parameters, operation ids and which
+routes need a credential all come from the table. The body schemas live in
+:mod:`._openapi_schemas`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from typing import Any, Final
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final
 
 from modelport import __version__
 from modelport.server.rest._openapi_schemas import SCHEMAS, ref
 
+if TYPE_CHECKING:
+    from modelport.server.rest.routes import Route
+
 __all__ = ["openapi_document"]
 
 Schema = dict[str, Any]
-PathItemFactory = Callable[[str, list[Schema]], Schema]
 
 _JSON: Final = "application/json"
 _BINARY: Final = "application/octet-stream"
@@ -30,8 +35,9 @@ statistics extensions.
 
 Every error answers `{"error": "<message>"}`. Every route except the server's health probes \
 needs `Authorization: Bearer <key>` (an API key or an OIDC token); the probes need one too when \
-the server sets `security.auth.open_probes` off. A route called with a method it does not serve \
-answers 405, an unknown path 404; GET routes also answer HEAD."""
+the server sets `security.auth.open_probes` off, and `/metrics` needs none when the server sets \
+`security.auth.open_metrics` on. A route called with a method it does not serve answers 405 with \
+`Allow`, an unknown path 404; GET routes also answer HEAD; one trailing `/` is ignored."""
 
 _RETRY_AFTER: Final[Schema] = {
     "description": "Seconds to wait before retrying.",
@@ -77,95 +83,49 @@ _NOT_READY: Final = _error("The model version is known but not loaded.")
 
 
 def _operation(
-    operation_id: str,
     summary: str,
     tag: str,
     responses: dict[str, Schema],
     *,
-    secured: bool = True,
     body: Schema | None = None,
     parameters: list[Schema] | None = None,
 ) -> Schema:
-    """One operation; a secured one also documents the authentication errors."""
-    operation: Schema = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    """One operation, before the route table adds its id, path parameters and security."""
+    operation: Schema = {"summary": summary, "tags": [tag], "responses": responses}
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = body
-    if secured:
-        responses = {**responses, **_AUTH_ERRORS}
-    else:
-        operation["security"] = _OPEN
-    operation["responses"] = dict(sorted(responses.items()))
     return operation
 
 
-def _path_parameter(name: str, description: str) -> Schema:
+_PATH_PARAMETERS: Final[dict[str, str]] = {
+    "model_name": "Served model name.",
+    "model_version": "Served version (default: the newest).",
+}
+
+
+def _path_parameter(name: str) -> Schema:
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "description": description,
-        # One path segment: the router splits on "/", so a value cannot hold one.
+        "description": _PATH_PARAMETERS[name],
+        # One path segment: the router splits the raw path on "/" before decoding it.
         "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
     }
-
-
-_MODEL: Final = _path_parameter("model_name", "Served model name.")
-_VERSION: Final = _path_parameter("model_version", "Served version (default: the newest).")
-
-
-def _model_routes(suffix: str, make: PathItemFactory) -> dict[str, Schema]:
-    """The route ``/v2/models/{model_name}{suffix}`` and its ``/versions/{model_version}`` twin.
-
-    Args:
-        suffix: Path after the model (and version), ``""`` or ``"/infer"``...
-        make: ``make(operation_id_prefix, parameters) -> path item``.
-    """
-    base = "/v2/models/{model_name}"
-    return {
-        base + suffix: make("model", [_MODEL]),
-        base + "/versions/{model_version}" + suffix: make("model_version", [_MODEL, _VERSION]),
-    }
-
-
-def _model_metadata(prefix: str, parameters: list[Schema]) -> Schema:
-    responses = {
-        "200": _reply("The model's name, versions, platform and signature.", ref("ModelMetadata")),
-        "404": _NOT_FOUND,
-        "503": _NOT_READY,
-    }
-    get = _operation(
-        f"{prefix}_metadata", "Model metadata", "models", responses, parameters=parameters
-    )
-    return {"get": get}
-
-
-def _model_ready(prefix: str, parameters: list[Schema]) -> Schema:
-    responses = {
-        "200": _reply("The version is ready.", ref("ModelReady")),
-        "404": _NOT_FOUND,
-        "503": _reply("The version is not ready.", ref("ModelReady")),
-    }
-    get = _operation(
-        f"{prefix}_ready", "Model readiness", "health", responses, parameters=parameters
-    )
-    return {"get": get}
-
-
-def _model_statistics(prefix: str, parameters: list[Schema]) -> Schema:
-    responses = {"200": _statistics_reply(), "404": _NOT_FOUND}
-    get = _operation(
-        f"{prefix}_statistics", "Model statistics", "statistics", responses, parameters=parameters
-    )
-    return {"get": get}
 
 
 def _statistics_reply() -> Schema:
     return _reply("Statistics of every hosted version asked for.", ref("Statistics"))
 
 
-def _infer(prefix: str, parameters: list[Schema]) -> Schema:
+def _json_body(name: str) -> Schema:
+    """An optional JSON body; an empty body reads as ``{}``."""
+    return {"required": False, "content": _json(ref(name))}
+
+
+def _infer() -> Schema:
     header_length: Schema = {
         "name": _HEADER_LENGTH,
         "in": "header",
@@ -212,126 +172,141 @@ def _infer(prefix: str, parameters: list[Schema]) -> Schema:
         ),
         "504": _error("The request's timeout passed before it ran; it was not run."),
     }
-    post = _operation(
-        f"{prefix}_infer",
-        "Inference",
-        "inference",
-        responses,
-        body=body,
-        parameters=[*parameters, header_length],
-    )
-    return {"post": post}
-
-
-def _json_body(name: str) -> Schema:
-    """An optional JSON body; an empty body reads as ``{}``."""
-    return {"required": False, "content": _json(ref(name))}
+    return _operation("Inference", "inference", responses, body=body, parameters=[header_length])
 
 
 def _repository_change(action: str, responses: dict[str, Schema]) -> Schema:
-    body = _json_body(f"Repository{action.capitalize()}Request")
-    post = _operation(
-        f"repository_model_{action}",
-        f"{action.capitalize()} every version of a model",
+    return _operation(
+        f"{action.capitalize()} a model",
         "repository",
         {
             "200": _reply(f"{action.capitalize()}ed in every worker.", ref("Empty")),
             **_BODY_ERRORS,
             **responses,
         },
-        body=body,
-        parameters=[_MODEL],
+        body=_json_body(f"Repository{action.capitalize()}Request"),
     )
-    return {"post": post}
 
 
-def _paths() -> dict[str, Schema]:
-    server_metadata = _operation(
-        "server_metadata",
-        "Server metadata",
-        "server",
-        {"200": _reply("Name, version and extensions.", ref("ServerMetadata"))},
-    )
-    live = _operation(
-        "server_live", "Liveness", "health", {"200": _reply("Live.", ref("Live"))}, secured=False
-    )
-    ready = _operation(
-        "server_ready",
-        "Readiness: every hosted version is ready",
-        "health",
-        {
-            "200": _reply("Ready.", ref("Ready")),
-            "503": _reply("Some version is not ready.", ref("Ready")),
+# -- each route's operation (the route table in routes.py says which path it belongs to) --------
+
+SERVER_METADATA: Final = _operation(
+    "Server metadata",
+    "server",
+    {"200": _reply("Name, version and extensions.", ref("ServerMetadata"))},
+)
+LIVE: Final = _operation("Liveness", "health", {"200": _reply("Live.", ref("Live"))})
+READY: Final = _operation(
+    "Readiness: every hosted version is ready",
+    "health",
+    {
+        "200": _reply("Ready.", ref("Ready")),
+        "503": _reply("Some version is not ready.", ref("Ready")),
+    },
+)
+ALL_STATISTICS: Final = _operation(
+    "Statistics of every model", "statistics", {"200": _statistics_reply()}
+)
+MODEL_METADATA: Final = _operation(
+    "Model metadata",
+    "models",
+    {
+        "200": _reply("The model's name, versions, platform and signature.", ref("ModelMetadata")),
+        "404": _NOT_FOUND,
+        "503": _NOT_READY,
+    },
+)
+MODEL_READY: Final = _operation(
+    "Model readiness",
+    "health",
+    {
+        "200": _reply("The version is ready.", ref("ModelReady")),
+        "404": _NOT_FOUND,
+        "503": _reply("The version is not ready.", ref("ModelReady")),
+    },
+)
+MODEL_CONFIG: Final = _operation(
+    "Model configuration (Triton's form, as tritonclient's get_model_config reads it)",
+    "models",
+    {
+        "200": _reply("The model's configuration.", ref("ModelConfig")),
+        "404": _NOT_FOUND,
+        "503": _NOT_READY,
+    },
+)
+MODEL_STATISTICS: Final = _operation(
+    "Model statistics", "statistics", {"200": _statistics_reply(), "404": _NOT_FOUND}
+)
+INFER: Final = _infer()
+REPOSITORY_INDEX: Final = _operation(
+    "Hosted model versions and their states",
+    "repository",
+    {"200": _reply("Every hosted version.", ref("RepositoryIndex")), **_BODY_ERRORS},
+    body=_json_body("RepositoryIndexRequest"),
+)
+REPOSITORY_LOAD: Final = _repository_change(
+    "load",
+    {
+        "404": _error("Nothing registered under that name, version or alias."),
+        "409": _error("The version is archived."),
+        "422": _error("The artifact fails verification or does not load."),
+        "501": _error("The model needs a framework or provider that is not installed."),
+    },
+)
+REPOSITORY_UNLOAD: Final = _repository_change(
+    "unload", {"404": _error("The model is not hosted.")}
+)
+METRICS: Final = _operation(
+    "Prometheus metrics",
+    "monitoring",
+    {
+        "200": {
+            "description": "Prometheus text exposition of every worker's metrics.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
         },
-        secured=False,
-    )
-    all_statistics = _operation(
-        "statistics", "Statistics of every model", "statistics", {"200": _statistics_reply()}
-    )
-    index = _operation(
-        "repository_index",
-        "Hosted model versions and their states",
-        "repository",
-        {"200": _reply("Every hosted version.", ref("RepositoryIndex")), **_BODY_ERRORS},
-        body=_json_body("RepositoryIndexRequest"),
-    )
-    load = _repository_change(
-        "load",
-        {
-            "404": _error("Nothing registered under that name, version or alias."),
-            "409": _error("The version is archived."),
-            "422": _error("The artifact fails verification or does not load."),
-            "501": _error("The model needs a framework or provider that is not installed."),
-        },
-    )
-    unload = _repository_change("unload", {"404": _error("The model is not hosted.")})
-    metrics = _operation(
-        "metrics",
-        "Prometheus metrics",
-        "monitoring",
-        {
-            "200": {
-                "description": "Prometheus text exposition of every worker's metrics.",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            },
-            "404": _error("Metrics are off in this server."),
-        },
-    )
-    openapi = _operation(
-        "openapi",
-        "This document",
-        "server",
-        {"200": _reply("The OpenAPI description of this API.", {"type": "object"})},
-    )
-    return {
-        "/v2": {"get": server_metadata},
-        "/v2/health/live": {"get": live},
-        "/v2/health/ready": {"get": ready},
-        **_model_routes("", _model_metadata),
-        **_model_routes("/ready", _model_ready),
-        **_model_routes("/infer", _infer),
-        "/v2/models/stats": {"get": all_statistics},
-        **_model_routes("/stats", _model_statistics),
-        "/v2/repository/index": {"post": index},
-        "/v2/repository/models/{model_name}/load": load,
-        "/v2/repository/models/{model_name}/unload": unload,
-        "/metrics": {"get": metrics},
-        "/v2/openapi.json": {"get": openapi},
-    }
+    },
+)
+OPENAPI: Final = _operation(
+    "This document",
+    "server",
+    {"200": _reply("The OpenAPI description of this API.", {"type": "object"})},
+)
 
 
-def openapi_document() -> dict[str, Any]:
-    """Return the OpenAPI 3.0.3 document describing every REST route.
+def _path_item_operation(route: Route) -> Schema:
+    """The route's operation with its id, path parameters and security."""
+    operation: Schema = {"operationId": route.operation_id, **copy.deepcopy(route.operation)}
+    names = re.findall(r"\{(\w+)\}", route.path)
+    parameters = [_path_parameter(name) for name in names] + operation.get("parameters", [])
+    if parameters:
+        operation["parameters"] = parameters
+    responses = operation["responses"]
+    if route.needs_credential:
+        responses = {**responses, **_AUTH_ERRORS}
+    else:
+        operation["security"] = _OPEN
+    operation["responses"] = dict(sorted(responses.items()))
+    return operation
+
+
+def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
+    """Return the OpenAPI 3.0.3 document describing every route of a route table.
+
+    Args:
+        routes: The route table (the server's is :data:`modelport.server.rest.routes.ROUTES`).
 
     Returns:
         A JSON-ready dict; a new one on every call, which the caller may change.
     """
+    paths: dict[str, Schema] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _path_item_operation(route)
     document = {
         "openapi": "3.0.3",
         "info": {"title": "modelport", "version": __version__, "description": _DESCRIPTION},
         "tags": [{"name": tag} for tag in _TAGS],
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

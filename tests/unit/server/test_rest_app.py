@@ -1,0 +1,256 @@
+"""The REST app in-process, through an ASGI transport: routing from the route table, 404/405,
+authentication and authorisation, error mapping, the repository routes and their audit entries.
+
+The app runs with a real data plane (a Python model) and a real security store (SQLite in a
+temporary data directory), without starting a server process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from modelport.core.clock import SystemClock
+from modelport.core.settings import RuntimeSettings, SecuritySettings, ServerSettings, Settings
+from modelport.security.identity import parse_grants
+from modelport.security.store import SecurityStore
+from modelport.server.rest.app import RestApp, create_app
+from modelport.service.access import build_access_control
+from modelport.service.dataplane import DataPlane
+from modelport.service.models import ModelRepository, ModelSource
+from modelport.service.wiring import open_security_store
+
+MODEL = """
+class Doubler:
+    signature = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+        "outputs": [{"name": "double", "datatype": "FP32", "shape": [-1, 2]}],
+    }
+
+    def predict(self, inputs):
+        return {"double": inputs["x"] * 2}
+"""
+BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]}
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[SecurityStore]:
+    with open_security_store(Settings(home=tmp_path / "home")) as opened:
+        yield opened
+
+
+@pytest.fixture()
+def app(tmp_path: Path, store: SecurityStore) -> Iterator[RestApp]:
+    model = tmp_path / "doubler.py"
+    model.write_text(MODEL)
+    repository = ModelRepository(RuntimeSettings())
+    for name in ("fraud-a", "credit-a"):
+        repository.add(
+            ModelSource(name=name, version="1", framework="python", artifact=model,
+                        entrypoint="Doubler")
+        )
+    repository.load_all()
+    access = build_access_control(SecuritySettings(), store, store, SystemClock())
+    yield create_app(ServerSettings(), DataPlane(repository), access)
+    access.close()
+
+
+def key(store: SecurityStore, *grants: str) -> dict[str, str]:
+    _, token = store.create_key("test", parse_grants(list(grants)), None, "tests")
+    return {"authorization": f"Bearer {token}"}
+
+
+def call(
+    app: RestApp,
+    method: str,
+    path: str,
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path, headers=headers, **kwargs)
+
+    return asyncio.run(go())
+
+
+def audit(store: SecurityStore) -> list[tuple[str, str, str, str | None]]:
+    return [(e.action, e.target or "", e.outcome, e.request_id) for e in store.iter_audit()]
+
+
+# -- routing -------------------------------------------------------------------------------------
+
+
+def test_every_model_route_answers_with_and_without_a_version(
+    app: RestApp, store: SecurityStore
+) -> None:
+    admin = key(store, "admin")
+    for base in ("/v2/models/fraud-a", "/v2/models/fraud-a/versions/1"):
+        assert call(app, "GET", base, admin).json()["name"] == "fraud-a"
+        assert call(app, "GET", base + "/ready", admin).json() == {"name": "fraud-a", "ready": True}
+        assert call(app, "GET", base + "/stats", admin).status_code == 200
+        answer = call(app, "POST", base + "/infer", admin, json=BODY).json()
+        assert answer["outputs"][0]["data"] == [2, 4]
+
+
+def test_model_config_is_tritons_form(app: RestApp, store: SecurityStore) -> None:
+    config = call(app, "GET", "/v2/models/fraud-a/config", key(store, "viewer")).json()
+    assert config == {
+        "name": "fraud-a",
+        "platform": "python",
+        "max_batch_size": 0,
+        "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [-1, 2]}],
+        "output": [{"name": "double", "data_type": "TYPE_FP32", "dims": [-1, 2]}],
+    }
+
+
+def test_a_trailing_slash_is_ignored(app: RestApp, store: SecurityStore) -> None:
+    viewer = key(store, "viewer")
+    assert call(app, "GET", "/v2/", viewer).json()["name"] == "modelport"
+    assert call(app, "GET", "/v2/models/fraud-a/", viewer).json()["name"] == "fraud-a"
+    assert call(app, "GET", "/v2//models", viewer).status_code == 404
+
+
+def test_an_encoded_slash_is_never_a_separator(app: RestApp, store: SecurityStore) -> None:
+    admin = key(store, "admin")
+    sneaky = call(app, "POST", "/v2%2Frepository%2Fmodels%2Ffraud-a%2Funload", admin, json={})
+    assert sneaky.status_code == 404
+    # Inside a model segment it is part of the name (a name no model has).
+    missing = call(app, "GET", "/v2/models/fraud-a%2Fready", admin)
+    assert missing.status_code == 404
+    assert call(app, "GET", "/v2/models/fraud-a/ready", admin).status_code == 200  # still loaded
+
+
+def test_unknown_paths_are_404_and_wrong_methods_405_with_allow(
+    app: RestApp, store: SecurityStore
+) -> None:
+    viewer = key(store, "viewer")
+    missing = call(app, "GET", "/v2/nothing/here", viewer)
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "no such endpoint: GET /v2/nothing/here"}
+    wrong = call(app, "POST", "/v2/models/fraud-a", viewer)
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, HEAD"
+    assert "allowed: GET, HEAD" in wrong.json()["error"]
+    infer = call(app, "GET", "/v2/models/fraud-a/infer", viewer)
+    assert (infer.status_code, infer.headers["allow"]) == (405, "POST")
+    assert call(app, "HEAD", "/v2/models/fraud-a", viewer).status_code == 200
+
+
+# -- authentication and authorisation ------------------------------------------------------------
+
+
+def test_no_credential_is_401_and_health_probes_are_open(app: RestApp) -> None:
+    denied = call(app, "GET", "/v2/models/fraud-a")
+    assert denied.status_code == 401
+    assert denied.headers["www-authenticate"].startswith("Bearer")
+    assert call(app, "GET", "/v2/health/live").status_code == 200
+    assert call(app, "GET", "/metrics").status_code == 401
+
+
+def test_two_authorization_headers_are_refused(app: RestApp, store: SecurityStore) -> None:
+    good, other = key(store, "admin"), key(store, "viewer")
+    both = [("authorization", good["authorization"]), ("authorization", other["authorization"])]
+    answer = call(app, "GET", "/v2/models/fraud-a", both)
+    assert answer.status_code == 400
+    assert "Authorization was sent more than once" in answer.json()["error"]
+
+
+def test_out_of_scope_reads_the_same_for_existing_and_missing_models(
+    app: RestApp, store: SecurityStore
+) -> None:
+    scoped = key(store, "predictor:fraud-*")
+    existing = call(app, "POST", "/v2/models/credit-a/infer", scoped, json=BODY)
+    missing = call(app, "POST", "/v2/models/credit-zz/infer", scoped, json=BODY)
+    assert existing.status_code == missing.status_code == 403
+    assert "is outside the scope of key:" in existing.json()["error"]
+    assert existing.json()["error"].replace("credit-a", "X") == missing.json()[
+        "error"
+    ].replace("credit-zz", "X")
+
+
+def test_a_missing_model_in_scope_names_no_other_model(app: RestApp, store: SecurityStore) -> None:
+    scoped = key(store, "predictor:fraud-*")
+    answer = call(app, "POST", "/v2/models/fraud-x/infer", scoped, json=BODY)
+    assert answer.status_code == 404
+    assert "credit-a" not in answer.json()["error"]
+
+
+def test_listings_show_only_what_the_key_may_see(app: RestApp, store: SecurityStore) -> None:
+    scoped = key(store, "deployer:fraud-*")
+    index = call(app, "POST", "/v2/repository/index", scoped, json={}).json()
+    assert [m["name"] for m in index] == ["fraud-a"]
+    stats = call(app, "GET", "/v2/models/stats", scoped).json()["model_stats"]
+    assert {s["name"] for s in stats} == {"fraud-a"}
+
+
+def test_bad_request_ids_are_refused_before_anything_happens(
+    app: RestApp, store: SecurityStore
+) -> None:
+    admin = key(store, "admin")
+    for bad in ("   ", "a\x01b", "x" * 129):
+        answer = call(
+            app, "POST", "/v2/repository/models/fraud-a/unload", {**admin, "x-request-id": bad}
+        )
+        assert answer.status_code == 400
+        assert "x-request-id must be" in answer.json()["error"]
+    assert call(app, "GET", "/v2/models/fraud-a/ready", admin).status_code == 200  # not unloaded
+    assert not [e for e in audit(store) if e[0].startswith("model.")]
+
+
+# -- the repository and its audit entries --------------------------------------------------------
+
+
+def test_unload_is_audited_before_and_after_with_the_request_id(
+    app: RestApp, store: SecurityStore
+) -> None:
+    admin = {**key(store, "admin"), "x-request-id": "req-42"}
+    assert call(app, "POST", "/v2/repository/models/fraud-a/unload", admin).json() == {}
+    entries = [e for e in audit(store) if e[0] == "model.unload"]
+    assert entries == [
+        ("model.unload", "fraud-a", "started", "req-42"),
+        ("model.unload", "fraud-a", "ok", "req-42"),
+    ]
+
+
+def test_repository_requests_refuse_unknown_fields(app: RestApp, store: SecurityStore) -> None:
+    admin = key(store, "admin")
+    answer = call(
+        app, "POST", "/v2/repository/models/fraud-a/load", admin, json={"alias": "champion"}
+    )
+    assert answer.status_code == 400
+    assert "unknown field(s) 'alias'" in answer.json()["error"]
+    assert not [e for e in audit(store) if e[0] == "model.load"]  # refused before acting
+
+
+def test_an_unwritable_audit_log_refuses_the_action(app: RestApp, store: SecurityStore) -> None:
+    admin = key(store, "admin")
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    store.append_audit = broken  # type: ignore[method-assign]
+    answer = call(app, "POST", "/v2/repository/models/fraud-a/unload", admin)
+    assert answer.status_code == 503
+    assert "audit log cannot be written" in answer.json()["error"]
+    assert call(app, "GET", "/v2/models/fraud-a/ready", admin).status_code == 200  # still served
+
+
+# -- error mapping -------------------------------------------------------------------------------
+
+
+def test_errors_map_to_statuses_with_messages(app: RestApp, store: SecurityStore) -> None:
+    predictor = key(store, "predictor")
+    assert call(app, "POST", "/v2/models/fraud-a/infer", predictor, content=b"{").status_code == 400
+    empty = call(app, "POST", "/v2/models/fraud-a/infer", predictor, json={"inputs": []})
+    assert empty.status_code == 400
+    assert "input" in empty.json()["error"]
+    unknown_version = call(app, "GET", "/v2/models/fraud-a/versions/9", predictor)
+    assert unknown_version.status_code == 404
+    assert call(app, "POST", "/v2/repository/index", predictor, json={}).status_code == 403
