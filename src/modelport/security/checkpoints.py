@@ -248,14 +248,27 @@ class CheckpointFile:
         self._key: Ed25519PrivateKey | None = None
 
     @classmethod
-    def in_home(cls, home: Path, key_path: Path | None = None) -> CheckpointFile:
+    def in_home(
+        cls,
+        home: Path,
+        key_path: Path | None = None,
+        every: int = EVERY_ENTRIES,
+        every_s: float = EVERY_SECONDS,
+    ) -> CheckpointFile:
         """Return the checkpoint file of the data directory ``home``.
 
         Args:
             home: The data directory.
             key_path: The signing key; ``None`` means ``home/keys/signing.pem``.
+            every: Checkpoint at least once per this many entries.
+            every_s: ...or at the first append this many seconds after the last checkpoint.
         """
-        return cls(home / "audit" / "checkpoints.jsonl", key_path or home / "keys" / "signing.pem")
+        return cls(
+            home / "audit" / "checkpoints.jsonl",
+            key_path or home / "keys" / "signing.pem",
+            every,
+            every_s,
+        )
 
     def append(self, seq: int, hash: str, at: datetime) -> None:
         """Sign a checkpoint of entry ``seq`` and append it to the file (then ``fsync``).

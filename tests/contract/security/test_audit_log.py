@@ -1,19 +1,25 @@
-"""The audit log in the store: appends, queries, export, concurrent writers and SQL tampering."""
+"""The audit log in the store: appends, queries, export, concurrent writers and SQL tampering.
+
+Every store here anchors its chain in a checkpoint file (in the test's temporary folder, for
+PostgreSQL too), as an installation does in its data directory.
+"""
 
 from __future__ import annotations
 
 import io
 import multiprocessing
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import orjson
 import pytest
 from sqlalchemy import Connection, insert, text
 
 from modelport.core.database import open_engine
-from modelport.core.errors import IntegrityError, InvalidInput
+from modelport.core.errors import ConfigError, IntegrityError, InvalidInput
 from modelport.security._schema import audit_log
 from modelport.security.audit import (
     AuditHead,
@@ -22,6 +28,7 @@ from modelport.security.audit import (
     seal,
     verify_chain,
 )
+from modelport.security.checkpoints import CheckpointFile
 from modelport.security.store import SecurityStore
 
 from ._append_worker import append_many
@@ -29,6 +36,19 @@ from ._support import START, FakeClock
 
 PROCESSES = 4
 EACH = 25
+
+
+@pytest.fixture
+def checkpoints(tmp_path: Path) -> CheckpointFile:
+    return CheckpointFile.in_home(tmp_path / "home")
+
+
+@pytest.fixture
+def store(
+    backend_url: str, clock: FakeClock, checkpoints: CheckpointFile
+) -> Iterator[SecurityStore]:
+    with SecurityStore(backend_url, clock, checkpoints) as opened:
+        yield opened
 
 
 @contextmanager
@@ -234,3 +254,152 @@ def test_a_deleted_head_record(store: SecurityStore, filled: str) -> None:
 def _row(entry: object) -> dict[str, object]:
     names = ("seq", "at", "actor", "action", "target", "outcome", "request_id", "details")
     return {n: getattr(entry, n) for n in (*names, "prev_hash", "hash")}
+
+
+# -- signed checkpoints: someone who can write the database but not the data directory -------
+
+
+def checkpointed(checkpoints: CheckpointFile) -> list[int]:
+    return [c.seq for c in checkpoints.read().checkpoints]
+
+
+def test_control_actions_are_checkpointed_denials_now_and_then(
+    backend_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    cp = CheckpointFile.in_home(tmp_path / "home", every=3, every_s=60)
+    store = SecurityStore(backend_url, clock, cp)
+    try:
+        for _ in range(5):
+            store.append_audit("anon", "deny.infer", "m", "denied")
+        assert checkpointed(cp) == [1, 4], "the first entry, then every 3"
+        store.append_audit("alice", "model.load", "m", "started")
+        store.append_audit("alice", "model.load", "m", "ok")
+        assert checkpointed(cp) == [1, 4, 6, 7], "every control action"
+        store.append_audit("anon", "deny.infer", "m", "denied")
+        clock.advance(61)
+        store.append_audit("anon", "deny.infer", "m", "denied")
+        assert checkpointed(cp) == [1, 4, 6, 7, 9], "or once 60 s have passed"
+        store.append_audit("anon", "deny.infer", "m", "denied")
+    finally:
+        store.close()
+    assert checkpointed(cp) == [1, 4, 6, 7, 9, 10], "closing anchors the last denials"
+    assert stat.S_IMODE(cp.path.stat().st_mode) == 0o600
+    with SecurityStore(backend_url, clock, cp) as again:
+        report = again.verify_audit()
+    assert report.intact and report.checkpoints == 6
+    assert report.last_checkpoint is not None and report.last_checkpoint.seq == 10
+
+
+def test_key_changes_are_checkpointed(store: SecurityStore, checkpoints: CheckpointFile) -> None:
+    from modelport.security.identity import Grant, Role
+
+    record, _ = store.create_key("ci", (Grant(Role.ADMIN),), None, "alice")
+    store.revoke_key(record.key_id, "bob")
+    assert checkpointed(checkpoints) == [1, 2]
+    assert store.verify_audit().intact
+
+
+def test_an_intact_log_verifies_against_its_checkpoints(store: SecurityStore, filled: str) -> None:
+    report = store.verify_audit()
+    assert report.problems == () and report.entries == 5 and report.checkpoints == 5
+
+
+def test_a_cut_tail_and_a_moved_head_are_detected(store: SecurityStore, filled: str) -> None:
+    third = store.list_audit()[2]
+    with raw(filled) as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq > 3"))
+        conn.execute(text("UPDATE audit_head SET last_seq = 3, last_hash = :h"), {"h": third.hash})
+    assert problems(store) == [(3, ProblemKind.HEAD_REWRITTEN), (4, ProblemKind.TRUNCATED)]
+
+
+def test_a_deleted_entry_sealed_again_is_detected(store: SecurityStore, filled: str) -> None:
+    kept = [e for e in store.list_audit() if e.seq != 2]
+    head = AuditHead()
+    with raw(filled) as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+        for old in kept:  # seal() is public: a tamperer can chain the rest again
+            entry = seal(
+                head,
+                old.at,
+                old.actor,
+                old.action,
+                old.target,
+                old.outcome,
+                old.request_id,
+                old.details,
+            )
+            conn.execute(insert(audit_log).values(**_row(entry)))
+            head = AuditHead(entry.seq, entry.hash)
+        conn.execute(
+            text("UPDATE audit_head SET last_seq = :s, last_hash = :h"),
+            {"s": head.seq, "h": head.hash},
+        )
+    assert problems(store) == [
+        (2, ProblemKind.RESEALED),
+        (4, ProblemKind.HEAD_REWRITTEN),
+        (5, ProblemKind.TRUNCATED),
+    ]
+
+
+def test_a_rewritten_head_is_detected(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("UPDATE audit_head SET last_hash = :h"), {"h": "ab" * 32})
+    assert problems(store) == [(5, ProblemKind.HEAD_REWRITTEN)]
+
+
+def test_a_forged_checkpoint_is_detected(
+    store: SecurityStore, filled: str, checkpoints: CheckpointFile
+) -> None:
+    lines = checkpoints.path.read_bytes().splitlines()
+    forged = orjson.loads(lines[2])
+    forged["hash"] = "cd" * 32
+    checkpoints.path.write_bytes(b"\n".join([*lines, orjson.dumps(forged)]) + b"\n")
+    found = store.verify_audit().problems
+    assert [(p.seq, p.kind) for p in found] == [(3, ProblemKind.BAD_CHECKPOINT)]
+    assert "line 6 of" in found[0].message and "forged or altered" in found[0].message
+
+
+def test_a_missing_checkpoint_file_is_detected_and_can_be_started_again(
+    store: SecurityStore, filled: str, checkpoints: CheckpointFile
+) -> None:
+    checkpoints.path.unlink()
+    assert problems(store) == [(0, ProblemKind.CHECKPOINTS_MISSING)]
+    checkpoints.path.write_bytes(b"")
+    assert problems(store) == [(0, ProblemKind.CHECKPOINTS_MISSING)]
+    made = store.checkpoint_audit()
+    assert made.seq == 5 and made.hash == store.list_audit()[-1].hash
+    assert store.verify_audit().intact
+
+
+def test_a_tampered_log_is_not_checkpointed(store: SecurityStore, filled: str) -> None:
+    with raw(filled) as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3"))
+    before = store.verify_audit().checkpoints
+    with pytest.raises(IntegrityError, match="not intact"):
+        store.checkpoint_audit()
+    assert store.verify_audit().checkpoints == before
+
+
+def test_an_empty_log_needs_no_checkpoint(store: SecurityStore) -> None:
+    report = store.verify_audit()
+    assert report.intact and report.checkpoints == 0
+    with pytest.raises(IntegrityError, match="empty"):
+        store.checkpoint_audit()
+
+
+def test_checkpoints_export_as_stored(
+    store: SecurityStore, filled: str, checkpoints: CheckpointFile
+) -> None:
+    out = io.BytesIO()
+    assert store.export_checkpoints(out) == 5
+    assert out.getvalue() == checkpoints.path.read_bytes()
+
+
+def test_a_store_without_a_checkpoint_file(tmp_path: Path, clock: FakeClock) -> None:
+    url = "sqlite://"  # in memory: nowhere to put checkpoints
+    with SecurityStore(url, clock) as store:
+        store.append_audit("alice", "x", None, "ok")
+        report = store.verify_audit()
+        assert report.intact and report.checkpoints is None
+        with pytest.raises(ConfigError, match="no checkpoint file"):
+            store.checkpoint_audit()

@@ -18,6 +18,7 @@ from modelport.security.audit import (
     AuditEntry,
     AuditHead,
     ChainProblem,
+    Checkpoint,
     ProblemKind,
     canonical,
     chain_is_intact,
@@ -31,6 +32,7 @@ from modelport.security.audit import (
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 EDITED, DELETED, INSERTED = ProblemKind.EDITED, ProblemKind.DELETED, ProblemKind.INSERTED
 REORDERED, TRUNCATED = ProblemKind.REORDERED, ProblemKind.TRUNCATED
+RESEALED, HEAD_REWRITTEN = ProblemKind.RESEALED, ProblemKind.HEAD_REWRITTEN
 
 
 def build(n: int = 5) -> tuple[list[AuditEntry], AuditHead]:
@@ -337,6 +339,128 @@ def test_the_fast_path_agrees_on_intact_chains() -> None:
     assert not chain_is_intact(entries[:4], head)
     assert chain_is_intact(entries[:4], None)
     assert not chain_is_intact([entries[0], entries[2], entries[1]], None)
+
+
+# -- signed checkpoints: what someone who can write to the database cannot hide --------------
+
+
+def checkpoints(entries: list[AuditEntry], *seqs: int) -> list[Checkpoint]:
+    """Checkpoints of the given entries, as the store would have signed them."""
+    return [
+        Checkpoint(e.seq, e.hash, e.at + timedelta(seconds=1)) for e in entries if e.seq in seqs
+    ]
+
+
+def rebuild(entries: list[AuditEntry]) -> tuple[list[AuditEntry], AuditHead]:
+    """Seal ``entries`` again from the start with :func:`seal`, as a tamperer can."""
+    head, out = AuditHead(), []
+    for e in entries:
+        entry = seal(head, e.at, e.actor, e.action, e.target, e.outcome, e.request_id, e.details)
+        out.append(entry)
+        head = AuditHead(entry.seq, entry.hash)
+    return out, head
+
+
+def with_checkpoints(
+    entries: list[AuditEntry], head: AuditHead | None, signed: list[Checkpoint]
+) -> list[tuple[int, ProblemKind]]:
+    found_here = [(p.seq, p.kind) for p in verify_chain(entries, head, signed)]
+    assert chain_is_intact(entries, head, signed) == (not found_here)
+    return found_here
+
+
+def test_a_cut_tail_with_a_moved_head_needs_a_checkpoint_to_be_seen() -> None:
+    entries, _ = build(6)
+    cut = entries[:4]
+    moved = AuditHead(4, cut[-1].hash)
+    assert found(cut, moved) == [], "the chain alone cannot tell"
+    signed = checkpoints(entries, 2, 6)
+    assert with_checkpoints(cut, moved, signed) == [(4, HEAD_REWRITTEN), (5, TRUNCATED)]
+    problem = verify_chain(cut, moved, signed)[1]
+    assert "entries 5-6 are missing from the end" in problem.message
+    assert "checkpoint signed at" in problem.message
+
+
+def test_a_deleted_entry_with_the_rest_sealed_again_is_resealed() -> None:
+    entries, _ = build(6)
+    forged, forged_head = rebuild(entries[:2] + entries[3:])
+    assert found(forged, forged_head) == [], "the chain alone cannot tell"
+    signed = checkpoints(entries, 1, 2, 3, 4, 5, 6)
+    assert with_checkpoints(forged, forged_head, signed) == [
+        (3, RESEALED),
+        (5, HEAD_REWRITTEN),
+        (6, TRUNCATED),
+    ]
+    (resealed,) = [p for p in verify_chain(forged, forged_head, signed) if p.kind is RESEALED]
+    assert resealed.message.startswith("entries 3-5 no longer have the hash signed at")
+
+
+def test_a_rewrite_that_keeps_the_length_is_resealed() -> None:
+    entries, head = build(5)
+    changed = [*entries[:2], replace(entries[2], actor="mallory"), *entries[3:]]
+    forged, forged_head = rebuild(changed)
+    assert forged_head.seq == head.seq
+    assert with_checkpoints(forged, forged_head, checkpoints(entries, 5)) == [
+        (5, RESEALED),
+        (5, HEAD_REWRITTEN),
+    ]
+
+
+def test_a_rewritten_head_hash_is_named_as_such() -> None:
+    entries, head = build(4)
+    rewritten = AuditHead(4, "ab" * 32)
+    assert found(entries, rewritten) == [(4, EDITED)], "without a checkpoint: which one?"
+    assert with_checkpoints(entries, rewritten, checkpoints(entries, 4)) == [(4, HEAD_REWRITTEN)]
+
+
+def test_a_head_moved_back_over_entries_still_there() -> None:
+    entries, _ = build(5)
+    back = AuditHead(3, entries[2].hash)
+    assert with_checkpoints(entries, back, checkpoints(entries, 5)) == [(3, HEAD_REWRITTEN)]
+
+
+def test_a_checkpoint_stands_in_for_a_missing_head_record() -> None:
+    entries, _ = build(5)
+    assert found(entries[:3], None) == []
+    assert with_checkpoints(entries[:3], None, checkpoints(entries, 5)) == [(4, TRUNCATED)]
+
+
+def test_entries_after_the_last_checkpoint_are_fine() -> None:
+    entries, head = build(6)
+    assert with_checkpoints(entries, head, checkpoints(entries, 1, 4)) == []
+    assert with_checkpoints(entries, head, checkpoints(entries, 1, 4, 4, 6)) == []
+
+
+def test_tampering_the_chain_sees_is_reported_once_with_checkpoints() -> None:
+    entries, head = build(5)
+    signed = checkpoints(entries, 1, 2, 3, 4, 5)
+    assert with_checkpoints([*entries[:2], *entries[3:]], head, signed) == [(3, DELETED)]
+    edited = [*entries[:2], replace(entries[2], actor="mallory"), *entries[3:]]
+    assert with_checkpoints(edited, head, signed) == [(3, EDITED)]
+    assert with_checkpoints(entries[:3], head, signed) == [(4, TRUNCATED)]
+
+
+@given(
+    n=st.integers(min_value=2, max_value=10),
+    data=st.data(),
+)
+def test_any_rewrite_sealed_again_is_caught_by_the_last_checkpoint(
+    n: int, data: st.DataObject
+) -> None:
+    entries, _ = build(n)
+    i = data.draw(st.integers(min_value=0, max_value=n - 1))
+    how = data.draw(st.sampled_from(["edit", "delete", "cut"]))
+    if how == "edit":
+        changed = [*entries[:i], replace(entries[i], target="elsewhere"), *entries[i + 1 :]]
+    elif how == "delete":
+        changed = [*entries[:i], *entries[i + 1 :]]
+    else:
+        changed = entries[: max(i, 1) - 1] if i else []
+    forged, forged_head = rebuild(changed)
+    assert found(forged, forged_head) == []
+    signed = checkpoints(entries, n)
+    assert verify_chain(forged, forged_head, signed), (how, i)
+    assert not chain_is_intact(forged, forged_head, signed), (how, i)
 
 
 # -- export -----------------------------------------------------------------------------------
