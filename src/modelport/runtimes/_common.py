@@ -6,17 +6,21 @@ Conventions every backend follows:
 * Text leaves a runtime as BYTES: a numpy ``object`` array of ``bytes``.
 * A missing artifact file is :class:`NotFound`; an unreadable one is :class:`IntegrityError`.
 * ``predict`` first calls :func:`refuse_non_finite` on its inputs.
+* A framework's own error text (node names, estimator classes, stack traces) stays in the server
+  log: what the caller is told is built by :func:`rejected` (what was given, what the model
+  expects) or :func:`failed`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from modelport.core.datatypes import Datatype, to_numpy_dtype
+from modelport.core.datatypes import Datatype, from_numpy_dtype, to_numpy_dtype
 from modelport.core.errors import (
     ConfigError,
     InferenceFailed,
@@ -31,15 +35,59 @@ __all__ = [
     "as_float",
     "coerce_output",
     "decode_text",
+    "failed",
     "first_line",
     "not_ready",
     "output_spec",
     "pick_input",
     "refuse_non_finite",
+    "rejected",
     "require_artifact",
     "select_outputs",
     "to_bytes_array",
 ]
+
+
+log = logging.getLogger("modelport.runtimes")
+
+
+def _given(inputs: Mapping[str, np.ndarray]) -> str:
+    parts = []
+    for name, array in inputs.items():
+        try:
+            datatype = from_numpy_dtype(array.dtype).value
+        except ValueError:
+            datatype = str(array.dtype)
+        parts.append(f"{name!r} {datatype} {list(array.shape)}")
+    return ", ".join(parts) or "no inputs"
+
+
+def rejected(
+    framework: str, inputs: Mapping[str, np.ndarray], expected: Signature, exc: BaseException
+) -> InvalidInput:
+    """Return the error for input the framework refused, worded without the framework's text.
+
+    The framework's message is logged (it may name graph nodes or estimator classes); the
+    caller learns what it sent and what the model takes.
+
+    Args:
+        framework: Runtime name, for the log.
+        inputs: What the model was given.
+        expected: The inputs the model itself takes (its own signature, not a looser one).
+        exc: The framework's exception.
+    """
+    log.info("%s rejected the input (%s): %s", framework, _given(inputs), first_line(exc))
+    takes = ", ".join(f"{s.name!r} {s.datatype.value} {list(s.shape)}" for s in expected.inputs)
+    wants = f"it expects {takes} (-1 = any size)" if takes else "check the model's metadata"
+    return InvalidInput(f"the model rejected the input ({_given(inputs)}); {wants}")
+
+
+def failed(framework: str, inputs: Mapping[str, np.ndarray], exc: BaseException) -> InferenceFailed:
+    """Return the error for a model that failed on valid input; the details go to the log."""
+    log.warning("%s failed on the input (%s)", framework, _given(inputs), exc_info=exc)
+    return InferenceFailed(
+        f"the model failed on the input ({_given(inputs)}); the server log has the details"
+    )
 
 
 def require_artifact(config: RuntimeConfig, framework: str) -> Path:

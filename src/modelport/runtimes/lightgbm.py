@@ -18,16 +18,18 @@ import lightgbm as lgb
 import numpy as np
 
 from modelport.core.datatypes import Datatype
-from modelport.core.errors import ConfigError, InferenceFailed, IntegrityError, InvalidInput
+from modelport.core.errors import ConfigError, IntegrityError
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes._common import (
     as_float,
     coerce_output,
+    failed,
     first_line,
     not_ready,
     output_spec,
     pick_input,
     refuse_non_finite,
+    rejected,
     require_artifact,
     select_outputs,
 )
@@ -97,9 +99,9 @@ class LightGBMRuntime(ModelRuntime):
         try:
             raw = self._run(booster, x)
         except (lgb.basic.LightGBMError, ValueError) as exc:
-            raise InvalidInput(f"lightgbm rejected the input: {first_line(exc)}") from exc
+            raise rejected(self.framework, inputs, signature, exc) from exc
         except Exception as exc:
-            raise InferenceFailed(f"lightgbm failed: {type(exc).__name__}: {exc}") from exc
+            raise failed(self.framework, inputs, exc) from exc
         return {name: coerce_output(name, np.asarray(raw), output_spec(signature, name))}
 
     def unload(self) -> None:

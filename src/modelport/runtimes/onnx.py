@@ -28,16 +28,18 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import EPFail, Fail, InvalidArgument
 
 from modelport.core.datatypes import Datatype, to_numpy_dtype
-from modelport.core.errors import DependencyMissing, InferenceFailed, IntegrityError, InvalidInput
+from modelport.core.errors import DependencyMissing, InferenceFailed, IntegrityError
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes._common import (
     as_float,
     coerce_output,
     decode_text,
+    failed,
     first_line,
     not_ready,
     output_spec,
     refuse_non_finite,
+    rejected,
     require_artifact,
     select_outputs,
 )
@@ -151,6 +153,7 @@ class OnnxRuntime(ModelRuntime):
         self._feed_dtypes: dict[str, np.dtype[Any]] = {}
         self._output_dtypes: dict[str, np.dtype[Any] | None] = {}
         self._input_names: frozenset[str] = frozenset()
+        self._graph_signature = Signature((), ())  # what the graph itself takes
         self._direct_run: Any = None
         self._run_options: Any = None
 
@@ -191,6 +194,7 @@ class OnnxRuntime(ModelRuntime):
         }
         self._signature = signature
         self.allow_nan = declares_allow_nan(session)
+        self._graph_signature = model_signature
         self._input_names = frozenset(s.name for s in model_signature.inputs)
         self._direct_run = _native_run(session)
         # One RunOptions for every run (onnxruntime takes it read-only). Given None instead, the
@@ -254,16 +258,14 @@ class OnnxRuntime(ModelRuntime):
         """Run through ``InferenceSession.run``, mapping its errors to ours."""
         try:
             values: list[Any] = session.run(names, feeds)
-        except InvalidArgument as exc:
-            raise InvalidInput(f"onnxruntime rejected the input: {exc}") from exc
+        except (InvalidArgument, ValueError) as exc:  # ValueError: missing or unknown feeds
+            raise rejected(self.framework, feeds, self._graph_signature, exc) from exc
         except Fail as exc:
             if any(word in str(exc).lower() for word in _SHAPE_WORDS):
-                raise InvalidInput(f"onnxruntime rejected the input: {exc}") from exc
-            raise InferenceFailed(f"onnxruntime failed: {exc}") from exc
-        except ValueError as exc:  # raised in Python for missing or unknown feeds
-            raise InvalidInput(str(exc)) from exc
+                raise rejected(self.framework, feeds, self._graph_signature, exc) from exc
+            raise failed(self.framework, feeds, exc) from exc
         except Exception as exc:
-            raise InferenceFailed(f"onnxruntime failed: {type(exc).__name__}: {exc}") from exc
+            raise failed(self.framework, feeds, exc) from exc
         # A provider fallback inside run() replaces the native session: follow it.
         self._direct_run = _native_run(session)
         return values

@@ -30,16 +30,18 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from modelport.core.datatypes import Datatype
-from modelport.core.errors import ConfigError, InferenceFailed, IntegrityError, InvalidInput
+from modelport.core.errors import ConfigError, InferenceFailed, IntegrityError
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes._common import (
     coerce_output,
     decode_text,
+    failed,
     first_line,
     not_ready,
     output_spec,
     pick_input,
     refuse_non_finite,
+    rejected,
     require_artifact,
     select_outputs,
 )
@@ -74,6 +76,7 @@ class SklearnRuntime(ModelRuntime):
     def __init__(self, config: RuntimeConfig) -> None:
         super().__init__(config)
         self._model: Any = None
+        self._own = Signature((), ())  # what the estimator itself takes, for error messages
 
     def load(self) -> None:
         """Unpickle the estimator; a second call does nothing.
@@ -99,6 +102,7 @@ class SklearnRuntime(ModelRuntime):
         self._model = model
         self._signature = signature
         self.allow_nan = accepts_nan(model)
+        self._own = _infer_signature(model)
 
     def predict(
         self, inputs: Mapping[str, np.ndarray], outputs: Collection[str]
@@ -107,7 +111,7 @@ class SklearnRuntime(ModelRuntime):
 
         Raises:
             ModelNotReady: The model is not loaded.
-            InvalidInput: scikit-learn rejected the values (its ``ValueError`` message is kept).
+            InvalidInput: scikit-learn rejected the values (its message goes to the log).
             InferenceFailed: The estimator failed otherwise.
         """
         model, signature = self._model, self._signature
@@ -122,13 +126,11 @@ class SklearnRuntime(ModelRuntime):
             try:
                 raw = getattr(model, output)(x)
             except NotFittedError as exc:
-                raise InferenceFailed(f"the estimator is not fitted: {exc}") from exc
+                raise InferenceFailed("the estimator is not fitted") from exc
             except ValueError as exc:
-                raise InvalidInput(f"the model rejected the input: {exc}") from exc
+                raise rejected(self.framework, inputs, self._own, exc) from exc
             except Exception as exc:
-                raise InferenceFailed(
-                    f"the model failed computing {output!r}: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise failed(self.framework, inputs, exc) from exc
             result[output] = coerce_output(output, np.asarray(raw), output_spec(signature, output))
         return result
 

@@ -20,19 +20,19 @@ from modelport.core.datatypes import Datatype
 from modelport.core.errors import (
     ConfigError,
     DependencyMissing,
-    InferenceFailed,
     IntegrityError,
-    InvalidInput,
 )
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes._common import (
     as_float,
     coerce_output,
+    failed,
     first_line,
     not_ready,
     output_spec,
     pick_input,
     refuse_non_finite,
+    rejected,
     require_artifact,
     select_outputs,
 )
@@ -109,9 +109,9 @@ class XGBoostRuntime(ModelRuntime):
         try:
             raw = _run(booster, x, gpu=self.config.device == "gpu")
         except ValueError as exc:
-            raise InvalidInput(f"xgboost rejected the input: {first_line(exc)}") from exc
+            raise rejected(self.framework, inputs, signature, exc) from exc
         except xgb.core.XGBoostError as exc:
-            raise InferenceFailed(f"xgboost failed: {first_line(exc)}") from exc
+            raise failed(self.framework, inputs, exc) from exc
         return {name: coerce_output(name, np.asarray(raw), output_spec(signature, name))}
 
     def unload(self) -> None:

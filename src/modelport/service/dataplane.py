@@ -2,6 +2,12 @@
 
 REST routes and (later) gRPC methods parse their wire format into core types, call one method
 here and serialise what it returns; no protocol logic lives in a transport.
+
+A request with no rows (every input's first dimension 0) is answered here, the same with or
+without batching and whatever the runtime: outputs of shape ``[0, ...]`` when the signature
+gives every other dimension of the wanted outputs, else :class:`InvalidInput` asking for a row.
+Frameworks disagree about empty input (scikit-learn refuses it, ONNX Runtime depends on the
+graph), so the model is not called.
 """
 
 from __future__ import annotations
@@ -190,7 +196,10 @@ class DataPlane:
             if request.parameters:  # only the timeout parameter moves the deadline
                 deadline = _deadline(request, deadline, started)
             batcher, runtime = model.batcher, model.runtime
-            if batcher is not None:
+            executions = 0 if batcher is not None else 1
+            if not rows and _no_rows(inputs):
+                arrays, executions = _empty_outputs(name, served, signature, wanted), 0
+            elif batcher is not None:
                 arrays = await batcher.submit(inputs, wanted, deadline)
             elif runtime is not None:
                 arrays = runtime.predict(inputs, wanted)
@@ -204,7 +213,7 @@ class DataPlane:
             tally.failure(exc.kind.value, now - started, now)
             raise
         now = monotonic()
-        tally.success(rows, now - started, now, 0 if batcher is not None else 1)
+        tally.success(rows, now - started, now, executions)
         return InferenceResponse(name, outputs, served, request.id)
 
     async def statistics(self, name: str | None, version: str | None) -> list[dict[str, Any]]:
@@ -324,6 +333,34 @@ def _deadline(request: InferenceRequest, deadline: float | None, now: float) -> 
         return deadline
     own = now + timeout / 1e6
     return own if deadline is None else min(own, deadline)
+
+
+def _no_rows(inputs: dict[str, np.ndarray]) -> bool:
+    """Whether every input has a first dimension and it is 0 (an empty batch)."""
+    return bool(inputs) and all(a.ndim and not a.shape[0] for a in inputs.values())
+
+
+def _empty_outputs(
+    name: str, version: str, signature: Signature, wanted: list[str]
+) -> dict[str, np.ndarray]:
+    """Return the wanted outputs of an empty batch: ``[0, ...]`` arrays shaped by the signature.
+
+    Raises:
+        InvalidInput: An output's other dimensions are not all known, or its first is not the
+            batch (``-1``): its empty form cannot be told without running the model.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for output in wanted:
+        spec = signature.output(output)
+        shape = spec.shape if spec is not None else ()
+        if spec is None or not shape or shape[0] != -1 or any(d < 0 for d in shape[1:]):
+            raise InvalidInput(
+                f"the request has no rows; model {name!r} version {version} needs at least one "
+                f"row to tell the shape of output {output!r} ({list(shape)}): send at least one "
+                "row"
+            )
+        arrays[output] = np.empty((0, *shape[1:]), dtype=to_numpy_dtype(spec.datatype))
+    return arrays
 
 
 def _wanted_outputs(signature: Signature, request: InferenceRequest) -> list[str]:

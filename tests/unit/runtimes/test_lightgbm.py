@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,7 +83,12 @@ def test_unknown_output_is_invalid_input(regression: Trained) -> None:
 
 
 def test_wrong_feature_count_is_invalid_input(multiclass: Trained) -> None:
-    with pytest.raises(InvalidInput, match="number of features"):
+    with pytest.raises(
+        InvalidInput,
+        match=re.escape(
+            "the model rejected the input ('input' FP64 [2, 3]); it expects 'input' FP64 [-1, 4]"
+        ),
+    ):
         loaded(multiclass.path).predict({"input": multiclass.X[:2, :3]}, ["predict"])
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,7 +88,12 @@ def test_unknown_output_is_invalid_input(regression: Trained) -> None:
 
 
 def test_wrong_feature_count_is_invalid_input(multiclass: Trained) -> None:
-    with pytest.raises(InvalidInput, match="expected: 4, got 3"):
+    with pytest.raises(
+        InvalidInput,
+        match=re.escape(
+            "the model rejected the input ('input' FP32 [2, 3]); it expects 'input' FP32 [-1, 4]"
+        ),
+    ):
         loaded(multiclass.path).predict({"input": multiclass.X[:2, :3]}, ["predict"])
 
 
