@@ -18,6 +18,7 @@ live here:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -166,7 +167,8 @@ def _sqlite_in_memory(url: URL) -> bool:
 def open_engine(url: str) -> Engine:
     """Create an engine for ``url`` with modelport's connection settings.
 
-    For a SQLite file the parent folder is created when missing.
+    For a SQLite file the parent folder is created when missing (mode 0700), and a new
+    database file is created with mode 0600 (its -wal and -shm files follow that mode).
 
     Args:
         url: A SQLAlchemy URL, ``sqlite:///PATH`` or ``postgresql+psycopg://...``
@@ -193,11 +195,7 @@ def open_engine(url: str) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     memory = _sqlite_in_memory(url)
     if not memory and not url.query.get("uri"):
-        folder = Path(str(url.database)).expanduser().absolute().parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the database folder {folder}: {exc}") from None
+        _create_private(Path(str(url.database)).expanduser().absolute())
     kwargs: dict[str, Any] = {"connect_args": {"timeout": _BUSY_TIMEOUT_S}}
     if memory:
         # One shared connection, or every checkout would see its own empty database.
@@ -225,6 +223,30 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create a new SQLite database file with mode 0600 (its folders 0700) before SQLite does.
+
+    SQLite creates a database with mode 0644 less the umask, and gives its -wal and -shm files
+    the database file's mode; an empty file made here first is a new database to SQLite, so all
+    three are private. An existing file keeps its mode (an operator may have chosen it).
+
+    Raises:
+        ConfigError: The folder or the file cannot be made.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the database folder {folder}: {exc}") from None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot create the database file {path}: {exc}") from None
+    os.close(fd)
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -310,7 +310,7 @@ def _load_private(path: Path) -> Ed25519PrivateKey:
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     """Return the Ed25519 signing key at ``path``, creating it (mode 0600) on first use.
 
-    A new key's public half is written next to it as ``NAME.pub.pem``.
+    A new key's public half is written next to it as ``NAME.pub.pem`` (also mode 0600).
 
     Raises:
         ConfigError: The file is unreadable, not an Ed25519 PEM key, or not writable when new.
@@ -323,11 +323,9 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
             serialization.NoEncryption(),
         )
         if write_private_file(path, pem, exclusive=True):
+            # Private too (0600), like everything in the data directory; hand out a copy.
             public = path.with_name(path.name.removesuffix(".pem") + ".pub.pem")
-            try:
-                public.write_bytes(public_key_pem(key.public_key()))
-            except OSError as exc:
-                raise ConfigError(f"cannot write {public}: {exc}") from None
+            write_private_file(public, public_key_pem(key.public_key()))
             return key
     return _load_private(path)
 

@@ -48,7 +48,7 @@ def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
     Artifacts are encrypted with the KEK ``settings.security.artifacts`` names (built on first
     use) and manifests signed by this installation's signing key as the acting user.
     """
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url(), clock or SystemClock())
     guard = ArtifactGuard.from_settings(settings, current_user(settings), clock=clock)
     return Registrar(store, guard, settings.runtime, open_security_store(settings, clock))
@@ -178,5 +178,5 @@ def open_security_store(settings: Settings, clock: Clock | None = None) -> Secur
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return SecurityStore(settings.resolved_database_url(), clock or SystemClock())
