@@ -17,7 +17,6 @@ Deviations and choices, all lenient towards peers' clients:
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
 
 import numpy as np
@@ -41,8 +40,6 @@ from modelport.protocol.binary import (
 )
 from modelport.protocol.header import (
     DATATYPES,
-    MAX_DIMS,
-    MAX_EXTENT,
     check_request_parameters,
     describe,
     load_json,
@@ -50,6 +47,7 @@ from modelport.protocol.header import (
     parse_parameters,
     parse_requested_outputs,
     parse_tensor_header,
+    shape_problem,
 )
 from modelport.protocol.tensor_data import (
     array_from_json,
@@ -210,13 +208,14 @@ def decode_infer_request(body: bytes, header_length: int | None) -> InferenceReq
 def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
     """Decode the common request in one pass, or return ``None`` for the general decoder.
 
-    The common request is all JSON: ``inputs`` of numeric tensors with exactly ``name``,
-    ``datatype``, ``shape`` and ``data``; optionally an ``id`` string and ``outputs`` that are
-    names alone; no parameters anywhere. What this accepts it decodes exactly as the general
-    path does (the same checks and the same array decoding); anything else, every error
-    included, returns ``None``, and the general decoder then decodes it or words the error.
-    Measured in a serving process, the general decoder's separate header, parameter and output
-    checks cost about as much again as the model run of a small model.
+    The common request is all JSON: ``inputs`` of non-empty numeric tensors with exactly
+    ``name``, ``datatype``, ``shape`` and ``data``; optionally an ``id`` string and ``outputs``
+    without parameters; no parameters anywhere. It is checked by the general decoder's own rule
+    functions (:func:`shape_problem`, :func:`parse_requested_outputs`, the datatype table, the
+    numeric fast path) without building the general path's per-tensor headers and messages;
+    anything else, every error included, returns ``None``, and the general decoder then
+    decodes it or words the error. ``tests/unit/protocol/test_fast_paths.py`` checks that both
+    paths decode every request alike.
     """
     inputs = doc.get("inputs")
     request_id = doc.get("id")
@@ -228,51 +227,41 @@ def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
         or (request_id is not None and type(request_id) is not str)
     ):
         return None
-    outputs: list[RequestedOutput] | None = None
+    outputs = None
     if raw_outputs is not None:
-        if type(raw_outputs) is not list:
+        try:
+            outputs = parse_requested_outputs(raw_outputs)
+        except InvalidInput:
             return None
-        outputs = []
-        for item in raw_outputs:
-            name = item.get("name") if type(item) is dict and len(item) == 1 else None
-            if type(name) is not str or not name:
-                return None
-            outputs.append(RequestedOutput(name, {}))
-        if len(outputs) > 1 and len({o.name for o in outputs}) != len(outputs):
+        if outputs is not None and any(o.parameters for o in outputs):
             return None
-        outputs = outputs or None
-    may_hold_bools: bool | None = None
+    may_hold_bools = body.find(b"true") >= 0 or body.find(b"false") >= 0
     tensors: list[Tensor] = []
     for item in inputs:
-        if type(item) is not dict or len(item) != 4:
+        tensor = _plain_tensor(item, may_hold_bools)
+        if tensor is None:
             return None
-        name, raw_datatype = item.get("name"), item.get("datatype")
-        raw_shape, data = item.get("shape"), item.get("data")
-        if (
-            type(name) is not str
-            or not name
-            or type(raw_datatype) is not str
-            or type(raw_shape) is not list
-            or type(data) is not list
-        ):
-            return None
-        datatype = DATATYPES.get(raw_datatype)
-        if datatype is None or len(raw_shape) > MAX_DIMS:
-            return None
-        # shape_problem's checks, inline; empty tensors (a zero dimension) take the general path.
-        for dim in raw_shape:
-            if type(dim) is not int or dim <= 0:
-                return None
-        if math.prod(raw_shape) > MAX_EXTENT:
-            return None
-        if may_hold_bools is None:
-            may_hold_bools = body.find(b"true") >= 0 or body.find(b"false") >= 0
-        shape = tuple(raw_shape)
-        array = numeric_from_json_fast(data, datatype, shape, may_hold_bools)
-        if array is None:
-            return None
-        tensors.append(Tensor(name, datatype, shape, array, {}))
+        tensors.append(tensor)
     return InferenceRequest(tensors, request_id, {}, outputs)
+
+
+def _plain_tensor(item: Any, may_hold_bools: bool) -> Tensor | None:
+    """One input of the common request (see :func:`_decode_plain`), or ``None``."""
+    if type(item) is not dict or len(item) != 4:
+        return None
+    name, raw_datatype = item.get("name"), item.get("datatype")
+    raw_shape, data = item.get("shape"), item.get("data")
+    if type(name) is not str or not name or type(data) is not list:
+        return None
+    datatype = DATATYPES.get(raw_datatype) if type(raw_datatype) is str else None
+    # Empty tensors (a zero dimension) take the general path.
+    if datatype is None or shape_problem(raw_shape) is not None or 0 in raw_shape:
+        return None
+    shape = tuple(raw_shape)
+    array = numeric_from_json_fast(data, datatype, shape, may_hold_bools)
+    if array is None:
+        return None
+    return Tensor(name, datatype, shape, array, {})
 
 
 _TENSOR_EXAMPLE: Final = '{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [...]}'

@@ -38,8 +38,8 @@ __all__ = [
     "object_array",
 ]
 
-# Reading an enum member off its class (``Datatype.BOOL``) costs about 0.1 us on Python 3.11, as
-# much as the rest of a small tensor's checks; the hot paths compare against these names instead.
+# Enum members the hot paths compare against (bench/HOT_PATH.md, "Enum members as module
+# constants").
 _BOOL: Final = Datatype.BOOL
 _BF16: Final = Datatype.BF16
 _BYTES: Final = Datatype.BYTES

@@ -63,8 +63,7 @@ __all__ = [
 log = logging.getLogger("modelport.security")
 _HEALTH: Final = Action.HEALTH
 _METRICS: Final = Action.METRICS
-"""Enum members compared on every call, as module constants (see docs/architecture.md,
-"hot-path conventions")."""
+"""Enum members compared on every call, as module constants (bench/HOT_PATH.md)."""
 
 MAX_REQUEST_ID: Final = 128
 """Longest accepted request id."""

@@ -36,7 +36,7 @@ __all__ = ["InferenceServicer"]
 STREAM_WINDOW: Final = 64
 """Requests of one stream that may run at once; reading the stream pauses beyond that."""
 _INFER: Final = Action.INFER
-"""Read on every inference (see docs/architecture.md, "hot-path conventions")."""
+"""Read on every inference, as a module constant (bench/HOT_PATH.md)."""
 
 
 # The generated base is untyped (mypy skips grpc_gen), so subclassing it is subclassing Any.
