@@ -8,56 +8,24 @@ temporary data directory), without starting a server process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from modelport.core.clock import SystemClock
-from modelport.core.settings import RuntimeSettings, SecuritySettings, ServerSettings, Settings
+from modelport.core.settings import ServerSettings
 from modelport.security.identity import parse_grants
 from modelport.security.store import SecurityStore
 from modelport.server.rest.app import RestApp, create_app
-from modelport.service.access import build_access_control
+from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
-from modelport.service.models import ModelRepository, ModelSource
-from modelport.service.wiring import open_security_store
 
-MODEL = """
-class Doubler:
-    signature = {
-        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
-        "outputs": [{"name": "double", "datatype": "FP32", "shape": [-1, 2]}],
-    }
-
-    def predict(self, inputs):
-        return {"double": inputs["x"] * 2}
-"""
 BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]}
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Iterator[SecurityStore]:
-    with open_security_store(Settings(home=tmp_path / "home")) as opened:
-        yield opened
-
-
-@pytest.fixture()
-def app(tmp_path: Path, store: SecurityStore) -> Iterator[RestApp]:
-    model = tmp_path / "doubler.py"
-    model.write_text(MODEL)
-    repository = ModelRepository(RuntimeSettings())
-    for name in ("fraud-a", "credit-a"):
-        repository.add(
-            ModelSource(name=name, version="1", framework="python", artifact=model,
-                        entrypoint="Doubler")
-        )
-    repository.load_all()
-    access = build_access_control(SecuritySettings(), store, store, SystemClock())
-    yield create_app(ServerSettings(), DataPlane(repository), access)
-    access.close()
+def app(dataplane: DataPlane, access: AccessControl) -> RestApp:
+    return create_app(ServerSettings(), dataplane, access)
 
 
 def key(store: SecurityStore, *grants: str) -> dict[str, str]:
