@@ -8,6 +8,11 @@ A registered version's source has a ``prepare`` step that verifies and decrypts 
 into a private temporary file for the length of the runtime's ``load()`` only (see
 :mod:`modelport.service.artifact_guard`). A pickle-based artifact without that step is refused:
 unpickling runs code, so only a verified registration may be unpickled.
+
+A repository ``load`` takes no parameter, ``version`` or ``alias`` (checked by
+:func:`validate_load_parameters`; :func:`validate_load_request` checks a whole REST body): with
+none it reloads every hosted version of the name, with one it loads exactly the version it
+names and leaves the others as they are.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import contextlib
 import enum
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -25,7 +30,14 @@ from typing import Final
 
 from modelport.batching import Batcher
 from modelport.core.clock import Clock, SystemClock
-from modelport.core.errors import ConfigError, ModelNotReady, ModelportError, NotFound
+from modelport.core.errors import (
+    ConfigError,
+    InvalidInput,
+    ModelNotReady,
+    ModelportError,
+    NotFound,
+)
+from modelport.core.refs import ModelRef, validate_alias
 from modelport.core.settings import BatchingSettings, RuntimeSettings
 from modelport.core.signature import Signature
 from modelport.runtimes.base import ModelRuntime, RuntimeConfig
@@ -39,7 +51,73 @@ __all__ = [
     "ModelState",
     "SourceResolver",
     "unpickles",
+    "validate_load_parameters",
+    "validate_load_request",
 ]
+
+LOAD_PARAMETERS: Final = ("version", "alias")
+"""Parameters a repository load takes: a registered version number, or an alias."""
+
+
+def validate_load_request(payload: Mapping[str, object]) -> dict[str, object]:
+    """Check a repository load body, ``{}`` or ``{"parameters": {...}}``; return the parameters.
+
+    Args:
+        payload: The decoded JSON object of the request body.
+
+    Returns:
+        The checked parameters (see :func:`validate_load_parameters`).
+
+    Raises:
+        InvalidInput: The body has a key other than ``parameters``, ``parameters`` is not an
+            object, or a parameter is unknown or malformed.
+    """
+    unknown = [key for key in payload if key != "parameters"]
+    if unknown:
+        raise InvalidInput(
+            f"repository load request: unknown key {unknown[0]!r}; the body is "
+            '{"parameters": {"version": "3"}} or {"parameters": {"alias": "champion"}} (or {})'
+        )
+    parameters = payload.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidInput("repository load request: 'parameters' must be an object")
+    return validate_load_parameters(parameters)
+
+
+def validate_load_parameters(parameters: Mapping[str, object]) -> dict[str, object]:
+    """Check the parameters of a repository load (REST or gRPC).
+
+    Args:
+        parameters: ``{}``, ``{"version": N}`` (a positive integer, or its decimal text) or
+            ``{"alias": NAME}``.
+
+    Returns:
+        A copy of ``parameters``.
+
+    Raises:
+        InvalidInput: An unknown parameter, both at once, or a malformed value.
+    """
+    unknown = [key for key in parameters if key not in LOAD_PARAMETERS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown load parameter {unknown[0]!r}; expected 'version' (a registered version "
+            "number) or 'alias' (a registered alias), or none to reload what is served"
+        )
+    if len(parameters) > 1:
+        raise InvalidInput("load parameters 'version' and 'alias' exclude each other; give one")
+    version = parameters.get("version")
+    if version is not None:
+        text = str(version) if isinstance(version, int | str) and version is not True else ""
+        if version is False or not (text.isascii() and text.isdecimal() and int(text) >= 1):
+            raise InvalidInput(
+                f"load parameter 'version' must be a version number (1, 2, ...), got {version!r}"
+            )
+    alias = parameters.get("alias")
+    if "alias" in parameters:
+        if not isinstance(alias, str):
+            raise InvalidInput(f"load parameter 'alias' must be a string, got {alias!r}")
+        validate_alias(alias)
+    return dict(parameters)
 
 UNPICKLING_FRAMEWORKS: Final = frozenset({"sklearn"})
 """Runtimes whose loading unpickles the artifact, and so runs code stored in it."""
@@ -81,6 +159,10 @@ class ModelSource:
         entrypoint: Python runtime class reference.
         signature: Registered signature, if any.
         batching: Dynamic batching for this version; ``None`` or disabled runs requests alone.
+        registered: The registry reference the source was resolved from (``NAME``,
+            ``NAME@VERSION`` or ``NAME@ALIAS``; the alias watch follows the last kind);
+            ``None`` for an artifact served directly.
+        original: Whether the registered artifact is served rather than its compiled copy.
     """
 
     name: str
@@ -91,6 +173,8 @@ class ModelSource:
     entrypoint: str | None = None
     signature: Signature | None = None
     batching: BatchingSettings | None = None
+    registered: ModelRef | None = None
+    original: bool = False
 
 
 @dataclass(slots=True)
@@ -142,13 +226,18 @@ class ModelRepository:
         """Told ``(name, version)`` after each model call a batcher makes."""
 
     def add(self, source: ModelSource) -> LoadedModel:
-        """Register a source without loading it; a name's first version is its default."""
+        """Register a source without loading it; a name's first version is its default.
+
+        A version already hosted keeps its runtime until it is loaded from the new source.
+        """
         with self._lock:
             versions = self._models.setdefault(source.name, {})
             model = versions.get(source.version)
-            if model is None or model.source != source:
+            if model is None:
                 model = LoadedModel(source=source)
                 versions[source.version] = model
+            elif model.source != source:
+                model.source = source
             self._default.setdefault(source.name, source.version)
             return model
 
@@ -191,28 +280,48 @@ class ModelRepository:
         """Whether every hosted version is ready (the server's readiness)."""
         return all(m.ready for m in self)
 
-    def load(self, name: str, parameters: dict[str, object] | None = None) -> list[Batcher]:
-        """Load (or reload) every version of ``name``; unknown names go to the resolver.
+    def load(self, name: str, parameters: Mapping[str, object] | None = None) -> list[Batcher]:
+        """Load a version of ``name``, or reload every hosted one; unknown names are resolved.
+
+        Args:
+            name: Served model name.
+            parameters: ``{}`` reloads every hosted version of ``name`` (or, for a name not
+                hosted, loads what the resolver finds: the latest registered version);
+                ``{"version": N}`` or ``{"alias": A}`` loads exactly that version, leaving the
+                name's other versions as they are.
 
         Returns:
             Batchers replaced by the reload; the caller closes them (an async operation).
 
         Raises:
-            NotFound: The name is neither hosted nor resolvable.
+            InvalidInput: Unknown or malformed parameters.
+            NotFound: The name (or version) is neither hosted nor resolvable.
             ModelportError: A version failed to load; the version is left UNAVAILABLE with
                 the reason.
         """
-        params = parameters or {}
-        if name not in self._models or params:
-            if self._resolver is None:
-                self.get(name)
-            else:
-                for source in self._resolver(name, params):
-                    self.add(source)
+        params = validate_load_parameters(parameters or {})
+        if params or name not in self._models:
+            models = [self.add(source) for source in self._resolve(name, params)]
+        else:
+            models = list(self._models[name].values())
         retired: list[Batcher] = []
-        for model in list(self._models[name].values()):
+        for model in models:
             retired.extend(self._load_one(model))
         return retired
+
+    def _resolve(self, name: str, params: dict[str, object]) -> list[ModelSource]:
+        """Find the sources a load means: the registry's, else the hosted version named."""
+        if self._resolver is not None:
+            return self._resolver(name, params)
+        hosted = self.get(name)  # NotFound for a name this server was not started with
+        if "alias" in params:
+            raise InvalidInput(
+                f"load parameter 'alias' needs the model registry; {name!r} is served from an "
+                "artifact file"
+            )
+        if "version" in params:
+            return [self.get(name, str(params["version"])).source]
+        return [hosted.source]
 
     def load_all(self) -> None:
         """Load every hosted version (at server start); the first failure is raised."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from modelport import __version__
 from modelport.core.clock import Clock, SystemClock
-from modelport.core.errors import ConfigError
+from modelport.core.errors import ConfigError, Conflict
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
 from modelport.monitoring import ServingMetrics
@@ -28,6 +29,7 @@ __all__ = [
     "current_user",
     "open_registrar",
     "open_security_store",
+    "registered_source",
     "resolve_sources",
 ]
 
@@ -125,7 +127,14 @@ def build_dataplane(
             refuses names the server was not started with.
         peers: The other worker processes, when there are several.
     """
-    resolver = registrar.resolve_for_load if registrar is not None else None
+    resolver = None
+    if registrar is not None:
+
+        def resolver(name: str, parameters: dict[str, object]) -> list[ModelSource]:
+            selector = parameters.get("version", parameters.get("alias"))
+            ref = ModelRef.parse(name if selector is None else f"{name}@{selector}")
+            return [registered_source(registrar, ref)]
+
     repository = ModelRepository(settings.runtime, resolver)
     for source in sources:
         repository.add(source)
@@ -169,7 +178,45 @@ def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: b
         )
     if registrar is None:
         raise ConfigError(f"{target.spec!r} is a registry reference but no registry is open")
-    return registrar.source_for(ModelRef.parse(target.spec), target.name, prefer_original)
+    return registered_source(registrar, ModelRef.parse(target.spec), target.name, prefer_original)
+
+
+def registered_source(
+    registrar: Registrar,
+    ref: ModelRef,
+    served_name: str | None = None,
+    prefer_original: bool = False,
+) -> ModelSource:
+    """Return the source of a registered version that is refused once the version is archived.
+
+    The version's status is read again before every load, so a reload (repository ``load``, a
+    replaced worker, an alias move) of a version archived while it was served fails with
+    :class:`Conflict` instead of serving it again.
+
+    Raises:
+        NotFound: Unknown model, version or alias.
+        Conflict: The version is archived.
+    """
+    source = registrar.source_for(ref, served_name, prefer_original)
+    prepare = source.prepare
+    registry_name, number = ref.name, int(source.version)
+
+    @contextmanager
+    def active_then_prepare() -> Iterator[Path]:
+        version = registrar.store.get_version(registry_name, number)
+        if version.status == "archived":
+            raise Conflict(
+                f"version {number} of {registry_name!r} was archived; archived versions cannot "
+                "be served"
+            )
+        if prepare is None:  # pragma: no cover - registered sources always prepare
+            raise ConfigError(f"{ref} has no artifact to load")
+        with prepare() as path:
+            yield path
+
+    return replace(
+        source, prepare=active_then_prepare, registered=ref, original=prefer_original
+    )
 
 
 def open_security_store(settings: Settings, clock: Clock | None = None) -> SecurityStore:
