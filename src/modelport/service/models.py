@@ -119,6 +119,7 @@ def validate_load_parameters(parameters: Mapping[str, object]) -> dict[str, obje
         validate_alias(alias)
     return dict(parameters)
 
+
 UNPICKLING_FRAMEWORKS: Final = frozenset({"sklearn"})
 """Runtimes whose loading unpickles the artifact, and so runs code stored in it."""
 

@@ -214,9 +214,7 @@ def registered_source(
         with prepare() as path:
             yield path
 
-    return replace(
-        source, prepare=active_then_prepare, registered=ref, original=prefer_original
-    )
+    return replace(source, prepare=active_then_prepare, registered=ref, original=prefer_original)
 
 
 def open_security_store(settings: Settings, clock: Clock | None = None) -> SecurityStore:
