@@ -277,3 +277,36 @@ def test_a_missing_checkpoint_file_is_detected(tmp_path: Path) -> None:
     _four_entries(tmp_path)
     (tmp_path / "audit" / "checkpoints.jsonl").unlink()
     assert _kinds(tmp_path) == [(0, "checkpoints-missing")]
+
+
+def test_checkpoints_export_and_verify_with_a_public_key_kept_elsewhere(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _four_entries(home)
+    kept = tmp_path / "kept.pub.pem"
+    kept.write_bytes((home / "keys" / "signing.pub.pem").read_bytes())
+    entries, cps = tmp_path / "audit.jsonl", tmp_path / "checkpoints.jsonl"
+    out = ok(home, "audit", "export", str(entries), "--checkpoints", str(cps)).stdout
+    assert "exported 4 audit checkpoints" in out and "exported 4 audit entries" in out
+    assert cps.read_bytes() == (home / "audit" / "checkpoints.jsonl").read_bytes()
+    assert len(ok(home, "audit", "export", "--checkpoints", "-", str(entries)).stdout.split()) == 4
+
+    # Someone with the data directory replaces the key and signs a checkpoint of their own.
+    (home / "keys" / "signing.pem").unlink()
+    (home / "keys" / "signing.pub.pem").unlink()
+    report = json.loads(modelport(home, "audit", "verify", "--json").stdout)
+    assert {p["kind"] for p in report["problems"]} == {"bad-checkpoint"}
+    assert "not a trusted key" in report["problems"][0]["message"]
+    report = json.loads(ok(home, "audit", "verify", "--json", "--public-key", str(kept)).stdout)
+    assert report["intact"] is True and report["checkpoints"] == 4
+    assert report["last_checkpoint"]["seq"] == 4
+
+
+def test_audit_checkpoint_anchors_a_log_from_before_checkpoints(tmp_path: Path) -> None:
+    _four_entries(tmp_path)
+    (tmp_path / "audit" / "checkpoints.jsonl").unlink()  # as an older modelport left it
+    fails(tmp_path, 6, "tampered with: 1 problem", "audit", "verify")
+    assert "checkpointed audit entry 4" in ok(tmp_path, "audit", "checkpoint").stdout
+    assert ok(tmp_path, "audit", "verify").stdout.strip() == "audit log intact: 4 entries"
+    with sqlite3.connect(tmp_path / "modelport.db") as db:
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    fails(tmp_path, 6, "not intact", "audit", "checkpoint")

@@ -197,7 +197,8 @@ def audit_export(
             out.flush()
             return
         count = _write_atomically(file, store.export_audit)
-    typer.echo(f"exported {count} audit entries to {file}")
+    # Standard output may carry the checkpoints; the note then goes to standard error.
+    typer.echo(f"exported {count} audit entries to {file}", err=checkpoints == "-")
 
 
 @audit_app.command("checkpoint")
