@@ -289,6 +289,8 @@ def test_checkpoints_export_and_verify_with_a_public_key_kept_elsewhere(tmp_path
     assert "exported 4 audit checkpoints" in out and "exported 4 audit entries" in out
     assert cps.read_bytes() == (home / "audit" / "checkpoints.jsonl").read_bytes()
     assert len(ok(home, "audit", "export", "--checkpoints", "-", str(entries)).stdout.split()) == 4
+    checked = ok(home, "audit", "verify", "--checkpoints", str(cps)).stdout.strip()
+    assert checked == "audit log intact: 4 entries"
 
     # Someone with the data directory replaces the key and signs a checkpoint of their own.
     (home / "keys" / "signing.pem").unlink()

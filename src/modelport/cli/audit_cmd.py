@@ -60,6 +60,16 @@ def audit_verify(
             ),
         ),
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help=(
+                "Check against this checkpoint file (an `audit export --checkpoints` copy kept "
+                "elsewhere) instead of the data directory's."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Check the audit log's hash chain and signed checkpoints; exit non-zero naming each problem.
 
@@ -70,7 +80,7 @@ def audit_verify(
     """
     keys = _public_keys(public_key or [])
     with _store() as store:
-        report = store.verify_audit(keys)
+        report = store.verify_audit(keys, checkpoints)
     last = report.last_checkpoint
     if json:
         payload = {

@@ -128,12 +128,14 @@ class CheckpointRead:
     """What a checkpoint file holds.
 
     Args:
-        found: Whether the file exists.
+        path: The file read.
+        found: Whether it exists.
         lines: How many non-blank lines it has.
         checkpoints: The checkpoints whose signature verified with a trusted key.
         problems: One ``bad-checkpoint`` problem per line that did not.
     """
 
+    path: Path
     found: bool
     lines: int
     checkpoints: tuple[Checkpoint, ...]
@@ -312,25 +314,29 @@ class CheckpointFile:
                 break
         return trusted_keys([*own, *extra])
 
-    def read(self, extra: Iterable[Ed25519PublicKey] = ()) -> CheckpointRead:
+    def read(
+        self, extra: Iterable[Ed25519PublicKey] = (), path: Path | None = None
+    ) -> CheckpointRead:
         """Read and check every checkpoint in the file.
 
         Args:
             extra: Public keys trusted besides this installation's own (a key kept elsewhere).
+            path: Read this file instead (checkpoints exported and kept elsewhere).
 
         Raises:
             ConfigError: The file or a key cannot be read.
         """
+        path = path or self.path
         try:
-            raw = self.path.read_bytes()
+            raw = path.read_bytes()
         except FileNotFoundError:
-            return CheckpointRead(False, 0, (), ())
+            return CheckpointRead(path, False, 0, (), ())
         except OSError as exc:
-            raise ConfigError(f"cannot read the audit checkpoints {self.path}: {exc}") from None
+            raise ConfigError(f"cannot read the audit checkpoints {path}: {exc}") from None
         lines = raw.splitlines()
-        good, problems = parse_checkpoints(lines, self.trusted(extra), str(self.path))
+        good, problems = parse_checkpoints(lines, self.trusted(extra), str(path))
         count = sum(1 for line in lines if line.strip())
-        return CheckpointRead(True, count, tuple(good), tuple(problems))
+        return CheckpointRead(path, True, count, tuple(good), tuple(problems))
 
     def export(self, out: IO[bytes]) -> int:
         """Copy the checkpoint file to ``out`` as it is; return how many lines it has.

@@ -484,7 +484,9 @@ class SecurityStore(db.MigratedDatabase):
         with db.read(self._engine) as conn:
             return _head(conn)
 
-    def verify_audit(self, trusted: Iterable[Ed25519PublicKey] = ()) -> AuditReport:
+    def verify_audit(
+        self, trusted: Iterable[Ed25519PublicKey] = (), against: Path | None = None
+    ) -> AuditReport:
         """Check the whole audit log's hash chain against the head record and the checkpoints.
 
         The checkpoint file is read first and the entries and head then in one snapshot, so
@@ -495,15 +497,21 @@ class SecurityStore(db.MigratedDatabase):
         Args:
             trusted: Public keys whose checkpoint signatures are accepted besides this
                 installation's own signing key (one kept elsewhere, to check with).
+            against: Check against this checkpoint file instead of the store's own (an
+                export kept where the data directory's owner cannot rewrite it). A missing
+                file is reported as ``checkpoints-missing``.
 
         Returns:
             The number of entries, the checkpoints, and every problem found (see
             :func:`modelport.security.audit.verify_chain`).
 
         Raises:
-            ConfigError: The checkpoint file or the signing key cannot be read.
+            ConfigError: The checkpoint file or the signing key cannot be read, or ``against``
+                is given to a store without checkpoints.
         """
-        read = self._checkpoints.read(trusted) if self._checkpoints is not None else None
+        if against is not None and self._checkpoints is None:
+            raise ConfigError("this audit log has no checkpoint file configured to check against")
+        read = self._checkpoints.read(trusted, against) if self._checkpoints is not None else None
         signed = read.checkpoints if read is not None else ()
         found: list[ChainProblem] = list(read.problems) if read is not None else []
         with db.read(self._engine) as conn:
@@ -527,13 +535,12 @@ class SecurityStore(db.MigratedDatabase):
                 ),
             )
         if read is not None and read.lines == 0 and (entries or (head is not None and head.seq)):
-            where = self._checkpoints.path if self._checkpoints is not None else "?"
             state = "is empty" if read.found else "is missing"
             problems.append(
                 ChainProblem(
                     0,
                     ProblemKind.CHECKPOINTS_MISSING,
-                    f"the database holds entries but the checkpoint file {where} {state}: "
+                    f"the database holds entries but the checkpoint file {read.path} {state}: "
                     "nothing outside the database vouches for them",
                 )
             )

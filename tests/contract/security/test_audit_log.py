@@ -403,3 +403,46 @@ def test_a_store_without_a_checkpoint_file(tmp_path: Path, clock: FakeClock) -> 
         assert report.intact and report.checkpoints is None
         with pytest.raises(ConfigError, match="no checkpoint file"):
             store.checkpoint_audit()
+
+
+def test_a_rewrite_by_a_key_holder_shows_only_against_checkpoints_kept_elsewhere(
+    store: SecurityStore, filled: str, checkpoints: CheckpointFile, tmp_path: Path
+) -> None:
+    kept = tmp_path / "elsewhere" / "checkpoints.jsonl"
+    kept.parent.mkdir()
+    with kept.open("wb") as out:
+        store.export_checkpoints(out)
+    # Someone with the database and the data directory (so the key) rewrites both.
+    kept_entries = [e for e in store.list_audit() if e.seq != 2]
+    head = AuditHead()
+    checkpoints.path.unlink()
+    with raw(filled) as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+        for old in kept_entries:
+            entry = seal(
+                head,
+                old.at,
+                old.actor,
+                old.action,
+                old.target,
+                old.outcome,
+                old.request_id,
+                old.details,
+            )
+            conn.execute(insert(audit_log).values(**_row(entry)))
+            head = AuditHead(entry.seq, entry.hash)
+            checkpoints.append(entry.seq, entry.hash, entry.at)
+        conn.execute(
+            text("UPDATE audit_head SET last_seq = :s, last_hash = :h"),
+            {"s": head.seq, "h": head.hash},
+        )
+    assert store.verify_audit().intact, "the threat model's limit: nothing local can tell"
+    found = store.verify_audit(against=kept).problems
+    assert [(p.seq, p.kind) for p in found] == [
+        (2, ProblemKind.RESEALED),
+        (4, ProblemKind.HEAD_REWRITTEN),
+        (5, ProblemKind.TRUNCATED),
+    ]
+    missing = store.verify_audit(against=tmp_path / "nowhere.jsonl").problems
+    assert [(p.seq, p.kind) for p in missing] == [(0, ProblemKind.CHECKPOINTS_MISSING)]
+    assert "nowhere.jsonl is missing" in missing[0].message
