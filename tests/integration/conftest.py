@@ -29,8 +29,21 @@ def iris() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def iris_models(iris: tuple[np.ndarray, np.ndarray]) -> dict[str, LogisticRegression]:
+    """The fitted models behind iris@1, iris@2 and iris-onnx@1, to compare predictions with."""
+    X, y = iris
+    return {
+        "iris@1": LogisticRegression(C=0.05, max_iter=500).fit(X, y),
+        "iris@2": LogisticRegression(C=1.0, max_iter=500).fit(X, y),
+        "iris-onnx@1": LogisticRegression(max_iter=500).fit(X, y),
+    }
+
+
+@pytest.fixture(scope="session")
 def model_home(
-    tmp_path_factory: pytest.TempPathFactory, iris: tuple[np.ndarray, np.ndarray]
+    tmp_path_factory: pytest.TempPathFactory,
+    iris: tuple[np.ndarray, np.ndarray],
+    iris_models: dict[str, LogisticRegression],
 ) -> Path:
     """A MODELPORT_HOME holding iris@1, iris@2 (sklearn), iris-onnx@1 and two echo models."""
     home = tmp_path_factory.mktemp("home")
@@ -38,8 +51,8 @@ def model_home(
     X, y = iris
     registrar = open_registrar(Settings(home=home), SystemClock())
     np.save(work / "sample.npy", X[:5])
-    for c in (0.05, 1.0):
-        model = LogisticRegression(C=c, max_iter=500).fit(X, y)
+    for version, c in ((1, 0.05), (2, 1.0)):
+        model = iris_models[f"iris@{version}"]
         path = work / f"iris-{c}.joblib"
         joblib.dump(model, path)
         registrar.register(
@@ -48,7 +61,7 @@ def model_home(
             )
         )
     registrar.store.set_alias("iris", "champion", 2, "tests")
-    model = LogisticRegression(max_iter=500).fit(X, y)
+    model = iris_models["iris-onnx@1"]
     onnx_model = to_onnx(model, X[:1].astype(np.float32), options={id(model): {"zipmap": False}})
     (work / "iris.onnx").write_bytes(onnx_model.SerializeToString())
     registrar.register(

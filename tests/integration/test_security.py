@@ -257,11 +257,14 @@ def test_denials_and_control_actions_reach_the_audit_log(
         entries = store.list_audit(limit=None)
         loads = [e for e in entries if e.actor == f"key:{deployer_id}" and e.action == "model.load"]
         denials = [e for e in entries if e.actor == f"key:{viewer_id}"]
-        if (loads and denials) or time.monotonic() > deadline:
+        if (len(loads) == 2 and denials) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert loads and loads[0].target == "echo-json" and loads[0].outcome == "ok"
-    assert loads[0].request_id == request_id
+    # A control action is written before it runs, then with its outcome.
+    assert [(e.target, e.outcome, e.request_id) for e in loads] == [
+        ("echo-json", "started", request_id),
+        ("echo-json", "ok", request_id),
+    ]
     assert denials and denials[0].action == "deny.infer" and denials[0].outcome == "denied"
     assert store.verify_audit().intact
 

@@ -6,6 +6,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from sklearn.linear_model import LogisticRegression
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.echo_model import TYPES
@@ -53,7 +54,10 @@ def test_server_health_and_metadata(client: httpclient.InferenceServerClient) ->
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_sklearn_infer(
-    client: httpclient.InferenceServerClient, iris: tuple[np.ndarray, np.ndarray], binary: bool
+    client: httpclient.InferenceServerClient,
+    iris: tuple[np.ndarray, np.ndarray],
+    iris_models: dict[str, LogisticRegression],
+    binary: bool,
 ) -> None:
     X, y = iris
     rows = X[::30]
@@ -69,32 +73,48 @@ def test_sklearn_infer(
     assert response["id"] == "r-7"
     assert response["model_name"] == "iris"
     assert response["model_version"] == "2"
+    # The served copy (ONNX, compiled at registration) answers as the trained model does.
+    np.testing.assert_allclose(proba, iris_models["iris@2"].predict_proba(rows), atol=1e-5)
     assert list(proba.argmax(axis=1)) == list(y[::30])
 
 
 def test_default_call_returns_every_output(
-    client: httpclient.InferenceServerClient, iris: tuple[np.ndarray, np.ndarray]
+    client: httpclient.InferenceServerClient,
+    iris: tuple[np.ndarray, np.ndarray],
+    iris_models: dict[str, LogisticRegression],
 ) -> None:
     X, _ = iris
+    rows = X[48:51]  # rows of two classes
     inp = httpclient.InferInput("input", [3, 4], "FP64")
-    inp.set_data_from_numpy(X[:3])
-    result = client.infer("iris", [inp])
-    assert result.as_numpy("predict").shape == (3,)
-    assert result.as_numpy("predict_proba").shape == (3, 3)
+    inp.set_data_from_numpy(rows)
+    result = client.infer("iris", [inp])  # no version: the first one served, iris@1
+    model = iris_models["iris@1"]
+    np.testing.assert_array_equal(result.as_numpy("predict"), model.predict(rows))
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), model.predict_proba(rows), atol=1e-5)
 
 
 def test_onnx_infer_fp32(
-    client: httpclient.InferenceServerClient, iris: tuple[np.ndarray, np.ndarray]
+    client: httpclient.InferenceServerClient,
+    iris: tuple[np.ndarray, np.ndarray],
+    iris_models: dict[str, LogisticRegression],
 ) -> None:
-    X, y = iris
+    X, _ = iris
     rows = X[::25].astype(np.float32)
-    inp = httpclient.InferInput("X", list(rows.shape), "FP32")
     meta = client.get_model_metadata("iris-onnx")
     inp = httpclient.InferInput(meta["inputs"][0]["name"], list(rows.shape), "FP32")
     inp.set_data_from_numpy(rows)
     result = client.infer("iris-onnx", [inp])
     labels = result.as_numpy(meta["outputs"][0]["name"])
-    assert labels is not None and len(labels) == len(rows)
+    np.testing.assert_array_equal(labels, iris_models["iris-onnx@1"].predict(rows))
+
+
+def test_model_config(client: httpclient.InferenceServerClient) -> None:
+    config = client.get_model_config("iris-onnx")
+    assert config["name"] == "iris-onnx"
+    assert config["max_batch_size"] == 0
+    assert config["input"][0]["data_type"] == "TYPE_FP32"
+    assert config["input"][0]["dims"] == [-1, 4]
+    assert config == client.get_model_config("iris-onnx", "1")
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
