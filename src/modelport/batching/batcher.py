@@ -207,6 +207,24 @@ class Batcher:
             self._forget(entry)
             raise
 
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the batcher runs on; ``None`` before its first request."""
+        task = self._task
+        return task.get_loop() if task is not None else None
+
+    async def drain(self, timeout: float) -> None:
+        """Let queued and running requests finish (at most ``timeout`` seconds), then close.
+
+        For a version being replaced: new requests go elsewhere, and those already here are
+        answered instead of failed. Whatever is still queued after ``timeout`` fails as
+        :meth:`close` fails it.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        while (self._entries or self._running) and loop.time() < until:
+            await asyncio.sleep(0.001)
+        await self.close()
+
     async def close(self) -> None:
         """Stop batching: fail queued requests with ``ModelNotReady`` and stop the loop task.
 

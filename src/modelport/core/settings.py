@@ -49,6 +49,10 @@ class ServerSettings(BaseModel):
     workers: int = Field(default=0, ge=0)
     """Worker processes sharing the ports; 0 means one per CPU core."""
 
+    alias_poll_s: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds between two looks at the registry by each worker for models served by alias
+    (``serve NAME@ALIAS``): a moved alias is loaded, warmed and switched to within this time."""
+
     max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Largest REST request head (request line and headers together); a larger one gets 431
     before anything else reads it. 64 KiB leaves room for large OIDC bearer tokens (group and

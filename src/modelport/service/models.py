@@ -13,6 +13,10 @@ A repository ``load`` takes no parameter, ``version`` or ``alias`` (checked by
 :func:`validate_load_parameters`; :func:`validate_load_request` checks a whole REST body): with
 none it reloads every hosted version of the name, with one it loads exactly the version it
 names and leaves the others as they are.
+
+Versions served by alias (``serve NAME@ALIAS``) follow it: given an :class:`AliasSource`, the
+repository runs an :class:`~modelport.service.alias_watch.AliasWatch` from :meth:`load_all` to
+:meth:`close`, which swaps in the version an alias moves to (see that module).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from modelport.core.settings import BatchingSettings, RuntimeSettings
 from modelport.core.signature import Signature
 from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 from modelport.runtimes.catalog import runtime_class
+from modelport.service.alias_watch import AliasSource, AliasWatch
 
 __all__ = [
     "UNPICKLING_FRAMEWORKS",
@@ -208,6 +213,9 @@ class ModelRepository:
         resolver: Looks up sources for names loaded through the repository extension that the
             server was not started with (for example registered models); ``None`` refuses them.
         clock: Clock for batching delays and deadlines.
+        aliases: Where the versions behind aliases are read, for sources served by alias;
+            ``None`` serves them as resolved at start.
+        alias_poll_s: Seconds between two looks at ``aliases``.
     """
 
     def __init__(
@@ -215,6 +223,8 @@ class ModelRepository:
         runtime_settings: RuntimeSettings,
         resolver: SourceResolver | None = None,
         clock: Clock | None = None,
+        aliases: AliasSource | None = None,
+        alias_poll_s: float = 5.0,
     ) -> None:
         self._runtime_settings = runtime_settings
         self._resolver = resolver
@@ -225,6 +235,7 @@ class ModelRepository:
         self._lock = threading.Lock()
         self.on_batch_executed: Callable[[str, str], None] | None = None
         """Told ``(name, version)`` after each model call a batcher makes."""
+        self._watch = AliasWatch(self, aliases, alias_poll_s) if aliases is not None else None
 
     def add(self, source: ModelSource) -> LoadedModel:
         """Register a source without loading it; a name's first version is its default.
@@ -325,9 +336,58 @@ class ModelRepository:
         return [hosted.source]
 
     def load_all(self) -> None:
-        """Load every hosted version (at server start); the first failure is raised."""
+        """Load every hosted version (at server start), then follow aliases.
+
+        Raises:
+            ModelportError: The first version that failed to load.
+        """
         for model in self:
             self._load_one(model)
+        if self._watch is not None:
+            self._watch.start()
+
+    def followed(self) -> list[LoadedModel]:
+        """Return the hosted versions served by alias, except those unloaded on purpose."""
+        with self._lock:
+            return [
+                model
+                for versions in self._models.values()
+                for model in versions.values()
+                if model.source.registered is not None
+                and model.source.registered.alias is not None
+                and model.reason != "unloaded"
+            ]
+
+    def load_source(self, source: ModelSource) -> LoadedModel:
+        """Add ``source`` as a version of its name and load it (the default does not move).
+
+        Raises:
+            ModelportError: The version failed to load; it is left UNAVAILABLE.
+        """
+        model = self.add(source)
+        self._load_one(model)  # a new version: no batcher of its own to retire
+        return model
+
+    def promote(self, name: str, old: str, new: str) -> None:
+        """Make version ``new`` of ``name`` its default if ``old`` is (one atomic assignment)."""
+        with self._lock:
+            if self._default.get(name) == old and new in self._models.get(name, {}):
+                self._default[name] = new
+
+    def retire(self, name: str, version: str) -> LoadedModel | None:
+        """Stop serving one version: requests naming it get "not found" from now on.
+
+        Returns:
+            The retired version, still holding its runtime and batcher for the caller to drain
+            and unload; ``None`` when it was not served (or is the name's default).
+        """
+        with self._lock:
+            versions = self._models.get(name, {})
+            if self._default.get(name) == version or version not in versions:
+                return None
+            model = versions.pop(version)
+            model.state, model.reason = ModelState.UNAVAILABLE, "replaced"
+            return model
 
     def unload(self, name: str) -> list[Batcher]:
         """Unload every version of ``name``; requests then get "not ready".
@@ -415,6 +475,8 @@ class ModelRepository:
 
     def close(self) -> list[Batcher]:
         """Unload everything (at shutdown); returns the batchers for the caller to close."""
+        if self._watch is not None:
+            self._watch.stop()
         retired: list[Batcher] = []
         for name in list(self._models):
             retired.extend(self.unload(name))

@@ -29,6 +29,7 @@ __all__ = [
     "current_user",
     "open_registrar",
     "open_security_store",
+    "RegistryAliases",
     "registered_source",
     "resolve_sources",
 ]
@@ -135,7 +136,10 @@ def build_dataplane(
             ref = ModelRef.parse(name if selector is None else f"{name}@{selector}")
             return [registered_source(registrar, ref)]
 
-    repository = ModelRepository(settings.runtime, resolver)
+    aliases = RegistryAliases(registrar) if registrar is not None else None
+    repository = ModelRepository(
+        settings.runtime, resolver, aliases=aliases, alias_poll_s=settings.server.alias_poll_s
+    )
     for source in sources:
         repository.add(source)
     return DataPlane(
@@ -179,6 +183,39 @@ def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: b
     if registrar is None:
         raise ConfigError(f"{target.spec!r} is a registry reference but no registry is open")
     return registered_source(registrar, ModelRef.parse(target.spec), target.name, prefer_original)
+
+
+class RegistryAliases:
+    """The registry as the alias watch reads it (see :mod:`modelport.service.alias_watch`).
+
+    Args:
+        registrar: The registry the server resolved its models from.
+    """
+
+    def __init__(self, registrar: Registrar) -> None:
+        self._registrar = registrar
+
+    def current(self, ref: ModelRef) -> int:
+        """Return the version number ``ref`` (``NAME@ALIAS``) points at now.
+
+        Raises:
+            NotFound: The model or alias no longer exists.
+        """
+        return self._registrar.store.resolve(ref).version
+
+    def source(self, followed: ModelSource, version: int) -> ModelSource:
+        """Return the source of ``version``, served as ``followed`` is and following its alias.
+
+        Raises:
+            NotFound: The version does not exist.
+            Conflict: The version is archived.
+        """
+        ref = followed.registered
+        if ref is None:
+            raise ConfigError(f"{followed.name!r} version {followed.version} follows no alias")
+        pinned = ModelRef(ref.name, version=version)
+        source = registered_source(self._registrar, pinned, followed.name, followed.original)
+        return replace(source, registered=ref, batching=followed.batching)
 
 
 def registered_source(
