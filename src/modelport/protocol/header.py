@@ -24,7 +24,7 @@ __all__ = [
     "MAX_DIMS",
     "TensorHeader",
     "check_request_parameters",
-    "describe",
+    "json_summary",
     "load_json",
     "optional_string",
     "parse_parameters",
@@ -44,8 +44,8 @@ _PARAMETER_TYPES: Final = (str, int, float)  # bool is an int
 DATATYPES: Final = {datatype.value: datatype for datatype in Datatype}
 
 
-def describe(value: object) -> str:
-    """Return a short JSON-flavoured description of ``value`` for error messages."""
+def json_summary(value: object) -> str:
+    """Return a short summary of a parsed JSON value for messages (``a list``, ``null``)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -92,7 +92,7 @@ def optional_string(doc: dict[str, Any], key: str, what: str) -> str | None:
     value = doc.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise InvalidInput(f"{what}: {key!r} must be a string, got {describe(value)}")
+    raise InvalidInput(f"{what}: {key!r} must be a string, got {json_summary(value)}")
 
 
 def parse_parameters(raw: object, what: str) -> Parameters:
@@ -111,11 +111,11 @@ def parse_parameters(raw: object, what: str) -> Parameters:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{what}: 'parameters' must be an object, got {describe(raw)}")
+        raise InvalidInput(f"{what}: 'parameters' must be an object, got {json_summary(raw)}")
     for key, value in raw.items():
         if not isinstance(value, _PARAMETER_TYPES):
             raise InvalidInput(
-                f"{what}: parameter {key!r} is {describe(value)}; "
+                f"{what}: parameter {key!r} is {json_summary(value)}; "
                 "parameter values must be strings, numbers or booleans"
             )
     return dict(raw)
@@ -151,12 +151,15 @@ def shape_problem(raw: object) -> str | None:
     multiply to at most ``MAX_EXTENT``.
     """
     if not isinstance(raw, list):
-        return f"'shape' must be a list of non-negative integers, got {describe(raw)}"
+        return f"'shape' must be a list of non-negative integers, got {json_summary(raw)}"
     if len(raw) > MAX_DIMS:
         return f"shape has {len(raw)} dimensions; at most {MAX_DIMS} allowed"
     for dim in raw:
         if type(dim) is not int or dim < 0:
-            return f"shape {raw} contains {describe(dim)}; dimensions must be non-negative integers"
+            return (
+                f"shape {raw} contains {json_summary(dim)}; "
+                "dimensions must be non-negative integers"
+            )
     # The product of the non-zero dimensions; the generator only runs when a dimension is zero.
     if (math.prod(raw) or math.prod(d for d in raw if d)) > MAX_EXTENT:
         return f"shape {raw} is too large (more than 2**60 elements)"
@@ -186,11 +189,11 @@ def parse_tensor_header(raw: object, index: int, role: str) -> TensorHeader:
             ``data`` and ``parameters.binary_data_size``.
     """
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{role}s[{index}] must be an object, got {describe(raw)}")
+        raise InvalidInput(f"{role}s[{index}] must be an object, got {json_summary(raw)}")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidInput(
-            f"{role}s[{index}]: 'name' must be a non-empty string, got {describe(name)}"
+            f"{role}s[{index}]: 'name' must be a non-empty string, got {json_summary(name)}"
         )
     what = f"{role} {name!r}"
     raw_datatype = raw.get("datatype", _MISSING)
@@ -218,7 +221,7 @@ def parse_tensor_header(raw: object, index: int, role: str) -> TensorHeader:
         if type(binary_size) is not int or binary_size < 0:
             raise InvalidInput(
                 f"{what}: binary_data_size must be a non-negative integer, "
-                f"got {describe(binary_size)}"
+                f"got {json_summary(binary_size)}"
             )
         if data is not _MISSING:
             raise InvalidInput(
@@ -238,7 +241,7 @@ def _binary_flag(parameters: Parameters, key: str, what: str) -> None:
     value = parameters.get(key)
     if value is not None and not isinstance(value, bool):
         raise InvalidInput(
-            f"{what}: parameter {key!r} must be true or false, got {describe(value)}"
+            f"{what}: parameter {key!r} must be true or false, got {json_summary(value)}"
         )
 
 
@@ -258,16 +261,16 @@ def parse_requested_outputs(raw: object) -> list[RequestedOutput] | None:
     if raw is None:
         return None
     if not isinstance(raw, list):
-        raise InvalidInput(f"'outputs' must be a list of objects, got {describe(raw)}")
+        raise InvalidInput(f"'outputs' must be a list of objects, got {json_summary(raw)}")
     requested: list[RequestedOutput] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise InvalidInput(f"outputs[{index}] must be an object, got {describe(item)}")
+            raise InvalidInput(f"outputs[{index}] must be an object, got {json_summary(item)}")
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput(
-                f"outputs[{index}]: 'name' must be a non-empty string, got {describe(name)}"
+                f"outputs[{index}]: 'name' must be a non-empty string, got {json_summary(name)}"
             )
         if name in seen:
             raise InvalidInput(f"output {name!r} is requested more than once; expected once")

@@ -41,7 +41,7 @@ from modelport.protocol.binary import (
 from modelport.protocol.header import (
     DATATYPES,
     check_request_parameters,
-    describe,
+    json_summary,
     load_json,
     optional_string,
     parse_parameters,
@@ -100,7 +100,7 @@ def _json_end(body: bytes, header_length: int | None, role: str) -> int:
 def _load_object(header: bytes, what: str) -> dict[str, Any]:
     doc = load_json(header, what)
     if not isinstance(doc, dict):
-        raise InvalidInput(f"the {what} must be a JSON object, got {describe(doc)}")
+        raise InvalidInput(f"the {what} must be a JSON object, got {json_summary(doc)}")
     return doc
 
 
@@ -274,7 +274,7 @@ def _no_inputs(doc: dict[str, Any], inputs: Any) -> str:
         return f"request: 'inputs' is missing; {expected}"
     if isinstance(inputs, list):
         return f"request: 'inputs' is an empty list; {expected}"
-    return f"request: 'inputs' must be a list of tensors, got {describe(inputs)}; {expected}"
+    return f"request: 'inputs' must be a list of tensors, got {json_summary(inputs)}; {expected}"
 
 
 def decode_raw_input(body: bytes, spec: TensorSpec) -> InferenceRequest:
@@ -482,11 +482,13 @@ def decode_infer_response(body: bytes, header_length: int | None) -> InferenceRe
         raise InvalidInput(f"the server answered with an error: {doc['error']}")
     if not isinstance(outputs, list):
         raise InvalidInput(
-            f"response: 'outputs' must be a list of tensors, got {describe(outputs)}"
+            f"response: 'outputs' must be a list of tensors, got {json_summary(outputs)}"
         )
     model_name = doc.get("model_name")
     if not isinstance(model_name, str):
-        raise InvalidInput(f"response: 'model_name' must be a string, got {describe(model_name)}")
+        raise InvalidInput(
+            f"response: 'model_name' must be a string, got {json_summary(model_name)}"
+        )
     return InferenceResponse(
         model_name=model_name,
         model_version=optional_string(doc, "model_version", "response"),
@@ -513,5 +515,5 @@ def decode_json_object(body: bytes, what: str) -> dict[str, Any]:
         return {}
     doc = load_json(body, what)
     if not isinstance(doc, dict):
-        raise InvalidInput(f"the {what} must be a JSON object, got {describe(doc)}")
+        raise InvalidInput(f"the {what} must be a JSON object, got {json_summary(doc)}")
     return doc

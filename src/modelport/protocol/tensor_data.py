@@ -26,7 +26,7 @@ import numpy as np
 
 from modelport.core.datatypes import Datatype, to_numpy_dtype
 from modelport.core.errors import InvalidInput
-from modelport.protocol.header import describe
+from modelport.protocol.header import json_summary
 
 __all__ = [
     "array_from_json",
@@ -273,7 +273,7 @@ def flatten(data: Any, shape: tuple[int, ...], what: str) -> list[Any]:
             return [data]
         raise InvalidInput(
             f"{what}: 'data' must be a list (flat or nested as shape {list(shape)}), "
-            f"got {describe(data)}"
+            f"got {json_summary(data)}"
         )
     if len(shape) < 2 or not data or not isinstance(data[0], list):
         if len(data) != count:
@@ -292,7 +292,7 @@ def _collect(
     expected = shape[depth]
     if not isinstance(node, list):
         raise InvalidInput(
-            f"{what}: {path} is {describe(node)} but shape {list(shape)} needs a list of "
+            f"{what}: {path} is {json_summary(node)} but shape {list(shape)} needs a list of "
             f"{expected} there; send data flat or nested exactly as the shape"
         )
     if len(node) != expected:
@@ -308,7 +308,7 @@ def _collect(
 
 
 def _element_error(what: str, index: int, value: object, expected: str) -> InvalidInput:
-    return InvalidInput(f"{what}: element {index} of data is {describe(value)}; {expected}")
+    return InvalidInput(f"{what}: element {index} of data is {json_summary(value)}; {expected}")
 
 
 def _numeric_checked(

@@ -37,7 +37,7 @@ EXPECTED = {
         "MAX_EXTENT",
         "TensorHeader",
         "check_request_parameters",
-        "describe",
+        "json_summary",
         "load_json",
         "optional_string",
         "parse_parameters",
