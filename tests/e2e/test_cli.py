@@ -132,7 +132,19 @@ def test_alias_set_move_history_and_archive_rules(home: Path) -> None:
         (("alias", "set", "ghost", "champion", "1"), 3, "ghost"),
         (("models", "archive", "tree"), 2, "NAME@VERSION"),
         (("models", "archive", "tree@9"), 3, "9"),
-        (("register", "tree", "missing.joblib"), 2, "missing.joblib"),
+        (("register", "tree", "missing.joblib"), 3, "missing.joblib"),
+        (("register", "tree", "./missing.py:Model"), 3, "missing.py"),
+        (("register", "tree", "{tree1}", "--sample", "missing.npy"), 3, "missing.npy"),
+        (("register", "tree", "{tree1}", "--training-data", "missing.csv"), 3, "missing.csv"),
+        (("register", "", "{tree1}"), 2, "invalid model name ''"),
+        (("predict", "tree", "--data", "@missing.json"), 3, "missing.json"),
+        (("predict", "tree", "--data", "[[1]]", "--ca", "missing-ca.pem"), 3, "missing-ca.pem"),
+        (
+            ("predict", "tree", "--data", "[[1]]", "--cert", "gone.pem", "--key", "gone-key.pem"),
+            3,
+            "gone.pem",
+        ),
+        (("serve", "served=./missing.onnx", "--port", "0", "--grpc-port", "0"), 3, "missing.onnx"),
         (("register", "tree", "model.weird"), 2, "weird"),
         (("register", "tree", "{broken}"), 6, "broken.joblib"),
         (("register", "tree", "{tree1}", "--metric", "acc=high"), 2, "number"),
@@ -144,8 +156,8 @@ def test_alias_set_move_history_and_archive_rules(home: Path) -> None:
             "cannot reach",
         ),
         (("serve", "{tree1}"), 2, "--name"),
-        (("serve", "ghost", "--port", "0"), 3, "ghost"),
-        (("serve", "tree@1", "--port", "0"), 4, "archived"),
+        (("serve", "ghost", "--port", "0", "--grpc-port", "0"), 3, "ghost"),
+        (("serve", "tree@1", "--port", "0", "--grpc-port", "0"), 4, "archived"),
     ],
 )
 def test_errors_exit_non_zero_with_one_line(
@@ -260,4 +272,42 @@ def test_tampered_artifact_is_refused(tmp_path: Path, artifacts: Path) -> None:
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0xFF
     stored.write_bytes(bytes(data))
-    fails(home, 6, "tree1.joblib", "serve", "tree", "--port", "0")
+    fails(home, 6, "tree1.joblib", "serve", "tree", "--port", "0", "--grpc-port", "0")
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "framework"),
+    [
+        ("bad.txt", "not a LightGBM model\n", "LightGBM"),
+        ("bad.json", '{"not": "an xgboost model"}', "XGBoost"),
+        ("bad.ubj", "\x00\x01garbage", "XGBoost"),
+    ],
+)
+def test_framework_noise_never_precedes_the_one_line_error(
+    tmp_path: Path, filename: str, content: str, framework: str
+) -> None:
+    # LightGBM prints "[LightGBM] [Fatal] ..." itself before raising; only our line may show.
+    bad = tmp_path / filename
+    bad.write_text(content)
+    done = modelport(tmp_path / "home", "register", "bad", str(bad))
+    assert done.returncode == 6, done
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert framework in done.stderr
+
+
+def test_a_failed_registration_is_audited(tmp_path: Path, artifacts: Path) -> None:
+    home = tmp_path / "home"
+    fails(home, 2, "invalid model name ''", "register", "", str(artifacts / "tree1.joblib"))
+    fails(home, 3, "missing.joblib", "register", "tree", "missing.joblib")
+    fails(home, 6, "broken.joblib", "register", "tree", str(artifacts / "broken.joblib"))
+    entries = json.loads(ok(home, "audit", "list", "--json"))
+    assert [(e["actor"], e["action"], e["target"], e["outcome"]) for e in entries] == [
+        ("alice", "model.register", "''", "failed"),
+        ("alice", "model.register", "tree", "failed"),
+        ("alice", "model.register", "tree", "failed"),
+    ]
+    errors = [e["details"]["error"] for e in entries]
+    assert "invalid model name" in errors[0]
+    assert "missing.joblib" in errors[1] and "broken.joblib" in errors[2]
+    assert "audit log intact" in ok(home, "audit", "verify")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
-from modelport.security.certs import DEFAULT_HOSTS, make_dev_certs
+__all__ = ["DEFAULT_HOSTS", "attach", "certs_app"]
 
-__all__ = ["attach", "certs_app"]
+DEFAULT_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
+"""Where a development server certificate is valid unless ``--host`` says otherwise (the same as
+:data:`modelport.security.certs.DEFAULT_HOSTS`, which is not imported here: it loads the
+cryptography package, and ``--help`` must not)."""
 
 certs_app = typer.Typer(
     help="TLS certificates for development and tests (production ones come from your PKI).",
@@ -29,7 +32,7 @@ def dev(
         typer.Option(
             "--host",
             help="DNS name or IP address the server certificate is valid for (repeatable) "
-            f"[default: {', '.join(DEFAULT_HOSTS)}].",
+            f"\\[default: {', '.join(DEFAULT_HOSTS)}].",
             show_default=False,
         ),
     ] = None,
@@ -39,6 +42,8 @@ def dev(
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
 ) -> None:
     """Write a development CA and, signed by it, a server and a client certificate."""
+    from modelport.security.certs import make_dev_certs
+
     hosts = tuple(host) if host else DEFAULT_HOSTS
     made = make_dev_certs(folder, hosts, client_cn, force=force)
     print(f"wrote a development CA, server and client certificates to {folder}:")

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Column, Table
 
 from modelport.cli import _when
 from modelport.core.clock import SystemClock
 from modelport.core.errors import ConfigError
-from modelport.core.settings import load_settings
-from modelport.security.apikeys import ApiKeyRecord
-from modelport.security.identity import Grant, Role
-from modelport.security.store import SecurityStore
-from modelport.service.artifact_guard import rotate_kek
-from modelport.service.wiring import current_user, open_security_store
+
+if TYPE_CHECKING:
+    from modelport.security.apikeys import ApiKeyRecord
+    from modelport.security.identity import Grant
+    from modelport.security.store import SecurityStore
+
+# Storage and cryptography are imported by the commands that use them, not to parse options.
 
 __all__ = ["attach", "keys_app"]
 
@@ -30,7 +29,6 @@ keys_app = typer.Typer(
 
 # -- API keys ------------------------------------------------------------------------------
 
-_console = Console(highlight=False)
 _NOT_STORED = (
     "this is the only time the key is shown: modelport stores only a hash of it, so keep it "
     "somewhere safe now"
@@ -38,10 +36,15 @@ _NOT_STORED = (
 
 
 def _security_store() -> SecurityStore:
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import open_security_store
+
     return open_security_store(load_settings())
 
 
 def _grants(role: str, scopes: list[str]) -> tuple[Grant, ...]:
+    from modelport.security.identity import Grant, Role
+
     parsed = Role.parse(role)
     grants = []
     for scope in scopes or ["*"]:
@@ -94,6 +97,9 @@ def keys_create(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an API key and print it once (only a hash of it is stored)."""
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import current_user, open_security_store
+
     settings = load_settings()
     grants = _grants(role, scope or [])
     expires_at = _when.expiry(expires, SystemClock().now()) if expires is not None else None
@@ -125,8 +131,12 @@ def keys_list(
             orjson.dumps([key_dict(r, now) for r in records], option=orjson.OPT_INDENT_2).decode()
         )
         return
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    console = Console(highlight=False)
     if not records:
-        _console.print("no API keys yet; create one with: modelport keys create --role ROLE")
+        console.print("no API keys yet; create one with: modelport keys create --role ROLE")
         return
     # Key ids are copied into `keys revoke`: never cut them short.
     table = Table(
@@ -150,7 +160,7 @@ def keys_list(
             expiry,
             revoked,
         )
-    _console.print(table, markup=False)
+    console.print(table, markup=False)
 
 
 @keys_app.command("revoke")
@@ -158,6 +168,9 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (`modelport keys list`).")],
 ) -> None:
     """Revoke an API key for good; servers refuse it within their cache time."""
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import current_user, open_security_store
+
     settings = load_settings()
     with open_security_store(settings) as store:
         before = store.get_key(key_id)
@@ -179,6 +192,9 @@ def keys_rotate_kek() -> None:
     rotation is finished by running the command again; the old key is kept until every data key
     is re-wrapped.
     """
+    from modelport.core.settings import load_settings
+    from modelport.service.artifact_guard import rotate_kek
+
     report = rotate_kek(load_settings())
     done = "finished an interrupted rotation: " if report.resumed else ""
     typer.echo(

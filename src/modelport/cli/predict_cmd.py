@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import numpy as np
 import orjson
 import typer
 
+from modelport.cli._files import existing_file
 from modelport.cli.errors import EXIT_BY_STATUS
 from modelport.core.datatypes import Datatype, parse_datatype, to_numpy_dtype
 from modelport.core.errors import ConfigError, InvalidInput, ModelNotReady
 from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
-from modelport.protocol.rest import decode_infer_response, encode_infer_request
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
+
+# httpx, ssl and the protocol codecs are imported when a prediction is sent, not to parse options.
 
 __all__ = ["attach", "build_request"]
 
@@ -23,10 +28,7 @@ __all__ = ["attach", "build_request"]
 def _read_data(data: str) -> Any:
     text = data
     if data.startswith("@"):
-        path = Path(data[1:])
-        if not path.is_file():
-            raise ConfigError(f"--data {data!r}: file {str(path)!r} does not exist")
-        text = path.read_text(encoding="utf-8")
+        text = existing_file(data[1:], "--data @FILE").read_text(encoding="utf-8")
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -122,6 +124,10 @@ def predict(
     key: Annotated[Path | None, typer.Option(help="Client certificate's private key.")] = None,
 ) -> None:
     """Send DATA to MODEL on a running server and print its outputs as JSON."""
+    import httpx
+
+    from modelport.protocol.rest import decode_infer_response, encode_infer_request
+
     path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
     payload = _read_data(data)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -148,10 +154,15 @@ def predict(
 
 
 def _tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | bool:
+    import ssl
+
     if ca is None and cert is None:
         return True
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together (the client certificate and its key)")
+    existing_file(ca, "--ca")
+    existing_file(cert, "--cert")
+    existing_file(key, "--key")
     try:
         context = ssl.create_default_context(cafile=str(ca) if ca else None)
         if cert is not None and key is not None:

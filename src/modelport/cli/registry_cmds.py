@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from modelport.cli._files import existing_file
+from modelport.cli._quiet import held_output
 from modelport.core.errors import ConfigError, InvalidInput
 from modelport.core.refs import ModelRef
-from modelport.core.settings import load_settings
-from modelport.registry.records import DEFAULT_JURISDICTION, AliasEvent, ModelVersion
-from modelport.service.registration import Registrar, RegistrationRequest
-from modelport.service.wiring import current_user, open_registrar
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from modelport.registry import MetadataStore
+    from modelport.registry.records import AliasEvent, ModelVersion
+
+# Only the options are declared at import: storage, runtimes and cryptography are imported by the
+# commands that use them, so `modelport --help` and `models list` start fast.
 
 __all__ = ["attach"]
 
-console = Console(highlight=False)
+
+@cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
 
 
-def _registrar() -> Registrar:
-    return open_registrar(load_settings())
+def _metadata_store() -> MetadataStore:
+    """Open the registry's metadata store only: what the read-only commands need."""
+    from modelport.core.clock import SystemClock
+    from modelport.core.settings import load_settings
+    from modelport.registry import MetadataStore
+
+    settings = load_settings()
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return MetadataStore(settings.resolved_database_url(), SystemClock())
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -140,34 +158,37 @@ def register(
             help="Where the version's data may live (e.g. eu, us); bound into the encryption "
             "of its artifacts."
         ),
-    ] = DEFAULT_JURISDICTION,
+    ] = "global",
 ) -> None:
     """Register a new version of NAME from ARTIFACT."""
+    from modelport.core.settings import load_settings
+    from modelport.service.registration import RegistrationRequest
+    from modelport.service.wiring import current_user, open_registrar
+
     settings = load_settings()
-    if training_data is not None and not training_data.is_file():
-        raise ConfigError(f"--training-data {str(training_data)!r} is not a file")
-    if sample is not None and not sample.is_file():
-        raise ConfigError(f"--sample {str(sample)!r} is not a file")
-    version = open_registrar(settings).register(
-        RegistrationRequest(
-            name=name,
-            artifact=artifact,
-            registered_by=current_user(settings),
-            framework=framework,
-            sample=sample,
-            tags=_pairs(tag or [], "tag"),
-            metrics=_metrics(metric or []),
-            description=description,
-            training_data=training_data,
-            code_version=code_version,
-            parent_version=parent,
-            compile=compile_onnx,
-            jurisdiction=jurisdiction,
-        )
+    existing_file(training_data, "--training-data")
+    existing_file(sample, "--sample")
+    request = RegistrationRequest(
+        name=name,
+        artifact=artifact,
+        registered_by=current_user(settings),
+        framework=framework,
+        sample=sample,
+        tags=_pairs(tag or [], "tag"),
+        metrics=_metrics(metric or []),
+        description=description,
+        training_data=training_data,
+        code_version=code_version,
+        parent_version=parent,
+        compile=compile_onnx,
+        jurisdiction=jurisdiction,
     )
+    # Loading the artifact to check it may make its framework print; an error stays one line.
+    with held_output():
+        version = open_registrar(settings).register(request)
     # One unbroken line, printed as is: a converter's reason can be long and hold square brackets
     # that rich would take for markup.
-    console.print(
+    _console().print(
         f"registered {version.name}@{version.version} ({_registered_detail(version)})",
         markup=False,
         soft_wrap=True,
@@ -199,7 +220,8 @@ def models_list(
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List registered models with their latest version and aliases."""
-    summaries = _registrar().store.list_models()
+    with _metadata_store() as store:
+        summaries = store.list_models()
     if json:
         _print_json(
             [
@@ -216,8 +238,10 @@ def models_list(
         )
         return
     if not summaries:
-        console.print("no models registered yet; add one with: modelport register NAME ARTIFACT")
+        _console().print("no models registered yet; add one with: modelport register NAME ARTIFACT")
         return
+    from rich.table import Table
+
     table = Table("name", "latest", "versions", "aliases", "updated")
     for s in summaries:
         aliases = ", ".join(f"{a}->{v}" for a, v in sorted(s.aliases.items()))
@@ -228,7 +252,7 @@ def models_list(
             aliases,
             s.updated_at.strftime("%Y-%m-%d %H:%M"),
         )
-    console.print(table)
+    _console().print(table)
 
 
 @models_app.command("show")
@@ -238,12 +262,17 @@ def models_show(
 ) -> None:
     """Show one version (NAME@VERSION or NAME@ALIAS), or every version of NAME."""
     parsed = ModelRef.parse(ref)
-    store = _registrar().store
+    with _metadata_store() as store:
+        if parsed.version is None and parsed.alias is None:
+            versions = store.list_versions(parsed.name)
+        else:
+            one = store.resolve(parsed)
     if parsed.version is None and parsed.alias is None:
-        versions = store.list_versions(parsed.name)
         if json:
             _print_json([version_dict(v) for v in versions])
             return
+        from rich.table import Table
+
         table = Table("version", "status", "aliases", "framework", "digest", "created", "by")
         for v in versions:
             table.add_row(
@@ -255,9 +284,9 @@ def models_show(
                 v.created_at.strftime("%Y-%m-%d %H:%M"),
                 v.lineage.registered_by,
             )
-        console.print(table)
+        _console().print(table)
         return
-    _print_json(version_dict(store.resolve(parsed)))
+    _print_json(version_dict(one))
 
 
 @models_app.command("archive")
@@ -268,9 +297,12 @@ def models_archive(
     parsed = ModelRef.parse(ref)
     if parsed.version is None:
         raise InvalidInput(f"archive needs NAME@VERSION with a version number, got {ref!r}")
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import current_user, open_registrar
+
     settings = load_settings()
     version = open_registrar(settings).archive(parsed.name, parsed.version, current_user(settings))
-    console.print(f"archived {version.name}@{version.version}")
+    _console().print(f"archived {version.name}@{version.version}")
 
 
 alias_app = typer.Typer(
@@ -285,10 +317,13 @@ def alias_set(
     version: Annotated[int, typer.Argument(help="Version number the alias should point at.")],
 ) -> None:
     """Point ALIAS of NAME at VERSION (recorded in the alias history)."""
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import current_user, open_registrar
+
     settings = load_settings()
     event = open_registrar(settings).set_alias(name, alias, version, current_user(settings))
     moved = f" (was {event.previous_version})" if event.previous_version is not None else ""
-    console.print(f"{name}@{alias} -> {event.version}{moved}")
+    _console().print(f"{name}@{alias} -> {event.version}{moved}")
 
 
 @alias_app.command("remove")
@@ -297,9 +332,12 @@ def alias_remove(
     alias: Annotated[str, typer.Argument(help="Alias to remove.")],
 ) -> None:
     """Remove ALIAS from NAME."""
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import current_user, open_registrar
+
     settings = load_settings()
     event = open_registrar(settings).remove_alias(name, alias, current_user(settings))
-    console.print(f"removed {name}@{alias} (was {event.previous_version})")
+    _console().print(f"removed {name}@{alias} (was {event.previous_version})")
 
 
 @alias_app.command("history")
@@ -309,10 +347,13 @@ def alias_history(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show who moved the aliases of NAME, and when."""
-    events = _registrar().store.alias_history(name, alias)
+    with _metadata_store() as store:
+        events = store.alias_history(name, alias)
     if json:
         _print_json([_event_dict(e) for e in events])
         return
+    from rich.table import Table
+
     table = Table("at", "alias", "from", "to", "by")
     for e in events:
         table.add_row(
@@ -322,7 +363,7 @@ def alias_history(
             "-" if e.version is None else str(e.version),
             e.actor,
         )
-    console.print(table)
+    _console().print(table)
 
 
 def attach(app: typer.Typer) -> None:

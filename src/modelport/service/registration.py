@@ -25,11 +25,11 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import numpy as np
 
-from modelport.core.errors import ConfigError, Conflict, ModelportError
+from modelport.core.errors import ConfigError, Conflict, ModelportError, NotFound
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import RuntimeSettings
 from modelport.core.signature import Signature
@@ -72,11 +72,14 @@ def split_artifact(text: str, framework: str | None = None) -> ArtifactRef:
     an importable class (its module's source file is what gets stored when registering).
 
     Raises:
-        ConfigError: The file does not exist or the framework cannot be told from the name.
+        NotFound: The file does not exist.
+        ConfigError: The framework cannot be told from the name, or the path is not a file.
     """
     kind = framework or detect_framework(text)
     if kind != "python":
         path = Path(text)
+        if not path.exists():
+            raise NotFound(f"artifact {text!r}: no such file")
         if not path.is_file():
             raise ConfigError(f"artifact {text!r} is not a file")
         return ArtifactRef(path=path, entrypoint=None, framework=kind)
@@ -88,7 +91,7 @@ def split_artifact(text: str, framework: str | None = None) -> ArtifactRef:
     if target.endswith(".py"):
         path = Path(target)
         if not path.is_file():
-            raise ConfigError(f"python model file {target!r} does not exist")
+            raise NotFound(f"python model file {target!r} does not exist")
         return ArtifactRef(path=path, entrypoint=cls, framework="python")
     return ArtifactRef(path=None, entrypoint=text, framework="python")
 
@@ -142,15 +145,25 @@ class Registrar:
         self._audit = audit
 
     def _audited(self, actor: str, action: str, target: str, work: Callable[[], T]) -> T:
-        """Run a control action and append it to the audit log with its outcome."""
+        """Run a control action and append it to the audit log with its outcome.
+
+        A failure is recorded with its message (``failed``) and then raised as it was: if the
+        failure cannot be recorded either, the action's own error is still what the caller
+        sees, with the audit error attached as its cause's note.
+        """
         if self._audit is None:
             return work()
         request_id = new_request_id()
         try:
             result = work()
-        except ModelportError as exc:
-            details = {"error": exc.message}
-            self._audit.append_audit(actor, action, target, "failed", request_id, details)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, ModelportError) else f"internal error: {exc!r}"
+            try:
+                self._audit.append_audit(
+                    actor, action, target, "failed", request_id, {"error": message}
+                )
+            except ModelportError as audit_error:
+                exc.add_note(f"the failure could not be audited: {audit_error.message}")
             raise
         self._audit.append_audit(actor, action, target, "ok", request_id, None)
         return result
@@ -160,7 +173,7 @@ class Registrar:
         return self._audited(
             actor,
             "alias.set",
-            f"{name}@{alias}",
+            f"{_audit_name(name)}@{_audit_name(alias, _ALIAS_SHOWN)}",
             lambda: self.store.set_alias(name, alias, version, actor),
         )
 
@@ -169,7 +182,7 @@ class Registrar:
         return self._audited(
             actor,
             "alias.remove",
-            f"{name}@{alias}",
+            f"{_audit_name(name)}@{_audit_name(alias, _ALIAS_SHOWN)}",
             lambda: self.store.remove_alias(name, alias, actor),
         )
 
@@ -178,7 +191,7 @@ class Registrar:
         return self._audited(
             actor,
             "model.archive",
-            f"{name}@{version}",
+            f"{_audit_name(name)}@{version}",
             lambda: self.store.archive(name, version, actor),
         )
 
@@ -187,7 +200,7 @@ class Registrar:
         return self._audited(
             request.registered_by,
             "model.register",
-            request.name,
+            _audit_name(request.name),
             lambda: self._register(request),
         )
 
@@ -380,6 +393,24 @@ def _report(result: CompileResult) -> CompileReport:
         precision=result.precision.value if result.precision is not None else None,
         converter=result.converter,
     )
+
+
+_ALIAS_SHOWN: Final = 64
+_NAME_SHOWN: Final = 64
+
+
+def _audit_name(text: str, shown: int = _NAME_SHOWN) -> str:
+    """Return a model name or alias as the audit log records it.
+
+    A valid name is recorded as it is. Anything else (blank, far too long, control characters)
+    is what a failed action was asked to act on, so it is recorded too, as its Python literal
+    (quoted, escapes visible) cut to ``shown`` characters, so that the entry can always be
+    written and never hides the error it records.
+    """
+    if text and len(text) <= shown and text.isprintable() and text.strip() == text:
+        return text
+    literal = repr(text)
+    return literal if len(literal) <= shown else f"{literal[: shown - 3]}..."
 
 
 def _module_file(entrypoint: str) -> Path:

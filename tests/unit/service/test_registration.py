@@ -177,3 +177,44 @@ def test_control_actions_are_audited_with_their_outcome(files: Path, tmp_path: P
     finally:
         store.close()
         audit.close()
+
+
+def test_failed_registrations_are_audited_even_with_a_bad_name(files: Path, tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
+    audit = SecurityStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
+    guard = ArtifactGuard(
+        ArtifactStore(tmp_path / "artifacts"),
+        FileKeyProvider(tmp_path / "keys" / "kek.json"),
+        tmp_path / "keys" / "signing.pem",
+        "alice",
+    )
+    registrar = Registrar(store, guard, RuntimeSettings(), audit)
+    try:
+        # The name error is what the caller sees, never the audit log's refusal of a blank target.
+        with pytest.raises(InvalidInput, match="invalid model name ''"):
+            registrar.register(request(files, name=""))
+        with pytest.raises(InvalidInput, match="invalid model name"):
+            registrar.register(request(files, name="x" * 1100))
+        with pytest.raises(InvalidInput, match="invalid model name"):
+            registrar.register(request(files, name="bad\nname"))
+        with pytest.raises(NotFound, match="no such file"):
+            registrar.register(request(files, artifact=str(files / "missing.joblib")))
+        with pytest.raises(InvalidInput, match="invalid alias"):
+            registrar.set_alias("iris", "", 1, "bob")
+        entries = audit.list_audit()
+        assert [(e.actor, e.action, e.target, e.outcome) for e in entries] == [
+            ("alice", "model.register", "''", "failed"),
+            ("alice", "model.register", "'" + "x" * 60 + "...", "failed"),
+            ("alice", "model.register", "'bad\\nname'", "failed"),
+            ("alice", "model.register", "iris", "failed"),
+            ("bob", "alias.set", "iris@''", "failed"),
+        ]
+        assert all(e.details is not None and e.details["error"] for e in entries)
+        assert entries[0].details == {
+            "error": "invalid model name '': expected 1-63 lowercase letters, digits, '.', '_' "
+            "or '-', starting and ending with a letter or digit"
+        }
+        assert audit.verify_audit().problems == ()
+    finally:
+        store.close()
+        audit.close()
