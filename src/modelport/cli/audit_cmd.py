@@ -221,7 +221,10 @@ def audit_checkpoint() -> None:
     with _store() as store:
         checkpoint = store.checkpoint_audit()
         where = store.checkpoints.path if store.checkpoints is not None else "?"
-    typer.echo(f"checkpointed audit entry {checkpoint.seq} in {where}")
+    if checkpoint is None:
+        typer.echo("the audit log is empty: nothing to checkpoint")
+    else:
+        typer.echo(f"checkpointed audit entry {checkpoint.seq} in {where}")
 
 
 def attach(app: typer.Typer) -> None:

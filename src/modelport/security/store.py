@@ -547,19 +547,19 @@ class SecurityStore(db.MigratedDatabase):
         problems.sort(key=lambda p: (p.seq, list(ProblemKind).index(p.kind)))
         return _report(len(entries), head, tuple(problems), read, signed)
 
-    def checkpoint_audit(self) -> Checkpoint:
+    def checkpoint_audit(self) -> Checkpoint | None:
         """Sign a checkpoint of the log's last entry now, after checking the whole log.
 
         For a log written before checkpoints existed (an upgrade), and for schedulers that want
         denials anchored sooner than the store's own policy does.
 
         Returns:
-            The checkpoint written.
+            The checkpoint written; ``None`` when the log is empty (nothing to vouch for).
 
         Raises:
             ConfigError: The store has no checkpoint file, or it cannot be written.
-            IntegrityError: The log is empty or not intact (nothing is signed then: signing a
-                tampered log would vouch for the tampering).
+            IntegrityError: The log is not intact (nothing is signed then: signing a tampered
+                log would vouch for the tampering).
         """
         checkpoints = self._checkpoints
         if checkpoints is None:
@@ -573,7 +573,7 @@ class SecurityStore(db.MigratedDatabase):
                 "lists them), so no checkpoint was signed"
             )
         if report.head is None or report.head.seq == 0:
-            raise IntegrityError("the audit log is empty: there is nothing to checkpoint")
+            return None
         head = report.head
         with self._anchor_lock:
             at = self._write_checkpoint(checkpoints, head.seq, head.hash, self._clock.monotonic())
