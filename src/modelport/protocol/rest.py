@@ -251,7 +251,7 @@ def _plain_tensor(item: Any, may_hold_bools: bool) -> Tensor | None:
         return None
     name, raw_datatype = item.get("name"), item.get("datatype")
     raw_shape, data = item.get("shape"), item.get("data")
-    if type(name) is not str or not name or type(data) is not list:
+    if type(name) is not str or not name or type(raw_shape) is not list or type(data) is not list:
         return None
     datatype = DATATYPES.get(raw_datatype) if type(raw_datatype) is str else None
     # Empty tensors (a zero dimension) take the general path.

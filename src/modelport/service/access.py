@@ -29,7 +29,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -310,6 +310,13 @@ _GrantKey = tuple[str | None, str | None, Action, str | None, bool]
 """(authorization, peer subject, action, name, listing): what a cached decision is about."""
 
 
+class _Grant(NamedTuple):
+    """A cached decision: who the caller is, until when (monotonic seconds) it holds."""
+
+    identity: Identity
+    until: float
+
+
 class AccessControl:
     """Decides whether a call may proceed.
 
@@ -351,7 +358,7 @@ class AccessControl:
         self._ttl = cache_ttl_s
         self._size = cache_size
         # The header values stay in this process's memory for at most the TTL.
-        self._granted: dict[_GrantKey, tuple[Identity, float]] = {}
+        self._granted: dict[_GrantKey, _Grant] = {}
 
     @property
     def enabled(self) -> bool:
@@ -430,9 +437,9 @@ class AccessControl:
         ):
             return ANONYMOUS
         hit = self._granted.get((caller.authorization, caller.peer_subject, action, name, listing))
-        if hit is None or self._clock.monotonic() >= hit[1]:
+        if hit is None or self._clock.monotonic() >= hit.until:
             return None
-        identity = hit[0]
+        identity = hit.identity
         if self.limiter is not None:
             self._limit(identity)
         return identity
@@ -447,7 +454,7 @@ class AccessControl:
                 return
         if len(self._granted) >= self._size:
             self._granted.clear()
-        self._granted[key] = (identity, self._clock.monotonic() + ttl)
+        self._granted[key] = _Grant(identity, self._clock.monotonic() + ttl)
 
     def _limit(self, identity: Identity) -> None:
         if self.limiter is None:

@@ -115,14 +115,13 @@ class RestApp:
                     # Who may do what is decided before anything about the model is looked
                     # up, so a caller learns nothing about models outside its grants.
                     target = route.target
-                    args = match.args
                     request.identity = await self.access.admit(
                         request.caller,
                         route.action,
-                        args[0] if target is _MODEL else None,
+                        match.model if target is _MODEL else None,
                         listing=target is _LISTING,
                     )
-                    reply = await self._endpoints[route.endpoint](request, *args)
+                    reply = await self._endpoints[route.endpoint](request, *match.args)
         except ModelportError as exc:
             if exc.kind.value == "internal":
                 log.error("%s %s failed: %s", scope["method"], scope["path"], exc)

@@ -94,11 +94,15 @@ class Match:
 
     Args:
         routes: The template's routes by method (``HEAD`` included where ``GET`` is).
-        args: ``(model, version)`` for a template with ``{model_name}``, else ``()``.
+        model: The ``{model_name}`` argument, or ``None``.
+        args: What the endpoint takes after the request: ``(model, version)`` for a template
+            with ``{model_name}`` (``version`` is ``None`` without ``{model_version}``), else
+            ``()``.
         allow: The ``Allow`` header value for a 405 on this path.
     """
 
     routes: Mapping[str, Route]
+    model: str | None
     args: tuple[str | None, ...]
     allow: str
 
@@ -147,11 +151,9 @@ class Router:
             arguments = _bind(segments, parts)
             if arguments is None:
                 continue
-            args: tuple[str | None, ...] = ()
-            if "model_name" in arguments:
-                args = (arguments["model_name"], arguments.get("model_version"))
-            allow = ", ".join(sorted(by_method))
-            return Match(by_method, args, allow)
+            model = arguments.get("model_name")
+            args = () if model is None else (model, arguments.get("model_version"))
+            return Match(by_method, model, args, ", ".join(sorted(by_method)))
         return None
 
 
