@@ -20,8 +20,9 @@ signature from being mistaken for a manifest signature (those sign DSSE's ``DSSE
 When the store writes one (:func:`checkpoint_due`): after every entry that is not a denial
 (control actions: key changes, registrations, loads and unloads), after the first entry a process
 appends, and for denials after :data:`EVERY_ENTRIES` entries or :data:`EVERY_SECONDS` seconds
-since the process's last checkpoint, whichever comes first (checked at each append), and when the
-store is closed. Denials appended since the last checkpoint are covered by the next one only.
+since the process's last checkpoint, whichever comes first (checked at each append, and by a
+timer when no append comes), and when the store is closed. Denials appended since the last
+checkpoint are covered by the next one only.
 
 Lines are appended after the entry's transaction commits, so a checkpoint never names an entry
 that does not exist; several processes may append to one file (each line is one ``write`` with
@@ -69,7 +70,7 @@ EVERY_ENTRIES: Final = 100
 """A process checkpoints at least once per this many entries (denials included)."""
 
 EVERY_SECONDS: Final = 60.0
-"""...and at its first append this many seconds after its last checkpoint."""
+"""...and a denial waits at most this many seconds for its checkpoint."""
 
 
 def _iso(at: datetime) -> str:
@@ -229,7 +230,7 @@ class CheckpointFile:
         key_path: The installation's Ed25519 signing key (``HOME/keys/signing.pem``); its
             public half also checks the signatures.
         every: Checkpoint at least once per this many entries.
-        every_s: ...or at the first append this many seconds after the last checkpoint.
+        every_s: ...and a denial waits at most this many seconds for one.
     """
 
     def __init__(
@@ -263,7 +264,7 @@ class CheckpointFile:
             home: The data directory.
             key_path: The signing key; ``None`` means ``home/keys/signing.pem``.
             every: Checkpoint at least once per this many entries.
-            every_s: ...or at the first append this many seconds after the last checkpoint.
+            every_s: ...and a denial waits at most this many seconds for one.
         """
         return cls(
             home / "audit" / "checkpoints.jsonl",

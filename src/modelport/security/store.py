@@ -19,8 +19,9 @@ Rules the store enforces:
 * The chain is anchored outside the database: after an entry commits, the store signs a
   checkpoint of it into a file in the data directory when the policy says so (after every
   control action; for denials at least every :data:`~modelport.security.checkpoints.EVERY_ENTRIES`
-  entries or :data:`~modelport.security.checkpoints.EVERY_SECONDS` seconds), and verifying the
-  log checks the chain against those checkpoints (:mod:`modelport.security.checkpoints`).
+  entries and within :data:`~modelport.security.checkpoints.EVERY_SECONDS` seconds, by a timer
+  when no append comes), and verifying the log checks the chain against those checkpoints
+  (:mod:`modelport.security.checkpoints`).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class SecurityStore(db.MigratedDatabase):
         self._anchored_seq = 0
         self._anchored_at = -math.inf
         self._unanchored: AuditEntry | None = None
+        # Checkpoints denials left waiting once every_s has passed, if no append does first.
+        self._timer: threading.Timer | None = None
 
     @property
     def checkpoints(self) -> CheckpointFile | None:
@@ -134,6 +137,10 @@ class SecurityStore(db.MigratedDatabase):
 
     def close(self) -> None:
         """Checkpoint this process's last audit entries, then close every pooled connection."""
+        with self._anchor_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         try:
             self._anchor_pending()
         except ConfigError as exc:
@@ -363,8 +370,22 @@ class SecurityStore(db.MigratedDatabase):
             if not due:
                 if self._unanchored is None or entry.seq > self._unanchored.seq:
                     self._unanchored = entry
+                if self._timer is None:
+                    wait = max(checkpoints.every_s - (now - self._anchored_at), 0.0)
+                    self._timer = threading.Timer(wait, self._on_timer)
+                    self._timer.daemon = True
+                    self._timer.start()
                 return
             self._write_checkpoint(checkpoints, entry.seq, entry.hash, now)
+
+    def _on_timer(self) -> None:
+        """Checkpoint the denials still waiting (runs on the timer's thread)."""
+        with self._anchor_lock:
+            self._timer = None
+        try:
+            self._anchor_pending()
+        except Exception as exc:  # a timer thread must not die with a traceback
+            log.warning("cannot write an audit checkpoint: %s", exc)
 
     def _anchor_pending(self) -> None:
         """Checkpoint the newest entry this process appended and has not checkpointed."""

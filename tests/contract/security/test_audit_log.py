@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,6 +19,7 @@ import orjson
 import pytest
 from sqlalchemy import Connection, insert, text
 
+from modelport.core.clock import SystemClock
 from modelport.core.database import open_engine
 from modelport.core.errors import ConfigError, IntegrityError, InvalidInput
 from modelport.security._schema import audit_log
@@ -446,3 +448,21 @@ def test_a_rewrite_by_a_key_holder_shows_only_against_checkpoints_kept_elsewhere
     missing = store.verify_audit(against=tmp_path / "nowhere.jsonl").problems
     assert [(p.seq, p.kind) for p in missing] == [(0, ProblemKind.CHECKPOINTS_MISSING)]
     assert "nowhere.jsonl is missing" in missing[0].message
+
+
+def test_denials_left_waiting_are_checkpointed_after_the_interval(
+    backend_url: str, tmp_path: Path
+) -> None:
+    cp = CheckpointFile.in_home(tmp_path / "home", every=100, every_s=0.2)
+    store = SecurityStore(backend_url, SystemClock(), cp)
+    try:
+        store.append_audit("anon", "deny.infer", "m", "denied")
+        store.append_audit("anon", "deny.infer", "m", "denied")
+        assert checkpointed(cp) == [1], "the second denial waits"
+        deadline = time.monotonic() + 10
+        while checkpointed(cp) != [1, 2] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpointed(cp) == [1, 2], "no append came, yet the interval anchored it"
+    finally:
+        store.close()
+    assert checkpointed(cp) == [1, 2], "nothing more to anchor on close"
