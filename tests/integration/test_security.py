@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from modelport.core.settings import Settings
+from modelport.protocol.grpc_gen import inference_pb2 as pb
+from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 from modelport.security.identity import parse_grants
 from modelport.security.store import SecurityStore
 from modelport.service.wiring import open_security_store
@@ -318,3 +321,70 @@ def test_grpc_probes_stay_open_and_management_needs_a_deployer(
         assert {m["name"] for m in index["models"]} == {"iris", "iris-onnx", "echo-json"}
     finally:
         client.close()
+
+
+# --- floods, encoded slashes, duplicate credentials (a server process of their own) ---------
+
+
+@pytest.fixture(scope="module")
+def flooded(model_home: Path) -> Iterator[ServerProcess]:
+    """One worker with a small limit on authentication attempts per client address."""
+    env = {
+        "MODELPORT_HOME": str(model_home),
+        "MODELPORT_SECURITY__LIMITS__PEER_RATE_PER_S": "20",
+        "MODELPORT_SECURITY__LIMITS__PEER_BURST": "50",
+    }
+    with ServerProcess(["iris@1", "--workers", "1"], env=env, auth=True) as process:
+        yield process
+
+
+def test_an_anonymous_flood_is_limited_and_counted_not_written_call_by_call(
+    flooded: ServerProcess, store: SecurityStore
+) -> None:
+    before = store.audit_head()
+    assert before is not None
+    statuses: list[int] = []
+    started = time.monotonic()
+    with httpx.Client(base_url=flooded.url) as client:
+        for i in range(600):
+            headers = {"Authorization": "Bearer mpk_000000000000_guess", "x-request-id": f"f{i}"}
+            statuses.append(client.post("/v2/models/iris/infer", headers=headers).status_code)
+    elapsed = time.monotonic() - started
+    assert set(statuses) <= {401, 429}
+    # Checked: the burst of 50 and what 20/s refilled meanwhile; the rest refused unchecked.
+    assert statuses.count(401) <= 50 + 20 * elapsed + 1
+    assert statuses.count(429) >= 600 - (50 + 20 * elapsed + 1)
+    flooded.stop()  # a graceful stop writes the counts still open
+    entries = [e for e in store.list_audit(limit=None) if e.seq > before.seq]
+    flood = [e for e in entries if e.actor == "unauthenticated"]
+    assert 2 <= len(flood) <= 10, [(e.action, e.details) for e in flood]
+    # The first of each run is written as it happens; its repeats come as one counted entry.
+    counted = sum(int(e.details.get("repeated", 1)) for e in flood)
+    assert counted == 600
+    assert all(e.details["client"] == "127.0.0.1" for e in flood)
+    assert store.verify_audit().intact
+
+
+def test_an_encoded_slash_never_reaches_the_repository(
+    secured: ServerProcess, keys: Keys
+) -> None:
+    admin = bearer(keys("admin"))
+    sneaky = httpx.post(
+        f"{secured.url}/v2%2Frepository%2Fmodels%2Firis%2Funload", headers=admin, json={}
+    )
+    assert sneaky.status_code == 404
+    assert httpx.get(f"{secured.url}/v2/models/iris/ready", headers=admin).status_code == 200
+
+
+def test_two_authorization_headers_are_refused(secured: ServerProcess, keys: Keys) -> None:
+    headers = [("Authorization", f"Bearer {keys('viewer')}"), ("Authorization", "Bearer mpk_x")]
+    reply = httpx.get(f"{secured.url}/v2/models/iris", headers=headers)
+    assert reply.status_code == 400
+    assert "Authorization was sent more than once" in error_of(reply)
+    metadata = [("authorization", f"Bearer {keys('viewer')}"), ("authorization", "Bearer x")]
+    with grpc.insecure_channel(secured.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelMetadata(pb.ModelMetadataRequest(name="iris"), metadata=metadata)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "more than once" in (caught.value.details() or "")

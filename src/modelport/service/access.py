@@ -416,7 +416,7 @@ class AccessControl:
             else:
                 authorize(identity, action, name)
         except PermissionDenied as exc:
-            self._deny(identity.subject, action, name, caller, exc)
+            self._deny(identity.subject, action, name, caller, exc.message)
             raise
         key = (caller.authorization, caller.peer_subject, action, name, listing)
         self._remember(key, identity)
@@ -471,17 +471,14 @@ class AccessControl:
         if self.peer_limiter is not None and caller.address is not None:
             wait = self.peer_limiter.take(caller.address)
             if wait > 0:
-                exc = RateLimited(
-                    f"too many authentication attempts from {caller.address}; retry in "
-                    f"{wait:.2f} s",
-                    wait,
-                )
-                self._deny("unauthenticated", action, name, caller, exc)
-                raise exc
+                # The audited reason leaves the wait out, so repeats are counted, not written.
+                reason = f"too many authentication attempts from {caller.address}"
+                self._deny("unauthenticated", action, name, caller, reason)
+                raise RateLimited(f"{reason}; retry in {wait:.2f} s", wait)
         try:
             identity = authenticator.authenticate(caller.authorization, caller.peer_subject)
         except Unauthenticated as exc:
-            self._deny("unauthenticated", action, name, caller, exc)
+            self._deny("unauthenticated", action, name, caller, exc.message)
             raise
         self._limit(identity)
         return identity
@@ -575,11 +572,11 @@ class AccessControl:
         action: Action,
         name: str | None,
         caller: Caller,
-        exc: ModelportError,
+        reason: str,
     ) -> None:
         if self.audit is None:
             return
-        details: dict[str, Any] = {"reason": exc.message}
+        details: dict[str, Any] = {"reason": reason}
         if caller.address is not None:
             details["client"] = caller.address
         self.audit.record(
