@@ -24,6 +24,7 @@ _NAME = "ck_audit_log_outcome"
 
 
 def upgrade() -> None:
+    """Allow ``started`` besides ``ok``, ``denied`` and ``failed``."""
     # On SQLite, batch mode (render_as_batch) rebuilds the table with the new constraint and
     # copies the rows; on PostgreSQL it is a plain DROP/ADD CONSTRAINT.
     with op.batch_alter_table("audit_log") as batch:
@@ -32,6 +33,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the ``started`` entries and allow only the three older outcomes again."""
     op.execute("DELETE FROM audit_log WHERE outcome = 'started'")
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_constraint(_NAME, type_="check")
