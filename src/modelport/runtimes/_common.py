@@ -14,6 +14,7 @@ Conventions every backend follows:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -49,6 +50,12 @@ __all__ = [
 
 
 log = logging.getLogger("modelport.runtimes")
+
+# Read on every request: module globals, not attribute lookups.
+_isfinite = np.isfinite
+_finite = math.isfinite
+_SMALL = 64
+"""Inputs of at most this many values are checked value by value in Python."""
 
 
 def _given(inputs: Mapping[str, np.ndarray]) -> str:
@@ -160,7 +167,8 @@ def refuse_non_finite(inputs: Mapping[str, np.ndarray], allow_nan: bool) -> None
     """Refuse NaN (unless ``allow_nan``) and infinities in the floating-point inputs.
 
     Integer, boolean and text inputs cannot hold either and are not looked at; a float input
-    costs one ``isfinite`` pass, and only one that fails is looked at again to word the error.
+    costs one pass (``math.isfinite`` over a small one's values, ``np.isfinite`` over a larger
+    one), and only one that fails is looked at again to word the error.
 
     Args:
         inputs: Input arrays by name.
@@ -170,7 +178,13 @@ def refuse_non_finite(inputs: Mapping[str, np.ndarray], allow_nan: bool) -> None
         InvalidInput: An input holds a value the model does not accept; the message names it.
     """
     for name, array in inputs.items():
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if array.dtype.kind != "f":
+            continue
+        if array.size <= _SMALL:  # a few values: one pass in Python beats two numpy calls
+            finite = all(map(_finite, array.ravel().tolist()))
+        else:
+            finite = bool(_isfinite(array).all())
+        if not finite:
             _check_values(name, array, allow_nan)
 
 

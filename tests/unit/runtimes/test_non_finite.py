@@ -178,6 +178,10 @@ def test_python_models_refuse_nan_unless_they_declare_allow_nan(
             "input 'x' contains NaN; the model does not accept non-finite values (NaN, inf): "
             "send finite numbers, or impute missing values before sending"
         )
+    big = np.ones(1000, np.float32)  # past the small-input path: numpy looks at it
+    big[700] = np.nan
+    got_big = outcome(runtime, {"x": big, "n": np.ones(1000, np.int64)})
+    assert isinstance(got_big, str) is not allow_nan
     inf = outcome(runtime, {"x": np.array([1.0, -np.inf], np.float32), "n": n})
     assert isinstance(inf, str)
     assert inf.startswith("input 'x' contains inf; the model ")
