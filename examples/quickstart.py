@@ -135,6 +135,11 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=15)
     step("done: see README.md for every command")
+    where = Path(os.path.relpath(home))
+    tools = Path(os.path.relpath(Path(MODELPORT).parent))
+    print(f"modelport is in {tools}/: put it on your PATH with: source {tools}/activate")
+    print(f"this quickstart's data directory is {where}/; list its models with:")
+    print(f"  MODELPORT_HOME={where} modelport models list")
 
 
 def wait_for_server(server: subprocess.Popen[str]) -> str:

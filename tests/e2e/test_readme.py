@@ -1,0 +1,335 @@
+"""The README is true: every shell command in it is run here, or named with the test that covers it.
+
+:data:`SNIPPETS` lists every command of every ```bash block of README.md (continuation lines
+joined, trailing comments dropped). ``RUN`` commands are run as written, in README order, by
+:func:`test_the_readme_commands_run_as_written` in a scratch folder with a data directory set up
+as a user would have it (a few versions of ``fraud`` registered, aliases on them, a git
+repository for ``$(git rev-parse HEAD)``). The others name the tests that cover them, as
+``path::test_name``: serving blocks until interrupted and uses fixed ports, so those commands are
+exercised by tests that serve on free ports. A README command missing from the table, a table
+entry no longer in the README, or a named test that does not exist fails
+:func:`test_every_readme_command_is_run_or_covered`, so a new snippet cannot go untested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Final
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from modelport.security.certs import make_dev_certs
+from modelport.testing import ServerProcess
+from tests.e2e._cli import modelport
+
+pytestmark = pytest.mark.slow
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+README: Final = ROOT / "README.md"
+VENV_BIN: Final = Path(sys.executable).parent
+
+RUN: Final = "run"
+"""Run as written by :func:`test_the_readme_commands_run_as_written`."""
+
+_HERE = "tests/e2e/test_readme.py"
+_QUICKSTART = f"{_HERE}::test_the_quickstart_runs_and_its_models_are_listed_afterwards"
+_MTLS = (
+    f"{_HERE}::test_mutual_tls_as_the_readme_shows_it",
+    "tests/integration/test_tls_jwt.py::test_a_client_certificate_authenticates_its_subject",
+)
+_PREDICT = "tests/e2e/test_cli.py::test_serve_registered_and_predict"
+
+SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
+    # Two commands
+    "./scripts/quickstart": _QUICKSTART,
+    "./scripts/test": f"{_HERE}::test_the_scripts_the_readme_names_exist",
+    # after the quickstart
+    "source .venv/bin/activate": _QUICKSTART,
+    "MODELPORT_HOME=.quickstart modelport models list": _QUICKSTART,
+    "MODELPORT_HOME=.quickstart modelport models show iris@champion": _QUICKSTART,
+    # Install
+    "pip install -e .": f"{_HERE}::test_the_install_extras_exist",
+    "pip install -e '.[postgres]'": f"{_HERE}::test_the_install_extras_exist",
+    "pip install -e '.[xgboost]'": f"{_HERE}::test_the_install_extras_exist",
+    "pip install -e '.[lightgbm]'": f"{_HERE}::test_the_install_extras_exist",
+    "pip install -e '.[onnx]'": f"{_HERE}::test_the_install_extras_exist",
+    "pip install -e '.[dev]'": f"{_HERE}::test_the_install_extras_exist",
+    # register, models, alias
+    "modelport register fraud model.joblib --sample sample.npy --tag team=risk --metric auc=0.91 "
+    '--description "gradient boosting, Q3 data" --training-data train.parquet '
+    '--code-version "$(git rev-parse HEAD)" --parent 3': RUN,
+    "modelport models list": RUN,
+    "modelport models list --json": RUN,
+    "modelport models show fraud": RUN,
+    "modelport models show fraud@3": RUN,
+    "modelport models show fraud@champion": RUN,
+    "modelport models archive fraud@2": RUN,
+    "modelport alias set fraud champion 4": RUN,
+    "modelport alias remove fraud challenger": RUN,
+    "modelport alias history fraud": RUN,
+    "modelport alias history fraud champion --json": RUN,
+    # serve
+    "modelport serve fraud@champion": _PREDICT,
+    "modelport serve iris@1 iris@2 fraud --port 9000": _QUICKSTART,
+    "modelport serve model.onnx --name fraud": (
+        "tests/e2e/test_serve_ports.py::test_a_second_server_on_busy_ports_fails_naming_the_port"
+    ),
+    "modelport serve fraud=model.onnx scorer=mypkg.models:Scorer": (
+        "tests/e2e/test_cli.py::test_serve_every_artifact_kind_in_one_server"
+    ),
+    "modelport serve fraud --port 0 --grpc-port 0": _QUICKSTART,
+    "modelport serve fraud --workers 4": (
+        "tests/e2e/test_serve.py::test_new_connections_are_spread_over_the_workers"
+    ),
+    "modelport serve fraud --batching max_batch_rows=64,max_delay=500": (
+        "tests/e2e/test_serve.py::test_batching_through_the_server"
+    ),
+    "modelport serve fraud iris --batching fraud:max_batch_rows=32": (
+        "tests/e2e/test_serve.py::test_batching_through_the_server"
+    ),
+    # predict
+    "modelport predict iris --data '[[5.1, 3.5, 1.4, 0.2]]'": _PREDICT,
+    "modelport predict iris --data '{\"input\": [[5.1, 3.5, 1.4, 0.2]]}'": _PREDICT,
+    "modelport predict iris --data @request.json --url http://127.0.0.1:9000 --version 2": (
+        _PREDICT,
+        _QUICKSTART,
+    ),
+    "MODELPORT_API_KEY=mpk_... modelport predict iris --data '[[5.1, 3.5, 1.4, 0.2]]'": _QUICKSTART,
+    "modelport predict iris --data @req.json --url https://models.internal:8080 --ca ca.pem "
+    "--cert client.pem --key client-key.pem": _MTLS,
+    # keys
+    "modelport keys create --role predictor --scope 'fraud-*' --name fraud-svc --expires 90d": RUN,
+    "modelport keys create --role deployer --json": RUN,
+    "modelport keys list": RUN,
+    "modelport keys list --json": RUN,
+    "modelport keys revoke 3f9a1c2b7d4e": "tests/e2e/test_keys_audit_cli.py::test_create_list_revoke",
+    "modelport keys rotate-kek": RUN,
+    # audit
+    "modelport audit verify": RUN,
+    "modelport audit list --since 24h --actor key:3f9a1c2b7d4e --action 'deny.*'": RUN,
+    "modelport audit export audit.jsonl": RUN,
+    "modelport audit export audit.jsonl --checkpoints checkpoints.jsonl": RUN,
+    "modelport audit verify --checkpoints checkpoints.jsonl": RUN,
+    "modelport audit checkpoint": RUN,
+    # certs and TLS
+    "modelport certs dev ./certs": RUN,
+    "modelport certs dev ./certs --host models.internal --client-cn ci-runner --force": RUN,
+    "export MODELPORT_SECURITY__AUTH__MTLS_IDENTITIES="
+    '\'{"CN=modelport-dev-client,O=modelport development": ["predictor"]}\'': _MTLS,
+    "modelport serve iris --tls-cert certs/server.pem --tls-key certs/server-key.pem "
+    "--tls-ca certs/ca.pem &": _MTLS,
+    "curl --retry-connrefused --retry 30 --retry-delay 1 --cacert certs/ca.pem "
+    "--cert certs/client.pem --key certs/client-key.pem https://127.0.0.1:8080/v2/models/iris": _MTLS,
+    # Benchmark
+    "bench/run --write-results": f"{_HERE}::test_the_scripts_the_readme_names_exist",
+    "bench/run --quick": f"{_HERE}::test_the_scripts_the_readme_names_exist",
+}
+"""Every README shell command: :data:`RUN`, or the tests (``path::name``) that cover it."""
+
+
+def _strip_comment(line: str) -> str:
+    """Drop a trailing ``# comment`` that is outside quotes."""
+    quote = ""
+    for i, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def readme_commands(text: str) -> list[str]:
+    """Return the commands of every ```bash block, in order, one per logical line."""
+    commands: list[str] = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        pending = ""
+        for raw in block.splitlines():
+            line = _strip_comment(raw)
+            if line.endswith("\\"):
+                pending += line[:-1].strip() + " "
+                continue
+            command = " ".join((pending + line.strip()).split())
+            pending = ""
+            if command:
+                commands.append(command)
+    return commands
+
+
+def test_commands_are_read_as_a_shell_would() -> None:
+    text = (
+        "```bash\na 'x # y' \\\n    --b  c   # note\n# only a comment\nd\n```\n```python\ne\n```\n"
+    )
+    assert readme_commands(text) == ["a 'x # y' --b c", "d"]
+
+
+def test_every_readme_command_is_run_or_covered() -> None:
+    commands = readme_commands(README.read_text(encoding="utf-8"))
+    untested = [c for c in commands if c not in SNIPPETS]
+    assert not untested, (
+        "README commands neither run nor mapped to a test; add each to SNIPPETS in "
+        f"{_HERE} (RUN, or the tests that cover it): {untested}"
+    )
+    stale = [c for c in SNIPPETS if c not in commands]
+    assert not stale, f"SNIPPETS entries no longer in the README: {stale}"
+    for command, covered in SNIPPETS.items():
+        for ref in (covered,) if isinstance(covered, str) else covered:
+            if ref == RUN:
+                continue
+            path, _, name = ref.partition("::")
+            source = ROOT / path
+            assert source.is_file(), f"{command!r}: {path} does not exist"
+            assert re.search(rf"^def {name}\(", source.read_text(), re.M), (
+                f"{command!r}: {ref} does not exist"
+            )
+
+
+def test_the_readme_links_only_to_files_in_the_repository() -> None:
+    text = README.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("https://", "#")):
+            continue
+        path = (ROOT / target.partition("#")[0]).resolve()
+        assert path.is_relative_to(ROOT) and path.exists(), target
+    # Files the README names in code spans (folders it names may be made at run time).
+    for named in re.findall(r"`((?:docs|bench|scripts|examples|src|tests)/[\w./-]+\.\w+)`", text):
+        assert (ROOT / named).exists(), named
+
+
+def test_the_scripts_the_readme_names_exist() -> None:
+    for script in ("scripts/quickstart", "scripts/test", "bench/run"):
+        path = ROOT / script
+        assert path.is_file() and os.access(path, os.X_OK), script
+    bench = (ROOT / "bench" / "run").read_text()
+    assert "--write-results" in bench and "--quick" in bench
+
+
+def test_the_install_extras_exist() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert {"postgres", "xgboost", "lightgbm", "onnx", "dev"} <= set(extras)
+    dependencies = " ".join(project["dependencies"])
+    for core in ("scikit-learn", "onnxruntime"):
+        assert core in dependencies
+
+
+def _shell_env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_USER": "readme"}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    env.pop("MODELPORT_DATABASE_URL", None)
+    return env
+
+
+def _shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder as the README's commands expect it, with ``fraud`` versions 1-3 registered."""
+    work = tmp_path_factory.mktemp("readme")
+    X, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), work / "model.joblib")
+    np.save(work / "sample.npy", X[:8])
+    (work / "train.parquet").write_bytes(b"PAR1 stands in for the training data PAR1")
+    for git in (["init", "-q"], ["-c", "user.name=r", "-c", "user.email=r@x", "commit", "-q"]):
+        extra = ["--allow-empty", "-m", "start"] if "commit" in git else []
+        subprocess.run(["git", *git, *extra], cwd=work, check=True, capture_output=True)
+    home = work / "home"
+    for _ in range(3):
+        done = modelport(home, "register", "fraud", str(work / "model.joblib"), "--no-compile")
+        assert done.returncode == 0, done.stderr
+    for alias, version in (("champion", "3"), ("challenger", "1")):
+        assert modelport(home, "alias", "set", "fraud", alias, version).returncode == 0
+    return work
+
+
+def test_the_readme_commands_run_as_written(scratch: Path) -> None:
+    env = _shell_env(scratch / "home")
+    ran: set[str] = set()
+    for command in readme_commands(README.read_text(encoding="utf-8")):
+        if SNIPPETS.get(command) != RUN or command in ran:
+            continue  # covered elsewhere, or already run (the TLS example repeats certs dev)
+        ran.add(command)
+        done = _shell(command, scratch, env)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    assert ran == {c for c, covered in SNIPPETS.items() if covered == RUN}
+    home = scratch / "home"
+    version = json.loads(modelport(home, "models", "show", "fraud@champion").stdout)
+    assert version["version"] == 4 and version["lineage"]["parent_version"] == 3
+    assert version["lineage"]["code_version"] and version["tags"] == {"team": "risk"}
+    assert json.loads(modelport(home, "models", "show", "fraud@2").stdout)["status"] == "archived"
+    assert (scratch / "audit.jsonl").stat().st_size > 0
+    assert (scratch / "certs" / "client.pem").is_file()
+
+
+def test_the_quickstart_runs_and_its_models_are_listed_afterwards(tmp_path: Path) -> None:
+    # A copy of the repository's layout: the quickstart keeps its data in ROOT/.quickstart.
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "quickstart.py", tmp_path / "examples")
+    (tmp_path / ".venv").symlink_to(VENV_BIN.parent)
+    env = _shell_env(tmp_path / "unused")
+    env.pop("MODELPORT_HOME")
+    done = _shell(".venv/bin/python examples/quickstart.py", tmp_path, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--version 2" in done.stdout and "without the key: 401" in done.stdout
+    assert "MODELPORT_HOME=.quickstart modelport models list" in done.stdout
+    listed = _shell(
+        "source .venv/bin/activate\nMODELPORT_HOME=.quickstart modelport models list --json",
+        tmp_path,
+        env,
+    )
+    assert listed.returncode == 0, listed.stderr
+    [iris] = json.loads(listed.stdout)
+    assert (iris["name"], iris["latest_version"], iris["aliases"]) == ("iris", 2, {"champion": 2})
+    shown = _shell("MODELPORT_HOME=.quickstart modelport models show iris@champion", tmp_path, env)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["version"] == 2
+
+
+def test_mutual_tls_as_the_readme_shows_it(tmp_path: Path) -> None:
+    """The TLS example on free ports: the subject it maps is the one ``certs dev`` writes."""
+    text = README.read_text(encoding="utf-8")
+    [mapping] = re.findall(r"^export MODELPORT_SECURITY__AUTH__MTLS_IDENTITIES='(.*)'$", text, re.M)
+    made = make_dev_certs(tmp_path / "certs")
+    assert list(json.loads(mapping)) == [made.client_subject]
+    home = tmp_path / "home"
+    X, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "iris.joblib")
+    assert modelport(home, "register", "iris", str(tmp_path / "iris.joblib")).returncode == 0
+    env = {"MODELPORT_HOME": str(home), "MODELPORT_SECURITY__AUTH__MTLS_IDENTITIES": mapping}
+    tls = ["--tls-cert", str(made.server), "--tls-key", str(made.server_key)]
+    context = ssl.create_default_context(cafile=str(made.ca))
+    context.load_cert_chain(made.client, made.client_key)
+    args = ["iris", *tls, "--tls-ca", str(made.ca), "--workers", "1"]
+    with ServerProcess(args, env=env, auth=True, verify=context) as server:
+        certs = ["--ca", str(made.ca), "--cert", str(made.client), "--key", str(made.client_key)]
+        done = modelport(
+            home, "predict", "iris", "--url", server.url, "--data", "[[5.1, 3.5, 1.4, 0.2]]", *certs
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["outputs"]["predict"] == [0]
+        refused = modelport(
+            home, "predict", "iris", "--url", server.url, "--data", "[[1, 2, 3, 4]]", *certs[:2]
+        )
+        assert refused.returncode != 0 and refused.stderr.startswith("error: ")
