@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 from sqlalchemy import Connection, Row, Text, cast, insert, select, update
+from sqlalchemy.engine import URL
 
 from modelport.core import database as db
 from modelport.core.clock import Clock
@@ -121,7 +122,7 @@ class SecurityStore(db.MigratedDatabase):
     def __init__(self, url: str, clock: Clock, checkpoints: CheckpointFile | None = None) -> None:
         super().__init__(url, MIGRATIONS)
         self._clock = clock
-        self._checkpoints = checkpoints or _default_checkpoints(self._engine.url.database, url)
+        self._checkpoints = checkpoints or _default_checkpoints(self._engine.url)
         # What this process last checkpointed, and its newest entry not checkpointed yet.
         self._anchor_lock = threading.Lock()
         self._anchored_seq = 0
@@ -639,9 +640,12 @@ class SecurityStore(db.MigratedDatabase):
         return self._checkpoints.export(out)
 
 
-def _default_checkpoints(database: str | None, url: str) -> CheckpointFile | None:
+def _default_checkpoints(url: URL) -> CheckpointFile | None:
     """Return the checkpoint file beside a SQLite database file; ``None`` for other databases."""
-    if not url.startswith("sqlite") or database in (None, "", ":memory:") or "?" in url:
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if url.query.get("uri"):  # a file: URI, not a path
         return None
     return CheckpointFile.in_home(Path(database).expanduser().absolute().parent)
 
