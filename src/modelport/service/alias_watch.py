@@ -19,6 +19,10 @@ Only sources resolved from ``NAME@ALIAS`` are followed (also under a served name
 ``champ=fraud@champion``); a version pinned by number never moves. A new version that fails to
 load leaves the old one serving, and the next look tries again; an alias that was removed leaves
 the version it last named in place (logged once).
+
+The same look finds registered versions archived while served (an alias cannot point at an
+archived version, so these are pinned ones): each is unloaded, its requests answered "not
+ready: archived", as a reload of it would be refused.
 """
 
 from __future__ import annotations
@@ -65,6 +69,14 @@ class AliasSource(Protocol):
         """
         ...
 
+    def archived(self, name: str, version: int) -> bool:
+        """Return whether version ``version`` of the registered model ``name`` is archived.
+
+        Raises:
+            NotFound: The version does not exist.
+        """
+        ...
+
 
 class AliasWatch:
     """Moves served names to the versions their aliases point at (see the module docstring).
@@ -93,8 +105,8 @@ class AliasWatch:
         self._missing: set[str] = set()  # aliases found gone, so that each is logged once
 
     def start(self) -> None:
-        """Start looking, in a daemon thread, if any hosted version follows an alias."""
-        if self._thread is not None or not self._repository.followed():
+        """Start looking, in a daemon thread, if any hosted version is a registered one."""
+        if self._thread is not None or not self._repository.registered():
             return
         self._thread = threading.Thread(target=self._run, name="alias-watch", daemon=True)
         self._thread.start()
@@ -117,10 +129,13 @@ class AliasWatch:
             ``(served name, old version, new version)`` of each switch made.
         """
         moves: list[tuple[str, str, str]] = []
-        for model in self._repository.followed():
+        for model in self._repository.registered():
             source = model.source
             ref = source.registered
             if ref is None or self._stop.is_set():
+                continue
+            if ref.alias is None:
+                self._withdraw_if_archived(model, ref)
                 continue
             key = f"{source.name}={ref}"
             try:
@@ -140,6 +155,19 @@ class AliasWatch:
             if str(version) != source.version and self._move(model, version):
                 moves.append((source.name, source.version, str(version)))
         return moves
+
+    def _withdraw_if_archived(self, model: LoadedModel, ref: ModelRef) -> None:
+        source = model.source
+        try:
+            archived = model.ready and self._aliases.archived(ref.name, int(source.version))
+        except ModelportError:
+            return  # gone from the registry or unreachable: the next look tells
+        if not archived:
+            return
+        withdrawn = self._repository.withdraw(source.name, source.version, "archived")
+        if withdrawn is not None:
+            log.warning("%s version %s was archived; unloaded", source.name, source.version)
+            _drain(withdrawn)
 
     def _move(self, old: LoadedModel, version: int) -> bool:
         name, previous = old.source.name, old.source.version

@@ -346,17 +346,29 @@ class ModelRepository:
         if self._watch is not None:
             self._watch.start()
 
-    def followed(self) -> list[LoadedModel]:
-        """Return the hosted versions served by alias, except those unloaded on purpose."""
+    def registered(self) -> list[LoadedModel]:
+        """Return the hosted registered versions, except those unloaded on purpose."""
         with self._lock:
             return [
                 model
                 for versions in self._models.values()
                 for model in versions.values()
-                if model.source.registered is not None
-                and model.source.registered.alias is not None
-                and model.reason != "unloaded"
+                if model.source.registered is not None and model.reason != "unloaded"
             ]
+
+    def withdraw(self, name: str, version: str, reason: str) -> LoadedModel | None:
+        """Mark a served version not ready (``reason`` says why); it stays listed.
+
+        Returns:
+            The version, still holding its runtime and batcher for the caller to drain and
+            unload; ``None`` when it is not hosted or not ready.
+        """
+        with self._lock:
+            model = self._models.get(name, {}).get(version)
+            if model is None or not model.ready:
+                return None
+            model.state, model.reason = ModelState.UNAVAILABLE, reason
+            return model
 
     def load_source(self, source: ModelSource) -> LoadedModel:
         """Add ``source`` as a version of its name and load it (the default does not move).

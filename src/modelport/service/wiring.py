@@ -217,6 +217,14 @@ class RegistryAliases:
         source = registered_source(self._registrar, pinned, followed.name, followed.original)
         return replace(source, registered=ref, batching=followed.batching)
 
+    def archived(self, name: str, version: int) -> bool:
+        """Return whether version ``version`` of the registered model ``name`` is archived.
+
+        Raises:
+            NotFound: The version does not exist.
+        """
+        return self._registrar.store.get_version(name, version).status == "archived"
+
 
 def registered_source(
     registrar: Registrar,

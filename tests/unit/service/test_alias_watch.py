@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modelport.core.datatypes import Datatype
-from modelport.core.errors import NotFound
+from modelport.core.errors import ModelNotReady, NotFound
 from modelport.core.inference import InferenceRequest, Tensor
 from modelport.core.settings import BatchingSettings, ServerSettings, Settings
 from modelport.service.dataplane import DataPlane
@@ -152,14 +152,36 @@ def test_a_removed_alias_leaves_the_version_it_named(
         asyncio.run(plane.close())
 
 
-def test_a_server_serving_nothing_by_alias_starts_no_watch(
+def test_a_pinned_version_archived_while_served_is_unloaded(
     registry: tuple[Settings, Registrar],
 ) -> None:
+    settings, registrar = registry
+    plane = serve(settings, registrar, "scale@2", "scale@3")
+    try:
+        registrar.archive("scale", 2, "alice")
+        deadline = time.monotonic() + 10
+        while plane.model_ready("scale", "2") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        states = {(r["version"], r["state"], r["reason"]) for r in plane.repository_index(False)}
+        assert states == {("2", "UNAVAILABLE", "archived"), ("3", "READY", "")}
+        with pytest.raises(ModelNotReady, match="version 2 is not ready: archived"):
+            asyncio.run(ask(plane, version="2"))
+        assert asyncio.run(ask(plane, version="3")) == ("3", 3.0)
+    finally:
+        asyncio.run(plane.close())
+
+
+def test_a_server_serving_only_files_starts_no_watch(tmp_path: Path) -> None:
     import threading
 
-    settings, registrar = registry
-    plane = serve(settings, registrar, "scale@1")
+    path = tmp_path / "scale.py"
+    path.write_text(f"FACTOR = 1\n{MODEL}")
+    settings = Settings(home=tmp_path / "home", server=ServerSettings(alias_poll_s=POLL_S))
+    sources = resolve_sources([ServeTarget(f"scale={path}:Scale")], None)
+    plane = build_dataplane(settings, sources, None)
+    plane.repository.load_all()
     try:
         assert not [t for t in threading.enumerate() if t.name == "alias-watch" and t.is_alive()]
+        assert asyncio.run(ask(plane)) == ("1", 1.0)
     finally:
         asyncio.run(plane.close())
