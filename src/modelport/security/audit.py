@@ -44,7 +44,9 @@ checkpoints-missing   the database holds entries but there is no checkpoint file
 ====================  ===========================================================================
 
 What checkpoints cannot catch: changes to entries after the last checkpoint (a tail that was
-never checkpointed can be cut off unnoticed), and anything done by someone who holds both the
+never checkpointed can be cut off unnoticed); entries someone adds after the last one with
+:func:`seal` (the chain has no key, and the next checkpoint vouches for what it chains onto);
+and anything done by someone who holds both the
 database and the signing key (or can write the data directory where the key and checkpoints
 live): they can rewrite the log and sign new checkpoints. Exporting the checkpoints regularly
 to a place they cannot reach, and verifying with the public key kept there, bounds that.
