@@ -43,6 +43,12 @@ class ServerSettings(BaseModel):
     """Largest request body (and gRPC message) accepted; larger ones get 413 /
     RESOURCE_EXHAUSTED without being read whole."""
 
+    max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Largest JSON part of a REST inference request (the whole body, or the JSON header of a
+    binary one); larger ones get 413. JSON is parsed on the event loop's thread (the parser
+    holds the interpreter lock), about 40 ms per MB, so this bounds how long one request can
+    hold up the others; large tensors travel in binary form, which is not parsed."""
+
     grpc_port: int | None = Field(default=8081, ge=0, le=65535)
     """gRPC port on the same host; 0 picks a free port; ``None`` turns gRPC off."""
 

@@ -11,9 +11,13 @@ import asyncio
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+from modelport.core.datatypes import Datatype
+from modelport.core.inference import InferenceRequest, Tensor
 from modelport.core.settings import ServerSettings
+from modelport.protocol.rest import encode_infer_request
 from modelport.security.identity import parse_grants
 from modelport.security.store import SecurityStore
 from modelport.server.rest.app import RestApp, create_app
@@ -222,3 +226,31 @@ def test_errors_map_to_statuses_with_messages(app: RestApp, store: SecurityStore
     unknown_version = call(app, "GET", "/v2/models/fraud-a/versions/9", predictor)
     assert unknown_version.status_code == 404
     assert call(app, "POST", "/v2/repository/index", predictor, json={}).status_code == 403
+
+
+# -- large bodies --------------------------------------------------------------------------------
+
+
+def test_json_over_its_limit_is_413_with_the_binary_hint(
+    dataplane: DataPlane, access: AccessControl, store: SecurityStore
+) -> None:
+    app = create_app(ServerSettings(max_json_bytes=4096), dataplane, access)
+    predictor = key(store, "predictor")
+    rows = np.ones((1000, 2), dtype=np.float32)
+    data = rows.ravel().tolist()
+    big = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1000, 2], "data": data}]}
+    refused = call(app, "POST", "/v2/models/fraud-a/infer", predictor, json=big)
+    assert refused.status_code == 413
+    assert "server.max_json_bytes" in refused.json()["error"]
+    assert "binary form" in refused.json()["error"]
+    # The same tensor in binary form: a small JSON header, then 8,000 bytes of raw data.
+    request = InferenceRequest([Tensor("x", Datatype.FP32, (1000, 2), rows)])
+    body, header_length = encode_infer_request(request, binary_inputs=True)
+    headers = {**predictor, "inference-header-content-length": str(header_length)}
+    answer = call(app, "POST", "/v2/models/fraud-a/infer", headers, content=body)
+    assert answer.status_code == 200, answer.text
+    # A JSON header over the limit is refused even in a binary request.
+    padded = {**predictor, "inference-header-content-length": "5000"}
+    header_too_big = call(app, "POST", "/v2/models/fraud-a/infer", padded, content=b" " * 6000)
+    assert header_too_big.status_code == 413
+    assert "JSON header of 5000 bytes" in header_too_big.json()["error"]

@@ -8,14 +8,13 @@ format, calls one :class:`DataPlane` method and serialises its answer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import orjson
 
-from modelport.core.errors import InvalidInput, ModelportError
+from modelport.core.errors import InvalidInput, ModelportError, PayloadTooLarge
 from modelport.core.inference import InferenceRequest
 from modelport.core.settings import ServerSettings
 from modelport.protocol.model_config import model_config
@@ -50,9 +49,10 @@ Endpoint = Callable[..., Awaitable[Reply]]
 _MODEL: Final = Target.MODEL
 _LISTING: Final = Target.LISTING
 _BINARY = b"application/octet-stream"
-_DECODE_OFF_LOOP_BYTES: Final = 1 << 20
-"""JSON bodies larger than this are decoded in a worker thread, so one large request does not
-hold up every other request (a health probe included) on the event loop."""
+_USE_BINARY: Final = (
+    " for JSON (server.max_json_bytes); send large tensors in binary form "
+    "(Inference-Header-Content-Length and parameters.binary_data_size), which is not parsed"
+)
 
 
 class RestApp:
@@ -62,6 +62,8 @@ class RestApp:
         dataplane: The use cases behind the routes.
         access: Authentication, authorisation and audit of every call.
         max_body_bytes: Largest accepted request body.
+        max_json_bytes: Largest JSON part of an inference request (parsing it holds the event
+            loop's thread).
         on_startup: Awaited in order when the server starts (before it accepts requests).
         on_shutdown: Awaited in order when the server stops.
         routes: The route table (the protocol's, :data:`ROUTES`, by default).
@@ -75,10 +77,13 @@ class RestApp:
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
         routes: Sequence[Route] = ROUTES,
+        *,
+        max_json_bytes: int | None = None,
     ) -> None:
         self.dp = dataplane
         self.access = access
         self.max_body = max_body_bytes
+        self.max_json = min(max_json_bytes or max_body_bytes, max_body_bytes)
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self._openapi_body = orjson.dumps(openapi_document(routes))
@@ -184,15 +189,12 @@ class RestApp:
 
     async def infer(self, request: Request, model: str, version: str | None) -> Reply:
         """``POST /v2/models/{m}[/versions/{v}]/infer``."""
-        body = await read_body(request, self.max_body)
         header_length = request.header_length
-        if len(body) > _DECODE_OFF_LOOP_BYTES:
-            infer_request = await asyncio.to_thread(
-                self._decode, model, version, body, header_length
-            )
-        elif header_length is None:  # small and all JSON: the common request
+        if header_length is None:  # all JSON, the common request
+            body = await read_body(request, self.max_json, _USE_BINARY)
             infer_request = decode_infer_request(body, None)
         else:
+            body = await read_body(request, self.max_body)
             infer_request = self._decode(model, version, body, header_length)
         response = await self.dp.infer(model, version, infer_request)
         out, json_length = encode_infer_response(response, infer_request)
@@ -202,12 +204,15 @@ class RestApp:
         return Reply(200, out, _BINARY, header)
 
     def _decode(
-        self, model: str, version: str | None, body: bytes, header: str | None
+        self, model: str, version: str | None, body: bytes, header: str
     ) -> InferenceRequest:
-        """Decode an inference body, JSON or with an ``Inference-Header-Content-Length``."""
-        if header is None:
-            return decode_infer_request(body, None)
+        """Decode a body sent with an ``Inference-Header-Content-Length`` header."""
         length = _header_length(header)
+        if length > self.max_json:
+            raise PayloadTooLarge(
+                f"the JSON header of {length} bytes exceeds the limit of {self.max_json} bytes"
+                + _USE_BINARY
+            )
         if length == 0:
             signature = self.dp.model_signature(model, version)
             if len(signature.inputs) != 1:
@@ -311,4 +316,11 @@ def create_app(
     Returns:
         An ASGI application.
     """
-    return RestApp(dataplane, access, settings.max_body_bytes, on_startup, on_shutdown)
+    return RestApp(
+        dataplane,
+        access,
+        settings.max_body_bytes,
+        on_startup,
+        on_shutdown,
+        max_json_bytes=settings.max_json_bytes,
+    )

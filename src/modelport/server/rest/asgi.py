@@ -120,15 +120,21 @@ def parse_request(scope: Scope, receive: Receive) -> Request:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, hint: str = "") -> bytes:
     """Read the whole body, refusing more than ``limit`` bytes without reading them all.
+
+    Args:
+        request: The request.
+        limit: Most bytes accepted.
+        hint: Appended to the refusal (what to do instead).
 
     Raises:
         PayloadTooLarge: The declared or actual size is over ``limit``.
     """
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(
-            f"request body of {request.content_length} bytes exceeds the limit of {limit} bytes"
+            f"request body of {request.content_length} bytes exceeds the limit of {limit} "
+            f"bytes{hint}"
         )
     message = await request.receive()
     body: bytes = message.get("body", b"")
@@ -141,6 +147,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InvalidInput("the client closed the connection before sending the whole body")
         chunks += message.get("body", b"")
         if len(chunks) > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes{hint}")
         if not message.get("more_body", False):
             return bytes(chunks)
