@@ -98,7 +98,7 @@ def request_id(value: str) -> str:
 
 
 def audit_text(value: str) -> str:
-    """Return caller-supplied text (a model name from a path) in a form the audit log stores.
+    """Return caller-supplied text (a model name, a token's subject) as the audit log stores it.
 
     Text of at most 256 printable characters, not blank, is kept as it is; anything else is
     written as its Python ``repr`` (control characters escaped), cut to 256 characters with the
@@ -553,7 +553,8 @@ class AccessControl:
         details: dict[str, Any] | None = None,
     ) -> None:
         if self.audit is not None:
-            self.audit.record_now(identity.subject, action, target, outcome, rid, details)
+            actor = audit_text(identity.subject)
+            self.audit.record_now(actor, action, target, outcome, rid, details)
 
     def close(self) -> None:
         """Write the audit entries still queued."""
@@ -580,7 +581,7 @@ class AccessControl:
         if caller.address is not None:
             details["client"] = caller.address
         self.audit.record(
-            actor,
+            audit_text(actor),
             f"deny.{action.value}",
             "*" if name is None else audit_text(name),
             "denied",
