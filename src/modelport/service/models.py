@@ -261,7 +261,11 @@ class ModelRepository:
         """
         versions = self._models.get(name)
         if versions is None:
-            raise NotFound(f"unknown model {name!r}; this server hosts {self._names()}")
+            # Other models are not named: the caller may not be allowed to know of them.
+            raise NotFound(
+                f"unknown model {name!r}: this server does not host it (the repository index "
+                "lists the models you may use)"
+            )
         key = self._default[name] if version is None else version
         model = versions.get(key)
         if model is None:
@@ -496,6 +500,3 @@ class ModelRepository:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         return retired
-
-    def _names(self) -> str:
-        return ", ".join(repr(n) for n in self._models) or "no models"
