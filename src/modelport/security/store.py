@@ -549,11 +549,13 @@ class SecurityStore(db.MigratedDatabase):
             entries = [_to_entry(row) for row in _scan(conn)]
         problems = verify_chain(entries, head, signed) + found
         if head is None:
+            unseen = "after the last checkpoint " if signed else ""
             problems.append(
                 ChainProblem(
                     0,
                     ProblemKind.HEAD_MISSING,
-                    "the head record is missing, so entries cut off the end cannot be detected",
+                    f"the head record is missing, so entries cut off the end {unseen}cannot be "
+                    "detected",
                 ),
             )
         if read is not None and read.lines == 0 and (entries or (head is not None and head.seq)):
@@ -590,9 +592,10 @@ class SecurityStore(db.MigratedDatabase):
         tolerated = {ProblemKind.CHECKPOINTS_MISSING}
         wrong = [p for p in report.problems if p.kind not in tolerated]
         if wrong:
+            count = f"{len(wrong)} problem{'s' if len(wrong) != 1 else ''}"
             raise IntegrityError(
-                f"the audit log is not intact ({len(wrong)} problems; `modelport audit verify` "
-                "lists them), so no checkpoint was signed"
+                f"the audit log is not intact ({count}; `modelport audit verify` lists them), "
+                "so no checkpoint was signed"
             )
         if report.head is None or report.head.seq == 0:
             return None
