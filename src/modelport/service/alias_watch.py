@@ -39,6 +39,7 @@ from modelport.core.errors import ModelportError
 from modelport.core.refs import ModelRef
 
 if TYPE_CHECKING:
+    from modelport.batching import Batcher
     from modelport.service.models import LoadedModel, ModelRepository, ModelSource
 
 __all__ = ["AliasSource", "AliasWatch", "warm"]
@@ -172,7 +173,7 @@ class AliasWatch:
     def _move(self, old: LoadedModel, version: int) -> bool:
         name, previous = old.source.name, old.source.version
         try:
-            new = self._repository.load_source(self._aliases.source(old.source, version))
+            new, replaced = self._repository.load_source(self._aliases.source(old.source, version))
         except ModelportError as exc:
             log.error(
                 "%s: %s moved to version %s, which cannot be served (%s); still serving version %s",
@@ -183,6 +184,8 @@ class AliasWatch:
                 previous,
             )
             return False
+        for batcher in replaced:  # the new version was also served, pinned: its old batcher
+            _drain_batcher(batcher, f"{name} version {version}")
         warm(new)
         self._repository.promote(name, previous, new.source.version)
         log.info(
@@ -225,14 +228,19 @@ def _drain(model: LoadedModel) -> None:
     batcher, runtime = model.batcher, model.runtime
     model.batcher, model.runtime = None, None
     if batcher is not None:
-        loop = batcher.loop()
-        try:
-            if loop is not None and loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(batcher.drain(DRAIN_S), loop)
-                future.result(timeout=DRAIN_S + 5.0)
-            elif loop is None:  # never used: nothing queued, no task to stop
-                asyncio.run(batcher.close())
-        except Exception:  # a closed loop at shutdown, or a drain that timed out
-            log.exception("draining %s version %s", model.source.name, model.source.version)
+        _drain_batcher(batcher, f"{model.source.name} version {model.source.version}")
     if runtime is not None:
         runtime.unload()
+
+
+def _drain_batcher(batcher: Batcher, what: str) -> None:
+    """Let ``batcher`` answer what it holds, on its own event loop, then close it."""
+    loop = batcher.loop()
+    try:
+        if loop is not None and loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(batcher.drain(DRAIN_S), loop)
+            future.result(timeout=DRAIN_S + 5.0)
+        elif loop is None:  # never used: nothing queued, no task to stop
+            asyncio.run(batcher.close())
+    except Exception:  # a closed loop at shutdown, or a drain that timed out
+        log.exception("draining %s", what)

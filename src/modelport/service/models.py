@@ -374,15 +374,18 @@ class ModelRepository:
             model.state, model.reason = ModelState.UNAVAILABLE, reason
             return model
 
-    def load_source(self, source: ModelSource) -> LoadedModel:
+    def load_source(self, source: ModelSource) -> tuple[LoadedModel, list[Batcher]]:
         """Add ``source`` as a version of its name and load it (the default does not move).
+
+        Returns:
+            The loaded version, and the batcher it replaced when that version was already
+            served (the caller closes it).
 
         Raises:
             ModelportError: The version failed to load; it is left UNAVAILABLE.
         """
         model = self.add(source)
-        self._load_one(model)  # a new version: no batcher of its own to retire
-        return model
+        return model, self._load_one(model)
 
     def promote(self, name: str, old: str, new: str) -> None:
         """Make version ``new`` of ``name`` its default if ``old`` is (one atomic assignment)."""

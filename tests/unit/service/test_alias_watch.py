@@ -185,3 +185,22 @@ def test_a_server_serving_only_files_starts_no_watch(tmp_path: Path) -> None:
         assert asyncio.run(ask(plane)) == ("1", 1.0)
     finally:
         asyncio.run(plane.close())
+
+
+def test_an_alias_moving_onto_a_pinned_version_leaves_one_copy_of_it(
+    registry: tuple[Settings, Registrar],
+) -> None:
+    settings, registrar = registry
+    plane = serve(settings, registrar, "scale@2", "scale@champion", batching=True)
+    try:
+        assert {r["version"] for r in plane.repository_index(True)} == {"1", "2"}
+        registrar.set_alias("scale", "champion", 2, "alice")
+        deadline = time.monotonic() + 10
+        while len(plane.repository_index(False)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(r["version"], r["state"]) for r in plane.repository_index(False)] == [
+            ("2", "READY")
+        ]
+        assert asyncio.run(ask(plane)) == ("2", 2.0)
+    finally:
+        asyncio.run(plane.close())
