@@ -58,6 +58,7 @@ __all__ = [
     "unpickles",
     "validate_load_parameters",
     "validate_load_request",
+    "validate_unload_request",
 ]
 
 LOAD_PARAMETERS: Final = ("version", "alias")
@@ -87,6 +88,39 @@ def validate_load_request(payload: Mapping[str, object]) -> dict[str, object]:
     if not isinstance(parameters, dict):
         raise InvalidInput("repository load request: 'parameters' must be an object")
     return validate_load_parameters(parameters)
+
+
+def validate_unload_request(payload: Mapping[str, object]) -> dict[str, object]:
+    """Check a repository unload body, ``{}`` or ``{"parameters": {"unload_dependents": B}}``.
+
+    ``unload_dependents`` is Triton's (a boolean); nothing depends on a model here, so it
+    changes nothing.
+
+    Returns:
+        The checked parameters.
+
+    Raises:
+        InvalidInput: Another key or parameter, or a value that is not a boolean.
+    """
+    unknown = [key for key in payload if key != "parameters"]
+    if unknown:
+        raise InvalidInput(
+            f"repository unload request: unknown key {unknown[0]!r}; the body is {{}} or "
+            '{"parameters": {"unload_dependents": true}}'
+        )
+    parameters = payload.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidInput("repository unload request: 'parameters' must be an object")
+    for key, value in parameters.items():
+        if key != "unload_dependents":
+            raise InvalidInput(
+                f"unknown unload parameter {key!r}; expected only 'unload_dependents'"
+            )
+        if not isinstance(value, bool):
+            raise InvalidInput(
+                f"unload parameter 'unload_dependents' must be a boolean, got {value!r}"
+            )
+    return dict(parameters)
 
 
 def validate_load_parameters(parameters: Mapping[str, object]) -> dict[str, object]:

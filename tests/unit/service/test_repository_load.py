@@ -6,6 +6,7 @@ Real registry (SQLite, sealed and signed artifacts) and real Python models; noth
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from modelport.service.models import (
     ModelState,
     validate_load_parameters,
     validate_load_request,
+    validate_unload_request,
 )
 from modelport.service.registration import Registrar, RegistrationRequest
 from modelport.service.wiring import (
@@ -190,3 +192,21 @@ def test_without_a_registry_a_version_parameter_names_a_hosted_version(tmp_path:
         asyncio.run(plane.load("scale", {"alias": "champion"}))
     assert repository.get("scale", "1").state is ModelState.UNAVAILABLE
     assert validate_load_parameters({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"version": "1"}, "repository unload request: unknown key 'version'"),
+        ({"parameters": 1}, "'parameters' must be an object"),
+        ({"parameters": {"alias": "a"}}, "unknown unload parameter 'alias'"),
+        ({"parameters": {"unload_dependents": "yes"}}, "must be a boolean, got 'yes'"),
+    ],
+)
+def test_bad_unload_requests_say_what_is_expected(payload: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        validate_unload_request(payload)
+    assert validate_unload_request({"parameters": {"unload_dependents": True}}) == {
+        "unload_dependents": True
+    }
+    assert validate_unload_request({}) == {}
