@@ -100,12 +100,21 @@ def test_an_alias_move_reaches_every_worker_with_no_failed_request(home: Path) -
         assert len(settled) >= 20 and set(settled) == {"2"}
 
 
-def test_non_finite_input_is_a_clear_400_through_the_server(home: Path) -> None:
-    with ServerProcess(["scale@1"], env={"MODELPORT_HOME": str(home)}) as server:
-        body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1.0, None]}]}
-        reply = httpx.post(f"{server.url}/v2/models/scale/infer", json=body)
+@pytest.mark.parametrize("batching", [False, True], ids=["alone", "batched"])
+def test_non_finite_and_empty_input_through_the_server(home: Path, batching: bool) -> None:
+    args = ["scale@1", *(["--batching", "max_delay=500"] if batching else [])]
+    with ServerProcess(args, env={"MODELPORT_HOME": str(home)}) as server:
+        url = f"{server.url}/v2/models/scale/infer"
+        nan = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1.0, None]}]}
+        reply = httpx.post(url, json=nan)
         assert reply.status_code == 400
         assert reply.json()["error"] == (
             "input 'x' contains NaN; the model does not accept non-finite values (NaN, inf): "
             "send finite numbers, or impute missing values before sending"
         )
+        empty = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [0], "data": []}]}
+        for _ in range(3):  # the same answer every time, batched or not
+            reply = httpx.post(url, json=empty)
+            assert reply.status_code == 200, reply.text
+            (output,) = reply.json()["outputs"]
+            assert (output["name"], output["shape"], output["data"]) == ("y", [0], [])
