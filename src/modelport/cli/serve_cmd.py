@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from pydantic import ValidationError
 
 from modelport.core.errors import ConfigError
-from modelport.core.settings import BatchingSettings, Settings, load_settings
+from modelport.core.settings import BatchingSettings, LogSettings, Settings, load_settings
+from modelport.server.logs import start_logs
 from modelport.server.rest.tls import server_ssl_context
 from modelport.server.supervisor import Listening
 from modelport.server.supervisor import serve as serve_models
 from modelport.service.wiring import ServeTarget, open_registrar, resolve_sources
 
-__all__ = ["attach", "is_loopback", "parse_batching", "security_settings"]
+__all__ = ["attach", "is_loopback", "log_settings", "parse_batching", "security_settings"]
 
 
 def parse_batching(
@@ -125,10 +126,19 @@ def serve(
         Path | None,
         typer.Option(help="CA (PEM) that client certificates must chain to: mutual TLS."),
     ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error [default: info]."),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json (one JSON object per line) [default: text]."),
+    ] = None,
 ) -> None:
     """Serve models over REST and gRPC (Open Inference Protocol v2) until interrupted."""
     settings = _settings(load_settings(), host, port, grpc_port, no_grpc, workers, device)
     settings = security_settings(settings, no_auth, insecure, tls_cert, tls_key, tls_ca)
+    settings = log_settings(settings, log_level, log_format)
     targets = [ServeTarget(spec) for spec in models]
     direct = [t for t in targets if t.is_direct()]
     if name is not None:
@@ -147,8 +157,33 @@ def serve(
         if registrar is not None:
             registrar.store.close()  # workers open their own connections
     names = [f"{s.name}@{s.version}" for s in sources]
-    status = serve_models(settings, sources, use_registry, lambda at: _announce(at, names))
+    logs = start_logs(settings.log)
+    try:
+        status = serve_models(
+            settings, sources, use_registry, lambda at: _announce(at, names), logs
+        )
+    finally:
+        logs.stop()
     raise typer.Exit(status)
+
+
+def log_settings(settings: Settings, level: str | None, form: str | None) -> Settings:
+    """Apply ``--log-level`` and ``--log-format`` to ``settings``.
+
+    Raises:
+        ConfigError: A value is not one of the choices.
+    """
+    updates: dict[str, object] = {}
+    for option, value, field in (("--log-level", level, "level"), ("--log-format", form, "format")):
+        if value is None:
+            continue
+        choices = get_args(LogSettings.model_fields[field].annotation)
+        if value.lower() not in choices:
+            raise ConfigError(f"{option} {value!r}: expected one of {', '.join(choices)}")
+        updates[field] = value.lower()
+    if not updates:
+        return settings
+    return settings.model_copy(update={"log": settings.log.model_copy(update=updates)})
 
 
 def _settings(

@@ -10,11 +10,26 @@ idle). Elsewhere the workers share one socket. Workers bind the gRPC port with
 ``SO_REUSEPORT`` themselves. Each worker reports over a pipe when it serves or why it could not
 start; the parent announces the addresses once all of them serve, restarts a worker that dies,
 and stops them all on SIGINT/SIGTERM.
+
+**Only our own workers share a port.** Linux lets any process of the same user join a port
+whose listeners all set ``SO_REUSEPORT``, and then splits new connections between them: a
+second ``modelport serve`` on the same ports would start without complaint and take half the
+traffic. So before the parent binds the shared sockets it binds a *probe* on the port, with
+``SO_REUSEADDR`` but without ``SO_REUSEPORT``: the kernel refuses that bind while any socket
+listens on the port, with or without ``SO_REUSEPORT``, and the server stops with "port N on
+HOST is already in use". The probe stays bound (not listening, so it takes no connections and
+does not stand in the way of our own ``SO_REUSEADDR`` sockets) until the shared sockets listen,
+so that with port 0 the port it picked is the one they join. The gRPC port is claimed the same
+way: the parent keeps one listening ``SO_REUSEPORT`` socket on it until every worker has bound
+its own, so that a server started while ours is still loading its models fails too, and then
+closes it. (Binding the first socket without ``SO_REUSEPORT`` would not do: the kernel then
+refuses our own workers' sockets as well, since every socket sharing a port must set it.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -30,10 +45,19 @@ from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_
 from modelport.core.settings import Settings
 from modelport.monitoring import enable_multiprocess, remove_multiprocess_dir
 from modelport.server.control import Relay
+from modelport.server.logs import Logs, start_logs
 from modelport.server.worker import Notify, run_worker, threads_per_worker
 from modelport.service.models import ModelSource
 
-__all__ = ["Listening", "bind", "free_port", "serve"]
+__all__ = [
+    "Listening",
+    "bind",
+    "bind_shared",
+    "bind_workers",
+    "claim_grpc_port",
+    "free_port",
+    "serve",
+]
 
 log = logging.getLogger("modelport.server")
 
@@ -52,13 +76,15 @@ class Listening:
     workers: int
 
 
-def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    """Bind a listening TCP socket; port 0 picks a free one.
+def bind(host: str, port: int, reuse_port: bool = False, *, listen: bool = True) -> socket.socket:
+    """Bind a TCP socket (listening unless ``listen`` is false); port 0 picks a free one.
 
     ``reuse_port`` sets ``SO_REUSEPORT``, so that more sockets can listen on the same port.
+    Without it the bind fails while any other socket listens on the port.
 
     Raises:
-        ConfigError: The address cannot be bound (in use, not local, bad host).
+        ConfigError: The address cannot be bound (in use, not local, bad host); a port in use
+            reads "port N on HOST is already in use".
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -76,17 +102,42 @@ def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use") from None
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    if listen:
+        sock.listen(2048)
+        sock.set_inheritable(True)
     return sock
+
+
+def bind_shared(host: str, port: int, count: int) -> list[socket.socket]:
+    """Bind ``count`` listening sockets sharing a port that nobody else listens on.
+
+    A probe without ``SO_REUSEPORT`` is bound first (see the module docstring): it fails if
+    any socket listens on the port. It stays bound until the shared sockets listen.
+
+    Raises:
+        ConfigError: The port is in use, or the address cannot be bound.
+    """
+    with contextlib.closing(bind(host, port, listen=False)) as probe:
+        port = probe.getsockname()[1]
+        sockets: list[socket.socket] = []
+        try:
+            for _ in range(count):
+                sockets.append(bind(host, port, reuse_port=True))
+        except ConfigError:
+            for sock in sockets:
+                sock.close()
+            raise
+    return sockets
 
 
 def bind_workers(host: str, port: int, workers: int) -> list[socket.socket]:
     """Bind the REST sockets of ``workers`` processes: one each on Linux, else one shared.
 
-    On Linux every socket listens on the same port with ``SO_REUSEPORT`` (port 0: the first
-    picks it, the others join it) and the kernel balances new connections across them. A
+    On Linux every socket listens on the same port with ``SO_REUSEPORT`` (:func:`bind_shared`:
+    nobody else may listen on it) and the kernel balances new connections across them. A
     restarted worker takes over its predecessor's socket, so connections that arrived in between
     wait in its queue instead of being refused.
 
@@ -95,16 +146,7 @@ def bind_workers(host: str, port: int, workers: int) -> list[socket.socket]:
     """
     if workers <= 1 or not _BALANCING_REUSEPORT:
         return [bind(host, port)]
-    first = bind(host, port, reuse_port=True)
-    sockets = [first]
-    try:
-        port = first.getsockname()[1]
-        sockets += [bind(host, port, reuse_port=True) for _ in range(workers - 1)]
-    except ConfigError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
+    return bind_shared(host, port, workers)
 
 
 _BALANCING_REUSEPORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
@@ -118,6 +160,21 @@ def free_port(host: str) -> int:
         return port
 
 
+def claim_grpc_port(host: str, port: int) -> socket.socket:
+    """Hold the gRPC port until the workers have bound it; port 0 picks a free one.
+
+    On Linux the claim is a listening ``SO_REUSEPORT`` socket that the workers' gRPC servers
+    join; elsewhere (no shared gRPC port) a socket bound without listening, closed before the
+    worker binds.
+
+    Raises:
+        ConfigError: The port is in use.
+    """
+    if _BALANCING_REUSEPORT:
+        return bind_shared(host, port, 1)[0]
+    return bind(host, port, listen=False)
+
+
 def _url(host: str, port: int, scheme: str = "http") -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}" if scheme else f"{shown}:{port}"
@@ -128,34 +185,87 @@ def serve(
     sources: Sequence[ModelSource],
     use_registry: bool,
     on_listening: Callable[[Listening], None],
+    logs: Logs,
 ) -> int:
     """Serve ``sources`` until SIGINT/SIGTERM; return the exit status.
 
+    Args:
+        settings: The settings of this server.
+        sources: Models to host.
+        use_registry: Open the registry so the repository extension can load registered models.
+        on_listening: Told where the server listens, once every worker serves.
+        logs: This process's log pipeline (a forked worker starts its own from
+            ``settings.log``).
+
     Raises:
-        ModelportError: A worker could not start (the first worker's error is raised).
+        ModelportError: A port is in use, or a worker could not start (the first worker's
+            error is raised).
     """
     server = settings.server
     workers = server.workers or os.cpu_count() or 1
     settings = threads_per_worker(settings, workers)
     rest = bind_workers(server.host, server.port, workers)
-    host, rest_port = rest[0].getsockname()[:2]
-    grpc_port = server.grpc_port
-    if grpc_port == 0:
-        grpc_port = free_port(server.host)
-    listening = Listening(
-        rest_url=_url(host, rest_port, "https" if settings.security.tls.cert else "http"),
-        grpc_address=None if grpc_port is None else _url(host, grpc_port, scheme=""),
-        workers=workers,
-    )
-    if workers > 1:
-        metrics_dir = enable_multiprocess()  # before any worker imports prometheus_client
-        try:
-            return _Supervisor(settings, sources, rest, grpc_port, use_registry, workers).run(
-                lambda: on_listening(listening)
+    claim: socket.socket | None = None
+    try:
+        host, rest_port = rest[0].getsockname()[:2]
+        grpc_port = server.grpc_port
+        if grpc_port is not None:
+            claim = claim_grpc_port(server.host, grpc_port)
+            grpc_port = int(claim.getsockname()[1])
+            if not _BALANCING_REUSEPORT:
+                claim.close()  # no shared gRPC port here: the worker binds it alone
+        listening = Listening(
+            rest_url=_url(host, rest_port, "https" if settings.security.tls.cert else "http"),
+            grpc_address=None if grpc_port is None else _url(host, grpc_port, scheme=""),
+            workers=workers,
+        )
+    except BaseException:
+        for sock in rest:
+            sock.close()
+        raise
+
+    def announce() -> None:
+        if claim is not None:
+            claim.close()  # every worker listens on the gRPC port now
+        names = ", ".join(f"{s.name}@{s.version}" for s in sources)
+        grpc = "" if listening.grpc_address is None else f" and gRPC on {listening.grpc_address}"
+        log.info(
+            "serving %s on %s%s with %d worker(s)",
+            names,
+            listening.rest_url,
+            grpc,
+            workers,
+            extra={
+                "fields": {
+                    "event": "started",
+                    "models": [{"name": s.name, "version": s.version} for s in sources],
+                    "rest": listening.rest_url,
+                    "grpc": listening.grpc_address,
+                    "workers": workers,
+                }
+            },
+        )
+        on_listening(listening)
+
+    try:
+        if workers > 1:
+            metrics_dir = enable_multiprocess()  # before any worker imports prometheus_client
+            try:
+                supervisor = _Supervisor(
+                    settings, sources, rest, grpc_port, use_registry, workers, claim
+                )
+                status = supervisor.run(announce)
+            finally:
+                remove_multiprocess_dir(metrics_dir)
+        else:
+            status = _serve_here(
+                settings, sources, rest[0], grpc_port, use_registry, announce, logs
             )
-        finally:
-            remove_multiprocess_dir(metrics_dir)
-    return _serve_here(settings, sources, rest[0], grpc_port, use_registry, listening, on_listening)
+    finally:
+        if claim is not None:
+            claim.close()
+    log.info("stopped (exit status %d)", status, extra={"fields": {"event": "stopped"}})
+    return status
 
 
 def _serve_here(
@@ -164,18 +274,20 @@ def _serve_here(
     rest: socket.socket,
     grpc_port: int | None,
     use_registry: bool,
-    listening: Listening,
-    on_listening: Callable[[Listening], None],
+    announce: Callable[[], None],
+    logs: Logs,
 ) -> int:
     failure: list[ModelportError] = []
 
     def notify(error: ModelportError | None) -> None:
         if error is None:
-            on_listening(listening)
+            announce()
         else:
             failure.append(error)
 
-    status = run_worker(settings, sources, rest, grpc_port, use_registry, notify)
+    status = run_worker(
+        settings, sources, rest, grpc_port, use_registry, notify, access_log=logs.access
+    )
     if failure:
         raise failure[0]
     return status
@@ -192,9 +304,12 @@ class _Supervisor:
         grpc_port: int | None,
         use_registry: bool,
         workers: int,
+        claim: socket.socket | None,
     ) -> None:
         self.args = (settings, sources, grpc_port, use_registry)
         self.rest = rest
+        self.claim = claim
+        """The parent's hold on the gRPC port while workers start; never a worker's socket."""
         self.workers = workers
         self.pids: dict[int, int] = {}
         """Worker process id -> its slot, which picks its REST socket."""
@@ -249,13 +364,26 @@ class _Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             notify = _pipe_notifier(self.ready_w)
             settings, sources, grpc_port, use_registry = self.args
+            if self.claim is not None:
+                self.claim.close()  # it would take gRPC connections that nobody accepts
             rest = self.rest[slot % len(self.rest)]
             for other_socket in self.rest:
                 if other_socket is not rest:
                     other_socket.close()
-            status = run_worker(
-                settings, sources, rest, grpc_port, use_registry, notify, channel=child_end
-            )
+            logs = start_logs(settings.log)  # the parent's writer thread does not exist here
+            try:
+                status = run_worker(
+                    settings,
+                    sources,
+                    rest,
+                    grpc_port,
+                    use_registry,
+                    notify,
+                    channel=child_end,
+                    access_log=logs.access,
+                )
+            finally:
+                logs.stop()
         finally:
             os._exit(status)
 

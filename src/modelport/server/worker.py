@@ -16,8 +16,9 @@ from modelport.core.errors import ConfigError, ModelportError
 from modelport.core.settings import Settings
 from modelport.server.control import ChannelPeers
 from modelport.server.grpc.server import create_grpc_server
+from modelport.server.logs import AccessLog
 from modelport.server.rest.app import create_app
-from modelport.server.rest.http_protocol import HttpProtocol
+from modelport.server.rest.http_protocol import HttpLimits, http_protocol
 from modelport.server.rest.tls import server_ssl_context
 from modelport.service.models import ModelSource
 from modelport.service.wiring import build_access, build_dataplane, open_registrar
@@ -47,6 +48,7 @@ def run_worker(
     use_registry: bool,
     notify: Notify,
     channel: socket.socket | None = None,
+    access_log: AccessLog | None = None,
 ) -> int:
     """Serve until told to stop; return the process exit status (0, or 1 after a failed start).
 
@@ -59,6 +61,7 @@ def run_worker(
         notify: Told when this worker serves, or why it could not start.
         channel: This worker's end of its socket pair with the supervisor, which keeps the
             workers' repositories in step; ``None`` when it is the only worker.
+        access_log: Where each request is recorded; ``None`` keeps no access log.
     """
     try:
         registrar = open_registrar(settings) if use_registry else None
@@ -77,6 +80,23 @@ def run_worker(
     except ModelportError as exc:
         notify(exc)
         return 1
+    loaded = [m for m in dataplane.repository if m.ready]
+    log.info(
+        "worker %d loaded %s",
+        os.getpid(),
+        ", ".join(f"{m.source.name}@{m.source.version} ({m.platform})" for m in loaded)
+        or "nothing",
+        extra={
+            "fields": {
+                "event": "worker_started",
+                "pid": os.getpid(),
+                "models": [
+                    {"name": m.source.name, "version": m.source.version, "platform": m.platform}
+                    for m in loaded
+                ],
+            }
+        },
+    )
     grpc_servers = []
     tasks: list[asyncio.Task[None]] = []
 
@@ -103,6 +123,13 @@ def run_worker(
         notify(None)
 
     async def stop() -> None:
+        served = [f"{m.source.name}@{m.source.version}" for m in dataplane.repository]
+        log.info(
+            "worker %d stopping; unloading %s",
+            os.getpid(),
+            ", ".join(served) or "nothing",
+            extra={"fields": {"event": "worker_stopping", "pid": os.getpid(), "models": served}},
+        )
         for server in grpc_servers:
             await server.stop(grace=2)
         for task in tasks:
@@ -115,17 +142,26 @@ def run_worker(
         access.close()
 
     app = create_app(settings.server, dataplane, access, on_startup=[start], on_shutdown=[stop])
+    limits = settings.server
+    protocol = http_protocol(
+        HttpLimits(limits.max_header_bytes, limits.header_timeout_s, limits.body_timeout_s),
+        access_log,
+    )
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        # httptools, one send per response, and the verified client certificate under mTLS.
-        http=HttpProtocol,
+        # httptools with limits, one send per response, the verified client certificate under
+        # mTLS and the access log (server/rest/http_protocol.py).
+        http=protocol,
         ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None,
         lifespan="on",
-        log_level="warning",
+        log_config=None,  # uvicorn's records go through modelport's log pipeline
+        log_level=max(logging.getLogger().getEffectiveLevel(), logging.WARNING),
         access_log=False,
         proxy_headers=False,  # nothing reads the client address; skip the middleware
         server_header=False,
+        # uvicorn annotates it int but hands it to loop.call_later, which takes any float.
+        timeout_keep_alive=limits.keep_alive_timeout_s,  # type: ignore[arg-type]
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

@@ -1,0 +1,363 @@
+"""The model server's logs: level, text or JSON lines, and one access line per request.
+
+Every record goes through a queue to a writer thread (``logging.handlers.QueueHandler`` and
+``QueueListener``), so the event loop never waits on the terminal, a pipe or a disk. Access
+lines skip the ``logging`` machinery on the loop altogether: :class:`AccessLog` puts a tuple of
+the request's fields on the same queue, and the writer thread turns it into a record and
+formats it. The writer joins the lines it finds waiting and writes them with one ``write``
+call of at most ``PIPE_BUF`` bytes, so lines of several worker processes sharing one pipe never
+interleave mid-line.
+
+An access line has these fields (``-`` / ``null`` where unknown):
+
+============  ==============================================================================
+time          when the response completed (UTC, ISO 8601, milliseconds)
+method        HTTP method, or ``GRPC`` for a gRPC call
+path          request path (percent-encoded, without the query), or the gRPC method name
+              (``/inference.GRPCInferenceService/ModelInfer``)
+status        HTTP status (number) or gRPC status code name (``OK``, ``NOT_FOUND``...)
+duration_ms   from the request head to the end of the response, in milliseconds
+model         model name the request addressed
+version       model version that answered
+request_id    the request id (``x-request-id``) the server used
+identity      a short hash of the caller's identity (never the credential itself)
+============  ==============================================================================
+
+Text lines read ``TIME LEVEL LOGGER MESSAGE``; JSON lines are one object each, with ``time``,
+``level``, ``logger`` and ``message``, plus the fields above for access lines.
+
+gRPC: the servicer calls :meth:`AccessLog.rpc` once per call, for example::
+
+    access_log.rpc("ModelInfer", "OK", duration_s, model, version, request_id, identity_hash(name))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import logging.handlers
+import os
+import queue
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import IO, Any, Final, Protocol
+
+import orjson
+
+from modelport.core.settings import LogSettings
+
+__all__ = ["AccessInfo", "AccessLog", "Logs", "identity_hash", "start_logs"]
+
+ACCESS_LOGGER: Final = "modelport.access"
+_PIPE_BUF: Final = 4096
+"""Largest write a pipe keeps whole when several processes write to it (POSIX minimum)."""
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class AccessInfo(Protocol):
+    """What the REST app leaves in ``scope["modelport.access"]`` about a request."""
+
+    model: str | None
+    version: str | None
+    request_id: str | None
+    identity: str | None
+
+
+def identity_hash(identity: str) -> str:
+    """Return a short, stable hash of a caller's identity (key id, token subject, certificate).
+
+    Twelve hex digits of SHA-256: enough to follow one caller through the logs, not a way back
+    to the identity, and never the credential.
+    """
+    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+class AccessLog:
+    """Puts one access entry per request on the log queue; formatting happens off the loop.
+
+    Args:
+        sink: The queue the log writer thread reads.
+    """
+
+    __slots__ = ("_put",)
+
+    def __init__(self, sink: queue.SimpleQueue[Any]) -> None:
+        self._put = sink.put_nowait
+
+    def http(
+        self, method: str, raw_path: bytes, status: int | bytes, duration_s: float, info: Any
+    ) -> None:
+        """Record one HTTP request.
+
+        Args:
+            method: HTTP method.
+            raw_path: Path as received (percent-encoded), without the query string.
+            status: Response status (or its three digits, as in the status line).
+            duration_s: Seconds from the request head to the end of the response.
+            info: The app's :class:`AccessInfo` for the request, or ``None``.
+        """
+        self._put((time.time(), method, raw_path, status, duration_s, info))
+
+    def rpc(
+        self,
+        rpc: str,
+        status: str,
+        duration_s: float,
+        model: str | None = None,
+        version: str | None = None,
+        request_id: str | None = None,
+        identity: str | None = None,
+    ) -> None:
+        """Record one gRPC call.
+
+        Args:
+            rpc: Method name (``ModelInfer``) or full path
+                (``/inference.GRPCInferenceService/ModelInfer``).
+            status: gRPC status code name (``OK``, ``INVALID_ARGUMENT``...).
+            duration_s: Seconds the call took.
+            model: Model name, if the call named one.
+            version: Model version that answered, if any.
+            request_id: Request id the server used, if any.
+            identity: :func:`identity_hash` of the caller's identity, or ``None``.
+        """
+        path = rpc if rpc.startswith("/") else f"/inference.GRPCInferenceService/{rpc}"
+        fields = _Fields(model, version, request_id, identity)
+        self._put((time.time(), "GRPC", path, status, duration_s, fields))
+
+
+class _Fields:
+    """The access fields of a gRPC call (the REST app supplies its own object)."""
+
+    __slots__ = ("identity", "model", "request_id", "version")
+
+    def __init__(
+        self, model: str | None, version: str | None, request_id: str | None, identity: str | None
+    ) -> None:
+        self.model, self.version, self.request_id, self.identity = (
+            model,
+            version,
+            request_id,
+            identity,
+        )
+
+
+def _access_fields(entry: tuple[Any, ...]) -> dict[str, Any]:
+    when, method, path, status, duration_s, info = entry
+    if isinstance(path, bytes):
+        path = path.decode("ascii", "backslashreplace")
+    if isinstance(status, bytes):  # the three digits of an HTTP status line
+        status = int(status) if status.isdigit() else 0
+    return {
+        "time": when,
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(duration_s * 1000.0, 3),
+        "model": getattr(info, "model", None),
+        "version": _text(getattr(info, "version", None)),
+        "request_id": getattr(info, "request_id", None),
+        "identity": getattr(info, "identity", None),
+    }
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso(when: float) -> str:
+    return (
+        datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def _clean(value: object) -> str:
+    """Text for a text-format field: ``-`` when unknown, control characters escaped."""
+    if value is None:
+        return "-"
+    text = str(value)
+    if text.isprintable() and " " not in text:
+        return text
+    return text.encode("unicode_escape").decode("ascii").replace(" ", "\\x20")
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] | None = getattr(record, "access", None)
+        if fields is not None:
+            return (
+                f"{_iso(fields['time'])} INFO access {_clean(fields['method'])} "
+                f"{_clean(fields['path'])} {fields['status']} {fields['duration_ms']:.3f}ms "
+                f"model={_clean(fields['model'])} version={_clean(fields['version'])} "
+                f"request_id={_clean(fields['request_id'])} identity={_clean(fields['identity'])}"
+            )
+        line = f"{_iso(record.created)} {record.levelname} {record.name} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] | None = getattr(record, "access", None)
+        if fields is not None:
+            doc = {
+                "time": _iso(fields["time"]),
+                "level": "info",
+                "logger": ACCESS_LOGGER,
+                "message": f"{fields['method']} {fields['path']} {fields['status']}",
+                **{k: v for k, v in fields.items() if k != "time"},
+            }
+        else:
+            doc = {
+                "time": _iso(record.created),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+            extra: dict[str, Any] | None = getattr(record, "fields", None)
+            if extra:
+                doc.update(extra)
+            if record.exc_info:
+                doc["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc, default=str).decode()
+
+
+class _BatchWriter(logging.Handler):
+    """Formats records into a buffer; :meth:`flush` writes it in pipe-sized pieces."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self._stream = stream
+        try:
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None  # a stream without a descriptor (a test's capture): write to it
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 - a bad record must not stop the writer thread
+            self.handleError(record)
+
+    def flush(self) -> None:
+        lines, self._lines = self._lines, []
+        if not lines:
+            return
+        if self._fd is None:
+            self._stream.write("".join(f"{line}\n" for line in lines))
+            self._stream.flush()
+            return
+        for piece in _pieces(lines):
+            try:
+                _write_all(self._fd, piece)
+            except OSError:
+                return  # the reader went away; nothing sensible is left to do with logs
+
+
+def _pieces(lines: Iterable[str]) -> Iterable[bytes]:
+    """Join lines into writes of at most ``PIPE_BUF`` bytes (a longer line goes alone)."""
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        data = line.encode("utf-8", "backslashreplace") + b"\n"
+        if batch and size + len(data) > _PIPE_BUF:
+            yield b"".join(batch)
+            batch, size = [], 0
+        batch.append(data)
+        size += len(data)
+    if batch:
+        yield b"".join(batch)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Listener(logging.handlers.QueueListener):
+    """The writer thread: turns access tuples into records, writes when the queue runs dry."""
+
+    def __init__(self, sink: queue.SimpleQueue[Any], writer: _BatchWriter) -> None:
+        super().__init__(sink, writer)
+        self._sink = sink
+        self._writer = writer
+
+    def dequeue(self, block: bool) -> Any:
+        """Take the next entry; before waiting for one, write what was formatted so far."""
+        try:
+            return self._sink.get_nowait()
+        except queue.Empty:
+            self._writer.flush()
+            return self._sink.get(block)
+
+    def prepare(self, record: Any) -> logging.LogRecord:
+        """Make an access tuple a record; other records pass as they are."""
+        if type(record) is tuple:
+            access = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, "", None, None)
+            access.access = _access_fields(record)
+            return access
+        prepared: logging.LogRecord = record
+        return prepared
+
+    def stop(self) -> None:
+        """Write everything still queued, then end the thread."""
+        super().stop()
+        self._writer.flush()
+
+
+class Logs:
+    """The installed log pipeline of this process.
+
+    Attributes:
+        access: Where access entries go; ``None`` when the access log is off (by setting, or
+            because the level is above ``info``).
+    """
+
+    def __init__(self, listener: _Listener, access: AccessLog | None) -> None:
+        self._listener = listener
+        self.access = access
+
+    def stop(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        self._listener.stop()
+
+
+def start_logs(settings: LogSettings, stream: IO[str] | None = None) -> Logs:
+    """Route every log record of this process through a queue to a writer thread.
+
+    Replaces the root logger's handlers, so call it once per process (again in a forked
+    worker: the parent's writer thread does not exist there).
+
+    Args:
+        settings: Level, format and whether to keep the access log.
+        stream: Where lines go (standard error when ``None``).
+
+    Returns:
+        The pipeline; call :meth:`Logs.stop` before the process exits.
+    """
+    level = _LEVELS[settings.level]
+    writer = _BatchWriter(stream if stream is not None else sys.stderr)
+    writer.setFormatter(_JsonFormatter() if settings.format == "json" else _TextFormatter())
+    sink: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.handlers.QueueHandler(sink))
+    root.setLevel(level)
+    # uvicorn's and grpc's own info lines repeat ours ("Started server process"); keep their
+    # warnings and errors.
+    for name in ("uvicorn", "uvicorn.error", "grpc"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    listener = _Listener(sink, writer)
+    listener.start()
+    access = AccessLog(sink) if settings.access and level <= logging.INFO else None
+    return Logs(listener, access)
