@@ -497,3 +497,37 @@ def test_on_call_counts_the_model_calls_that_returned() -> None:
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_drain_answers_what_is_queued_then_closes() -> None:
+    """Drain (a replaced version): queued requests get their rows, later ones "not ready"."""
+    model = RecordingModel()
+    gate = threading.Event()
+
+    def slow(inputs: dict[str, np.ndarray], outputs: Collection[str]) -> dict[str, np.ndarray]:
+        gate.wait(5)
+        return model(inputs, outputs)
+
+    async def scenario() -> None:
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        batcher = Batcher(slow, cfg(max_batch_rows=2, max_delay=0), SystemClock(), pool)
+        assert batcher.loop() is None
+        calls = [
+            asyncio.create_task(batcher.submit({"x": rows_of(i, 1)}, ["total"])) for i in range(5)
+        ]
+        await asyncio.sleep(0.05)  # one batch running, the rest queued
+        assert batcher.loop() is asyncio.get_running_loop()
+        drained = asyncio.create_task(batcher.drain(timeout=5))
+        await asyncio.sleep(0.05)
+        assert not drained.done()
+        gate.set()
+        await drained
+        answers = await asyncio.gather(*calls)
+        for i, answer in enumerate(answers):
+            np.testing.assert_array_equal(answer["total"], rows_of(i, 1).sum(axis=1))
+        with pytest.raises(ModelNotReady, match="unloaded"):
+            await batcher.submit({"x": rows_of(9, 1)}, ["total"])
+        pool.shutdown()
+
+    asyncio.run(scenario())
+    assert sum(model.sizes) == 5
