@@ -269,10 +269,15 @@ class DataPlane:
         ]
 
     async def load(self, name: str, parameters: dict[str, object]) -> None:
-        """Load (or reload) every version of ``name`` here and in every peer worker.
+        """Load a version of ``name`` here and in every peer worker (see ``ModelRepository.load``).
+
+        ``parameters`` is ``{}`` (reload every served version), ``{"version": N}`` or
+        ``{"alias": A}`` (that version only); anything else is refused before any change.
 
         Raises:
+            InvalidInput: Unknown or malformed parameters.
             NotFound: The model is unknown.
+            Conflict: The version is archived.
             ModelportError: Loading failed (integrity, missing dependency...).
         """
         await self.apply("load", name, parameters)
