@@ -156,7 +156,9 @@ class ArtifactStore:
         """
         tmp_dir = self._root / "tmp"
         try:
-            tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # mkdir(parents=True) gives parents the default mode: make the store's root first.
+            self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp_dir.mkdir(mode=0o700, exist_ok=True)
             fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="stage-")
         except OSError as exc:
             raise ConfigError(

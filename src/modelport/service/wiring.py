@@ -15,6 +15,7 @@ from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
 from modelport.monitoring import ServingMetrics
 from modelport.registry import MetadataStore
+from modelport.security.checkpoints import CheckpointFile
 from modelport.security.store import SecurityStore
 from modelport.service.access import AccessControl, build_access_control
 from modelport.service.artifact_guard import ArtifactGuard
@@ -269,4 +270,10 @@ def open_security_store(settings: Settings, clock: Clock | None = None) -> Secur
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return SecurityStore(settings.resolved_database_url(), clock or SystemClock())
+    # The audit log's signed checkpoints live in the data directory, outside the database,
+    # whichever database holds the log (SQLite or PostgreSQL).
+    checkpoints = CheckpointFile.in_home(
+        settings.home,
+        settings.security.artifacts.signing_key or settings.keys_dir / "signing.pem",
+    )
+    return SecurityStore(settings.resolved_database_url(), clock or SystemClock(), checkpoints)

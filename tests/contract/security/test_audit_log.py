@@ -466,3 +466,18 @@ def test_denials_left_waiting_are_checkpointed_after_the_interval(
     finally:
         store.close()
     assert checkpointed(cp) == [1, 2], "nothing more to anchor on close"
+
+
+def test_the_wired_store_anchors_the_log_in_the_data_directory_on_every_backend(
+    backend_url: str, tmp_path: Path
+) -> None:
+    from modelport.core.settings import Settings
+    from modelport.security.identity import parse_grants
+    from modelport.service.wiring import open_security_store
+
+    home = tmp_path / "home"
+    with open_security_store(Settings(home=home, database_url=backend_url)) as store:
+        store.create_key("ci", parse_grants(["viewer"]), None, "alice")
+        assert store.verify_audit().intact
+    checkpoints = home / "audit" / "checkpoints.jsonl"
+    assert checkpoints.exists() and checkpoints.read_text().strip()
