@@ -158,3 +158,16 @@ def test_unload_is_audited_before_and_after(
         ("model.unload", "fraud-a", "started", "grpc-7"),
         ("model.unload", "fraud-a", "ok", "grpc-7"),
     ]
+
+
+def test_a_load_with_unknown_parameters_is_refused_before_it_is_audited(
+    parts: tuple[DataPlane, AccessControl], store: SecurityStore
+) -> None:
+    admin = key(store, "admin")
+    load = pb.RepositoryModelLoadRequest(model_name="fraud-a")
+    load.parameters["colour"].string_param = "blue"
+    [answer] = run(parts, lambda s: s.RepositoryModelLoad(load, metadata=admin))
+    code, message = status(answer)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "colour" in message
+    assert not [e for e in store.iter_audit() if e.action == "model.load"]

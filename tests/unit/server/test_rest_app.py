@@ -197,7 +197,7 @@ def test_repository_requests_refuse_unknown_fields(app: RestApp, store: Security
         app, "POST", "/v2/repository/models/fraud-a/load", admin, json={"alias": "champion"}
     )
     assert answer.status_code == 400
-    assert "unknown field(s) 'alias'" in answer.json()["error"]
+    assert "unknown key 'alias'" in answer.json()["error"]
     assert not [e for e in audit(store) if e[0] == "model.load"]  # refused before acting
 
 

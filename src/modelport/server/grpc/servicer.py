@@ -30,6 +30,7 @@ from modelport.security.rbac import Action
 from modelport.server.grpc.errors import error_message, handle_errors
 from modelport.service.access import AccessControl, Caller, request_id
 from modelport.service.dataplane import DataPlane
+from modelport.service.models import validate_load_parameters
 
 __all__ = ["InferenceServicer"]
 
@@ -170,6 +171,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         caller = self._caller(context)
         identity = await self.access.admit(caller, Action.MANAGE, request.model_name)
         name, parameters = codec.decode_repository_request(request)
+        parameters = validate_load_parameters(parameters)  # refused before anything is done
         await self.access.audited(
             identity, caller, "model.load", name, self.dp.load(name, parameters)
         )

@@ -38,6 +38,7 @@ from modelport.server.rest.openapi import openapi_document
 from modelport.server.rest.routes import ROUTES, Route, Router, Target
 from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
+from modelport.service.models import validate_load_request, validate_unload_request
 
 __all__ = ["Hook", "RestApp", "create_app"]
 
@@ -252,19 +253,13 @@ class RestApp:
         return Reply.json({})
 
     async def _repository_parameters(self, request: Request, action: str) -> dict[str, Any]:
-        """Return a repository request's ``parameters``; any other top-level key is refused."""
-        what = f"repository {action} request"
-        payload = decode_json_object(await read_body(request, self.max_body), what)
-        unknown = sorted(set(payload) - {"parameters"})
-        if unknown:
-            raise InvalidInput(
-                f"{what}: unknown field(s) {', '.join(map(repr, unknown))}; expected only "
-                "'parameters' (for example {\"parameters\": {\"version\": \"3\"}})"
-            )
-        parameters = payload.get("parameters", {})
-        if not isinstance(parameters, dict):
-            raise InvalidInput(f"{what}: 'parameters' must be an object")
-        return parameters
+        """Return a repository request's checked ``parameters`` (before anything is done)."""
+        payload = decode_json_object(
+            await read_body(request, self.max_body), f"repository {action} request"
+        )
+        if action == "load":
+            return validate_load_request(payload)
+        return validate_unload_request(payload)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
