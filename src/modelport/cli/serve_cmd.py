@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -60,10 +61,13 @@ def parse_batching(
 
 
 def _announce(listening: Listening, names: list[str]) -> None:
-    print(f"serving {', '.join(names)} with {listening.workers} worker(s)")
+    lines = [f"serving {', '.join(names)} with {listening.workers} worker(s)"]
     if listening.grpc_address is not None:
-        print(f"grpc on {listening.grpc_address}")
-    print(f"serving on {listening.rest_url}", flush=True)
+        lines.append(f"grpc on {listening.grpc_address}")
+    lines.append(f"serving on {listening.rest_url}")
+    # One write: log lines on standard error may share a pipe with it (never mid-line).
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
 
 
 def serve(

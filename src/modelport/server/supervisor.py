@@ -278,16 +278,30 @@ def _serve_here(
     logs: Logs,
 ) -> int:
     failure: list[ModelportError] = []
+    started: list[bool] = []
 
     def notify(error: ModelportError | None) -> None:
         if error is None:
+            started.append(True)
             announce()
         else:
             failure.append(error)
 
-    status = run_worker(
-        settings, sources, rest, grpc_port, use_registry, notify, access_log=logs.access
-    )
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # uvicorn handles SIGINT/SIGTERM while it serves, and re-raises the one that stopped it
+        # once it has shut down: the default handlers would then end this process before the
+        # last log lines are written. Before it serves, the signal stops the start.
+        if not started:
+            raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = run_worker(
+            settings, sources, rest, grpc_port, use_registry, notify, access_log=logs.access
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if failure:
         raise failure[0]
     return status

@@ -74,3 +74,35 @@ def test_everything_else_reaches_the_real_transport() -> None:
     transport = _OneSendTransport(_Recorder())  # type: ignore[arg-type]
     assert transport.get_extra_info("peername") == "info:peername"
     assert transport.is_closing() is False
+
+
+def test_uvicorn_versions_outside_the_known_range_are_refused() -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from modelport.server.rest.http_protocol import UVICORN_PROBLEM, uvicorn_problem
+
+    assert UVICORN_PROBLEM is None  # the installed uvicorn is one this protocol extends
+    assert uvicorn_problem("0.47.0", HttpToolsProtocol) is None
+    assert "0.46.0 is not between 0.47 and 1.0" in str(uvicorn_problem("0.46.0", HttpToolsProtocol))
+    assert "1.0.0" in str(uvicorn_problem("1.0.0", HttpToolsProtocol))
+    partial = type("Partial", (HttpToolsProtocol,), {"on_headers_complete": None})
+    assert str(uvicorn_problem("0.55.0", partial)).endswith(
+        "HttpToolsProtocol lacks on_headers_complete"
+    )
+
+
+def test_a_problem_falls_back_to_uvicorns_stock_protocol(caplog: object) -> None:
+    import logging
+
+    import pytest
+
+    from modelport.server.rest.http_protocol import HttpLimits, HttpProtocol, http_protocol
+
+    assert isinstance(caplog, pytest.LogCaptureFixture)
+    limits = HttpLimits(1024, 1.0, 2.0)
+    bound = http_protocol(limits, None, problem=None)
+    assert isinstance(bound, type) and issubclass(bound, HttpProtocol)
+    assert bound.limits is limits
+    with caplog.at_level(logging.WARNING, logger="modelport.server"):
+        assert http_protocol(limits, None, problem="uvicorn 9.0 is not between") == "httptools"
+    assert "uvicorn 9.0 is not between" in caplog.text and "stock httptools" in caplog.text
