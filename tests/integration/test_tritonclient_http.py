@@ -148,17 +148,21 @@ def test_every_datatype_round_trips(client: httpclient.InferenceServerClient, bi
 
 
 def test_empty_batch(client: httpclient.InferenceServerClient) -> None:
-    values = np.zeros((0, 3), dtype=np.int32)
+    # Outputs of known width: an empty answer of that shape, the model not called.
+    empty = httpclient.InferInput("input", [0, 4], "FP64")
+    empty.set_data_from_numpy(np.zeros((0, 4)))
+    result = client.infer("iris", [empty])
+    assert result.as_numpy("predict").shape == (0,)
+    assert result.as_numpy("predict_proba").shape == (0, 3)
+    # Outputs of unknown width ([-1, -1]) cannot be answered without a row.
     inputs = []
     for datatype in TYPES:
         inp = httpclient.InferInput(datatype.lower(), [0, 3], datatype)
-        arr = np.zeros((0, 3), dtype=object) if datatype == "BYTES" else values
-        if datatype not in ("BYTES", "INT32"):
-            arr = np.zeros((0, 3), dtype=_values(datatype, np.random.default_rng(0)).dtype)
+        arr = np.zeros((0, 3), dtype=_values(datatype, np.random.default_rng(0)).dtype)
         inp.set_data_from_numpy(arr)
         inputs.append(inp)
-    result = client.infer("echo-json", inputs)
-    assert result.as_numpy("int32_out").shape == (0, 3)
+    with pytest.raises(InferenceServerException, match="at least one row"):
+        client.infer("echo-json", inputs)
 
 
 def test_errors_surface_with_messages(client: httpclient.InferenceServerClient) -> None:
