@@ -13,10 +13,10 @@ import numpy as np
 
 from modelport.core.errors import InferenceFailed, InvalidInput
 
-__all__ = ["concatenate", "describe", "rows_checked", "split"]
+__all__ = ["concatenate", "rows_and_key", "rows_checked", "split"]
 
 
-def describe(inputs: Mapping[str, np.ndarray]) -> tuple[int, Hashable]:
+def rows_and_key(inputs: Mapping[str, np.ndarray]) -> tuple[int, Hashable]:
     """Return the request's rows and batch key (input names, dtypes, non-batch dimensions).
 
     Raises:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelport.batching._rows import concatenate, describe, rows_checked, split
+from modelport.batching._rows import concatenate, rows_and_key, rows_checked, split
 from modelport.batching.policy import Pending, decide
 from modelport.core.clock import Clock
 from modelport.core.errors import (
@@ -171,7 +171,7 @@ class Batcher:
         """
         if self._closed:
             raise ModelNotReady(f"model {self._name!r} was unloaded; the request was not run")
-        rows, key = describe(inputs)
+        rows, key = rows_and_key(inputs)
         limit = self._settings.max_queue_rows
         if rows > limit:
             self.stats.refused += 1

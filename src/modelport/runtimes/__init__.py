@@ -19,7 +19,7 @@ from modelport.runtimes.catalog import (
     detect_framework,
     runtime_class,
 )
-from modelport.runtimes.describe import SAMPLE_FORMATS, describe, load_sample
+from modelport.runtimes.sample_signature import SAMPLE_FORMATS, load_sample, signature_from_sample
 
 __all__ = [
     "EXTENSIONS",
@@ -29,7 +29,7 @@ __all__ = [
     "ModelRuntime",
     "RuntimeConfig",
     "RuntimeMetadata",
-    "describe",
+    "signature_from_sample",
     "detect_framework",
     "load_sample",
     "runtime_class",

@@ -20,8 +20,9 @@ artifacts have none, and its folder is not put on ``sys.path``) or by
 ``config.entrypoint = "package.module:Class"`` with no artifact.
 
 The signature is the registered one, else the class's, else empty (see
-:func:`modelport.runtimes.describe.describe` to derive one from a sample). ``predict`` must return
-a dict of arrays (anything ``np.asarray`` turns into numbers or text); text leaves as BYTES. A
+:func:`modelport.runtimes.sample_signature.signature_from_sample` to derive one from a sample).
+``predict`` must return a dict of arrays (anything ``np.asarray`` turns into numbers or text);
+text leaves as BYTES. A
 :class:`~modelport.core.errors.ModelportError` raised by the model passes through unchanged, a
 ``ValueError`` becomes :class:`InvalidInput`, anything else :class:`InferenceFailed`.
 

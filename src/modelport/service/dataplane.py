@@ -32,7 +32,7 @@ from modelport.core.settings import LimitSettings
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
 from modelport.monitoring import ServingMetrics
 from modelport.service.models import ModelRepository
-from modelport.service.stats import InferenceStats, merge_statistics
+from modelport.service.stats import merge_statistics
 
 __all__ = ["EXTENSIONS", "DataPlane", "Peers"]
 
@@ -80,10 +80,7 @@ class DataPlane:
         self.repository = repository
         self.peers = peers
         self.metrics = metrics
-        self.stats = InferenceStats(repository.clock)
-        # A batch is one execution for all its requests (Triton's execution_count): batched
-        # requests are recorded without executions, and each batch counts one here.
-        repository.on_batch_executed = self.stats.record_executions
+        self.stats = repository.stats
         if metrics is not None:
             metrics.follow(self.stats.tallies)
         self._server_name = server_name

@@ -46,7 +46,7 @@ from modelport.registry.records import (
 from modelport.runtimes.base import RuntimeConfig
 from modelport.runtimes.catalog import detect_framework, runtime_class
 from modelport.runtimes.compile import CompileResult, compile_sklearn
-from modelport.runtimes.describe import describe, load_sample
+from modelport.runtimes.sample_signature import load_sample, signature_from_sample
 from modelport.service.access import AuditSink, new_request_id
 from modelport.service.artifact_guard import ArtifactGuard, StagedArtifact
 from modelport.service.models import ModelSource
@@ -319,7 +319,7 @@ class Registrar:
                     )
                 return own
             try:
-                described = describe(runtime, sample)
+                described = signature_from_sample(runtime, sample)
             except ModelportError as exc:
                 raise ConfigError(
                     f"the model failed on the sample {str(sample_path)!r}: {exc}"

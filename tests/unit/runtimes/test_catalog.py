@@ -28,7 +28,7 @@ def test_importing_runtimes_loads_no_framework() -> None:
     code = (
         "import json, sys\n"
         "import modelport, modelport.runtimes\n"
-        "from modelport.runtimes import catalog, describe, base\n"
+        "from modelport.runtimes import catalog, sample_signature, base\n"
         f"print(json.dumps([m for m in {list(FRAMEWORKS)!r} if m in sys.modules]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -100,7 +100,7 @@ def test_exported_names() -> None:
         "ModelRuntime",
         "RuntimeConfig",
         "RuntimeMetadata",
-        "describe",
+        "signature_from_sample",
         "detect_framework",
         "load_sample",
         "runtime_class",

@@ -20,7 +20,7 @@ from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes._common import to_bytes_array
 from modelport.runtimes.base import ModelRuntime
 
-__all__ = ["SAMPLE_FORMATS", "describe", "load_sample"]
+__all__ = ["SAMPLE_FORMATS", "signature_from_sample", "load_sample"]
 
 SAMPLE_FORMATS: Final = (".npy", ".npz", ".json", ".csv")
 """File extensions :func:`load_sample` reads."""
@@ -28,7 +28,7 @@ SAMPLE_FORMATS: Final = (".npy", ".npz", ".json", ".csv")
 DEFAULT_INPUT: Final = "input"
 
 
-def describe(runtime: ModelRuntime, sample: Mapping[str, np.ndarray]) -> Signature:
+def signature_from_sample(runtime: ModelRuntime, sample: Mapping[str, np.ndarray]) -> Signature:
     """Run ``runtime`` on ``sample`` and describe its inputs and outputs.
 
     Input datatypes come from the runtime's own signature where it names the input (so an FP32

@@ -10,20 +10,20 @@ from modelport.core.datatypes import Datatype
 from modelport.core.errors import ConfigError, ModelNotReady
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes.base import RuntimeConfig
-from modelport.runtimes.describe import describe, load_sample
 from modelport.runtimes.onnx import OnnxRuntime
 from modelport.runtimes.python import PythonRuntime
+from modelport.runtimes.sample_signature import load_sample, signature_from_sample
 from modelport.runtimes.sklearn import SklearnRuntime
 
 from .conftest import Trained
 
 
-def test_describe_sklearn_classifier(sk_classifier: Trained, tmp_path: Path) -> None:
+def test_signature_from_sample_sklearn_classifier(sk_classifier: Trained, tmp_path: Path) -> None:
     sample_file = tmp_path / "rows.json"
     sample_file.write_text(json.dumps(sk_classifier.X[:3].tolist()))
     runtime = SklearnRuntime(RuntimeConfig(artifact=sk_classifier.path))
     runtime.load()
-    assert describe(runtime, load_sample(sample_file)) == Signature(
+    assert signature_from_sample(runtime, load_sample(sample_file)) == Signature(
         inputs=(TensorSpec("input", Datatype.FP64, (-1, 4)),),
         outputs=(
             TensorSpec("predict", Datatype.INT64, (-1,)),
@@ -32,17 +32,17 @@ def test_describe_sklearn_classifier(sk_classifier: Trained, tmp_path: Path) -> 
     )
 
 
-def test_describe_renames_a_single_input_and_keeps_the_model_datatype(
+def test_signature_from_sample_renames_a_single_input_and_keeps_the_model_datatype(
     onnx_classifier: Trained,
 ) -> None:
     runtime = OnnxRuntime(RuntimeConfig(artifact=onnx_classifier.path))
     runtime.load()
-    signature = describe(runtime, {"input": onnx_classifier.X[:2].astype(np.float64)})
+    signature = signature_from_sample(runtime, {"input": onnx_classifier.X[:2].astype(np.float64)})
     assert signature.inputs == (TensorSpec("X", Datatype.FP32, (-1, 4)),)
     assert signature.output_names() == ("label", "probabilities")
 
 
-def test_describe_python_model_without_signature(tmp_path: Path) -> None:
+def test_signature_from_sample_python_model_without_signature(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text(
         "class Model:\n"
@@ -51,7 +51,7 @@ def test_describe_python_model_without_signature(tmp_path: Path) -> None:
     )
     runtime = PythonRuntime(RuntimeConfig(artifact=path, entrypoint="Model"))
     runtime.load()
-    signature = describe(
+    signature = signature_from_sample(
         runtime, {"a": np.ones((2, 5), dtype=np.float32), "b": np.zeros((2,), np.int64)}
     )
     assert signature == Signature(
@@ -66,13 +66,13 @@ def test_describe_python_model_without_signature(tmp_path: Path) -> None:
     )
 
 
-def test_describe_needs_a_loaded_runtime_and_a_sample(sk_classifier: Trained) -> None:
+def test_signature_from_sample_needs_a_loaded_runtime_and_a_sample(sk_classifier: Trained) -> None:
     runtime = SklearnRuntime(RuntimeConfig(artifact=sk_classifier.path))
     with pytest.raises(ModelNotReady):
-        describe(runtime, {"input": sk_classifier.X[:1]})
+        signature_from_sample(runtime, {"input": sk_classifier.X[:1]})
     runtime.load()
     with pytest.raises(ConfigError, match="no inputs"):
-        describe(runtime, {})
+        signature_from_sample(runtime, {})
 
 
 def test_load_npy(tmp_path: Path) -> None:
