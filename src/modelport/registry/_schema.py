@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from modelport.core.database import Migrations, UTCDateTime
+from modelport.db import Migrations, UTCDateTime
 
 __all__ = [
     "MIGRATIONS",

@@ -1,7 +1,7 @@
 """The metadata store: models, their numbered versions, aliases and alias history.
 
 One implementation on SQLAlchemy Core serves SQLite (embedded default) and PostgreSQL (at scale);
-the dialect differences live in :mod:`modelport.core.database`.
+the dialect differences live in :mod:`modelport.db`.
 
 Rules the store enforces:
 
@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from modelport.core import database as db
+from modelport import db
 from modelport.core.clock import Clock
 from modelport.core.errors import Conflict, InvalidInput, NotFound
 from modelport.core.refs import ModelRef, validate_alias

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 
-from modelport.core.database import Migrations, UTCDateTime
+from modelport.db import Migrations, UTCDateTime
 
 __all__ = ["MIGRATIONS", "HEAD_ID", "api_keys", "audit_head", "audit_log", "metadata"]
 

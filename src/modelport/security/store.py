@@ -1,7 +1,7 @@
 """The security store: API keys and the audit log in the metadata database.
 
 One implementation on SQLAlchemy Core serves SQLite (embedded default) and PostgreSQL (at scale);
-the dialect differences live in :mod:`modelport.core.database`. The tables sit beside the
+the dialect differences live in :mod:`modelport.db`. The tables sit beside the
 registry's in the same database, migrated separately (version table
 ``security_alembic_version``).
 
@@ -38,7 +38,7 @@ import orjson
 from sqlalchemy import Connection, Row, Text, cast, insert, select, update
 from sqlalchemy.engine import URL
 
-from modelport.core import database as db
+from modelport import db
 from modelport.core.clock import Clock
 from modelport.core.errors import (
     ConfigError,

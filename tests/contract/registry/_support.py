@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from modelport.core.database import migrate, open_engine
+from modelport.db import migrate, open_engine
 from modelport.registry import Lineage, NewVersion
 from modelport.registry._schema import MIGRATIONS
 from modelport.testing import FakeClock as FakeClock  # the contract tests import it from here

@@ -10,8 +10,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from modelport.core.database import open_engine, write
 from modelport.core.errors import InvalidInput, NotFound
+from modelport.db import open_engine, write
 from modelport.registry import ArtifactSigner, MetadataStore
 from modelport.registry._schema import MIGRATIONS
 

@@ -9,11 +9,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from modelport.core.database import (
+from modelport.core.errors import InvalidInput
+from modelport.db import (
     open_engine,
     write,
 )
-from modelport.core.errors import InvalidInput
 from modelport.registry import CompileReport, MetadataStore, ServingArtifact
 from modelport.registry._schema import MIGRATIONS
 

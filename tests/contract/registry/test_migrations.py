@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
-from modelport.core.database import open_engine
+from modelport.db import open_engine
 from modelport.registry import MetadataStore
 from modelport.registry._schema import MIGRATIONS, metadata
 

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Connection, insert, text
 
 from modelport.core.clock import SystemClock
-from modelport.core.database import open_engine
 from modelport.core.errors import ConfigError, IntegrityError, InvalidInput
+from modelport.db import open_engine
 from modelport.security._schema import audit_log
 from modelport.security.audit import (
     AuditHead,

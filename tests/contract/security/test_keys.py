@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from modelport.core.database import open_engine
 from modelport.core.errors import InvalidInput, NotFound, Unauthenticated
+from modelport.db import open_engine
 from modelport.security._schema import api_keys
 from modelport.security.apikeys import parse_key
 from modelport.security.identity import AuthMethod, Grant, Role

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from modelport.core.database import open_engine
+from modelport.db import open_engine
 from modelport.registry import MetadataStore
 from modelport.registry._schema import MIGRATIONS as REGISTRY_MIGRATIONS
 from modelport.security._schema import MIGRATIONS, metadata
@@ -89,7 +89,7 @@ def test_a_log_written_before_the_started_outcome_upgrades_intact(
 ) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from modelport.core.database import migrate
+    from modelport.db import migrate
 
     engine = open_engine(backend_url)
     try:

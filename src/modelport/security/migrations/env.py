@@ -1,11 +1,11 @@
 """Alembic environment for the security package's schema (API keys, audit log).
 
-The store runs migrations itself (``modelport.core.database.migrate``) and hands Alembic an open
+The store runs migrations itself (``modelport.db.migrate``) and hands Alembic an open
 connection; nothing here reads an ini file or the environment.
 """
 
 from __future__ import annotations
 
-from modelport.core.database import run_alembic_env
+from modelport.db import run_alembic_env
 
 run_alembic_env("security")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from modelport.core import database as db
+from modelport import db
 
 
 def mode(path: Path) -> int:

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import exc, text
 
 from modelport.core.clock import SystemClock
-from modelport.core.database import display_url, open_engine, read, write
 from modelport.core.errors import ConfigError
+from modelport.db import display_url, open_engine, read, write
 from modelport.registry import Lineage, MetadataStore, NewVersion
 from modelport.registry._schema import MIGRATIONS
 

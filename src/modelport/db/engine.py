@@ -1,8 +1,4 @@
-"""Engines and transactions for the metadata database, and running a package's migrations.
-
-Several packages keep tables in the one metadata database (the registry its models and versions,
-security its API keys and audit log); each has its own Alembic script folder and version table,
-and migrates with :func:`migrate`.
+"""Engines and transactions for the metadata database.
 
 One code path serves SQLite (the embedded default) and PostgreSQL (at scale). The differences
 live here:
@@ -12,8 +8,9 @@ live here:
   the same ``max(version)``; so its own transaction handling is switched off and every transaction
   is begun explicitly, ``BEGIN IMMEDIATE`` for writes (the write lock is taken up front, later
   writers wait up to the busy timeout) and ``BEGIN`` for reads (a consistent snapshot under WAL).
+  A new database file is created private (0600, in a 0700 folder) before SQLite opens it.
 * PostgreSQL: writes run in READ COMMITTED and lock the model row; reads run in REPEATABLE READ so
-  one call sees one snapshot; migrations hold a transaction-level advisory lock.
+  one call sees one snapshot.
 """
 
 from __future__ import annotations
@@ -23,56 +20,23 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
-from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from modelport.core.errors import ConfigError, DependencyMissing
 
-__all__ = [
-    "MigratedDatabase",
-    "Migrations",
-    "UTCDateTime",
-    "display_url",
-    "migrate",
-    "open_engine",
-    "read",
-    "run_alembic_env",
-    "write",
-]
+__all__ = ["UTCDateTime", "display_url", "open_engine", "read", "write"]
 
 _BUSY_TIMEOUT_S = 30
 _WRITE_OPTION = "modelport_write"
-# Arbitrary constant: the key of the advisory lock that serialises migrations.
-_MIGRATION_LOCK_KEY = 0x6D6F64656C706F72  # "modelpor"
 _SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
 _POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg", "postgresql+psycopg2"})
-
-
-@dataclass(frozen=True, slots=True)
-class Migrations:
-    """One package's schema history in the metadata database.
-
-    Args:
-        name: What the schema is, for error messages (``registry``, ``security``).
-        script_dir: The package's Alembic script folder.
-        version_table: Alembic's bookkeeping table, named per package so several packages can
-            migrate the same database.
-    """
-
-    name: str
-    script_dir: Path
-    version_table: str
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -104,39 +68,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-
-
-def run_alembic_env(what: str) -> None:
-    """Run a package's migrations; called from its Alembic ``env.py``.
-
-    They run on the connection :func:`migrate` passes in ``config.attributes``, with the
-    package's version table.
-
-    Args:
-        what: The schema's name, for error messages (``registry``, ``security``).
-
-    Raises:
-        RuntimeError: Alembic was run some other way (its command line, offline SQL scripts).
-    """
-    from alembic import context
-
-    if context.is_offline_mode():
-        raise RuntimeError(f"offline (SQL script) migrations are not supported for the {what}")
-    connection = context.config.attributes.get("connection")
-    if not isinstance(connection, Connection):
-        raise RuntimeError(
-            f"the {what} migrations run through modelport, which passes a connection in "
-            "config.attributes['connection']"
-        )
-    context.configure(
-        connection=connection,
-        target_metadata=None,
-        version_table=context.config.attributes["version_table"],
-        # SQLite cannot ALTER most things; batch mode recreates tables when a migration needs it.
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    with context.begin_transaction():
-        context.run_migrations()
 
 
 def display_url(url: URL) -> str:
@@ -288,87 +219,3 @@ def read(engine: Engine) -> Iterator[Connection]:
             conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn
-
-
-def migrate(engine: Engine, migrations: Migrations, revision: str = "head") -> None:
-    """Bring a package's schema to ``revision`` (the newest by default); a no-op when it is there.
-
-    The Alembic environment of the package receives the open connection in
-    ``config.attributes["connection"]`` and the version table in
-    ``config.attributes["version_table"]``.
-
-    Only tests ask for an older revision, to build a database as an older modelport left it.
-
-    Concurrent callers (several processes opening a new database at once) are serialised: on
-    SQLite by the write lock of ``BEGIN IMMEDIATE``, on PostgreSQL by an advisory lock. DDL is
-    transactional on both, so a failed migration leaves nothing half done.
-
-    Raises:
-        ConfigError: The database cannot be reached, or its schema is at a revision this version
-            of modelport does not know (it was migrated by a newer one).
-    """
-    config = Config()
-    # Config values go through configparser interpolation, where "%" is special.
-    config.set_main_option("script_location", str(migrations.script_dir).replace("%", "%%"))
-    config.attributes["version_table"] = migrations.version_table
-    try:
-        with write(engine) as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-                )
-            config.attributes["connection"] = conn
-            command.upgrade(config, revision)
-    except OperationalError as exc:
-        raise ConfigError(
-            f"cannot open the metadata database {display_url(engine.url)}: {exc.orig}"
-        ) from exc
-    except CommandError as exc:
-        raise ConfigError(
-            f"cannot migrate the {migrations.name} schema in {display_url(engine.url)}: {exc}; "
-            "a newer modelport may have migrated it, so upgrade modelport"
-        ) from exc
-
-
-class MigratedDatabase:
-    """An engine on the metadata database with one package's schema migrated to the newest.
-
-    The base of the stores that keep tables there (the registry's, security's): it opens the
-    engine, migrates (safe when several processes open a new database at once), and closes.
-
-    Args:
-        url: SQLAlchemy URL: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST:PORT/DB``.
-        migrations: The package's schema history.
-
-    Raises:
-        ConfigError: The URL is unsupported or the database cannot be reached.
-        DependencyMissing: The PostgreSQL driver is not installed.
-    """
-
-    def __init__(self, url: str, migrations: Migrations) -> None:
-        self._engine = open_engine(url)
-        try:
-            migrate(self._engine, migrations)
-        except BaseException:
-            self._engine.dispose()
-            raise
-
-    @property
-    def url(self) -> str:
-        """The database URL, password hidden."""
-        return display_url(self._engine.url)
-
-    def close(self) -> None:
-        """Close every pooled connection; the store must not be used afterwards."""
-        self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
