@@ -300,14 +300,17 @@ def test_a_failed_registration_is_audited(tmp_path: Path, artifacts: Path) -> No
     home = tmp_path / "home"
     fails(home, 2, "invalid model name ''", "register", "", str(artifacts / "tree1.joblib"))
     fails(home, 3, "missing.joblib", "register", "tree", "missing.joblib")
+    tree1 = str(artifacts / "tree1.joblib")
+    fails(home, 3, "missing.npy", "register", "tree", tree1, "--sample", "missing.npy")
     fails(home, 6, "broken.joblib", "register", "tree", str(artifacts / "broken.joblib"))
     entries = json.loads(ok(home, "audit", "list", "--json"))
     assert [(e["actor"], e["action"], e["target"], e["outcome"]) for e in entries] == [
         ("alice", "model.register", "''", "failed"),
         ("alice", "model.register", "tree", "failed"),
         ("alice", "model.register", "tree", "failed"),
+        ("alice", "model.register", "tree", "failed"),
     ]
     errors = [e["details"]["error"] for e in entries]
-    assert "invalid model name" in errors[0]
-    assert "missing.joblib" in errors[1] and "broken.joblib" in errors[2]
+    assert "invalid model name" in errors[0] and "missing.joblib" in errors[1]
+    assert "missing.npy" in errors[2] and "broken.joblib" in errors[3]
     assert "audit log intact" in ok(home, "audit", "verify")

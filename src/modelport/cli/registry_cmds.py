@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from modelport.cli._files import existing_file
 from modelport.cli._quiet import held_output
 from modelport.core.errors import ConfigError, InvalidInput
 from modelport.core.refs import ModelRef
@@ -166,8 +165,6 @@ def register(
     from modelport.service.wiring import current_user, open_registrar
 
     settings = load_settings()
-    existing_file(training_data, "--training-data")
-    existing_file(sample, "--sample")
     request = RegistrationRequest(
         name=name,
         artifact=artifact,

@@ -215,10 +215,16 @@ class Registrar:
             ConfigError: Bad artifact reference, sample, jurisdiction or missing signature; no
                 usable key-encryption or signing key.
             IntegrityError: The artifact cannot be loaded by its framework.
-            InvalidInput: Malformed jurisdiction.
-            NotFound: ``parent_version`` does not exist.
+            InvalidInput: Malformed name or jurisdiction.
+            NotFound: The artifact, sample or training data file, or ``parent_version``, does
+                not exist.
         """
         validate_model_name(request.name)
+        for given, what in ((request.sample, "sample"), (request.training_data, "training data")):
+            if given is not None and not given.exists():
+                raise NotFound(f"{what} {str(given)!r}: no such file")
+            if given is not None and not given.is_file():
+                raise ConfigError(f"{what} {str(given)!r} is not a file")
         ref = split_artifact(request.artifact, request.framework)
         source = ref.path if ref.path is not None else _module_file(ref.entrypoint or "")
         if request.parent_version is not None:
