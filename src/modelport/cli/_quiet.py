@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from modelport.core.errors import ModelportError
 
@@ -29,15 +29,17 @@ def held_output() -> Iterator[None]:
     Raises:
         ModelportError: Whatever the block raised; what it printed is dropped.
     """
+    streams = ((1, sys.stdout), (2, sys.stderr))
+    if not all(_is_open(fd) for fd, _ in streams):
+        # A closed descriptor would be reused by the ones opened here: hold nothing back.
+        yield
+        return
     with ExitStack() as stack:
-        captures = [
-            (fd, stream, stack.enter_context(tempfile.TemporaryFile()))
-            for fd, stream in ((1, sys.stdout), (2, sys.stderr))
-        ]
-        saved: list[tuple[int, int]] = []
-        for fd, stream, capture in captures:
+        held: list[tuple[int, int, TextIO, BinaryIO]] = []
+        for fd, stream in streams:
             stream.flush()
-            saved.append((fd, os.dup(fd)))
+            capture: BinaryIO = stack.enter_context(tempfile.TemporaryFile())
+            held.append((fd, os.dup(fd), stream, capture))
             os.dup2(capture.fileno(), fd)
         replay = True
         try:
@@ -46,14 +48,20 @@ def held_output() -> Iterator[None]:
             replay = False
             raise
         finally:
-            for _, stream, _capture in captures:
+            for fd, saved, stream, capture in held:
                 stream.flush()
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-            if replay:
-                for fd, _stream, capture in captures:
+                os.dup2(saved, fd)
+                os.close(saved)
+                if replay:
                     _copy_to(capture, fd)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _copy_to(capture: BinaryIO, fd: int) -> None:

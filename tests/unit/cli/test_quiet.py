@@ -52,3 +52,18 @@ def test_output_is_kept_for_an_unexpected_error() -> None:
     out, err = run("1 / 0")
     assert out == "native stdout\npython stdout\nafter ZeroDivisionError\n"
     assert err == "native stderr\npython stderr\n"
+
+
+def test_a_closed_descriptor_is_left_alone() -> None:
+    script = (
+        "import os\n"
+        "from modelport.cli._quiet import held_output\n"
+        "os.close(2)\n"
+        "with held_output():\n"
+        "    os.write(1, b'native stdout\\n')\n"
+        "    print('python stdout', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "native stdout\npython stdout\n")
