@@ -3,7 +3,7 @@
 Every record goes through a queue to a writer thread (``logging.handlers.QueueHandler`` and
 ``QueueListener``), so the event loop never waits on the terminal, a pipe or a disk. Access
 lines skip the ``logging`` machinery on the loop altogether: :class:`AccessLog` puts a tuple of
-the request's fields on the same queue, and the writer thread turns it into a record and
+the request's fields on the same queue, and the writer thread
 formats it. The writer joins the lines it finds waiting and writes them with one ``write``
 call of at most ``PIPE_BUF`` bytes, so lines of several worker processes sharing one pipe never
 interleave mid-line.
@@ -41,7 +41,6 @@ import queue
 import sys
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import IO, Any, Final, Protocol
 
 import orjson
@@ -53,6 +52,8 @@ __all__ = ["AccessInfo", "AccessLog", "Logs", "identity_hash", "start_logs"]
 ACCESS_LOGGER: Final = "modelport.access"
 _PIPE_BUF: Final = 4096
 """Largest write a pipe keeps whole when several processes write to it (POSIX minimum)."""
+_NAP_S: Final = 0.05
+"""How long the writer thread lets entries gather once it has written all it had."""
 _LEVELS: Final = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -148,111 +149,161 @@ class _Fields:
         )
 
 
-def _access_fields(entry: tuple[Any, ...]) -> dict[str, Any]:
-    when, method, path, status, duration_s, info = entry
-    if isinstance(path, bytes):
-        path = path.decode("ascii", "backslashreplace")
-    if isinstance(status, bytes):  # the three digits of an HTTP status line
-        status = int(status) if status.isdigit() else 0
-    return {
-        "time": when,
-        "method": method,
-        "path": path,
-        "status": status,
-        "duration_ms": round(duration_s * 1000.0, 3),
-        "model": getattr(info, "model", None),
-        "version": _text(getattr(info, "version", None)),
-        "request_id": getattr(info, "request_id", None),
-        "identity": getattr(info, "identity", None),
-    }
+_NO_FIELDS: Final = (None, None, None, None)
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _iso(when: float) -> str:
+def _fields(info: Any) -> tuple[Any, Any, Any, Any]:
+    """``(model, version, request_id, identity)`` of an :class:`AccessInfo`, ``None``s if absent."""
+    if info is None:
+        return _NO_FIELDS
     return (
-        datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        getattr(info, "model", None),
+        getattr(info, "version", None),
+        getattr(info, "request_id", None),
+        getattr(info, "identity", None),
     )
 
 
+def _status(status: object) -> object:
+    if type(status) is bytes:  # the three digits of an HTTP status line
+        return int(status) if status.isdigit() else 0
+    return status
+
+
+def _path(path: object) -> str:
+    # A raw HTTP path holds no spaces or control characters (the parser refuses them); bytes
+    # above 0x7f are escaped.
+    return path.decode("ascii", "backslashreplace") if type(path) is bytes else str(path)
+
+
+class _Clock:
+    """ISO 8601 UTC times with milliseconds; the part up to the second is made once a second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def iso(self, when: float) -> str:
+        second = int(when)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((when - second) * 1000):03d}Z"
+
+
 def _clean(value: object) -> str:
-    """Text for a text-format field: ``-`` when unknown, control characters escaped."""
+    """Text for a text-format field: ``-`` when unknown, control characters and spaces escaped."""
     if value is None:
         return "-"
-    text = str(value)
+    text = value if type(value) is str else str(value)
     if text.isprintable() and " " not in text:
         return text
     return text.encode("unicode_escape").decode("ascii").replace(" ", "\\x20")
 
 
 class _TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = _Clock()
+
+    def access(self, entry: tuple[Any, ...]) -> bytes:
+        """Format one access entry."""
+        when, method, path, status, duration_s, info = entry
+        model, version, request_id, identity = _fields(info)
+        return (
+            f"{self._clock.iso(when)} INFO access {method} {_path(path)} {_status(status)} "
+            f"{duration_s * 1000.0:.3f}ms model={_clean(model)} version={_clean(version)} "
+            f"request_id={_clean(request_id)} identity={_clean(identity)}\n"
+        ).encode("utf-8", "backslashreplace")
+
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] | None = getattr(record, "access", None)
-        if fields is not None:
-            return (
-                f"{_iso(fields['time'])} INFO access {_clean(fields['method'])} "
-                f"{_clean(fields['path'])} {fields['status']} {fields['duration_ms']:.3f}ms "
-                f"model={_clean(fields['model'])} version={_clean(fields['version'])} "
-                f"request_id={_clean(fields['request_id'])} identity={_clean(fields['identity'])}"
-            )
-        line = f"{_iso(record.created)} {record.levelname} {record.name} {record.getMessage()}"
+        line = (
+            f"{self._clock.iso(record.created)} {record.levelname} {record.name} "
+            f"{record.getMessage()}"
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
 class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] | None = getattr(record, "access", None)
-        if fields is not None:
-            doc = {
-                "time": _iso(fields["time"]),
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = _Clock()
+
+    def access(self, entry: tuple[Any, ...]) -> bytes:
+        """Format one access entry."""
+        when, method, path, status, duration_s, info = entry
+        model, version, request_id, identity = _fields(info)
+        path, status = _path(path), _status(status)
+        return orjson.dumps(
+            {
+                "time": self._clock.iso(when),
                 "level": "info",
                 "logger": ACCESS_LOGGER,
-                "message": f"{fields['method']} {fields['path']} {fields['status']}",
-                **{k: v for k, v in fields.items() if k != "time"},
-            }
-        else:
-            doc = {
-                "time": _iso(record.created),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-            extra: dict[str, Any] | None = getattr(record, "fields", None)
-            if extra:
-                doc.update(extra)
-            if record.exc_info:
-                doc["exception"] = self.formatException(record.exc_info)
+                "message": f"{method} {path} {status}",
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration_s * 1000.0, 3),
+                "model": model,
+                "version": None if version is None else str(version),
+                "request_id": request_id,
+                "identity": identity,
+            },
+            default=str,
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": self._clock.iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extra: dict[str, Any] | None = getattr(record, "fields", None)
+        if extra:
+            doc.update(extra)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()
 
 
 class _BatchWriter(logging.Handler):
     """Formats records into a buffer; :meth:`flush` writes it in pipe-sized pieces."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], formatter: _TextFormatter | _JsonFormatter) -> None:
         super().__init__()
+        self.setFormatter(formatter)
+        self.access_line = formatter.access
         self._stream = stream
         try:
             self._fd: int | None = stream.fileno()
         except (AttributeError, OSError, ValueError):
             self._fd = None  # a stream without a descriptor (a test's capture): write to it
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
+        """Formatted lines, each ending with a newline, not yet written."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._lines.append(self.format(record))
+            line = self.format(record) + "\n"
+            self._lines.append(line.encode("utf-8", "backslashreplace"))
         except Exception:  # noqa: BLE001 - a bad record must not stop the writer thread
             self.handleError(record)
+
+    def add_access(self, entry: tuple[Any, ...]) -> None:
+        """Format one access entry (no ``LogRecord``: it would only be thrown away)."""
+        self._lines.append(self.access_line(entry))
 
     def flush(self) -> None:
         lines, self._lines = self._lines, []
         if not lines:
             return
         if self._fd is None:
-            self._stream.write("".join(f"{line}\n" for line in lines))
+            self._stream.write(b"".join(lines).decode("utf-8", "replace"))
             self._stream.flush()
             return
         for piece in _pieces(lines):
@@ -262,12 +313,11 @@ class _BatchWriter(logging.Handler):
                 return  # the reader went away; nothing sensible is left to do with logs
 
 
-def _pieces(lines: Iterable[str]) -> Iterable[bytes]:
+def _pieces(lines: Iterable[bytes]) -> Iterable[bytes]:
     """Join lines into writes of at most ``PIPE_BUF`` bytes (a longer line goes alone)."""
     batch: list[bytes] = []
     size = 0
-    for line in lines:
-        data = line.encode("utf-8", "backslashreplace") + b"\n"
+    for data in lines:
         if batch and size + len(data) > _PIPE_BUF:
             yield b"".join(batch)
             batch, size = [], 0
@@ -284,7 +334,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class _Listener(logging.handlers.QueueListener):
-    """The writer thread: turns access tuples into records, writes when the queue runs dry."""
+    """The writer thread: formats what the queue holds, writes when it runs dry, then naps.
+
+    The nap lets entries gather, so that under load the thread wakes (and takes the GIL from
+    the event loop) once per batch instead of once per request.
+    """
 
     def __init__(self, sink: queue.SimpleQueue[Any], writer: _BatchWriter) -> None:
         super().__init__(sink, writer)
@@ -292,21 +346,27 @@ class _Listener(logging.handlers.QueueListener):
         self._writer = writer
 
     def dequeue(self, block: bool) -> Any:
-        """Take the next entry; before waiting for one, write what was formatted so far."""
+        """Take the next entry; when there is none, write, nap, and then wait for one."""
         try:
             return self._sink.get_nowait()
         except queue.Empty:
-            self._writer.flush()
+            pass
+        self._writer.flush()
+        time.sleep(_NAP_S)
+        try:
+            return self._sink.get_nowait()
+        except queue.Empty:
             return self._sink.get(block)
 
-    def prepare(self, record: Any) -> logging.LogRecord:
-        """Make an access tuple a record; other records pass as they are."""
+    def handle(self, record: Any) -> None:
+        """Format an access tuple directly; hand other records to the writer."""
         if type(record) is tuple:
-            access = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, "", None, None)
-            access.access = _access_fields(record)
-            return access
-        prepared: logging.LogRecord = record
-        return prepared
+            try:
+                self._writer.add_access(record)
+            except Exception:  # noqa: BLE001 - a bad entry must not stop the writer thread
+                logging.getLogger(__name__).exception("cannot format an access entry")
+            return
+        super().handle(record)
 
     def stop(self) -> None:
         """Write everything still queued, then end the thread."""
@@ -345,8 +405,8 @@ def start_logs(settings: LogSettings, stream: IO[str] | None = None) -> Logs:
         The pipeline; call :meth:`Logs.stop` before the process exits.
     """
     level = _LEVELS[settings.level]
-    writer = _BatchWriter(stream if stream is not None else sys.stderr)
-    writer.setFormatter(_JsonFormatter() if settings.format == "json" else _TextFormatter())
+    formatter = _JsonFormatter() if settings.format == "json" else _TextFormatter()
+    writer = _BatchWriter(stream if stream is not None else sys.stderr, formatter)
     sink: queue.SimpleQueue[Any] = queue.SimpleQueue()
     root = logging.getLogger()
     for handler in list(root.handlers):
