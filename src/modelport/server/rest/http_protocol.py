@@ -397,7 +397,7 @@ class HttpProtocol(_UvicornProtocol):
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
         )
-        log.info("refused a request from %s with %d: %s", _peer(self.client), status, message)
+        log.debug("refused a request from %s with %d: %s", _peer(self.client), status, message)
         if self.requests_log is not None:
             scope = self.scope if self._phase != _IDLE else None
             method = scope.get("method", "-") if scope is not None else "-"
