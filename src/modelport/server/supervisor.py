@@ -55,7 +55,6 @@ __all__ = [
     "bind_shared",
     "bind_workers",
     "claim_grpc_port",
-    "free_port",
     "serve",
 ]
 
@@ -151,13 +150,6 @@ def bind_workers(host: str, port: int, workers: int) -> list[socket.socket]:
 
 _BALANCING_REUSEPORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 """Only Linux spreads connections over sockets that share a port (BSDs give them to one)."""
-
-
-def free_port(host: str) -> int:
-    """Return a TCP port on ``host`` that is free now (for ``--grpc-port 0``)."""
-    with contextlib.closing(bind(host, 0)) as sock:
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def claim_grpc_port(host: str, port: int) -> socket.socket:
