@@ -5,22 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import orjson
 import typer
 
 from modelport.cli._files import existing_file
 from modelport.cli.errors import EXIT_BY_STATUS
-from modelport.core.datatypes import Datatype, parse_datatype, to_numpy_dtype
 from modelport.core.errors import ConfigError, InvalidInput, ModelNotReady
-from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
 
 if TYPE_CHECKING:
     import ssl
 
     import httpx
 
-# httpx, ssl and the protocol codecs are imported when a prediction is sent, not to parse options.
+    from modelport.core.datatypes import Datatype
+    from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
+
+# numpy, httpx, ssl and the protocol codecs are imported when a prediction is sent, not to parse
+# options.
 
 __all__ = ["attach", "build_request"]
 
@@ -36,6 +37,11 @@ def _read_data(data: str) -> Any:
 
 
 def _tensor(name: str, datatype: Datatype, values: Any) -> Tensor:
+    import numpy as np
+
+    from modelport.core.datatypes import Datatype, to_numpy_dtype
+    from modelport.core.inference import Tensor
+
     try:
         if datatype is Datatype.BYTES:
             array = np.asarray(values, dtype=object)
@@ -59,6 +65,9 @@ def build_request(payload: Any, metadata: dict[str, Any]) -> InferenceRequest:
     Raises:
         InvalidInput: The data does not fit the model's inputs.
     """
+    from modelport.core.datatypes import parse_datatype
+    from modelport.core.inference import InferenceRequest
+
     specs = {i["name"]: parse_datatype(i["datatype"]) for i in metadata.get("inputs", [])}
     if isinstance(payload, list):
         if len(specs) != 1:
@@ -88,6 +97,10 @@ def _check(response: httpx.Response) -> None:
 
 
 def _outputs(response: InferenceResponse) -> dict[str, Any]:
+    import numpy as np
+
+    from modelport.core.datatypes import Datatype
+
     out: dict[str, Any] = {}
     for t in response.outputs:
         data = t.data
