@@ -82,7 +82,10 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport alias history fraud champion --json": RUN,
     # serve
     "modelport serve fraud@champion": _PREDICT,
-    "modelport serve iris@1 iris@2 fraud --port 9000": _QUICKSTART,
+    "modelport serve iris@1 iris@2 fraud --port 9000": (
+        _QUICKSTART,
+        "tests/e2e/test_cli.py::test_serve_every_artifact_kind_in_one_server",
+    ),
     "modelport serve model.onnx --name fraud": (
         "tests/e2e/test_serve_ports.py::test_a_second_server_on_busy_ports_fails_naming_the_port"
     ),
