@@ -14,15 +14,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from modelport.core.errors import ConfigError
-from modelport.db.engine import display_url, open_engine, write
+from modelport.db.engine import display_url, open_engine, read, write
 
 __all__ = ["MigratedDatabase", "Migrations", "migrate", "run_alembic_env"]
 
@@ -39,11 +36,15 @@ class Migrations:
         script_dir: The package's Alembic script folder.
         version_table: Alembic's bookkeeping table, named per package so several packages can
             migrate the same database.
+        head: The newest revision.
     """
 
     name: str
     script_dir: Path
     version_table: str
+    head: str
+    """The newest revision in ``script_dir`` (a test checks it against Alembic's): a database
+    already there is opened without loading Alembic at all."""
 
 
 def run_alembic_env(what: str) -> None:
@@ -96,6 +97,12 @@ def migrate(engine: Engine, migrations: Migrations, revision: str = "head") -> N
         ConfigError: The database cannot be reached, or its schema is at a revision this version
             of modelport does not know (it was migrated by a newer one).
     """
+    if revision in ("head", migrations.head) and _at(engine, migrations) == migrations.head:
+        return  # the common case: nothing to do, and Alembic (a tenth of a second) not loaded
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util.exc import CommandError
+
     config = Config()
     # Config values go through configparser interpolation, where "%" is special.
     config.set_main_option("script_location", str(migrations.script_dir).replace("%", "%%"))
@@ -117,6 +124,19 @@ def migrate(engine: Engine, migrations: Migrations, revision: str = "head") -> N
             f"cannot migrate the {migrations.name} schema in {display_url(engine.url)}: {exc}; "
             "a newer modelport may have migrated it, so upgrade modelport"
         ) from exc
+
+
+def _at(engine: Engine, migrations: Migrations) -> str | None:
+    """The schema's revision in the database; ``None`` when it has none or is unreachable."""
+    try:
+        with read(engine) as conn:
+            if not inspect(conn).has_table(migrations.version_table):
+                return None
+            rows = conn.execute(text(f"SELECT version_num FROM {migrations.version_table}"))
+            versions = rows.scalars().all()
+    except OperationalError:
+        return None
+    return versions[0] if len(versions) == 1 else None
 
 
 class MigratedDatabase:

@@ -42,6 +42,7 @@ MIGRATIONS = Migrations(
     name="registry",
     script_dir=Path(__file__).resolve().parent / "migrations",
     version_table="registry_alembic_version",
+    head="0003",
 )
 """The registry's Alembic scripts, shipped inside the package."""
 

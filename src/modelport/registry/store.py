@@ -24,7 +24,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from modelport import db
 from modelport.core.clock import Clock
@@ -111,6 +110,9 @@ class MetadataStore(db.MigratedDatabase):
         _check_security(new)
         now = self._now()
         with db.write(self._engine) as conn:
+            # The dialects' upserts are imported here, on the write path, not by every reader.
+            from sqlalchemy.dialects import postgresql, sqlite
+
             pg = conn.dialect.name == "postgresql"
             dialect_insert = postgresql.insert if pg else sqlite.insert
             conn.execute(

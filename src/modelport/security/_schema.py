@@ -31,6 +31,7 @@ MIGRATIONS = Migrations(
     name="security",
     script_dir=Path(__file__).resolve().parent / "migrations",
     version_table="security_alembic_version",
+    head="0002",
 )
 """The security package's Alembic scripts, shipped inside the package."""
 
