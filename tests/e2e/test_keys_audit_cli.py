@@ -170,6 +170,9 @@ def test_audit_list_verify_export(home: Path, tmp_path: Path) -> None:
 def test_bad_audit_arguments(home: Path) -> None:
     fails(home, 2, "--since 'last week'", "audit", "list", "--since", "last week")
     fails(home, 2, "is a folder", "audit", "export", str(home))
+    missing = str(home / "missing.jsonl")
+    fails(home, 3, "no such file", "audit", "verify", "--checkpoints", missing)
+    fails(home, 3, "no such file", "audit", "verify", "--public-key", missing)
 
 
 def test_a_tampered_row_fails_verify_naming_the_entry(tmp_path: Path) -> None:

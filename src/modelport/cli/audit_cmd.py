@@ -8,21 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
-import orjson
 import typer
-from rich.console import Console
-from rich.table import Column, Table
 
 from modelport.cli import _when
-from modelport.core.clock import SystemClock
+from modelport.cli._files import existing_file
 from modelport.core.errors import ConfigError, IntegrityError
-from modelport.core.settings import load_settings
-from modelport.security.audit import entry_to_dict
-from modelport.security.store import SecurityStore
-from modelport.service.wiring import open_security_store
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from modelport.security.store import SecurityStore
 
 __all__ = ["attach", "audit_app"]
 
@@ -34,17 +29,21 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_console = Console(highlight=False)
+# The commands import the store, the settings, orjson and rich when they run, so that loading
+# this module (for `modelport --help`) stays cheap.
 
 
 def _store() -> SecurityStore:
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import open_security_store
+
     return open_security_store(load_settings())
 
 
 def _public_keys(paths: list[Path]) -> list[Ed25519PublicKey]:
     from modelport.security.signing import load_public_key
 
-    return [load_public_key(path) for path in paths]
+    return [load_public_key(existing_file(path, "--public-key")) for path in paths]
 
 
 @audit_app.command("verify")
@@ -78,7 +77,10 @@ def audit_verify(
     (head-rewritten), checkpoints whose signature does not verify (bad-checkpoint), and a
     database with entries but no checkpoint file (checkpoints-missing).
     """
+    import orjson
+
     keys = _public_keys(public_key or [])
+    existing_file(checkpoints, "--checkpoints")
     with _store() as store:
         report = store.verify_audit(keys, checkpoints)
     last = report.last_checkpoint
@@ -126,6 +128,13 @@ def audit_list(
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List audit entries, oldest first (the newest LIMIT that match)."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    from modelport.core.clock import SystemClock
+    from modelport.security.audit import entry_to_dict
+
     start = _when.since(since, SystemClock().now()) if since is not None else None
     with _store() as store:
         entries = store.list_audit(since=start, actor=actor, action=action, limit=limit)
@@ -134,7 +143,7 @@ def audit_list(
         typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
         return
     if not entries:
-        _console.print("no audit entries match")
+        Console(highlight=False).print("no audit entries match")
         return
     # Details and request ids are in --json; the table keeps what fits a terminal.
     table = Table(
@@ -154,7 +163,7 @@ def audit_list(
             e.target or "-",
             e.outcome,
         )
-    _console.print(table, markup=False)
+    Console(highlight=False).print(table, markup=False)
 
 
 def _write_atomically(file: str, write: Callable[[IO[bytes]], int]) -> int:
