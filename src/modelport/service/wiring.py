@@ -15,6 +15,7 @@ from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
 from modelport.monitoring import ServingMetrics
 from modelport.registry import MetadataStore
+from modelport.runtimes.catalog import EXTENSIONS
 from modelport.security.checkpoints import CheckpointFile
 from modelport.security.store import SecurityStore
 from modelport.service.access import AccessControl, build_access_control
@@ -77,8 +78,18 @@ class ServeTarget:
         self.name = name
 
     def is_direct(self) -> bool:
-        """Whether the target is an artifact (an existing file, a path or ``module:Class``)."""
-        return ":" in self.spec or "/" in self.spec or Path(self.spec).is_file()
+        """Whether the target is an artifact rather than a registered model.
+
+        An artifact is an existing file, a path, a file name with an artifact's suffix
+        (``model.onnx``, present or not) or ``module:Class``.
+        """
+        spec = self.spec
+        return (
+            ":" in spec
+            or "/" in spec
+            or Path(spec).suffix.lower() in EXTENSIONS
+            or Path(spec).is_file()
+        )
 
 
 def resolve_sources(
@@ -164,9 +175,9 @@ def build_access(settings: Settings, clock: Clock | None = None) -> AccessContro
 
 def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: bool) -> ModelSource:
     if target.is_direct():
+        ref = split_artifact(target.spec)  # a missing file is reported first (not found)
         if not target.name:
             raise ConfigError(f"serving the artifact {target.spec!r} directly needs --name NAME")
-        ref = split_artifact(target.spec)
         if unpickles(ref.framework):
             raise ConfigError(
                 f"refusing to serve {target.spec!r} directly: it is a {ref.framework} pickle, and "
