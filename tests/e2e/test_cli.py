@@ -304,7 +304,9 @@ def test_a_failed_registration_is_audited(tmp_path: Path, artifacts: Path) -> No
     tree1 = str(artifacts / "tree1.joblib")
     fails(home, 3, "missing.npy", "register", "tree", tree1, "--sample", "missing.npy")
     fails(home, 6, "broken.joblib", "register", "tree", str(artifacts / "broken.joblib"))
-    entries = json.loads(ok(home, "audit", "list", "--json"))
+    listed = json.loads(ok(home, "audit", "list", "--json"))
+    assert [e["outcome"] for e in listed] == ["started", "failed"] * 4
+    entries = [e for e in listed if e["outcome"] == "failed"]
     assert [(e["actor"], e["action"], e["target"], e["outcome"]) for e in entries] == [
         ("alice", "model.register", "''", "failed"),
         ("alice", "model.register", "tree", "failed"),

@@ -145,15 +145,17 @@ class Registrar:
         self._audit = audit
 
     def _audited(self, actor: str, action: str, target: str, work: Callable[[], T]) -> T:
-        """Run a control action and append it to the audit log with its outcome.
+        """Run a control action with its audit entries: ``started`` before it, then the outcome.
 
-        A failure is recorded with its message (``failed``) and then raised as it was: if the
-        failure cannot be recorded either, the action's own error is still what the caller
-        sees, with the audit error attached as its cause's note.
+        An action whose ``started`` entry cannot be written is not performed: the audit log's
+        error is raised instead. A failure is recorded with its message (``failed``) and then
+        raised as it was: if the failure cannot be recorded either, the action's own error is
+        still what the caller sees, with the audit error attached as its cause's note.
         """
         if self._audit is None:
             return work()
         request_id = new_request_id()
+        self._audit.append_audit(actor, action, target, "started", request_id, None)
         try:
             result = work()
         except Exception as exc:

@@ -166,13 +166,15 @@ def test_control_actions_are_audited_with_their_outcome(files: Path, tmp_path: P
         registrar.remove_alias("iris", "champion", "bob")
         registrar.archive("iris", 1, "carol")
         entries = [(e.actor, e.action, e.target, e.outcome) for e in audit.list_audit()]
-        assert entries == [
+        # Each action is written as started before it runs, then with its outcome.
+        outcomes = [
             ("alice", "model.register", "iris", "ok"),
             ("bob", "alias.set", "iris@champion", "ok"),
             ("bob", "alias.set", "iris@champion", "failed"),
             ("bob", "alias.remove", "iris@champion", "ok"),
             ("carol", "model.archive", "iris@1", "ok"),
         ]
+        assert entries == [e for o in outcomes for e in ((*o[:3], "started"), o)]
         assert audit.verify_audit().intact
     finally:
         store.close()
@@ -201,7 +203,7 @@ def test_failed_registrations_are_audited_even_with_a_bad_name(files: Path, tmp_
             registrar.register(request(files, artifact=str(files / "missing.joblib")))
         with pytest.raises(InvalidInput, match="invalid alias"):
             registrar.set_alias("iris", "", 1, "bob")
-        entries = audit.list_audit()
+        entries = [e for e in audit.list_audit() if e.outcome != "started"]
         assert [(e.actor, e.action, e.target, e.outcome) for e in entries] == [
             ("alice", "model.register", "''", "failed"),
             ("alice", "model.register", "'" + "x" * 60 + "...", "failed"),
@@ -218,3 +220,28 @@ def test_failed_registrations_are_audited_even_with_a_bad_name(files: Path, tmp_
     finally:
         store.close()
         audit.close()
+
+
+def test_an_action_whose_started_entry_cannot_be_written_is_not_performed(
+    files: Path, tmp_path: Path
+) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
+
+    class BrokenAudit:
+        def append_audit(self, *args: object) -> None:
+            raise ConfigError("the audit database is read-only")
+
+    guard = ArtifactGuard(
+        ArtifactStore(tmp_path / "artifacts"),
+        FileKeyProvider(tmp_path / "keys" / "kek.json"),
+        tmp_path / "keys" / "signing.pem",
+        "alice",
+    )
+    registrar = Registrar(store, guard, RuntimeSettings(), BrokenAudit())
+    try:
+        with pytest.raises(ConfigError, match="read-only"):
+            registrar.register(request(files, compile=False))
+        with pytest.raises(NotFound):
+            store.list_versions("iris")  # nothing was registered
+    finally:
+        store.close()
