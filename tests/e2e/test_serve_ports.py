@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -78,3 +79,32 @@ def test_a_port_another_program_listens_on_is_refused(artifact: Path, tmp_path: 
         done = _serve(artifact, tmp_path, "--workers", "2", "--port", port, "--no-grpc")
     assert done.returncode == 2, done
     assert done.stderr.strip() == f"error: port {port} on 127.0.0.1 is already in use"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers follow the supervisor on Linux")
+def test_workers_stop_when_the_supervisor_is_killed(artifact: Path, tmp_path: Path) -> None:
+    # They used to keep serving on the ports, so a new server there was refused as in use.
+    import signal
+    import time
+
+    server = ServerProcess(
+        [str(artifact), "--name", "iris", "--workers", "2"], env={"MODELPORT_HOME": str(tmp_path)}
+    )
+    server.start()
+    assert server.pid is not None
+    children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True)
+    workers = [int(p) for p in children.stdout.split()]
+    alive = workers
+    try:
+        assert len(workers) == 2
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+        assert not alive
+    finally:
+        for pid in alive:  # left serving (the failure): they hold the output pipe open
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.stop()

@@ -29,6 +29,7 @@ refuses our own workers' sockets as well, since every socket sharing a port must
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Final
 
 from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_for_kind
 from modelport.core.settings import Settings
@@ -352,6 +354,7 @@ class _Supervisor:
 
     def _fork(self, slot: int, replay: bool) -> None:
         parent_end, child_end = socket.socketpair()
+        parent = os.getpid()
         pid = os.fork()
         if pid:
             child_end.close()
@@ -368,6 +371,7 @@ class _Supervisor:
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
+            _stop_with(parent)
             notify = _pipe_notifier(self.ready_w)
             settings, sources, grpc_port, use_registry = self.args
             if self.claim is not None:
@@ -483,6 +487,24 @@ class _Supervisor:
         while self.pids:
             self._reap()
             time.sleep(0.01)
+
+
+def _stop_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the supervisor dies (Linux).
+
+    Without it a supervisor killed with SIGKILL leaves its workers serving on the ports, and a
+    new server there is refused as "already in use".
+    """
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG: Final = 1
 
 
 def _pipe_notifier(write_end: int) -> Notify:
