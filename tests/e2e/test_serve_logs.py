@@ -148,3 +148,62 @@ def test_bad_log_options_are_refused(artifact: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --log-format 'xml': expected one of text, json"
+
+
+def test_rest_and_grpc_access_lines_name_the_model_version_request_and_caller(
+    artifact: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from modelport.core.settings import Settings
+    from modelport.security.identity import parse_grants
+    from modelport.server.logs import identity_hash
+    from modelport.service.wiring import open_security_store
+
+    with open_security_store(Settings(home=tmp_path)) as store:
+        record, token = store.create_key("logs", parse_grants(["predictor"]), None, "tests")
+    args = [str(artifact), "--name", "iris", "--workers", "1", "--log-format", "json"]
+    server = ServerProcess(args, env={"MODELPORT_HOME": str(tmp_path)}, auth=True)
+    with server:
+        headers = {"authorization": f"Bearer {token}", "x-request-id": "rest-1"}
+        reply = httpx.post(f"{server.url}/v2/models/iris/infer", json=INFER, headers=headers)
+        assert reply.status_code == 200
+        client = grpcclient.InferenceServerClient(server.grpc_address)
+        try:
+            tensor = grpcclient.InferInput("X", [1, 4], "FP64")
+            tensor.set_data_from_numpy(np.array([[1.0, 2, 3, 4]]))
+            grpc_headers = {"authorization": f"Bearer {token}", "x-request-id": "grpc-1"}
+            client.infer("iris", [tensor], headers=grpc_headers)
+            with pytest.raises(InferenceServerException):
+                client.infer("iris", [tensor], headers={"x-request-id": "grpc-2"})
+        finally:
+            client.close()
+
+        def access(lines: list[str]) -> list[dict[str, object]]:
+            return [
+                doc
+                for doc in _json_lines(lines)
+                if doc["logger"] == "modelport.access" and doc["request_id"] is not None
+            ]
+
+        lines = _wait_for(server, lambda lines: len(access(lines)) >= 3)
+    who = identity_hash(f"key:{record.key_id}")
+    entries = {e["request_id"]: e for e in access(lines)}
+    rest, grpc_ok, grpc_denied = entries["rest-1"], entries["grpc-1"], entries["grpc-2"]
+    assert (rest["path"], rest["status"], rest["model"], rest["version"]) == (
+        "/v2/models/iris/infer",
+        200,
+        "iris",
+        "1",
+    )
+    assert rest["identity"] == grpc_ok["identity"] == who
+    assert (grpc_ok["method"], grpc_ok["path"], grpc_ok["status"]) == (
+        "GRPC",
+        "/inference.GRPCInferenceService/ModelInfer",
+        "OK",
+    )
+    assert (grpc_ok["model"], grpc_ok["version"]) == ("iris", "1")
+    assert (grpc_denied["status"], grpc_denied["identity"]) == ("UNAUTHENTICATED", None)
+    assert token not in "".join(lines)  # the credential itself is never logged

@@ -28,7 +28,7 @@ Text lines read ``TIME LEVEL LOGGER MESSAGE``; JSON lines are one object each, w
 
 gRPC: the servicer calls :meth:`AccessLog.rpc` once per call, for example::
 
-    access_log.rpc("ModelInfer", "OK", duration_s, model, version, request_id, identity_hash(name))
+    access_log.rpc("ModelInfer", "OK", duration_s, call_record)
 """
 
 from __future__ import annotations
@@ -63,12 +63,15 @@ _LEVELS: Final = {
 
 
 class AccessInfo(Protocol):
-    """What the REST app leaves in ``scope["modelport.access"]`` about a request."""
+    """What the REST app leaves in ``scope["modelport.access"]`` about a request.
+
+    Read after the response, by the log's writer thread.
+    """
 
     model: str | None
     version: str | None
     request_id: str | None
-    identity: str | None
+    identity_hash: str | None
 
 
 def identity_hash(identity: str) -> str:
@@ -106,16 +109,7 @@ class AccessLog:
         """
         self._put((time.time(), method, raw_path, status, duration_s, info))
 
-    def rpc(
-        self,
-        rpc: str,
-        status: str,
-        duration_s: float,
-        model: str | None = None,
-        version: str | None = None,
-        request_id: str | None = None,
-        identity: str | None = None,
-    ) -> None:
+    def rpc(self, rpc: str, status: str, duration_s: float, info: Any) -> None:
         """Record one gRPC call.
 
         Args:
@@ -123,30 +117,11 @@ class AccessLog:
                 (``/inference.GRPCInferenceService/ModelInfer``).
             status: gRPC status code name (``OK``, ``INVALID_ARGUMENT``...).
             duration_s: Seconds the call took.
-            model: Model name, if the call named one.
-            version: Model version that answered, if any.
-            request_id: Request id the server used, if any.
-            identity: :func:`identity_hash` of the caller's identity, or ``None``.
+            info: The call's :class:`AccessInfo` (model, version, request id, identity hash),
+                or ``None``.
         """
         path = rpc if rpc.startswith("/") else f"/inference.GRPCInferenceService/{rpc}"
-        fields = _Fields(model, version, request_id, identity)
-        self._put((time.time(), "GRPC", path, status, duration_s, fields))
-
-
-class _Fields:
-    """The access fields of a gRPC call (the REST app supplies its own object)."""
-
-    __slots__ = ("identity", "model", "request_id", "version")
-
-    def __init__(
-        self, model: str | None, version: str | None, request_id: str | None, identity: str | None
-    ) -> None:
-        self.model, self.version, self.request_id, self.identity = (
-            model,
-            version,
-            request_id,
-            identity,
-        )
+        self._put((time.time(), "GRPC", path, status, duration_s, info))
 
 
 _NO_FIELDS: Final = (None, None, None, None)
@@ -160,7 +135,7 @@ def _fields(info: Any) -> tuple[Any, Any, Any, Any]:
         getattr(info, "model", None),
         getattr(info, "version", None),
         getattr(info, "request_id", None),
-        getattr(info, "identity", None),
+        getattr(info, "identity_hash", None),
     )
 
 
@@ -413,9 +388,9 @@ def start_logs(settings: LogSettings, stream: IO[str] | None = None) -> Logs:
         root.removeHandler(handler)
     root.addHandler(logging.handlers.QueueHandler(sink))
     root.setLevel(level)
-    # uvicorn's and grpc's own info lines repeat ours ("Started server process"); keep their
-    # warnings and errors.
-    for name in ("uvicorn", "uvicorn.error", "grpc"):
+    # uvicorn's and grpc's own info lines repeat ours ("Started server process"), and Alembic's
+    # ("Context impl SQLiteImpl") say nothing a user needs; keep their warnings and errors.
+    for name in ("uvicorn", "uvicorn.error", "grpc", "alembic"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     listener = _Listener(sink, writer)
     listener.start()

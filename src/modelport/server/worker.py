@@ -114,6 +114,7 @@ def run_worker(
                     grpc_port,
                     settings.server.max_body_bytes,
                     tls=settings.security.tls,
+                    access_log=access_log,
                 )
                 await server.start()
             except Exception as exc:

@@ -36,13 +36,14 @@ def _run(settings: LogSettings, emit: object) -> list[str]:
 
 
 def test_json_access_and_ordinary_lines() -> None:
-    info = SimpleNamespace(model="iris", version="3", request_id="r-1", identity="abc123")
+    info = SimpleNamespace(model="iris", version="3", request_id="r-1", identity_hash="abc123")
 
     def emit(pipeline: logs.Logs) -> None:
         assert pipeline.access is not None
         logging.getLogger("modelport.server").info("hello %s", "world", extra={"fields": {"n": 1}})
         pipeline.access.http("POST", b"/v2/models/iris/infer", b"200", 0.0012345, info)
-        pipeline.access.rpc("ModelInfer", "NOT_FOUND", 0.5, "ghost", None, "r-2", None)
+        call = SimpleNamespace(model="ghost", version=None, request_id="r-2", identity_hash=None)
+        pipeline.access.rpc("ModelInfer", "NOT_FOUND", 0.5, call)
 
     first, second, third = (json.loads(line) for line in _run(LogSettings(format="json"), emit))
     assert first["message"] == "hello world" and first["n"] == 1 and first["level"] == "info"
@@ -66,7 +67,7 @@ def test_json_access_and_ordinary_lines() -> None:
 
 
 def test_text_escapes_what_could_forge_a_line() -> None:
-    info = SimpleNamespace(model=None, version=None, request_id="a\nb c", identity=None)
+    info = SimpleNamespace(model=None, version=None, request_id="a\nb c", identity_hash=None)
 
     def emit(pipeline: logs.Logs) -> None:
         assert pipeline.access is not None

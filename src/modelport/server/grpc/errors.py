@@ -32,13 +32,16 @@ import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, NoReturn, TypeVar
+from time import perf_counter
+from typing import Any, Final, NoReturn, Protocol, TypeVar, cast
 
 import grpc
 
 from modelport.core.errors import ErrorKind, ModelportError, Overloaded, RateLimited
+from modelport.server.grpc.calls import CURRENT_CALL, CallRecord
+from modelport.server.logs import AccessLog
 
-__all__ = ["STATUS_BY_KIND", "abort", "error_message", "handle_errors"]
+__all__ = ["STATUS_BY_KIND", "abort", "error_message", "handle_errors", "status_name"]
 
 log = logging.getLogger("modelport.server")
 
@@ -99,16 +102,43 @@ async def abort(context: Any, exc: BaseException, method: str) -> NoReturn:
     raise AssertionError("unreachable: context.abort returned")  # pragma: no cover
 
 
+class _Servicer(Protocol):
+    access_log: AccessLog | None
+
+
+def status_name(exc: BaseException) -> str:
+    """The gRPC status code's name (``NOT_FOUND``) a call ending with ``exc`` gets."""
+    code = STATUS_BY_KIND[exc.kind] if isinstance(exc, ModelportError) else None
+    return str(code.name) if code is not None else "INTERNAL"
+
+
 def handle_errors(
     method: Callable[[S, Q, Any], Awaitable[R]],
 ) -> Callable[[S, Q, Any], Awaitable[R]]:
-    """Wrap a unary servicer method so that any error ends the call with its status."""
+    """Wrap a unary servicer method: any error ends the call with its status.
+
+    With the servicer's access log on, each call is written to it with its status and duration.
+    """
 
     @functools.wraps(method)
     async def wrapper(self: S, request: Q, context: Any) -> R:
+        access_log = cast(_Servicer, self).access_log
+        if access_log is None:
+            try:
+                return await method(self, request, context)
+            except Exception as exc:  # every error becomes a status; nothing escapes to grpc
+                await abort(context, exc, method.__name__)
+        record = CallRecord()
+        token = CURRENT_CALL.set(record)
+        started = perf_counter()
+        status = "OK"
         try:
             return await method(self, request, context)
-        except Exception as exc:  # every error becomes a status; nothing escapes to grpc
+        except Exception as exc:
+            status = status_name(exc)
             await abort(context, exc, method.__name__)
+        finally:
+            CURRENT_CALL.reset(token)
+            access_log.rpc(method.__name__, status, perf_counter() - started, record)
 
     return wrapper

@@ -20,6 +20,7 @@ from modelport.core.errors import ConfigError
 from modelport.core.settings import TlsSettings
 from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 from modelport.server.grpc.servicer import InferenceServicer
+from modelport.server.logs import AccessLog
 from modelport.server.tls import tls_files
 from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
@@ -64,6 +65,7 @@ def create_grpc_server(
     *,
     tls: TlsSettings | None = None,
     clock: Clock | None = None,
+    access_log: AccessLog | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build a grpc.aio server for ``dataplane`` and bind it; it is not started.
 
@@ -80,6 +82,7 @@ def create_grpc_server(
             ``RESOURCE_EXHAUSTED``.
         tls: Certificate, key and client CA; plaintext when unset.
         clock: Time source for deadlines (the system clock when ``None``).
+        access_log: Where each call is recorded; ``None`` keeps no access log.
 
     Returns:
         The server and the port it is bound to.
@@ -94,7 +97,7 @@ def create_grpc_server(
             ("grpc.so_reuseport", 1),
         ]
     )
-    servicer = InferenceServicer(dataplane, access, clock)
+    servicer = InferenceServicer(dataplane, access, clock, access_log)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     address = listen_address(host, port)
     credentials = server_credentials(tls) if tls is not None else None

@@ -27,7 +27,9 @@ from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 from modelport.security.certs import certificate_subject
 from modelport.security.identity import Identity
 from modelport.security.rbac import Action
+from modelport.server.grpc.calls import CURRENT_CALL
 from modelport.server.grpc.errors import error_message, handle_errors
+from modelport.server.logs import AccessLog
 from modelport.service.access import AccessControl, Caller, request_id
 from modelport.service.dataplane import DataPlane
 from modelport.service.models import validate_load_parameters
@@ -46,7 +48,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
 
     Args:
         dataplane: The use cases behind the methods (it also counts the statistics).
+        access: Authentication, authorisation and audit of every call.
         clock: Time source for deadlines.
+        access_log: Where each unary call is recorded (status, duration, model, version,
+            request id, who); ``None`` keeps no access log.
     """
 
     def __init__(
@@ -54,10 +59,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         dataplane: DataPlane,
         access: AccessControl,
         clock: Clock | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.dp = dataplane
         self.access = access
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.access_log = access_log
         self._subjects: dict[bytes, str] = {}
 
     def _caller(self, context: Any) -> Caller:
@@ -97,13 +104,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             subject = self._subjects[pem] = certificate_subject(pem)
         return subject
 
-    async def _admit(self, context: Any, action: Action, name: str | None) -> Identity:
+    async def _admit(
+        self, context: Any, action: Action, name: str | None, caller: Caller | None = None
+    ) -> Identity:
         """Admit the call for ``action`` on model ``name`` (``None``: the server)."""
-        return await self.access.admit(self._caller(context), action, name)
+        caller = caller or self._caller(context)
+        record = CURRENT_CALL.get()
+        if record is None:  # no access log
+            return await self.access.admit(caller, action, name)
+        record.model, record.request_id = name or None, caller.request_id
+        record.identity = identity = await self.access.admit(caller, action, name)
+        return identity
 
     async def _admit_listing(self, context: Any, action: Action) -> Identity:
         """Admit a call that lists models (its answer is filtered to what the caller sees)."""
-        return await self.access.admit(self._caller(context), action, listing=True)
+        caller = self._caller(context)
+        identity = await self.access.admit(caller, action, listing=True)
+        record = CURRENT_CALL.get()
+        if record is not None:
+            record.request_id, record.identity = caller.request_id, identity
+        return identity
 
     @handle_errors
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -169,7 +189,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         """Load (or reload) a model."""
         caller = self._caller(context)
-        identity = await self.access.admit(caller, Action.MANAGE, request.model_name)
+        identity = await self._admit(context, Action.MANAGE, request.model_name, caller)
         name, parameters = codec.decode_repository_request(request)
         parameters = validate_load_parameters(parameters)  # refused before anything is done
         await self.access.audited(
@@ -181,7 +201,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
     async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
         """Unload a model."""
         caller = self._caller(context)
-        identity = await self.access.admit(caller, Action.MANAGE, request.model_name)
+        identity = await self._admit(context, Action.MANAGE, request.model_name, caller)
         name, _ = codec.decode_repository_request(request)  # unload_dependents: nothing depends
         await self.access.audited(identity, caller, "model.unload", name, self.dp.unload(name))
         return pb.RepositoryModelUnloadResponse()
@@ -241,11 +261,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             )
 
     async def _infer(self, message: Any, context: Any) -> Any:
-        await self.access.admit(self._caller(context), _INFER, message.model_name)
+        caller = self._caller(context)
+        record = CURRENT_CALL.get()
+        if record is None:  # no access log: one call less on the hot path
+            await self.access.admit(caller, _INFER, message.model_name)
+        else:
+            await self._admit(context, _INFER, message.model_name, caller)
         name, version = codec.model_target(message.model_name, message.model_version)
         request = codec.decode_infer_request(message)
         deadline = self._deadline(request, context)
-        return codec.encode_infer_response(await self.dp.infer(name, version, request, deadline))
+        response = await self.dp.infer(name, version, request, deadline)
+        if record is not None:
+            record.version = response.model_version
+        return codec.encode_infer_response(response)
 
     def _deadline(self, request: InferenceRequest, context: Any) -> float | None:
         """Monotonic time by which the request must start: the tighter of timeout and deadline."""

@@ -15,6 +15,7 @@ import orjson
 
 from modelport.core.errors import InvalidInput, PayloadTooLarge
 from modelport.security.identity import ANONYMOUS, Identity
+from modelport.server.logs import identity_hash
 from modelport.service.access import Caller, request_id
 
 __all__ = ["Receive", "Reply", "Request", "Scope", "Send", "read_body"]
@@ -32,7 +33,9 @@ class Request:
     """The parts of an HTTP request the routes use.
 
     ``raw_path`` is the path as sent (still percent-encoded), which routing splits on ``/``;
-    ``path`` is its decoded form, for messages.
+    ``path`` is its decoded form, for messages. The app fills in ``identity``, ``model`` and
+    ``version`` as it learns them; the request is also the access log's record of the call
+    (:class:`modelport.server.logs.AccessInfo`), read after the response by the log's thread.
     """
 
     method: str
@@ -43,6 +46,19 @@ class Request:
     receive: Receive
     caller: Caller
     identity: Identity = ANONYMOUS
+    model: str | None = None
+    version: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        """The caller's request id, if it sent one."""
+        return self.caller.request_id
+
+    @property
+    def identity_hash(self) -> str | None:
+        """A short hash of who called (never the credential); ``None`` when not authenticated."""
+        identity = self.identity
+        return None if identity is ANONYMOUS else identity_hash(identity.subject)
 
 
 @dataclass(slots=True)
