@@ -146,6 +146,11 @@ def test_alias_set_move_history_and_archive_rules(home: Path) -> None:
         ),
         (("serve", "served=./missing.onnx", "--port", "0", "--grpc-port", "0"), 3, "missing.onnx"),
         (("serve", "missing.onnx", "--port", "0", "--grpc-port", "0"), 3, "no such file"),
+        (
+            ("serve", "tree", "--tls-cert", "gone.pem", "--tls-key", "gone-key.pem", "--port", "0"),
+            3,
+            "--tls-cert 'gone.pem': no such file",
+        ),
         (("register", "tree", "model.weird"), 2, "weird"),
         (("register", "tree", "{broken}"), 6, "broken.joblib"),
         (("register", "tree", "{tree1}", "--metric", "acc=high"), 2, "number"),

@@ -5,18 +5,18 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
-from pydantic import ValidationError
 
 from modelport.core.errors import ConfigError
-from modelport.core.settings import BatchingSettings, LogSettings, Settings, load_settings
-from modelport.server.logs import start_logs
-from modelport.server.rest.tls import server_ssl_context
-from modelport.server.supervisor import Listening
-from modelport.server.supervisor import serve as serve_models
-from modelport.service.wiring import ServeTarget, open_registrar, resolve_sources
+
+if TYPE_CHECKING:
+    from modelport.core.settings import BatchingSettings, Settings
+    from modelport.server.supervisor import Listening
+
+# Settings (pydantic), the servers (uvicorn, grpc) and the registry (SQLAlchemy) are imported
+# when a command runs, so that loading this module for `modelport --help` stays cheap.
 
 __all__ = ["attach", "is_loopback", "log_settings", "parse_batching", "security_settings"]
 
@@ -46,6 +46,10 @@ def parse_batching(
             if not eq or not key:
                 raise ConfigError(f"--batching {value!r}: expected [MODEL:]KEY=VALUE[,KEY=VALUE]")
             fields[key.strip()] = setting.strip()
+
+    from pydantic import ValidationError
+
+    from modelport.core.settings import BatchingSettings
 
     def build(base: BatchingSettings, fields: dict[str, str]) -> BatchingSettings:
         try:
@@ -82,19 +86,21 @@ def serve(
     name: Annotated[
         str | None, typer.Option(help="Served name for an artifact file (one artifact only).")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Address to bind [default: 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind \\[default: 127.0.0.1].")
+    ] = None,
     port: Annotated[
         int | None,
-        typer.Option(min=0, max=65535, help="REST port; 0 picks a free one [default: 8080]."),
+        typer.Option(min=0, max=65535, help="REST port; 0 picks a free one \\[default: 8080]."),
     ] = None,
     grpc_port: Annotated[
         int | None,
-        typer.Option(min=0, max=65535, help="gRPC port; 0 picks a free one [default: 8081]."),
+        typer.Option(min=0, max=65535, help="gRPC port; 0 picks a free one \\[default: 8081]."),
     ] = None,
     no_grpc: Annotated[bool, typer.Option("--no-grpc", help="Serve REST only.")] = False,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Worker processes sharing the ports [default: one per core]."),
+        typer.Option(min=1, help="Worker processes sharing the ports \\[default: one per core]."),
     ] = None,
     batching: Annotated[
         list[str] | None,
@@ -103,7 +109,7 @@ def serve(
             "preferred_batch_rows, max_queue_rows, enabled. Repeatable."
         ),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or gpu [default: cpu].")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or gpu \\[default: cpu].")] = None,
     original: Annotated[
         bool,
         typer.Option(
@@ -132,14 +138,19 @@ def serve(
     ] = None,
     log_level: Annotated[
         str | None,
-        typer.Option(help="debug, info, warning or error [default: info]."),
+        typer.Option(help="debug, info, warning or error \\[default: info]."),
     ] = None,
     log_format: Annotated[
         str | None,
-        typer.Option(help="text or json (one JSON object per line) [default: text]."),
+        typer.Option(help="text or json (one JSON object per line) \\[default: text]."),
     ] = None,
 ) -> None:
     """Serve models over REST and gRPC (Open Inference Protocol v2) until interrupted."""
+    from modelport.core.settings import load_settings
+    from modelport.server.logs import start_logs
+    from modelport.server.supervisor import serve as serve_models
+    from modelport.service.wiring import ServeTarget, open_registrar, resolve_sources
+
     settings = _settings(load_settings(), host, port, grpc_port, no_grpc, workers, device)
     settings = security_settings(settings, no_auth, insecure, tls_cert, tls_key, tls_ca)
     settings = log_settings(settings, log_level, log_format)
@@ -181,6 +192,8 @@ def log_settings(settings: Settings, level: str | None, form: str | None) -> Set
     for option, value, field in (("--log-level", level, "level"), ("--log-format", form, "format")):
         if value is None:
             continue
+        from modelport.core.settings import LogSettings
+
         choices = get_args(LogSettings.model_fields[field].annotation)
         if value.lower() not in choices:
             raise ConfigError(f"{option} {value!r}: expected one of {', '.join(choices)}")
@@ -244,6 +257,8 @@ def security_settings(
             "authentication on (create a key with 'modelport keys create'), bind 127.0.0.1, "
             "or add --insecure if this network is trusted"
         )
+    from modelport.server.rest.tls import server_ssl_context
+
     server_ssl_context(tls)  # fail here, before any worker starts, on bad TLS files
     return settings.model_copy(
         update={"security": security.model_copy(update={"tls": tls, "auth": auth})}

@@ -14,7 +14,7 @@ import uvicorn
 
 from modelport.core.errors import ConfigError, ModelportError
 from modelport.core.settings import Settings
-from modelport.server.control import ChannelPeers
+from modelport.server.worker_relay import ChannelPeers
 from modelport.server.grpc.server import create_grpc_server
 from modelport.server.logs import AccessLog
 from modelport.server.rest.app import create_app

@@ -1,7 +1,7 @@
 """HTTPS for the REST port: the TLS context.
 
 The verified client certificate reaches the app through the REST protocol
-(:mod:`modelport.server.rest.protocol`).
+(:mod:`modelport.server.rest.http_protocol`).
 """
 
 from __future__ import annotations
