@@ -46,9 +46,9 @@ from typing import Final
 from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_for_kind
 from modelport.core.settings import Settings
 from modelport.monitoring import enable_multiprocess, remove_multiprocess_dir
-from modelport.server.worker_relay import Relay
 from modelport.server.logs import Logs, start_logs
 from modelport.server.worker import Notify, run_worker, threads_per_worker
+from modelport.server.worker_relay import Relay
 from modelport.service.models import ModelSource
 
 __all__ = [

@@ -14,12 +14,12 @@ import uvicorn
 
 from modelport.core.errors import ConfigError, ModelportError
 from modelport.core.settings import Settings
-from modelport.server.worker_relay import ChannelPeers
 from modelport.server.grpc.server import create_grpc_server
 from modelport.server.logs import AccessLog
 from modelport.server.rest.app import create_app
 from modelport.server.rest.http_protocol import HttpLimits, http_protocol
 from modelport.server.rest.tls import server_ssl_context
+from modelport.server.worker_relay import ChannelPeers
 from modelport.service.models import ModelSource
 from modelport.service.wiring import build_access, build_dataplane, open_registrar
 
