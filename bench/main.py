@@ -376,6 +376,9 @@ def main(argv: list[str]) -> int:
     auth_cost = report.auth_cost(summaries) if home.api_key else None
     if auth_cost:
         tables.append(auth_cost)
+    access_log_cost = report.access_log_cost(summaries)
+    if access_log_cost:
+        tables.append(access_log_cost)
     headroom = report.headroom(summaries)
     if headroom:
         tables.append(headroom)

@@ -9,6 +9,8 @@ from bench.load import Sample
 from bench.targets import Target
 
 AUTH_TARGET = 0.9
+ACCESS_LOG_TARGET = 0.9
+"""Issue 14: access logging costs at most 10% of throughput at 16 connections."""
 """Authenticated modelport must keep at least this share of its --no-auth requests/s."""
 
 
@@ -120,7 +122,7 @@ def table(summaries: list[Summary], labels: dict[str, str]) -> str:
                 f"{row.p99_ms:.2f}",
                 str(row.errors),
             ]
-            if row.target.modelport_authenticated:
+            if row.target.modelport_authenticated and not row.target.access_log:
                 cells += [
                     _ratio(row, peers, name=True),
                     _ratio(row, mlservers, name=False),
@@ -137,7 +139,7 @@ def _auth_pairs(summaries: list[Summary]) -> list[tuple[Summary, Summary]]:
     pairs = []
     by_point: dict[Point, list[Summary]] = {}
     for s in summaries:
-        if s.target.family == "modelport" and not s.failed:
+        if s.target.family == "modelport" and not s.failed and not s.target.access_log:
             by_point.setdefault(s.point, []).append(s)
     for rows in by_point.values():
         keyed = [r for r in rows if r.target.auth]
@@ -170,6 +172,32 @@ def auth_cost(summaries: list[Summary]) -> str | None:
     return "\n".join(lines)
 
 
+def access_log_cost(summaries: list[Summary]) -> str | None:
+    """modelport with its access log on / off, per point; None without a pair."""
+    by_point: dict[Point, dict[bool, Summary]] = {}
+    for s in summaries:
+        if s.target.modelport_authenticated and not s.failed and s.rps > 0:
+            by_point.setdefault(s.point, {})[s.target.access_log] = s
+    rows = [(p, r[True], r[False]) for p, r in by_point.items() if len(r) == 2]
+    if not rows:
+        return None
+    lines = [
+        "Access log cost (modelport with one access line per request / without; target at "
+        f"least {ACCESS_LOG_TARGET:.2f}):",
+        "",
+        "| point | req/s logging | req/s not logging | logging / not | p99 ms logging / not |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for point, on, off in rows:
+        ratio = on.rps / off.rps
+        flag = "" if ratio >= ACCESS_LOG_TARGET else f" (below {ACCESS_LOG_TARGET:.2f})"
+        lines.append(
+            f"| {point.label()} | {on.rps:,.0f} | {off.rps:,.0f} | {ratio:.3f}{flag} | "
+            f"{on.p99_ms:.2f} / {off.p99_ms:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def headroom(summaries: list[Summary]) -> str | None:
     """modelport and the bare ONNX Runtime handler as shares of the floor, per REST point.
 
@@ -182,6 +210,8 @@ def headroom(summaries: list[Summary]) -> str | None:
     by_point: dict[Point, dict[str, Summary]] = {}
     for s in summaries:
         if s.failed or s.rps <= 0 or s.point.transport != "REST":
+            continue
+        if s.target.access_log:
             continue
         if s.target.modelport_authenticated or s.target.family in ("floor", "bare"):
             key = "modelport" if s.target.family == "modelport" else s.target.family

@@ -46,6 +46,9 @@ class Target:
     parallel_workers: int | None = None
     adaptive_batching: bool = False
     auth: bool = False
+    access_log: bool = False
+    """modelport with its access log on (one line per request); the other modelport
+    configurations turn it off, as the peers write no line per request."""
 
     @property
     def is_peer(self) -> bool:
@@ -208,6 +211,18 @@ def all_targets(models: tuple[str, ...]) -> list[Target]:
                 f"modelport-{model}-noauth", "modelport --no-auth", "modelport", (model,), grpc=grpc
             ),
         ]
+        if model == "tiny":
+            # What the access log costs: modelport as above, one log line per request.
+            targets.append(
+                Target(
+                    "modelport-tiny-accesslog",
+                    "modelport, access log on",
+                    "modelport",
+                    (model,),
+                    auth=True,
+                    access_log=True,
+                )
+            )
     targets += [
         Target("mlserver-default", "MLServer default", "mlserver", models, grpc=True),
         Target(
@@ -296,7 +311,8 @@ def _modelport(target: Target, ctx: Context) -> Launch:
         str(port),
         *extra,
     ]
-    return Launch(argv, port, grpc_port, cwd=REPO, env=ctx.home.env)
+    env = {**ctx.home.env, "MODELPORT_LOG__ACCESS": "true" if target.access_log else "false"}
+    return Launch(argv, port, grpc_port, cwd=REPO, env=env)
 
 
 def _mlserver(target: Target, ctx: Context) -> Launch:

@@ -212,7 +212,8 @@ class RestApp:
     ) -> InferenceRequest:
         """Decode a body sent with an ``Inference-Header-Content-Length`` header."""
         length = _header_length(header)
-        if length > self.max_json:
+        # A header longer than the body is malformed (400, from the decoder), not too large.
+        if self.max_json < length <= len(body):
             raise PayloadTooLarge(
                 f"the JSON header of {length} bytes exceeds the limit of {self.max_json} bytes"
                 + _USE_BINARY
