@@ -198,8 +198,8 @@ class OnnxRuntime(ModelRuntime):
         self._graph_signature = model_signature
         self._input_names = frozenset(s.name for s in model_signature.inputs)
         self._direct_run = native_run(session)
-        # One RunOptions for every run (onnxruntime takes it read-only). Given None instead, the
-        # native run of a small model measured about 0.7 us slower (4.4 us against 3.7 us here).
+        # One RunOptions for every run: onnxruntime takes it read-only, and builds a default one
+        # per call when given None (bench/HOT_PATH.md, "ONNX Runtime").
         self._run_options = ort.RunOptions()
         self._session = session
 

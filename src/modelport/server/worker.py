@@ -71,10 +71,8 @@ def run_worker(
         ssl_context = server_ssl_context(settings.security.tls)
         dataplane.repository.load_all()
         # Everything loaded so far (the frameworks' modules, the models) lives as long as the
-        # process: moved out of the collector's generations, it is no longer scanned by every
-        # full collection. Measured on the MLP with batching at 64 connections: full
-        # collections over that heap stalled the event loop for 50-80 ms, p99 54 ms -> 3.7 ms
-        # and +15% requests/s with the freeze.
+        # process: frozen, it is no longer scanned by every full collection, which stalled the
+        # event loop (bench/HOT_PATH.md, "The garbage collector").
         gc.collect()
         gc.freeze()
     except ModelportError as exc:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from modelport.core.errors import InvalidInput
+from modelport.testing import FakeClock as _FakeClock
 
 OUTPUTS = ("double", "total", "first")
 
@@ -43,17 +44,22 @@ class RecordingModel:
         return [rows for rows, _ in self.calls]
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
+class FakeClock(_FakeClock):
+    """:class:`modelport.testing.FakeClock` read and set as seconds through :attr:`t`."""
+
+    __slots__ = ()
 
     def __init__(self, start: float = 100.0) -> None:
-        self.t = start
+        super().__init__(datetime.fromtimestamp(start, UTC), monotonic=start)
 
-    def monotonic(self) -> float:
-        return self.t
+    @property
+    def t(self) -> float:
+        """The monotonic reading; setting it moves both clocks there."""
+        return self.monotonic()
 
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.t, UTC)
+    @t.setter
+    def t(self, value: float) -> None:
+        self.advance(value - self.monotonic())
 
 
 def rows_of(caller: int, rows: int, width: int = 3) -> np.ndarray:
