@@ -112,7 +112,7 @@ class DataPlane:
         return self.repository.get(name, version).ready
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
-        """Return the model's metadata: name, versions, platform, inputs and outputs.
+        """Return the model's metadata: name, versions, platform, inputs, outputs, properties.
 
         Raises:
             NotFound: Unknown model or version.
@@ -126,6 +126,12 @@ class DataPlane:
             "platform": model.platform,
             "inputs": [t.to_dict() for t in model.signature.inputs],
             "outputs": [t.to_dict() for t in model.signature.outputs],
+            # The protocol's free-form properties (gRPC field 6): what serves this version.
+            "properties": {
+                "version": model.source.version,
+                "runtime": model.source.framework,
+                "batching": "true" if model.batcher is not None else "false",
+            },
         }
 
     def model_signature(self, name: str, version: str | None) -> Signature:

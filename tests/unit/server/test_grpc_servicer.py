@@ -171,3 +171,13 @@ def test_a_load_with_unknown_parameters_is_refused_before_it_is_audited(
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert "colour" in message
     assert not [e for e in store.iter_audit() if e.action == "model.load"]
+
+
+def test_model_metadata_carries_its_properties(
+    parts: tuple[DataPlane, AccessControl], store: SecurityStore
+) -> None:
+    viewer = key(store, "viewer")
+    [metadata] = run(
+        parts, lambda s: s.ModelMetadata(pb.ModelMetadataRequest(name="fraud-a"), metadata=viewer)
+    )
+    assert dict(metadata.properties) == {"version": "1", "runtime": "python", "batching": "false"}

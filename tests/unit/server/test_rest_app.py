@@ -254,3 +254,26 @@ def test_json_over_its_limit_is_413_with_the_binary_hint(
     header_too_big = call(app, "POST", "/v2/models/fraud-a/infer", padded, content=b" " * 6000)
     assert header_too_big.status_code == 413
     assert "JSON header of 5000 bytes" in header_too_big.json()["error"]
+
+
+def test_metrics_open_by_configuration_need_no_key(
+    dataplane: DataPlane, store: SecurityStore
+) -> None:
+    from modelport.core.clock import SystemClock
+    from modelport.core.settings import AuthSettings, SecuritySettings
+    from modelport.monitoring import ServingMetrics
+    from modelport.service.access import build_access_control
+
+    with_metrics = DataPlane(dataplane.repository, metrics=ServingMetrics())
+    settings = SecuritySettings(auth=AuthSettings(open_metrics=True))
+    access = build_access_control(settings, store, store, SystemClock())
+    try:
+        app = create_app(ServerSettings(), with_metrics, access)
+        predictor = key(store, "predictor")
+        assert call(app, "POST", "/v2/models/fraud-a/infer", predictor, json=BODY).is_success
+        reply = call(app, "GET", "/metrics")
+        assert reply.status_code == 200
+        assert b'modelport_inference_requests_total{model="fraud-a"' in reply.content
+        assert call(app, "GET", "/v2/models/fraud-a").status_code == 401  # nothing else opens
+    finally:
+        access.close()

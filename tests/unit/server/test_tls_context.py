@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelport.cli.serve_cmd import is_loopback, security_settings
-from modelport.core.errors import ConfigError
+from modelport.core.errors import ConfigError, NotFound
 from modelport.core.settings import ServerSettings, Settings, TlsSettings
 from modelport.security.certs import DevCerts, make_dev_certs
 from modelport.server.grpc.server import server_credentials
@@ -56,12 +56,22 @@ def test_incomplete_or_wrong_tls_files_are_config_errors(
         server_ssl_context(tls)
 
 
-def test_missing_tls_file_is_a_config_error(tmp_path: Path, certs: DevCerts) -> None:
+def test_a_missing_tls_file_is_not_found_and_names_its_option(
+    tmp_path: Path, certs: DevCerts
+) -> None:
     tls = TlsSettings(cert=tmp_path / "nope.pem", key=certs.server_key)
-    with pytest.raises(ConfigError, match="cannot"):
+    with pytest.raises(NotFound, match="--tls-cert '.*nope.pem': no such file"):
         server_ssl_context(tls)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(NotFound, match="--tls-cert"):
         server_credentials(tls)
+
+
+def test_an_unreadable_tls_file_is_a_config_error(tmp_path: Path, certs: DevCerts) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    tls = TlsSettings(cert=garbage, key=certs.server_key)
+    with pytest.raises(ConfigError):
+        server_ssl_context(tls)
 
 
 @pytest.mark.parametrize(

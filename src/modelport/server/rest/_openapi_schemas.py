@@ -208,6 +208,11 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "platform": _STRING,
             "inputs": _array(ref("TensorMetadata")),
             "outputs": _array(ref("TensorMetadata")),
+            "properties": _object(
+                {},
+                description="What serves this version: version, runtime, batching.",
+                additionalProperties=_STRING,
+            ),
         },
         ("name", "platform", "inputs", "outputs"),
     ),

@@ -264,6 +264,7 @@ METRICS: Final = _operation(
             "description": "Prometheus text exposition of every worker's metrics.",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
+        "404": _error("Metrics are off in this server."),
     },
 )
 OPENAPI: Final = _operation(
