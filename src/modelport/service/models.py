@@ -80,16 +80,23 @@ def validate_load_request(payload: Mapping[str, object]) -> dict[str, object]:
         InvalidInput: The body has a key other than ``parameters``, ``parameters`` is not an
             object, or a parameter is unknown or malformed.
     """
+    expected = '{"parameters": {"version": "3"}} or {"parameters": {"alias": "champion"}} (or {})'
+    return validate_load_parameters(_request_parameters(payload, "load", expected))
+
+
+def _request_parameters(
+    payload: Mapping[str, object], action: str, expected: str
+) -> dict[str, object]:
+    """The ``parameters`` object of a repository request body that has no other key."""
     unknown = [key for key in payload if key != "parameters"]
     if unknown:
         raise InvalidInput(
-            f"repository load request: unknown key {unknown[0]!r}; the body is "
-            '{"parameters": {"version": "3"}} or {"parameters": {"alias": "champion"}} (or {})'
+            f"repository {action} request: unknown key {unknown[0]!r}; the body is {expected}"
         )
     parameters = payload.get("parameters", {})
     if not isinstance(parameters, dict):
-        raise InvalidInput("repository load request: 'parameters' must be an object")
-    return validate_load_parameters(parameters)
+        raise InvalidInput(f"repository {action} request: 'parameters' must be an object")
+    return parameters
 
 
 def validate_unload_request(payload: Mapping[str, object]) -> dict[str, object]:
@@ -104,15 +111,8 @@ def validate_unload_request(payload: Mapping[str, object]) -> dict[str, object]:
     Raises:
         InvalidInput: Another key or parameter, or a value that is not a boolean.
     """
-    unknown = [key for key in payload if key != "parameters"]
-    if unknown:
-        raise InvalidInput(
-            f"repository unload request: unknown key {unknown[0]!r}; the body is {{}} or "
-            '{"parameters": {"unload_dependents": true}}'
-        )
-    parameters = payload.get("parameters", {})
-    if not isinstance(parameters, dict):
-        raise InvalidInput("repository unload request: 'parameters' must be an object")
+    expected = '{} or {"parameters": {"unload_dependents": true}}'
+    parameters = _request_parameters(payload, "unload", expected)
     for key, value in parameters.items():
         if key != "unload_dependents":
             raise InvalidInput(

@@ -32,19 +32,34 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _guard(tmp_path: Path) -> ArtifactGuard:
+    return ArtifactGuard(
+        ArtifactStore(tmp_path / "artifacts"),
+        FileKeyProvider(tmp_path / "keys" / "kek.json"),
+        tmp_path / "keys" / "signing.pem",
+        "alice",
+    )
+
+
 @pytest.fixture
 def registrar(tmp_path: Path) -> Iterator[Registrar]:
     store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
     try:
-        guard = ArtifactGuard(
-            ArtifactStore(tmp_path / "artifacts"),
-            FileKeyProvider(tmp_path / "keys" / "kek.json"),
-            tmp_path / "keys" / "signing.pem",
-            "alice",
-        )
-        yield Registrar(store, guard, RuntimeSettings())
+        yield Registrar(store, _guard(tmp_path), RuntimeSettings())
     finally:
         store.close()
+
+
+@pytest.fixture
+def audited(tmp_path: Path) -> Iterator[tuple[Registrar, SecurityStore]]:
+    """A registrar whose audit log is the security store in the same database."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store, audit = MetadataStore(url, SystemClock()), SecurityStore(url, SystemClock())
+    try:
+        yield Registrar(store, _guard(tmp_path), RuntimeSettings(), audit), audit
+    finally:
+        store.close()
+        audit.close()
 
 
 def request(files: Path, **changes: object) -> RegistrationRequest:
@@ -148,78 +163,58 @@ def test_a_failed_seal_records_nothing(
     assert list((registrar.guard.store.root / "tmp").iterdir()) == [], "staged files are removed"
 
 
-def test_control_actions_are_audited_with_their_outcome(files: Path, tmp_path: Path) -> None:
-    store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
-    audit = SecurityStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
-    guard = ArtifactGuard(
-        ArtifactStore(tmp_path / "artifacts"),
-        FileKeyProvider(tmp_path / "keys" / "kek.json"),
-        tmp_path / "keys" / "signing.pem",
-        "alice",
-    )
-    registrar = Registrar(store, guard, RuntimeSettings(), audit)
-    try:
-        registrar.register(request(files, compile=False))
-        registrar.set_alias("iris", "champion", 1, "bob")
-        with pytest.raises(NotFound):
-            registrar.set_alias("iris", "champion", 7, "bob")
-        registrar.remove_alias("iris", "champion", "bob")
-        registrar.archive("iris", 1, "carol")
-        entries = [(e.actor, e.action, e.target, e.outcome) for e in audit.list_audit()]
-        # Each action is written as started before it runs, then with its outcome.
-        outcomes = [
-            ("alice", "model.register", "iris", "ok"),
-            ("bob", "alias.set", "iris@champion", "ok"),
-            ("bob", "alias.set", "iris@champion", "failed"),
-            ("bob", "alias.remove", "iris@champion", "ok"),
-            ("carol", "model.archive", "iris@1", "ok"),
-        ]
-        assert entries == [e for o in outcomes for e in ((*o[:3], "started"), o)]
-        assert audit.verify_audit().intact
-    finally:
-        store.close()
-        audit.close()
+def test_control_actions_are_audited_with_their_outcome(
+    files: Path, audited: tuple[Registrar, SecurityStore]
+) -> None:
+    registrar, audit = audited
+    registrar.register(request(files, compile=False))
+    registrar.set_alias("iris", "champion", 1, "bob")
+    with pytest.raises(NotFound):
+        registrar.set_alias("iris", "champion", 7, "bob")
+    registrar.remove_alias("iris", "champion", "bob")
+    registrar.archive("iris", 1, "carol")
+    entries = [(e.actor, e.action, e.target, e.outcome) for e in audit.list_audit()]
+    # Each action is written as started before it runs, then with its outcome.
+    outcomes = [
+        ("alice", "model.register", "iris", "ok"),
+        ("bob", "alias.set", "iris@champion", "ok"),
+        ("bob", "alias.set", "iris@champion", "failed"),
+        ("bob", "alias.remove", "iris@champion", "ok"),
+        ("carol", "model.archive", "iris@1", "ok"),
+    ]
+    assert entries == [e for o in outcomes for e in ((*o[:3], "started"), o)]
+    assert audit.verify_audit().intact
 
 
-def test_failed_registrations_are_audited_even_with_a_bad_name(files: Path, tmp_path: Path) -> None:
-    store = MetadataStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
-    audit = SecurityStore(f"sqlite:///{tmp_path / 'registry.db'}", SystemClock())
-    guard = ArtifactGuard(
-        ArtifactStore(tmp_path / "artifacts"),
-        FileKeyProvider(tmp_path / "keys" / "kek.json"),
-        tmp_path / "keys" / "signing.pem",
-        "alice",
-    )
-    registrar = Registrar(store, guard, RuntimeSettings(), audit)
-    try:
-        # The name error is what the caller sees, never the audit log's refusal of a blank target.
-        with pytest.raises(InvalidInput, match="invalid model name ''"):
-            registrar.register(request(files, name=""))
-        with pytest.raises(InvalidInput, match="invalid model name"):
-            registrar.register(request(files, name="x" * 1100))
-        with pytest.raises(InvalidInput, match="invalid model name"):
-            registrar.register(request(files, name="bad\nname"))
-        with pytest.raises(NotFound, match="no such file"):
-            registrar.register(request(files, artifact=str(files / "missing.joblib")))
-        with pytest.raises(InvalidInput, match="invalid alias"):
-            registrar.set_alias("iris", "", 1, "bob")
-        entries = [e for e in audit.list_audit() if e.outcome != "started"]
-        assert [(e.actor, e.action, e.target, e.outcome) for e in entries] == [
-            ("alice", "model.register", "''", "failed"),
-            ("alice", "model.register", "'" + "x" * 60 + "...", "failed"),
-            ("alice", "model.register", "'bad\\nname'", "failed"),
-            ("alice", "model.register", "iris", "failed"),
-            ("bob", "alias.set", "iris@''", "failed"),
-        ]
-        assert all(e.details is not None and e.details["error"] for e in entries)
-        assert entries[0].details == {
-            "error": "invalid model name '': expected 1-63 lowercase letters, digits, '.', '_' "
-            "or '-', starting and ending with a letter or digit"
-        }
-        assert audit.verify_audit().problems == ()
-    finally:
-        store.close()
-        audit.close()
+def test_failed_registrations_are_audited_even_with_a_bad_name(
+    files: Path, audited: tuple[Registrar, SecurityStore]
+) -> None:
+    registrar, audit = audited
+    # The name error is what the caller sees, never the audit log's refusal of a blank target.
+    with pytest.raises(InvalidInput, match="invalid model name ''"):
+        registrar.register(request(files, name=""))
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        registrar.register(request(files, name="x" * 1100))
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        registrar.register(request(files, name="bad\nname"))
+    with pytest.raises(NotFound, match="no such file"):
+        registrar.register(request(files, artifact=str(files / "missing.joblib")))
+    with pytest.raises(InvalidInput, match="invalid alias"):
+        registrar.set_alias("iris", "", 1, "bob")
+    entries = [e for e in audit.list_audit() if e.outcome != "started"]
+    assert [(e.actor, e.action, e.target, e.outcome) for e in entries] == [
+        ("alice", "model.register", "''", "failed"),
+        ("alice", "model.register", "'" + "x" * 60 + "...", "failed"),
+        ("alice", "model.register", "'bad\\nname'", "failed"),
+        ("alice", "model.register", "iris", "failed"),
+        ("bob", "alias.set", "iris@''", "failed"),
+    ]
+    assert all(e.details is not None and e.details["error"] for e in entries)
+    assert entries[0].details == {
+        "error": "invalid model name '': expected 1-63 lowercase letters, digits, '.', '_' "
+        "or '-', starting and ending with a letter or digit"
+    }
+    assert audit.verify_audit().problems == ()
 
 
 def test_an_action_whose_started_entry_cannot_be_written_is_not_performed(
