@@ -263,7 +263,6 @@ def parse_requested_outputs(raw: object) -> list[RequestedOutput] | None:
     if not isinstance(raw, list):
         raise InvalidInput(f"'outputs' must be a list of objects, got {json_summary(raw)}")
     requested: list[RequestedOutput] = []
-    seen: set[str] = set()
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise InvalidInput(f"outputs[{index}] must be an object, got {json_summary(item)}")
@@ -272,9 +271,8 @@ def parse_requested_outputs(raw: object) -> list[RequestedOutput] | None:
             raise InvalidInput(
                 f"outputs[{index}]: 'name' must be a non-empty string, got {json_summary(name)}"
             )
-        if name in seen:
+        if index and any(r.name == name for r in requested):
             raise InvalidInput(f"output {name!r} is requested more than once; expected once")
-        seen.add(name)
         raw_parameters = item.get("parameters")
         if raw_parameters is None:  # the common case: a name alone
             requested.append(RequestedOutput(name=name, parameters={}))

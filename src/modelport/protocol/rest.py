@@ -209,8 +209,8 @@ def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
     """Decode the common request in one pass, or return ``None`` for the general decoder.
 
     The common request is all JSON: ``inputs`` of non-empty numeric tensors with exactly
-    ``name``, ``datatype``, ``shape`` and ``data``; optionally an ``id`` string and ``outputs``
-    without parameters; no parameters anywhere. It is checked by the general decoder's own rule
+    ``name``, ``datatype``, ``shape`` and ``data``; optionally an ``id`` string and ``outputs``;
+    no request or input parameters. It is checked by the general decoder's own rule
     functions (:func:`shape_problem`, :func:`parse_requested_outputs`, the datatype table, the
     numeric fast path) without building the general path's per-tensor headers and messages;
     anything else, every error included, returns ``None``, and the general decoder then
@@ -229,11 +229,9 @@ def _decode_plain(doc: dict[str, Any], body: bytes) -> InferenceRequest | None:
         return None
     outputs = None
     if raw_outputs is not None:
-        try:
+        try:  # the general decoder's own rule, so the result is the same as its
             outputs = parse_requested_outputs(raw_outputs)
         except InvalidInput:
-            return None
-        if outputs is not None and any(o.parameters for o in outputs):
             return None
     may_hold_bools = body.find(b"true") >= 0 or body.find(b"false") >= 0
     tensors: list[Tensor] = []

@@ -167,8 +167,8 @@ def refuse_non_finite(inputs: Mapping[str, np.ndarray], allow_nan: bool) -> None
     """Refuse NaN (unless ``allow_nan``) and infinities in the floating-point inputs.
 
     Integer, boolean and text inputs cannot hold either and are not looked at; a float input
-    costs one pass (``math.isfinite`` over a small one's values, ``np.isfinite`` over a larger
-    one), and only one that fails is looked at again to word the error.
+    costs one pass (the sum of a small one's values, ``np.isfinite`` over a larger one), and only
+    one that fails is looked at again, exactly, to word the error.
 
     Args:
         inputs: Input arrays by name.
@@ -180,8 +180,11 @@ def refuse_non_finite(inputs: Mapping[str, np.ndarray], allow_nan: bool) -> None
     for name, array in inputs.items():
         if array.dtype.kind != "f":
             continue
-        if array.size <= _SMALL:  # a few values: one pass in Python beats two numpy calls
-            finite = all(map(_finite, array.ravel().tolist()))
+        if array.size <= _SMALL:
+            # A few values: their sum in Python beats numpy calls. A NaN or an infinity makes
+            # it non-finite; so can huge finite values (a float64 overflow), which the exact
+            # check below then lets through.
+            finite = _finite(sum(array.ravel().tolist()))
         else:
             finite = bool(_isfinite(array).all())
         if not finite:

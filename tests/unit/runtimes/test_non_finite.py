@@ -223,3 +223,15 @@ def test_boosters_take_nan_as_missing_and_refuse_inf(
     assert not isinstance(outcome(runtime, with_value(X, np.nan)), str)
     with pytest.raises(InvalidInput, match=NAN_BUT_NO_INF):
         runtime.predict(with_value(X.astype(np.float32), np.inf), ())
+
+
+def test_values_whose_sum_overflows_are_not_refused() -> None:
+    from modelport.runtimes._common import refuse_non_finite
+
+    huge = np.full((1, 8), np.finfo(np.float64).max)  # their sum is inf; each value is finite
+    refuse_non_finite({"x": huge}, allow_nan=False)
+    with pytest.raises(InvalidInput, match="contains inf"):
+        refuse_non_finite({"x": np.array([1.0, np.inf])}, allow_nan=True)
+    with pytest.raises(InvalidInput, match="contains NaN"):
+        refuse_non_finite({"x": np.array([np.nan, 1.0])}, allow_nan=False)
+    refuse_non_finite({"x": np.array([np.nan, 1.0])}, allow_nan=True)
