@@ -46,8 +46,9 @@ from typing import IO, Any, Final, Protocol
 import orjson
 
 from modelport.core.settings import LogSettings
+from modelport.security.identity import AuthMethod, Identity
 
-__all__ = ["AccessInfo", "AccessLog", "Logs", "identity_hash", "start_logs"]
+__all__ = ["AccessInfo", "AccessLog", "AccessRecord", "Logs", "identity_hash", "start_logs"]
 
 ACCESS_LOGGER: Final = "modelport.access"
 _PIPE_BUF: Final = 4096
@@ -72,6 +73,32 @@ class AccessInfo(Protocol):
     version: str | None
     request_id: str | None
     identity_hash: str | None
+
+
+class AccessRecord:
+    """The access-log fields of one call, filled in by the transport as it learns them.
+
+    The HTTP protocol puts a fresh one in ``scope["modelport.access"]`` when the access log is
+    on (the REST app fills it), and gRPC's ``handle_errors`` opens one per call. The caller's
+    identity is hashed when the log's writer thread reads :attr:`identity_hash`, off the event
+    loop. It holds no reference back to the request, so a request leaves no reference cycle.
+    """
+
+    __slots__ = ("identity", "model", "request_id", "version")
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.version: str | None = None
+        self.request_id: str | None = None
+        self.identity: Identity | None = None
+
+    @property
+    def identity_hash(self) -> str | None:
+        """A short hash of who called (never the credential); ``None`` when not authenticated."""
+        identity = self.identity
+        if identity is None or identity.method is AuthMethod.NONE:
+            return None
+        return identity_hash(identity.subject)
 
 
 def identity_hash(identity: str) -> str:

@@ -38,8 +38,8 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar, cast
 import grpc
 
 from modelport.core.errors import ErrorKind, ModelportError, Overloaded, RateLimited
-from modelport.server.grpc.calls import CURRENT_CALL, CallRecord
-from modelport.server.logs import AccessLog
+from modelport.server.grpc.calls import CURRENT_CALL
+from modelport.server.logs import AccessLog, AccessRecord
 
 __all__ = ["STATUS_BY_KIND", "abort", "error_message", "handle_errors", "status_name"]
 
@@ -128,7 +128,7 @@ def handle_errors(
                 return await method(self, request, context)
             except Exception as exc:  # every error becomes a status; nothing escapes to grpc
                 await abort(context, exc, method.__name__)
-        record = CallRecord()
+        record = AccessRecord()
         token = CURRENT_CALL.set(record)
         started = perf_counter()
         status = "OK"

@@ -105,7 +105,6 @@ class RestApp:
         # One coroutine per request: the answer is worked out here, not in a helper coroutine.
         try:
             request = parse_request(scope, receive)
-            scope["modelport.access"] = request  # what the access log records of the call
             match = self._router.match(request.raw_path)
             if match is None:
                 reply = error_reply(404, f"no such endpoint: {request.method} {request.path}")
@@ -122,13 +121,17 @@ class RestApp:
                     # Who may do what is decided before anything about the model is looked
                     # up, so a caller learns nothing about models outside its grants.
                     target = route.target
-                    request.model = match.model
+                    record = request.access
+                    if record is not None:  # the access log is on
+                        record.model, record.request_id = match.model, request.caller.request_id
                     request.identity = await self.access.admit(
                         request.caller,
                         route.action,
                         match.model if target is _MODEL else None,
                         listing=target is _LISTING,
                     )
+                    if record is not None:
+                        record.identity = request.identity
                     reply = await self._endpoints[route.endpoint](request, *match.args)
         except ModelportError as exc:
             if exc.kind.value == "internal":
@@ -200,7 +203,8 @@ class RestApp:
             body = await read_body(request, self.max_body)
             infer_request = self._decode(model, version, body, header_length)
         response = await self.dp.infer(model, version, infer_request)
-        request.version = response.model_version
+        if request.access is not None:
+            request.access.version = response.model_version
         out, json_length = encode_infer_response(response, infer_request)
         if json_length is None:
             return Reply(200, out)

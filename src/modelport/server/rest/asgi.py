@@ -15,7 +15,7 @@ import orjson
 
 from modelport.core.errors import InvalidInput, PayloadTooLarge
 from modelport.security.identity import ANONYMOUS, Identity
-from modelport.server.logs import identity_hash
+from modelport.server.logs import AccessRecord
 from modelport.service.access import Caller, request_id
 
 __all__ = ["Receive", "Reply", "Request", "Scope", "Send", "read_body"]
@@ -33,9 +33,9 @@ class Request:
     """The parts of an HTTP request the routes use.
 
     ``raw_path`` is the path as sent (still percent-encoded), which routing splits on ``/``;
-    ``path`` is its decoded form, for messages. The app fills in ``identity``, ``model`` and
-    ``version`` as it learns them; the request is also the access log's record of the call
-    (:class:`modelport.server.logs.AccessInfo`), read after the response by the log's thread.
+    ``path`` is its decoded form, for messages. ``access`` is the access log's record of the
+    call (``scope["modelport.access"]``, present when the access log is on), which the app
+    fills in.
     """
 
     method: str
@@ -45,20 +45,8 @@ class Request:
     header_length: str | None
     receive: Receive
     caller: Caller
+    access: AccessRecord | None = None
     identity: Identity = ANONYMOUS
-    model: str | None = None
-    version: str | None = None
-
-    @property
-    def request_id(self) -> str | None:
-        """The caller's request id, if it sent one."""
-        return self.caller.request_id
-
-    @property
-    def identity_hash(self) -> str | None:
-        """A short hash of who called (never the credential); ``None`` when not authenticated."""
-        identity = self.identity
-        return None if identity is ANONYMOUS else identity_hash(identity.subject)
 
 
 @dataclass(slots=True)
@@ -132,7 +120,14 @@ def parse_request(scope: Scope, receive: Receive) -> Request:
     raw = scope.get("raw_path")
     raw_path = raw.decode("latin-1") if raw else path
     return Request(
-        scope["method"], path, raw_path, content_length, header_length, receive, caller
+        scope["method"],
+        path,
+        raw_path,
+        content_length,
+        header_length,
+        receive,
+        caller,
+        scope.get("modelport.access"),
     )
 
 

@@ -51,7 +51,7 @@ import orjson
 import uvicorn
 
 from modelport.security.certs import certificate_subject
-from modelport.server.logs import AccessLog
+from modelport.server.logs import AccessLog, AccessRecord
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _UvicornProtocol
@@ -317,6 +317,10 @@ class HttpProtocol(_UvicornProtocol):
                 self._refusal = (431, self._too_large())
                 raise _Refused
         self._phase = _BODY
+        if self.requests_log is not None:
+            # Before uvicorn starts the app with this scope: the app fills the record in. The
+            # key is ours, not in the ASGI spec's scope type.
+            self.scope["modelport.access"] = AccessRecord()  # type: ignore[typeddict-unknown-key]
         super().on_headers_complete()
         if self.requests_log is not None and not self.pipeline:
             self._answering = self.scope
