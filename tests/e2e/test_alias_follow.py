@@ -18,19 +18,11 @@ from modelport.service.registration import RegistrationRequest
 from modelport.service.wiring import open_registrar
 from modelport.testing import ServerProcess
 from tests.e2e._cli import modelport
+from tests.scale_model import SCALE_MODEL
 
 pytestmark = pytest.mark.slow
 
-MODEL = """
-class Scale:
-    signature = {
-        "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}],
-        "outputs": [{"name": "y", "datatype": "FP64", "shape": [-1]}],
-    }
-
-    def predict(self, inputs):
-        return {"y": inputs["x"] * FACTOR}
-"""
+MODEL = SCALE_MODEL
 POLL_S = 0.5
 BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1.0]}]}
 

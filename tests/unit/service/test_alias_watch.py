@@ -21,17 +21,9 @@ from modelport.core.settings import BatchingSettings, ServerSettings, Settings
 from modelport.service.dataplane import DataPlane
 from modelport.service.registration import Registrar, RegistrationRequest
 from modelport.service.wiring import ServeTarget, build_dataplane, open_registrar, resolve_sources
+from tests.scale_model import SCALE_MODEL
 
-MODEL = """
-class Scale:
-    signature = {
-        "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}],
-        "outputs": [{"name": "y", "datatype": "FP64", "shape": [-1]}],
-    }
-
-    def predict(self, inputs):
-        return {"y": inputs["x"] * FACTOR}
-"""
+MODEL = SCALE_MODEL
 POLL_S = 0.2
 
 

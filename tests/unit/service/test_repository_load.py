@@ -33,19 +33,9 @@ from modelport.service.wiring import (
     open_registrar,
     resolve_sources,
 )
+from tests.scale_model import SCALE_MODEL
 
-MODEL = """
-import numpy as np
-
-class Scale:
-    signature = {
-        "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}],
-        "outputs": [{"name": "y", "datatype": "FP64", "shape": [-1]}],
-    }
-
-    def predict(self, inputs):
-        return {"y": inputs["x"] * FACTOR}
-"""
+MODEL = SCALE_MODEL
 
 
 def register_versions(registrar: Registrar, folder: Path, name: str, count: int) -> None:
