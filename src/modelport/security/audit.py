@@ -539,12 +539,33 @@ def verify_chain(
             report(listed[i].seq, ProblemKind.EDITED, "its content does not match its hash")
 
     present = sorted(by_pos)
+    _check_links(listed, pos, genuine, by_pos, edited, report)
+    if head is not None:
+        last = present[-1] if present else 0
+        _check_tail(listed, by_pos, edited, head, named_by, last, checkpoints, report)
+    _check_checkpoints(listed, by_pos, checkpoints, report)
+    _check_order(listed, pos, sealed, genuine, report)
+    return sorted(problems.values(), key=lambda p: (p.seq, _KIND_ORDER[p.kind]))
+
+
+Report = Callable[[int, ProblemKind, str], None]
+"""Records one problem: ``report(seq, kind, message)``."""
+
+
+def _check_links(
+    listed: Sequence[AuditEntry],
+    pos: Sequence[int],
+    genuine: Sequence[int],
+    by_pos: dict[int, int],
+    edited: set[int],
+    report: Report,
+) -> None:
+    """Report gaps (deleted) and entries whose successor was chained to another hash."""
     previous = 0
-    for p in present:
+    for p in sorted(by_pos):
         if p > previous + 1:
             report(previous + 1, ProblemKind.DELETED, f"{_span(previous + 1, p - 1)} missing")
         previous = max(previous, p)
-
     for i in genuine:
         entry, p = listed[i], pos[i]
         if i in edited:  # its own prev_hash may be what was changed
@@ -559,31 +580,48 @@ def verify_chain(
                 f"its hash is not the one entry {p} was chained to: it was changed and re-hashed",
             )
 
-    if head is not None:
-        last = present[-1] if present else 0
-        if last < head.seq:
-            report(
-                last + 1,
-                ProblemKind.TRUNCATED,
-                f"{_span(last + 1, head.seq)} missing from the end ({named_by} names "
-                f"entry {head.seq})",
-            )
-        tail = by_pos.get(head.seq)
-        # A checkpoint of the tail entry says more than this (resealed, below).
-        resealed_tail = any(c.seq == head.seq for c in checkpoints)
-        if (
-            tail is not None
-            and listed[tail].hash != head.hash
-            and tail not in edited
-            and not resealed_tail
-        ):
-            report(
-                listed[tail].seq,
-                ProblemKind.EDITED,
-                f"its hash is not the one {named_by} holds: it was changed and re-hashed",
-            )
-    _check_checkpoints(listed, by_pos, checkpoints, report)
 
+def _check_tail(
+    listed: Sequence[AuditEntry],
+    by_pos: dict[int, int],
+    edited: set[int],
+    head: AuditHead,
+    named_by: str,
+    last: int,
+    checkpoints: Sequence[Checkpoint],
+    report: Report,
+) -> None:
+    """Report a truncated tail and a last entry whose hash is not the one the head holds."""
+    if last < head.seq:
+        report(
+            last + 1,
+            ProblemKind.TRUNCATED,
+            f"{_span(last + 1, head.seq)} missing from the end ({named_by} names "
+            f"entry {head.seq})",
+        )
+    tail = by_pos.get(head.seq)
+    # A checkpoint of the tail entry says more than this (resealed, in _check_checkpoints).
+    if (
+        tail is not None
+        and listed[tail].hash != head.hash
+        and tail not in edited
+        and not any(c.seq == head.seq for c in checkpoints)
+    ):
+        report(
+            listed[tail].seq,
+            ProblemKind.EDITED,
+            f"its hash is not the one {named_by} holds: it was changed and re-hashed",
+        )
+
+
+def _check_order(
+    listed: Sequence[AuditEntry],
+    pos: Sequence[int],
+    sealed: Sequence[int | None],
+    genuine: Sequence[int],
+    report: Report,
+) -> None:
+    """Report entries out of order, and entries renumbered in place."""
     order = [pos[i] for i in genuine]
     reordered: set[int] = set()
     for i, expected in zip(genuine, sorted(order), strict=True):
@@ -598,7 +636,6 @@ def verify_chain(
         s = sealed[i]
         if s is not None and s != listed[i].seq and i not in reordered:
             report(listed[i].seq, ProblemKind.EDITED, f"renumbered: it was sealed as entry {s}")
-    return sorted(problems.values(), key=lambda p: (p.seq, _KIND_ORDER[p.kind]))
 
 
 def _inserted(

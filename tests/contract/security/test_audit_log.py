@@ -315,27 +315,8 @@ def test_a_cut_tail_and_a_moved_head_are_detected(store: SecurityStore, filled: 
 
 
 def test_a_deleted_entry_sealed_again_is_detected(store: SecurityStore, filled: str) -> None:
-    kept = [e for e in store.list_audit() if e.seq != 2]
-    head = AuditHead()
-    with raw(filled) as conn:
-        conn.execute(text("DELETE FROM audit_log"))
-        for old in kept:  # seal() is public: a tamperer can chain the rest again
-            entry = seal(
-                head,
-                old.at,
-                old.actor,
-                old.action,
-                old.target,
-                old.outcome,
-                old.request_id,
-                old.details,
-            )
-            conn.execute(insert(audit_log).values(**_row(entry)))
-            head = AuditHead(entry.seq, entry.hash)
-        conn.execute(
-            text("UPDATE audit_head SET last_seq = :s, last_hash = :h"),
-            {"s": head.seq, "h": head.hash},
-        )
+    # seal() is public: a tamperer can chain the rest again.
+    _reseal_without_entry_2(store, filled)
     assert problems(store) == [
         (2, ProblemKind.RESEALED),
         (4, ProblemKind.HEAD_REWRITTEN),
@@ -415,29 +396,8 @@ def test_a_rewrite_by_a_key_holder_shows_only_against_checkpoints_kept_elsewhere
     with kept.open("wb") as out:
         store.export_checkpoints(out)
     # Someone with the database and the data directory (so the key) rewrites both.
-    kept_entries = [e for e in store.list_audit() if e.seq != 2]
-    head = AuditHead()
     checkpoints.path.unlink()
-    with raw(filled) as conn:
-        conn.execute(text("DELETE FROM audit_log"))
-        for old in kept_entries:
-            entry = seal(
-                head,
-                old.at,
-                old.actor,
-                old.action,
-                old.target,
-                old.outcome,
-                old.request_id,
-                old.details,
-            )
-            conn.execute(insert(audit_log).values(**_row(entry)))
-            head = AuditHead(entry.seq, entry.hash)
-            checkpoints.append(entry.seq, entry.hash, entry.at)
-        conn.execute(
-            text("UPDATE audit_head SET last_seq = :s, last_hash = :h"),
-            {"s": head.seq, "h": head.hash},
-        )
+    _reseal_without_entry_2(store, filled, checkpoints)
     assert store.verify_audit().intact, "the threat model's limit: nothing local can tell"
     found = store.verify_audit(against=kept).problems
     assert [(p.seq, p.kind) for p in found] == [
@@ -481,3 +441,33 @@ def test_the_wired_store_anchors_the_log_in_the_data_directory_on_every_backend(
         assert store.verify_audit().intact
     checkpoints = home / "audit" / "checkpoints.jsonl"
     assert checkpoints.exists() and checkpoints.read_text().strip()
+
+
+def _reseal_without_entry_2(
+    store: SecurityStore, url: str, checkpoints: CheckpointFile | None = None
+) -> None:
+    """Delete entry 2 and chain the rest again with ``seal()``, moving the head record (and
+    signing new checkpoints when given the key's file: an attacker holding the key)."""
+    kept = [e for e in store.list_audit() if e.seq != 2]
+    head = AuditHead()
+    with raw(url) as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+        for old in kept:
+            entry = seal(
+                head,
+                old.at,
+                old.actor,
+                old.action,
+                old.target,
+                old.outcome,
+                old.request_id,
+                old.details,
+            )
+            conn.execute(insert(audit_log).values(**_row(entry)))
+            head = AuditHead(entry.seq, entry.hash)
+            if checkpoints is not None:
+                checkpoints.append(entry.seq, entry.hash, entry.at)
+        conn.execute(
+            text("UPDATE audit_head SET last_seq = :s, last_hash = :h"),
+            {"s": head.seq, "h": head.hash},
+        )

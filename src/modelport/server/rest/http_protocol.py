@@ -279,6 +279,10 @@ class HttpProtocol(_UvicornProtocol):
             self.logger.warning(msg)
             self.send_400_response(msg)
             return
+        self._after_read()
+
+    def _after_read(self) -> None:
+        """Apply the head size limit and set the read timeout for the phase a read left."""
         phase = self._phase
         if phase == _DONE:
             if self._timer is not None:
