@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
 from modelport.core.datatypes import Datatype
-from modelport.core.errors import ConfigError
+from modelport.core.errors import ConfigError, InvalidInput
 from modelport.core.signature import Signature, TensorSpec
 from modelport.runtimes.base import RuntimeConfig
 from modelport.runtimes.compile import DEFAULT_ATOL, CompileResult, compile_sklearn
@@ -147,11 +147,27 @@ def test_a_copy_that_answers_nan_otherwise_is_not_compiled(
     iris: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     # IsolationForest takes NaN (scikit-learn's allow_nan tag); skl2onnx's copy converts (with
-    # ai.onnx.ml opset 3) and matches on the sample, but scores a NaN row as an outlier where
-    # scikit-learn mostly does not: only the non-finite probe row tells them apart.
+    # ai.onnx.ml opset 3) and matches on the sample, but recent ONNX Runtime releases score a NaN
+    # row as an outlier where scikit-learn does not: only the non-finite probe row (the first
+    # sample row with NaN as its first feature) tells them apart. At the dependency floors
+    # (scikit-learn 1.4, whose IsolationForest refuses NaN; ONNX Runtime 1.21) both answer that
+    # row alike, and there the copy is rightly kept.
     path = saved(IsolationForest(n_estimators=20, random_state=0).fit(iris[0]), tmp_path, "iso")
     result, out = compiled(path, iris[0], tmp_path)
-    assert not result.compiled
+    if result.compiled:
+        signature = sklearn_signature(path)
+        nan_row = iris[0][:1].copy()
+        nan_row[0, 0] = np.nan
+        answers = []
+        for runtime_type, artifact in ((SklearnRuntime, path), (OnnxRuntime, out)):
+            runtime = runtime_type(RuntimeConfig(artifact=artifact, signature=signature))
+            runtime.load()
+            try:
+                answers.append(runtime.predict({"input": nan_row}, ["predict"])["predict"].tolist())
+            except InvalidInput:
+                answers.append("refused")
+        assert answers[0] == answers[1]
+        pytest.skip(f"both answer the NaN row alike here ({answers[0]}): nothing to refuse")
     assert result.reason == (
         "not equivalent: labels differ on 1 of 1 rows of a sample row with NaN in it"
     )
