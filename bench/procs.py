@@ -1,7 +1,9 @@
 """Server processes: start on a free loopback port, wait until ready, always stop the whole group.
 
 Every server runs in a session (process group) of its own, so stopping it also stops the
-workers it forked or spawned. Its stdout and stderr go to one log file under bench/.out/logs/.
+workers it forked or spawned. Its stdout and stderr go to one log file under bench/.out/logs/,
+directly or (``Launch.log_through_pipe``) through a pipe that a ``cat`` process copies to the
+file, as a container runtime or a log collector reads a server's output.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 HOST = "127.0.0.1"
 
@@ -39,6 +42,7 @@ class Launch:
     grpc_port: int | None = None
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    log_through_pipe: bool = False
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> int:
@@ -72,6 +76,7 @@ class ServerProcess:
         self.launch = launch
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.reader: subprocess.Popen[bytes] | None = None
 
     @property
     def http_port(self) -> int:
@@ -93,15 +98,22 @@ class ServerProcess:
         with self.log_path.open("wb") as log:
             log.write(("$ " + " ".join(self.launch.argv) + "\n").encode())
             log.flush()
+            output: int | IO[bytes] = log
+            if self.launch.log_through_pipe:
+                self.reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=log)
+                assert self.reader.stdin is not None
+                output = self.reader.stdin
             self.proc = subprocess.Popen(
                 self.launch.argv,
                 cwd=self.launch.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            if self.reader is not None and self.reader.stdin is not None:
+                self.reader.stdin.close()  # the server's copy is the pipe's only writer now
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             code = self.proc.poll()
@@ -132,6 +144,13 @@ class ServerProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.proc = None
+        if self.reader is not None:  # it ends at end of input, once every writer has gone
+            try:
+                self.reader.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.reader.kill()
+                self.reader.wait()
+            self.reader = None
 
     def __enter__(self) -> ServerProcess:
         return self

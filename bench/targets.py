@@ -212,7 +212,8 @@ def all_targets(models: tuple[str, ...]) -> list[Target]:
             ),
         ]
         if model == "tiny":
-            # What the access log costs: modelport as above, one log line per request.
+            # What the access log costs: modelport as above, one log line per request, written
+            # to a pipe.
             targets.append(
                 Target(
                     "modelport-tiny-accesslog",
@@ -312,7 +313,9 @@ def _modelport(target: Target, ctx: Context) -> Launch:
         *extra,
     ]
     env = {**ctx.home.env, "MODELPORT_LOG__ACCESS": "true" if target.access_log else "false"}
-    return Launch(argv, port, grpc_port, cwd=REPO, env=env)
+    # The access log's lines go through a pipe, as a container runtime reads them: the case
+    # where worker processes must keep each other's lines whole.
+    return Launch(argv, port, grpc_port, cwd=REPO, env=env, log_through_pipe=target.access_log)
 
 
 def _mlserver(target: Target, ctx: Context) -> Launch:

@@ -5,8 +5,11 @@ Every record goes through a queue to a writer thread (``logging.handlers.QueueHa
 lines skip the ``logging`` machinery on the loop altogether: :class:`AccessLog` puts a tuple of
 the request's fields on the same queue, and the writer thread
 formats it. The writer joins the lines it finds waiting and writes them with one ``write``
-call of at most ``PIPE_BUF`` bytes, so lines of several worker processes sharing one pipe never
-interleave mid-line.
+call, holding a POSIX record lock (``lockf``) on the descriptor while it writes, so lines of
+several worker processes sharing one pipe, socket or file never interleave mid-line, and a
+worker that dies releases the lock with it. A descriptor that takes no locks gets writes of at
+most ``PIPE_BUF`` bytes instead, which the kernel keeps whole; that costs the event loop a GIL
+hand-over per piece, where the lock costs three per batch.
 
 An access line has these fields (``-`` / ``null`` where unknown):
 
@@ -33,12 +36,17 @@ gRPC: the servicer calls :meth:`AccessLog.rpc` once per call, for example::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import hashlib
 import logging
 import logging.handlers
 import os
 import queue
+import stat
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import IO, Any, Final, Protocol
@@ -53,6 +61,10 @@ __all__ = ["AccessInfo", "AccessLog", "AccessRecord", "Logs", "identity_hash", "
 ACCESS_LOGGER: Final = "modelport.access"
 _PIPE_BUF: Final = 4096
 """Largest write a pipe keeps whole when several processes write to it (POSIX minimum)."""
+_PIPE_SIZE: Final = 1 << 20
+"""What a log pipe is widened to (Linux; the default unprivileged maximum)."""
+_REMEMBERED_PARTS: Final = 4096
+"""How many distinct request descriptions the text format keeps formatted."""
 _NAP_S: Final = 0.05
 """How long the writer thread lets entries gather once it has written all it had."""
 _LEVELS: Final = {
@@ -101,11 +113,13 @@ class AccessRecord:
         return identity_hash(identity.subject)
 
 
+@functools.lru_cache(maxsize=4096)
 def identity_hash(identity: str) -> str:
     """Return a short, stable hash of a caller's identity (key id, token subject, certificate).
 
     Twelve hex digits of SHA-256: enough to follow one caller through the logs, not a way back
-    to the identity, and never the credential.
+    to the identity, and never the credential. Remembered for the last few thousand callers, as
+    the same few callers make most requests.
     """
     return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
@@ -154,16 +168,11 @@ class AccessLog:
 _NO_FIELDS: Final = (None, None, None, None)
 
 
-def _fields(info: Any) -> tuple[Any, Any, Any, Any]:
+def _fields(info: AccessInfo | None) -> tuple[Any, Any, Any, Any]:
     """``(model, version, request_id, identity)`` of an :class:`AccessInfo`, ``None``s if absent."""
     if info is None:
         return _NO_FIELDS
-    return (
-        getattr(info, "model", None),
-        getattr(info, "version", None),
-        getattr(info, "request_id", None),
-        getattr(info, "identity_hash", None),
-    )
+    return info.model, info.version, info.request_id, info.identity_hash
 
 
 def _status(status: object) -> object:
@@ -209,16 +218,32 @@ class _TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._clock = _Clock()
+        self._parts: dict[tuple[Any, ...], tuple[str, str]] = {}
+        """The text around the duration, by the fields it is made of: most requests repeat
+        another's method, path, status, model, version and caller."""
 
     def access(self, entry: tuple[Any, ...]) -> bytes:
         """Format one access entry."""
         when, method, path, status, duration_s, info = entry
-        model, version, request_id, identity = _fields(info)
+        key = (method, path, status, _fields(info))
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = self._remember(key)
         return (
-            f"{self._clock.iso(when)} INFO access {method} {_path(path)} {_status(status)} "
-            f"{duration_s * 1000.0:.3f}ms model={_clean(model)} version={_clean(version)} "
-            f"request_id={_clean(request_id)} identity={_clean(identity)}\n"
+            f"{self._clock.iso(when)} INFO access {parts[0]} {duration_s * 1000.0:.3f}ms "
+            f"{parts[1]}"
         ).encode("utf-8", "backslashreplace")
+
+    def _remember(self, key: tuple[Any, ...]) -> tuple[str, str]:
+        if len(self._parts) >= _REMEMBERED_PARTS:
+            self._parts.clear()
+        method, path, status, (model, version, request_id, identity) = key
+        parts = self._parts[key] = (
+            f"{method} {_path(path)} {_status(status)}",
+            f"model={_clean(model)} version={_clean(version)} request_id={_clean(request_id)} "
+            f"identity={_clean(identity)}\n",
+        )
+        return parts
 
     def format(self, record: logging.LogRecord) -> str:
         line = (
@@ -288,6 +313,8 @@ class _BatchWriter(logging.Handler):
             self._fd = None  # a stream without a descriptor (a test's capture): write to it
         self._lines: list[bytes] = []
         """Formatted lines, each ending with a newline, not yet written."""
+        if self._fd is not None:
+            _widen_pipe(self._fd)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -308,11 +335,36 @@ class _BatchWriter(logging.Handler):
             self._stream.write(b"".join(lines).decode("utf-8", "replace"))
             self._stream.flush()
             return
+        try:
+            _write_whole_lines(self._fd, lines)
+        except OSError:
+            return  # the reader went away; nothing sensible is left to do with logs
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let a pipe hold up to 1 MiB, so that a busy server's batches rarely wait for the reader.
+
+    Linux's default is 64 KiB; an unprivileged process may raise it to
+    ``/proc/sys/fs/pipe-max-size`` (1 MiB unless changed). Not a pipe, or not allowed: as it was.
+    """
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
+def _write_whole_lines(fd: int, lines: list[bytes]) -> None:
+    """Write ``lines`` so that no other process's write lands inside one of them."""
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError:  # a descriptor that takes no locks: pieces the kernel writes whole
         for piece in _pieces(lines):
-            try:
-                _write_all(self._fd, piece)
-            except OSError:
-                return  # the reader went away; nothing sensible is left to do with logs
+            _write_all(fd, piece)
+        return
+    try:
+        _write_all(fd, b"".join(lines))
+    finally:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
 
 
 def _pieces(lines: Iterable[bytes]) -> Iterable[bytes]:
@@ -335,45 +387,52 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-class _Listener(logging.handlers.QueueListener):
-    """The writer thread: formats what the queue holds, writes when it runs dry, then naps.
+_STOP: Final = object()
+"""Put on the queue to end the writer thread once everything before it is written."""
+
+
+class _WriterThread(threading.Thread):
+    """Formats what the queue holds, writes when it runs dry, then naps.
 
     The nap lets entries gather, so that under load the thread wakes (and takes the GIL from
-    the event loop) once per batch instead of once per request.
+    the event loop) once per batch instead of once per request; a batch is drained in one tight
+    loop, without ``QueueListener``'s per-record calls.
     """
 
     def __init__(self, sink: queue.SimpleQueue[Any], writer: _BatchWriter) -> None:
-        super().__init__(sink, writer)
+        super().__init__(name="modelport-log-writer", daemon=True)
         self._sink = sink
         self._writer = writer
 
-    def dequeue(self, block: bool) -> Any:
-        """Take the next entry; when there is none, write, nap, and then wait for one."""
-        try:
-            return self._sink.get_nowait()
-        except queue.Empty:
-            pass
-        self._writer.flush()
-        time.sleep(_NAP_S)
-        try:
-            return self._sink.get_nowait()
-        except queue.Empty:
-            return self._sink.get(block)
-
-    def handle(self, record: Any) -> None:
-        """Format an access tuple directly; hand other records to the writer."""
-        if type(record) is tuple:
-            try:
-                self._writer.add_access(record)
-            except Exception:  # noqa: BLE001 - a bad entry must not stop the writer thread
-                logging.getLogger(__name__).exception("cannot format an access entry")
-            return
-        super().handle(record)
+    def run(self) -> None:
+        """Drain, write, nap, and wait for more, until :data:`_STOP` arrives."""
+        wait, take = self._sink.get, self._sink.get_nowait
+        writer = self._writer
+        item = wait()
+        while True:
+            while True:
+                if type(item) is tuple:
+                    try:
+                        writer.add_access(item)
+                    except Exception:  # noqa: BLE001 - a bad entry must not stop the thread
+                        logging.getLogger(__name__).exception("cannot format an access entry")
+                elif item is _STOP:
+                    writer.flush()
+                    return
+                else:
+                    writer.handle(item)
+                try:
+                    item = take()
+                except queue.Empty:
+                    break
+            writer.flush()
+            time.sleep(_NAP_S)
+            item = wait()
 
     def stop(self) -> None:
-        """Write everything still queued, then end the thread."""
-        super().stop()
-        self._writer.flush()
+        """Write everything queued so far, then end the thread."""
+        self._sink.put(_STOP)
+        self.join()
 
 
 class Logs:
@@ -384,13 +443,13 @@ class Logs:
             because the level is above ``info``).
     """
 
-    def __init__(self, listener: _Listener, access: AccessLog | None) -> None:
-        self._listener = listener
+    def __init__(self, thread: _WriterThread, access: AccessLog | None) -> None:
+        self._thread = thread
         self.access = access
 
     def stop(self) -> None:
         """Write what is queued and stop the writer thread."""
-        self._listener.stop()
+        self._thread.stop()
 
 
 def start_logs(settings: LogSettings, stream: IO[str] | None = None) -> Logs:
@@ -419,7 +478,7 @@ def start_logs(settings: LogSettings, stream: IO[str] | None = None) -> Logs:
     # ("Context impl SQLiteImpl") say nothing a user needs; keep their warnings and errors.
     for name in ("uvicorn", "uvicorn.error", "grpc", "alembic"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
-    listener = _Listener(sink, writer)
-    listener.start()
+    thread = _WriterThread(sink, writer)
+    thread.start()
     access = AccessLog(sink) if settings.access and level <= logging.INFO else None
-    return Logs(listener, access)
+    return Logs(thread, access)

@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import os
+import re
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -112,3 +114,44 @@ def test_identity_hash_is_short_and_stable() -> None:
     assert identity_hash("key:abc") == identity_hash("key:abc")
     assert identity_hash("key:abc") != identity_hash("key:abd")
     assert len(identity_hash("key:abc")) == 12 and "abc" not in identity_hash("key:abc")
+
+
+def test_processes_sharing_a_pipe_never_split_each_others_lines() -> None:
+    # Four processes each log a batch far larger than the pipe holds while the reader is slow,
+    # so their writes are cut short and resumed: the lock keeps every line whole.
+    read_end, write_end = os.pipe()
+    children = []
+    for child in range(4):
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                os.close(read_end)
+                with os.fdopen(write_end, "w") as stream:
+                    pipeline = start_logs(LogSettings(), stream)
+                    assert pipeline.access is not None
+                    for i in range(3000):
+                        info = SimpleNamespace(
+                            model=f"m{child}", version=str(i), request_id="r" * 150, identity_hash=None
+                        )
+                        pipeline.access.http("POST", b"/v2/models/m/infer", b"200", 0.001, info)
+                    pipeline.stop()
+                status = 0
+            finally:
+                os._exit(status)
+        children.append(pid)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as reader:
+        while chunk := reader.read1(8192):
+            chunks.append(chunk)
+            time.sleep(0.0005)
+    assert all(os.waitpid(pid, 0)[1] == 0 for pid in children)
+    lines = b"".join(chunks).decode().splitlines()
+    assert len(lines) == 4 * 3000
+    pattern = re.compile(
+        r"\S+ INFO access POST /v2/models/m/infer 200 1\.000ms model=m(\d) version=(\d+) "
+        r"request_id=r{150} identity=-"
+    )
+    seen = sorted((int(m[1]), int(m[2])) for m in map(pattern.fullmatch, lines) if m)
+    assert seen == [(c, i) for c in range(4) for i in range(3000)]
