@@ -19,8 +19,9 @@ from tests.e2e._cli import modelport as run_modelport
 
 pytestmark = pytest.mark.slow
 
-SERVING = ("uvicorn", "grpc", "cryptography", "onnxruntime", "sklearn", "httpx")
-"""Never needed to list models or print help: servers, TLS, crypto, frameworks, HTTP clients."""
+SERVING = ("uvicorn", "grpc", "cryptography", "onnxruntime", "sklearn", "httpx", "numpy")
+"""Never needed to list models or print help: servers, TLS, crypto, frameworks, HTTP clients,
+and numpy (only a version's signature needs it)."""
 
 STORAGE = ("sqlalchemy", "alembic")
 """Needed by commands that open the metadata database, and by nothing else."""

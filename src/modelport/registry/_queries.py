@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
 from modelport.core.errors import NotFound
 from modelport.core.refs import validate_model_name
-from modelport.core.signature import Signature
 from modelport.registry._schema import alias_events, aliases, model_versions, models
 from modelport.registry._validate import format_versions, quoted
 from modelport.registry.records import (
@@ -22,6 +21,9 @@ from modelport.registry.records import (
     ModelVersion,
     ServingArtifact,
 )
+
+if TYPE_CHECKING:
+    from modelport.core.signature import Signature
 
 __all__ = [
     "alias_target",
@@ -198,6 +200,19 @@ def _signer(row: Row[Any]) -> ArtifactSigner | None:
     return ArtifactSigner(identity=row.signer, key_id=row.signer_key_id)
 
 
+def _signature(stored: Mapping[str, Any] | None) -> Signature | None:
+    """The stored signature, if any.
+
+    Signatures need numpy, imported here only when there is one, so that listing models starts
+    quickly.
+    """
+    if stored is None:
+        return None
+    from modelport.core.signature import Signature
+
+    return Signature.from_dict(stored)
+
+
 def _serving(row: Row[Any]) -> ServingArtifact | None:
     # The three columns are written together; NULL means "serve the registered artifact".
     if row.serving_artifact_digest is None or row.serving_framework is None:
@@ -229,7 +244,7 @@ def to_version(name: str, row: Row[Any], version_aliases: tuple[str, ...]) -> Mo
         created_at=row.created_at,
         status=row.status,
         entrypoint=row.entrypoint,
-        signature=Signature.from_dict(signature) if signature is not None else None,
+        signature=_signature(signature),
         tags=dict(row.tags),
         metrics={k: float(v) for k, v in row.metrics.items()},
         description=row.description,

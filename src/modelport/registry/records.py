@@ -6,9 +6,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from modelport.core.signature import Signature
+if TYPE_CHECKING:
+    from modelport.core.signature import Signature
 
 __all__ = [
     "DEFAULT_JURISDICTION",
