@@ -1,0 +1,379 @@
+"""The Deployment resource: a public model name in front of weighted, sticky and shadow variants.
+
+A deployment is declared in YAML (or the same document as JSON) and applied with
+``modelport apply -f FILE``::
+
+    apiVersion: modelport.io/v1
+    kind: Deployment
+    metadata:
+      name: fraud
+    spec:
+      variants:
+        - name: current
+          model: fraud@3
+          weight: 90
+          role: control
+        - name: candidate
+          model: fraud@candidate
+          weight: 10
+          role: treatment
+        - name: next
+          model: fraud@5
+          role: shadow
+          mirror: 25
+      traffic:
+        stickyKey:
+          header: X-User-Id
+      replicas:
+        urls: [http://10.0.0.5:8080, http://10.0.0.6:8080]
+      cache:
+        enabled: true
+        ttlSeconds: 60
+
+Field names are camelCase in documents (Kubernetes style) and snake_case in Python. Every
+document is validated in full before anything is applied; :func:`parse_deployment` turns
+pydantic's errors into one :class:`~modelport.core.errors.InvalidInput` whose message names each
+bad field by its path in the document (``spec.variants[1].weight``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from modelport.core.errors import InvalidInput
+from modelport.core.refs import ModelRef, validate_model_name
+
+__all__ = [
+    "API_VERSION",
+    "CacheSpec",
+    "Deployment",
+    "DeploymentSpec",
+    "Metadata",
+    "PredictionLogSpec",
+    "ReplicaSpec",
+    "StickyKey",
+    "TrafficSpec",
+    "VariantSpec",
+    "parse_deployment",
+]
+
+API_VERSION = "modelport.io/v1"
+"""The ``apiVersion`` of every modelport resource."""
+
+_WEIGHT_TOTAL = 100.0
+_T = TypeVar("_T")
+
+
+class _Spec(BaseModel):
+    """A part of a resource: camelCase in documents, frozen, unknown fields refused."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class VariantSpec(_Spec):
+    """One version behind the deployment's public name."""
+
+    name: str
+    """The variant's name within the deployment (``control``, ``candidate``...): what the
+    ``x-modelport-variant`` header says and what metrics and the prediction log are labelled
+    with."""
+
+    model: str
+    """The registered version it serves: ``NAME@VERSION`` (pinned) or ``NAME@ALIAS`` (follows the
+    alias)."""
+
+    weight: float = Field(default=0.0, ge=0.0, le=_WEIGHT_TOTAL)
+    """Percent of the deployment's traffic (control and treatment variants; the weights of
+    those add up to 100). A variant at weight 0 gets no traffic."""
+
+    role: Literal["control", "treatment", "shadow"] = "control"
+    """``control`` and ``treatment`` answer callers; a ``shadow`` gets copies of requests off the
+    caller's path, and its answers are only logged."""
+
+    mirror: float = Field(default=0.0, ge=0.0, le=_WEIGHT_TOTAL)
+    """For a shadow: percent of requests copied to it."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return _checked(validate_model_name, name)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, model: str) -> str:
+        ref = _checked(ModelRef.parse, model)
+        if ref.version is None and ref.alias is None:
+            raise ValueError(f"expected NAME@VERSION or NAME@ALIAS, got {model!r}")
+        return model
+
+    @model_validator(mode="after")
+    def _role_fields(self) -> VariantSpec:
+        if self.role == "shadow" and self.weight:
+            raise ValueError("a shadow variant answers no caller: give it mirror, not weight")
+        if self.role != "shadow" and self.mirror:
+            raise ValueError("mirror is for shadow variants; give a control or treatment a weight")
+        return self
+
+    @property
+    def ref(self) -> ModelRef:
+        """The model reference the variant serves."""
+        return ModelRef.parse(self.model)
+
+
+class StickyKey(_Spec):
+    """Where a request's unit key is read from: a header or a request parameter (one of them)."""
+
+    header: str | None = None
+    """Header holding the unit key (``X-User-Id``); matched case-insensitively."""
+
+    parameter: str | None = None
+    """Inference request parameter holding the unit key (``"parameters": {"user_id": ...}``)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StickyKey:
+        if (self.header is None) == (self.parameter is None):
+            raise ValueError("give exactly one of header or parameter")
+        if self.header is not None and not _is_token(self.header):
+            raise ValueError(f"{self.header!r} is not an HTTP header name")
+        return self
+
+
+class TrafficSpec(_Spec):
+    """How requests are spread over the variants."""
+
+    sticky_key: StickyKey | None = None
+    """Where the unit key is read: requests with the same key always get the same variant
+    (across requests, gateway replicas and restarts). Without one, or for a request that
+    carries no key, the variant is drawn at random by weight."""
+
+    salt: str | None = Field(default=None, min_length=1, max_length=128)
+    """Mixed into the hash of the unit key; a new salt reshuffles which units get which
+    variant. Default: the deployment's name."""
+
+
+class ReplicaSpec(_Spec):
+    """The model servers (``modelport serve``) that host the variants behind a gateway."""
+
+    urls: list[str] = Field(default_factory=list)
+    """Base URLs of the replicas (``http://10.0.0.5:8080``)."""
+
+    dns: str | None = None
+    """``HOST:PORT`` whose name resolves to every replica's address, as a Kubernetes headless
+    Service gives; looked up again as it changes."""
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected http:// or https:// and a host, got {url!r}")
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise ValueError(f"expected a base URL without a path or query, got {url!r}")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a replica URL is listed twice")
+        return urls
+
+    @field_validator("dns")
+    @classmethod
+    def _dns(cls, dns: str | None) -> str | None:
+        if dns is None:
+            return None
+        host, sep, port = dns.rpartition(":")
+        if not sep or not host or not port.isdecimal() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT, got {dns!r}")
+        return dns
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ReplicaSpec:
+        if bool(self.urls) == (self.dns is not None):
+            raise ValueError("give urls or dns (one of them)")
+        return self
+
+
+class CacheSpec(_Spec):
+    """The response cache of a deployment (off unless enabled)."""
+
+    enabled: bool = False
+    """Answer a repeated request from the cache; keyed by the served version and the request."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    """``memory``: each gateway process keeps its own; ``redis``: shared by gateway replicas."""
+
+    max_entries: int = Field(default=10_000, ge=1)
+    """Most answers kept (memory backend)."""
+
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Most bytes of answers kept (memory backend)."""
+
+    ttl_seconds: float = Field(default=60.0, gt=0)
+    """How long an answer may be served from the cache."""
+
+
+class PredictionLogSpec(_Spec):
+    """What the prediction log keeps of this deployment's requests."""
+
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of requests logged (1: every one, 0: none)."""
+
+    redact: list[str] = Field(default_factory=list)
+    """Input or output names whose values are never written."""
+
+    hash: list[str] = Field(default_factory=list)
+    """Input or output names written as a keyed hash (joinable, not readable)."""
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> PredictionLogSpec:
+        both = sorted(set(self.redact) & set(self.hash))
+        if both:
+            raise ValueError(f"{both} are both redacted and hashed: choose one")
+        return self
+
+
+class DeploymentSpec(_Spec):
+    """What a deployment serves and how."""
+
+    variants: list[VariantSpec] = Field(min_length=1)
+    """The versions behind the public name."""
+
+    traffic: TrafficSpec = TrafficSpec()
+    """How requests are spread over the variants."""
+
+    replicas: ReplicaSpec | None = None
+    """Where the variants are served; absent: in the same process tree (``modelport up``)."""
+
+    cache: CacheSpec = CacheSpec()
+    """The response cache."""
+
+    prediction_log: PredictionLogSpec = PredictionLogSpec()
+    """What is logged of each prediction."""
+
+    @model_validator(mode="after")
+    def _variants(self) -> DeploymentSpec:
+        names = [v.name for v in self.variants]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"variant names must be unique; {twice} appear more than once")
+        answering = [v for v in self.variants if v.role != "shadow"]
+        if not answering:
+            raise ValueError("at least one variant must be a control or treatment")
+        total = math.fsum(v.weight for v in answering)
+        if not math.isclose(total, _WEIGHT_TOTAL, abs_tol=1e-9):
+            shown = ", ".join(f"{v.name}={v.weight:g}" for v in answering)
+            raise ValueError(
+                f"the weights of the variants must add up to 100, got {total:g} ({shown})"
+            )
+        return self
+
+
+class Metadata(_Spec):
+    """The resource's identity."""
+
+    name: str
+    """The public name: clients call ``/v2/models/{name}/infer``."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Free-form labels (team, cost centre...)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return _checked(validate_model_name, name)
+
+
+class Deployment(_Spec):
+    """A Deployment document."""
+
+    api_version: Literal["modelport.io/v1"]
+    """Always ``modelport.io/v1``."""
+
+    kind: Literal["Deployment"]
+    """Always ``Deployment``."""
+
+    metadata: Metadata
+    """Name and labels."""
+
+    spec: DeploymentSpec
+    """Variants, traffic, replicas, cache and prediction log."""
+
+    @property
+    def name(self) -> str:
+        """The deployment's public name."""
+        return self.metadata.name
+
+    @property
+    def salt(self) -> str:
+        """The salt of sticky assignment: the configured one, or the deployment's name."""
+        return self.spec.traffic.salt or self.metadata.name
+
+    def document(self) -> dict[str, Any]:
+        """The deployment as a document (camelCase keys, defaults included)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def parse_deployment(document: object) -> Deployment:
+    """Validate a Deployment document (parsed YAML or JSON).
+
+    Raises:
+        InvalidInput: The document is not a valid Deployment; the message names every bad field
+            by its path in the document and says what was expected.
+    """
+    if not isinstance(document, dict):
+        raise InvalidInput(f"a Deployment document is a mapping, got {type(document).__name__}")
+    try:
+        return Deployment.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidInput(_explain(exc, "Deployment")) from None
+
+
+def _checked(check: Callable[[str], _T], value: str) -> _T:
+    """Run one of core's checks inside a validator, its refusal turned into a ``ValueError``.
+
+    pydantic reports a ``ValueError`` with the field's path, and lets any other exception escape
+    without one.
+    """
+    try:
+        return check(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+def _explain(exc: ValidationError, kind: str) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = _path(error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "literal_error" and where in ("apiVersion", "kind"):
+            message = f"expected {API_VERSION!r}" if where == "apiVersion" else f"expected {kind!r}"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field"
+        given = error.get("input")
+        if isinstance(given, str | int | float | bool) and error["type"] != "extra_forbidden":
+            message += f" (got {_shown(given)})"
+        problems.append(f"{where or 'the document'}: {message}")
+    return f"invalid {kind}: " + "; ".join(problems)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_token(name: str) -> bool:
+    allowed = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return bool(name) and set(name) <= allowed
