@@ -80,7 +80,18 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
 def test_help_lists_every_command_with_its_summary(tmp_path: Path) -> None:
     done = run_modelport(tmp_path, "--help")
     assert done.returncode == 0, done.stderr
-    for command in ("register", "models", "alias", "serve", "predict", "keys", "audit", "certs"):
+    for command in (
+        "register",
+        "apply",
+        "deployments",
+        "models",
+        "alias",
+        "serve",
+        "predict",
+        "keys",
+        "audit",
+        "certs",
+    ):
         assert command in done.stdout, command
     assert "Serve models over REST and gRPC" in done.stdout
     assert "tamper-evident audit log" in done.stdout

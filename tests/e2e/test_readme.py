@@ -50,6 +50,12 @@ _MTLS = (
     "tests/integration/test_tls_jwt.py::test_a_client_certificate_authenticates_its_subject",
 )
 _PREDICT = "tests/e2e/test_cli.py::test_serve_registered_and_predict"
+_DEPLOY_APPLY = (
+    "tests/e2e/test_deployments_cli.py::"
+    "test_apply_is_idempotent_and_each_change_is_audited_with_its_diff",
+    "tests/e2e/test_deployments_cli.py::test_the_readme_deployment_applies",
+)
+_DEPLOY_SHOW = "tests/e2e/test_deployments_cli.py::test_list_show_and_delete_with_json_output"
 
 SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     # Two commands
@@ -79,6 +85,10 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport alias set fraud champion 4": RUN,
     "modelport alias remove fraud challenger": RUN,
     "modelport alias history fraud": RUN,
+    "modelport apply -f deploy.yaml": _DEPLOY_APPLY,
+    "modelport deployments list": _DEPLOY_SHOW,
+    "modelport deployments show fraud": _DEPLOY_SHOW,
+    "modelport deployments delete fraud": _DEPLOY_SHOW,
     "modelport alias history fraud champion --json": RUN,
     # serve
     "modelport serve fraud@champion": _PREDICT,

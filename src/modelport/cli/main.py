@@ -17,7 +17,15 @@ from typing import Annotated
 import typer
 
 from modelport import __version__
-from modelport.cli import audit_cmd, certs_cmd, keys_cmd, predict_cmd, registry_cmds, serve_cmd
+from modelport.cli import (
+    audit_cmd,
+    certs_cmd,
+    deployments_cmd,
+    keys_cmd,
+    predict_cmd,
+    registry_cmds,
+    serve_cmd,
+)
 from modelport.cli.errors import EXIT_BY_KIND
 from modelport.core.errors import ModelportError
 
@@ -55,6 +63,7 @@ def _root(
 
 # `modelport --help` lists the commands in the order they are attached.
 registry_cmds.attach(app)  # register, models, alias
+deployments_cmd.attach(app)  # apply, deployments
 serve_cmd.attach(app)
 predict_cmd.attach(app)
 keys_cmd.attach(app)

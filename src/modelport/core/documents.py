@@ -10,11 +10,12 @@ syntax error is reported with its line and column.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from modelport.core.errors import InvalidInput
 
-__all__ = ["Document", "load_documents"]
+__all__ = ["Document", "changes", "load_documents"]
 
 Document = dict[str, Any]
 """One resource document as plain data."""
@@ -50,6 +51,48 @@ def load_documents(text: str, source: str) -> list[Document]:
                 "apiVersion, kind, metadata and spec"
             )
     return loaded
+
+
+def changes(before: Document | None, after: Document | None) -> list[str]:
+    """What differs between two versions of a document, one line per changed leaf.
+
+    Lines read ``path: old -> new`` with paths as in validation errors
+    (``spec.variants[1].weight: 10 -> 50``); a field only in one of them shows ``(absent)`` on
+    the other side; a list of mappings is compared item by item, with its length as one more
+    line. ``before=None`` (created) and ``after=None`` (deleted) compare against an empty
+    document.
+    """
+    old, new = _leaves(before or {}, ""), _leaves(after or {}, "")
+    lines = []
+    for path in sorted(old.keys() | new.keys()):
+        was, now = old.get(path, _ABSENT), new.get(path, _ABSENT)
+        if was != now:
+            lines.append(f"{path}: {_show(was)} -> {_show(now)}")
+    return lines
+
+
+_ABSENT = object()
+
+
+def _leaves(value: Any, path: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        leaves: dict[str, Any] = {}
+        for key, item in value.items():
+            leaves.update(_leaves(item, f"{path}.{key}" if path else str(key)))
+        return leaves
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        leaves = {f"{path}.length": len(value)} if path else {}
+        for index, item in enumerate(value):
+            leaves.update(_leaves(item, f"{path}[{index}]"))
+        return leaves
+    return {path: value}
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @functools.cache

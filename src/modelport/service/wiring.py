@@ -13,6 +13,7 @@ from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ConfigError, Conflict
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
+from modelport.experiments.store import DeploymentStore
 from modelport.monitoring import ServingMetrics
 from modelport.registry import MetadataStore
 from modelport.runtimes.catalog import EXTENSIONS
@@ -21,10 +22,12 @@ from modelport.security.store import SecurityStore
 from modelport.service.access import AccessControl, build_access_control
 from modelport.service.artifact_guard import ArtifactGuard
 from modelport.service.dataplane import DataPlane, Peers
+from modelport.service.deployments import DeploymentService
 from modelport.service.models import ModelRepository, ModelSource, unpickles
 from modelport.service.registration import Registrar, split_artifact
 
 __all__ = [
+    "open_deployments",
     "build_access",
     "ServeTarget",
     "build_dataplane",
@@ -57,6 +60,19 @@ def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
     store = MetadataStore(settings.resolved_database_url(), clock or SystemClock())
     guard = ArtifactGuard.from_settings(settings, current_user(settings), clock=clock)
     return Registrar(store, guard, settings.runtime, open_security_store(settings, clock))
+
+
+@contextmanager
+def open_deployments(settings: Settings, clock: Clock | None = None) -> Iterator[DeploymentService]:
+    """Open deployments, the registry they point into and the audit log; close them after."""
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url, clock = settings.resolved_database_url(), clock or SystemClock()
+    with (
+        DeploymentStore(url, clock) as store,
+        MetadataStore(url, clock) as registry,
+        open_security_store(settings, clock) as audit,
+    ):
+        yield DeploymentService(store, registry, audit)
 
 
 class ServeTarget:

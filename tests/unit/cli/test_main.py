@@ -17,6 +17,8 @@ def test_help_lists_every_command() -> None:
         "register",
         "models",
         "alias",
+        "apply",
+        "deployments",
         "serve",
         "predict",
         "keys",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelport.core.documents import load_documents
+from modelport.core.documents import changes, load_documents
 from modelport.core.errors import InvalidInput
 
 
@@ -47,3 +47,36 @@ def test_python_objects_and_aliases_are_refused() -> None:
     bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
     with pytest.raises(InvalidInput, match="aliases .* are not allowed here"):
         load_documents(bomb, "f.yaml")
+
+
+def test_changes_name_each_changed_leaf_by_its_path() -> None:
+    before = {"spec": {"variants": [{"name": "a", "weight": 90}, {"name": "b", "weight": 10}]}}
+    after = {
+        "spec": {
+            "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+            "cache": {"enabled": True},
+        }
+    }
+    assert changes(before, after) == [
+        "spec.cache.enabled: (absent) -> true",
+        'spec.variants[0].weight: 90 -> 50',
+        "spec.variants[1].weight: 10 -> 50",
+    ]
+    assert changes(after, after) == []
+
+
+def test_changes_of_a_creation_a_deletion_and_a_list_that_grew() -> None:
+    doc = {"metadata": {"name": "x", "labels": {}}, "spec": {"v": [{"n": 1}], "urls": ["a"]}}
+    assert changes(None, doc) == [
+        'metadata.name: (absent) -> "x"',
+        "spec.urls: (absent) -> [\"a\"]",
+        "spec.v.length: (absent) -> 1",
+        "spec.v[0].n: (absent) -> 1",
+    ]
+    grown = {"metadata": {"name": "x", "labels": {}}, "spec": {"v": [{"n": 1}, {"n": 2}], "urls": ["a", "b"]}}
+    assert changes(doc, grown) == [
+        'spec.urls: ["a"] -> ["a", "b"]',
+        "spec.v.length: 1 -> 2",
+        "spec.v[1].n: (absent) -> 2",
+    ]
+    assert changes(doc, None)[0] == 'metadata.name: "x" -> (absent)'

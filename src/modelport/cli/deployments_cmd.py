@@ -1,0 +1,181 @@
+"""Deployment commands: ``apply -f FILE`` and ``deployments list|show|delete``.
+
+They work on the metadata database directly (embedded mode), through the same service the
+control plane uses, so validation, registry checks and the audit trail are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import orjson
+import typer
+
+from modelport.cli._files import existing_file
+from modelport.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from modelport.experiments.store import StoredDeployment
+    from modelport.service.deployments import DeploymentService
+
+# Storage is imported by the commands that use it, not to parse options.
+
+__all__ = ["attach", "deployments_app"]
+
+deployments_app = typer.Typer(
+    help="Deployments: a public model name in front of weighted and shadow variants.",
+    no_args_is_help=True,
+)
+
+Output = Literal["table", "json"]
+
+_OUTPUT = typer.Option("--output", "-o", help="table (readable) or json (what the API returns).")
+
+
+@contextmanager
+def _service() -> Iterator[tuple[DeploymentService, str]]:
+    from modelport.core.settings import load_settings
+    from modelport.service.wiring import current_user, open_deployments
+
+    settings = load_settings()
+    with open_deployments(settings) as service:
+        yield service, current_user(settings)
+
+
+def _summary(stored: StoredDeployment) -> dict[str, Any]:
+    return {
+        "name": stored.name,
+        "generation": stored.generation,
+        "createdAt": stored.created_at.isoformat(),
+        "createdBy": stored.created_by,
+        "updatedAt": stored.updated_at.isoformat(),
+        "updatedBy": stored.updated_by,
+        "document": stored.deployment.document(),
+    }
+
+
+def _print_json(payload: Any) -> None:
+    typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+
+
+def _split(stored: StoredDeployment) -> str:
+    return ", ".join(
+        f"{v.name} {v.model} "
+        + (f"shadow {v.mirror:g}%" if v.role == "shadow" else f"{v.weight:g}%")
+        for v in stored.deployment.spec.variants
+    )
+
+
+def _checked_output(output: str) -> Output:
+    if output not in ("table", "json"):
+        raise InvalidInput(f"--output {output!r}: expected table or json")
+    return "json" if output == "json" else "table"
+
+
+def apply(
+    files: Annotated[
+        list[Path],
+        typer.Option(
+            "--filename", "-f", help="YAML or JSON file of Deployment documents (repeatable)."
+        ),
+    ],
+    output: Annotated[str, _OUTPUT] = "table",
+) -> None:
+    """Create or replace the deployments a file declares (every document checked first)."""
+    from modelport.core.documents import load_documents
+
+    form = _checked_output(output)
+    documents = []
+    for path in files:
+        existing_file(path, "-f")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"-f {str(path)!r}: not UTF-8 text") from None
+        documents += load_documents(text, str(path))
+    with _service() as (service, actor):
+        results = service.apply(documents, actor)
+    if form == "json":
+        _print_json([{"changed": r.changed, **_summary(r.stored)} for r in results])
+        return
+    for result in results:
+        stored = result.stored
+        if result.previous is None:
+            verb = "created"
+        elif result.changed:
+            verb = "configured"
+        else:
+            verb = "unchanged"
+        typer.echo(f"deployment/{stored.name} {verb} (generation {stored.generation})")
+
+
+@deployments_app.command("list")
+def deployments_list(output: Annotated[str, _OUTPUT] = "table") -> None:
+    """List deployments with their split and generation."""
+    form = _checked_output(output)
+    with _service() as (service, _):
+        found = service.list()
+    if form == "json":
+        _print_json([_summary(s) for s in found])
+        return
+    if not found:
+        typer.echo("no deployments yet; declare one in YAML and run: modelport apply -f FILE")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "variants", "generation", "updated")
+    for stored in found:
+        table.add_row(
+            stored.name,
+            _split(stored),
+            str(stored.generation),
+            f"{stored.updated_at:%Y-%m-%d %H:%M} by {stored.updated_by}",
+        )
+    Console(highlight=False).print(table)
+
+
+@deployments_app.command("show")
+def deployments_show(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    output: Annotated[str, _OUTPUT] = "table",
+) -> None:
+    """Show one deployment: its document, generation and who changed it last."""
+    form = _checked_output(output)
+    with _service() as (service, _):
+        stored = service.get(name)
+    if form == "json":
+        _print_json(_summary(stored))
+        return
+    import yaml
+
+    typer.echo(
+        f"# generation {stored.generation}, created {stored.created_at:%Y-%m-%d %H:%M} "
+        f"by {stored.created_by}, updated {stored.updated_at:%Y-%m-%d %H:%M} by "
+        f"{stored.updated_by}"
+    )
+    typer.echo(yaml.safe_dump(stored.deployment.document(), sort_keys=False).rstrip())
+
+
+@deployments_app.command("delete")
+def deployments_delete(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    output: Annotated[str, _OUTPUT] = "table",
+) -> None:
+    """Delete a deployment (its variants' models stay registered)."""
+    form = _checked_output(output)
+    with _service() as (service, actor):
+        removed = service.delete(name, actor)
+    if form == "json":
+        _print_json(_summary(removed))
+        return
+    typer.echo(f"deployment/{removed.name} deleted (was generation {removed.generation})")
+
+
+def attach(app: typer.Typer) -> None:
+    """Add the deployment commands to ``app``."""
+    app.command("apply")(apply)
+    app.add_typer(deployments_app, name="deployments")
