@@ -55,6 +55,7 @@ _DEPLOY_APPLY = (
     "test_apply_is_idempotent_and_each_change_is_audited_with_its_diff",
     "tests/e2e/test_deployments_cli.py::test_the_readme_deployment_applies",
 )
+_LOGS = "tests/e2e/test_logs_cli.py::test_json_lines_filtered_by_deployment_and_time"
 _DEPLOY_SHOW = "tests/e2e/test_deployments_cli.py::test_list_show_and_delete_with_json_output"
 
 SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
@@ -89,6 +90,10 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport deployments list": _DEPLOY_SHOW,
     "modelport deployments show fraud": _DEPLOY_SHOW,
     "modelport deployments delete fraud": _DEPLOY_SHOW,
+    "modelport logs query --deployment fraud --since 1h": _LOGS,
+    "modelport logs query -d fraud --since 2026-12-01 -o json": _LOGS,
+    "modelport logs query -o csv > predictions.csv": "tests/e2e/test_logs_cli.py::test_csv_parquet_and_table",
+    "modelport logs prune": "tests/e2e/test_logs_cli.py::test_prune_applies_the_retention_settings",
     "modelport alias history fraud champion --json": RUN,
     # serve
     "modelport serve fraud@champion": _PREDICT,

@@ -22,6 +22,7 @@ from modelport.cli import (
     certs_cmd,
     deployments_cmd,
     keys_cmd,
+    logs_cmd,
     predict_cmd,
     registry_cmds,
     serve_cmd,
@@ -68,6 +69,7 @@ serve_cmd.attach(app)
 predict_cmd.attach(app)
 keys_cmd.attach(app)
 audit_cmd.attach(app)
+logs_cmd.attach(app)
 certs_cmd.attach(app)
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "LimitSettings",
     "LogSettings",
     "OidcSettings",
+    "PredictionLogSettings",
     "RuntimeSettings",
     "SecuritySettings",
     "ServerSettings",
@@ -204,6 +205,27 @@ class LogSettings(BaseModel):
     """Write one access line per REST request and gRPC call (at level ``info``)."""
 
 
+class PredictionLogSettings(BaseModel):
+    """Where predictions are logged, how often they are written, and how long they are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folder: Path | None = None
+    """Folder of the Parquet segments; default ``HOME/predictions``."""
+
+    flush_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    """Seconds between two writes: the most a ``kill -9`` can lose."""
+
+    max_queue: int = Field(default=100_000, ge=1)
+    """Records waiting to be written at most; more are dropped and counted."""
+
+    retention_days: float | None = Field(default=30.0, gt=0)
+    """Segments older than this are deleted; ``None`` keeps them."""
+
+    max_bytes: int | None = Field(default=None, ge=1)
+    """When the segments take more, the oldest are deleted; ``None``: no size limit."""
+
+
 class ArtifactSecuritySettings(BaseModel):
     """Encryption at rest and signing of model artifacts."""
 
@@ -311,6 +333,9 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     """Log level, format and the access log of the model server."""
 
+    predictions: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
+    """The prediction log's folder, write interval, queue and retention."""
+
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""
         if self.database_url:
@@ -321,6 +346,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Folder of the artifact store (sealed artifacts, key records, signed manifests)."""
         return self.home / "artifacts"
+
+    @property
+    def predictions_dir(self) -> Path:
+        """Folder of the prediction log's Parquet segments."""
+        return self.predictions.folder or self.home / "predictions"
 
     @property
     def keys_dir(self) -> Path:

@@ -1,0 +1,132 @@
+"""Prediction log commands: ``logs query`` (table, JSON lines, CSV, Parquet), ``logs prune``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from modelport.cli import _when
+from modelport.core.errors import InvalidInput
+
+# pyarrow is imported by the commands that use it, not to parse options.
+
+__all__ = ["attach", "logs_app"]
+
+logs_app = typer.Typer(
+    help="The prediction log: query the logged predictions, apply the retention rules.",
+    no_args_is_help=True,
+)
+
+_FORMS = ("table", "json", "csv", "parquet")
+
+
+@logs_app.command("query")
+def logs_query(
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", "-d", help="Only this deployment's predictions.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only predictions from this long ago (1h, 30m, 7d) or since a time."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many, the newest (table and json).")
+    ] = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table, json (one object per line), csv, or parquet (binary: redirect it).",
+        ),
+    ] = "table",
+) -> None:
+    """Print logged predictions, oldest first."""
+    if output not in _FORMS:
+        raise InvalidInput(f"--output {output!r}: expected one of {', '.join(_FORMS)}")
+    from modelport.core.clock import SystemClock
+    from modelport.core.settings import load_settings
+    from modelport.monitoring.prediction_log import read_predictions
+
+    settings = load_settings()
+    start = _when.since(since, SystemClock().now()) if since is not None else None
+    table = read_predictions(settings.predictions_dir, deployment, start)
+    if limit is not None and table.num_rows > limit:
+        table = table.slice(table.num_rows - limit)
+    if output == "parquet":
+        _write_parquet(table)
+    elif output == "csv":
+        _write_csv(table)
+    elif output == "json":
+        import orjson
+
+        for row in table.to_pylist():
+            typer.echo(orjson.dumps(row).decode())
+    else:
+        _print_table(table)
+
+
+@logs_app.command("prune")
+def logs_prune() -> None:
+    """Delete segments beyond the retention settings (age, then total size)."""
+    from modelport.core.clock import SystemClock
+    from modelport.core.settings import load_settings
+    from modelport.monitoring.prediction_log import prune_predictions
+
+    settings = load_settings()
+    rules = settings.predictions
+    max_age_s = rules.retention_days * 86_400 if rules.retention_days is not None else None
+    removed = prune_predictions(
+        settings.predictions_dir, SystemClock().now(), max_age_s, rules.max_bytes
+    )
+    typer.echo(f"deleted {len(removed)} segment{'s' if len(removed) != 1 else ''}")
+
+
+def _write_parquet(table: Any) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    sys.stdout.buffer.write(buffer.getvalue())
+    sys.stdout.buffer.flush()
+
+
+def _write_csv(table: Any) -> None:
+    import io
+
+    import pyarrow.csv as pacsv
+
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    sys.stdout.buffer.write(buffer.getvalue())
+    sys.stdout.buffer.flush()
+
+
+def _print_table(table: Any) -> None:
+    if table.num_rows == 0:
+        typer.echo("no predictions logged (for this deployment and time)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    shown = Table("time", "deployment", "variant", "version", "ms", "request id", "outputs")
+    for row in table.to_pylist():
+        shown.add_row(
+            f"{row['time']:%Y-%m-%d %H:%M:%S.%f}"[:-3],
+            row["deployment"],
+            row["variant"] + (" (shadow)" if row["shadow"] else ""),
+            row["model_version"],
+            f"{row['latency_ms']:.2f}",
+            row["request_id"],
+            row["outputs"] if len(row["outputs"]) <= 60 else row["outputs"][:57] + "...",
+        )
+    Console(highlight=False).print(shown)
+
+
+def attach(app: typer.Typer) -> None:
+    """Add the prediction log commands to ``app``."""
+    app.add_typer(logs_app, name="logs")

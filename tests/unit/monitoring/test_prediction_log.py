@@ -1,0 +1,168 @@
+"""The prediction log: records round-trip through Parquet, a full queue drops and counts, a
+graceful stop loses nothing, and kill -9 loses at most the last flush interval."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from modelport.monitoring.prediction_log import (
+    SCHEMA_VERSION,
+    PredictionLog,
+    PredictionRecord,
+    prune_predictions,
+    read_predictions,
+)
+
+T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+
+
+def record(i: int, deployment: str = "fraud", at: datetime = T0) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=f"r-{i}",
+        time=at + timedelta(milliseconds=i),
+        deployment=deployment,
+        variant="current" if i % 10 else "candidate",
+        model=deployment,
+        model_version="3",
+        shadow=False,
+        latency_ms=0.5 + i / 1000,
+        identity="5d41402abc4b" if i % 2 else None,
+        inputs=json.dumps({"x": [i, i + 1]}),
+        outputs=json.dumps({"label": [i % 3]}),
+    )
+
+
+def test_records_round_trip_and_a_close_writes_everything(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_interval_s=30)
+    for i in range(500):
+        assert log.log(record(i, "fraud" if i % 2 else "churn"))
+    log.close()
+    stats = log.stats()
+    assert (stats.logged, stats.written, stats.dropped) == (500, 500, 0)
+    table = read_predictions(tmp_path, deployment="fraud")
+    assert table.num_rows == 250
+    first = table.slice(0, 1).to_pylist()[0]
+    assert first == {
+        "schema_version": SCHEMA_VERSION,
+        "request_id": "r-1",
+        "time": T0 + timedelta(milliseconds=1),
+        "deployment": "fraud",
+        "variant": "current",
+        "model": "fraud",
+        "model_version": "3",
+        "shadow": False,
+        "latency_ms": 0.501,
+        "identity": "5d41402abc4b",
+        "inputs": '{"x": [1, 2]}',
+        "outputs": '{"label": [1]}',
+    }
+    assert read_predictions(tmp_path).num_rows == 500
+    later = read_predictions(tmp_path, since=T0 + timedelta(milliseconds=400))
+    assert later.num_rows == 100
+
+
+def test_segments_are_plain_parquet_in_a_folder_per_deployment_and_day(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_interval_s=30)
+    log.log(record(1, at=T0))
+    log.log(record(2, at=T0 + timedelta(days=1)))
+    log.close()
+    files = sorted(p.relative_to(tmp_path).parts[:2] for p in tmp_path.rglob("*.parquet"))
+    assert files == [("fraud", "2026-12-07"), ("fraud", "2026-12-08")]
+    assert not list(tmp_path.rglob("*.tmp"))
+    one = next(tmp_path.rglob("*.parquet"))
+    assert pq.read_table(one).column("request_id").to_pylist() in (["r-1"], ["r-2"])
+    assert oct(tmp_path.joinpath("fraud").stat().st_mode & 0o777) == "0o700"
+
+
+def test_records_reach_disk_within_the_flush_interval(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_interval_s=0.2)
+    try:
+        log.log(record(1))
+        deadline = time.monotonic() + 5
+        while read_predictions(tmp_path).num_rows == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert read_predictions(tmp_path).num_rows == 1
+    finally:
+        log.close()
+
+
+def test_a_full_queue_drops_counts_and_never_blocks(tmp_path: Path, caplog: object) -> None:
+    log = PredictionLog(tmp_path, flush_interval_s=30, max_queue=100)
+    started = time.perf_counter()
+    accepted = [log.log(record(i)) for i in range(1000)]
+    assert time.perf_counter() - started < 1.0
+    assert accepted.count(True) == 100 and accepted.count(False) == 900
+    log.close()
+    assert (log.stats().written, log.stats().dropped) == (100, 900)
+    warnings = [r for r in caplog.records if "queue full" in r.getMessage()]  # type: ignore[attr-defined]
+    assert len(warnings) == 1  # one line, not one per dropped record
+
+
+_WRITER = """
+import sys, time, json
+from datetime import UTC, datetime
+from pathlib import Path
+from modelport.monitoring.prediction_log import PredictionLog, PredictionRecord
+log = PredictionLog(Path(sys.argv[1]), flush_interval_s=float(sys.argv[2]))
+i = 0
+while True:
+    log.log(PredictionRecord(f"r-{i}", datetime.now(UTC), "fraud", "v", "fraud", "1", False,
+                             0.1, None, "{}", "{}"))
+    i += 1
+    if i % 100 == 0:
+        print(i, flush=True)
+    time.sleep(0.0005)
+"""
+
+
+def test_kill_9_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
+    interval = 0.5
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(tmp_path), str(interval)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        time.sleep(3.0)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with proc.stdout:
+        logged = max(int(line) for line in proc.stdout.read().split())
+    times = read_predictions(tmp_path).column("time").to_pylist()
+    kept = len(times)
+    assert kept > 0 and not list(tmp_path.rglob("*.tmp"))
+    # Records are logged at a steady rate; what was lost is what the last interval gathered.
+    rate = kept / (times[-1] - times[0]).total_seconds()
+    lost_s = (logged - kept) / rate
+    assert lost_s <= interval + 0.25, (logged, kept, rate, lost_s)
+
+
+def test_prune_by_age_then_by_size(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_interval_s=30)
+    for day in range(5):  # one segment per day, 2026-12-07 to 2026-12-11
+        log.log(record(day, at=T0 + timedelta(days=day)))
+    log.log(record(9, deployment="churn", at=T0))
+    log.close()
+    now = datetime(2026, 12, 12, 12, 0, tzinfo=UTC)
+    # Older than 3 days: only days whose last moment is 3 days back (12-07 and 12-08).
+    removed = prune_predictions(tmp_path, now, max_age_s=3 * 86_400)
+    assert [p.parent.name for p in removed] == ["2026-12-07", "2026-12-07", "2026-12-08"]
+    assert not (tmp_path / "churn").exists()  # emptied folders go too
+    left = sorted(tmp_path.rglob("*.parquet"), key=lambda p: p.parent.name)
+    total = sum(p.stat().st_size for p in left)
+    removed = prune_predictions(tmp_path, now, max_bytes=total - left[0].stat().st_size)
+    assert [p.parent.name for p in removed] == ["2026-12-09"]
+    assert read_predictions(tmp_path).num_rows == 2
