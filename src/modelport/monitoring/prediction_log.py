@@ -36,33 +36,44 @@ inputs            string                      the inputs as JSON (``{"name": val
 outputs           string                      the outputs as JSON, the same way
 ================  ==========================  ==============================================
 
-Redaction and hashing of personal fields happen before a record is logged (the gateway applies
-the deployment's ``predictionLog`` settings).
+Personal fields are protected before a record is logged: :func:`protect` applies a deployment's
+``predictionLog.redact`` (the values are replaced by ``"[redacted]"``) and ``predictionLog.hash``
+(each value is replaced by an HMAC-SHA-256 under the installation's secret, so equal values stay
+joinable across records and with other data hashed the same way, while the value itself cannot
+be read back or guessed by hashing candidates without the secret).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import hmac
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
+    "REDACTED",
     "SCHEMA_VERSION",
     "LogStats",
     "PredictionLog",
     "PredictionRecord",
+    "protect",
     "prune_predictions",
     "read_predictions",
 ]
 
 SCHEMA_VERSION: Final = 1
+
+REDACTED: Final = "[redacted]"
+"""What a redacted value is logged as."""
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +212,45 @@ class PredictionLog:
         os.replace(temporary, folder / name)
         self._written += len(records)
         self._segments += 1
+
+
+def protect(
+    tensors: Mapping[str, Any], redact: Iterable[str], hashed: Iterable[str], secret: bytes
+) -> dict[str, Any]:
+    """Return ``tensors`` (name -> values) with the named ones redacted or hashed.
+
+    Args:
+        tensors: Input or output values by name, as they will be logged.
+        redact: Names whose values are replaced by :data:`REDACTED`.
+        hashed: Names whose values are replaced by their keyed hash: one hex string per element
+            of a list (so a batch of rows keeps one hash per row), or one for a single value.
+        secret: The installation's key for the hashes (at least 16 bytes).
+
+    Raises:
+        InvalidInput: ``secret`` is too short to key a hash.
+    """
+    if len(secret) < 16:
+        from modelport.core.errors import InvalidInput
+
+        raise InvalidInput("the prediction log's hashing secret must be at least 16 bytes")
+    redacted, to_hash = set(redact), set(hashed)
+    protected: dict[str, Any] = {}
+    for name, values in tensors.items():
+        if name in redacted:
+            protected[name] = REDACTED
+        elif name in to_hash:
+            if isinstance(values, list):
+                protected[name] = [_keyed_hash(secret, value) for value in values]
+            else:
+                protected[name] = _keyed_hash(secret, values)
+        else:
+            protected[name] = values
+    return protected
+
+
+def _keyed_hash(secret: bytes, value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return hmac.new(secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def read_predictions(

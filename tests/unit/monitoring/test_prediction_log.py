@@ -3,6 +3,8 @@ graceful stop loses nothing, and kill -9 loses at most the last flush interval."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -13,11 +15,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
+from modelport.core.errors import InvalidInput
 from modelport.monitoring.prediction_log import (
+    REDACTED,
     SCHEMA_VERSION,
     PredictionLog,
     PredictionRecord,
+    protect,
     prune_predictions,
     read_predictions,
 )
@@ -166,3 +172,28 @@ def test_prune_by_age_then_by_size(tmp_path: Path) -> None:
     removed = prune_predictions(tmp_path, now, max_bytes=total - left[0].stat().st_size)
     assert [p.parent.name for p in removed] == ["2026-12-09"]
     assert read_predictions(tmp_path).num_rows == 2
+
+
+def test_protect_redacts_and_hashes_named_fields_only() -> None:
+    secret = b"s" * 32
+    tensors = {
+        "email": ["a@x.io", "b@x.io", "a@x.io"],
+        "ssn": ["123"],
+        "amount": [10.5, 3.0],
+        "id": 7,
+    }
+    protected = protect(tensors, redact=["ssn"], hashed=["email", "id"], secret=secret)
+    assert protected["ssn"] == REDACTED and protected["amount"] == [10.5, 3.0]
+    first, second, third = protected["email"]
+    assert first == third != second and len(first) == 64  # joinable, one hash per row
+    assert "a@x.io" not in json.dumps(protected)
+    expected = hmac.new(secret, b"a@x.io", hashlib.sha256).hexdigest()
+    assert first == expected
+    assert protected["id"] == hmac.new(secret, b"7", hashlib.sha256).hexdigest()
+    other = protect(tensors, redact=[], hashed=["email"], secret=b"t" * 32)
+    assert other["email"][0] != first  # another installation's secret: another hash
+
+
+def test_protect_needs_a_real_secret() -> None:
+    with pytest.raises(InvalidInput, match="at least 16 bytes"):
+        protect({"a": [1]}, redact=[], hashed=["a"], secret=b"short")

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -116,42 +118,57 @@ def test_identity_hash_is_short_and_stable() -> None:
     assert len(identity_hash("key:abc")) == 12 and "abc" not in identity_hash("key:abc")
 
 
+_LINES = 6000
+"""Lines per writer: about 1.5 MiB, more than even a widened pipe holds."""
+
+_PIPE_WRITER = f"""
+LINES = {_LINES}
+import os, sys
+from types import SimpleNamespace
+from modelport.core.settings import LogSettings
+from modelport.server.logs import start_logs
+child, fd, go = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+with os.fdopen(fd, "w") as stream:
+    pipeline = start_logs(LogSettings(), stream)
+    os.read(go, 1)  # every writer starts at once
+    for i in range(LINES):
+        info = SimpleNamespace(
+            model=f"m{{child}}", version=str(i), request_id="r" * 150, identity_hash=None
+        )
+        pipeline.access.http("POST", b"/v2/models/m/infer", b"200", 0.001, info)
+    pipeline.stop()
+"""
+
+
 def test_processes_sharing_a_pipe_never_split_each_others_lines() -> None:
     # Four processes each log a batch far larger than the pipe holds while the reader is slow,
-    # so their writes are cut short and resumed: the lock keeps every line whole.
+    # so their writes are cut short and resumed: the lock keeps every line whole. (Fresh
+    # interpreters, not forks of this multi-threaded test process.)
     read_end, write_end = os.pipe()
-    children = []
-    for child in range(4):
-        pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                os.close(read_end)
-                with os.fdopen(write_end, "w") as stream:
-                    pipeline = start_logs(LogSettings(), stream)
-                    assert pipeline.access is not None
-                    for i in range(3000):
-                        info = SimpleNamespace(
-                            model=f"m{child}", version=str(i), request_id="r" * 150, identity_hash=None
-                        )
-                        pipeline.access.http("POST", b"/v2/models/m/infer", b"200", 0.001, info)
-                    pipeline.stop()
-                status = 0
-            finally:
-                os._exit(status)
-        children.append(pid)
+    go_read, go_write = os.pipe()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PIPE_WRITER, str(child), str(write_end), str(go_read)],
+            pass_fds=(write_end, go_read),
+        )
+        for child in range(4)
+    ]
     os.close(write_end)
+    os.close(go_read)
+    time.sleep(1.0)  # let every interpreter start and open its log pipeline
+    os.write(go_write, b"gggg")
+    os.close(go_write)
     chunks = []
     with os.fdopen(read_end, "rb") as reader:
         while chunk := reader.read1(8192):
             chunks.append(chunk)
             time.sleep(0.0005)
-    assert all(os.waitpid(pid, 0)[1] == 0 for pid in children)
+    assert all(child.wait(60) == 0 for child in children)
     lines = b"".join(chunks).decode().splitlines()
-    assert len(lines) == 4 * 3000
+    assert len(lines) == 4 * _LINES
     pattern = re.compile(
         r"\S+ INFO access POST /v2/models/m/infer 200 1\.000ms model=m(\d) version=(\d+) "
         r"request_id=r{150} identity=-"
     )
     seen = sorted((int(m[1]), int(m[2])) for m in map(pattern.fullmatch, lines) if m)
-    assert seen == [(c, i) for c in range(4) for i in range(3000)]
+    assert seen == [(c, i) for c in range(4) for i in range(_LINES)]
