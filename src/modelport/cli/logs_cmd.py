@@ -55,10 +55,8 @@ def logs_query(
     table = read_predictions(settings.predictions_dir, deployment, start)
     if limit is not None and table.num_rows > limit:
         table = table.slice(table.num_rows - limit)
-    if output == "parquet":
-        _write_parquet(table)
-    elif output == "csv":
-        _write_csv(table)
+    if output in ("parquet", "csv"):
+        _write_binary(table, output)
     elif output == "json":
         import orjson
 
@@ -84,24 +82,19 @@ def logs_prune() -> None:
     typer.echo(f"deleted {len(removed)} segment{'s' if len(removed) != 1 else ''}")
 
 
-def _write_parquet(table: Any) -> None:
+def _write_binary(table: Any, form: str) -> None:
+    """Write ``table`` to standard output as Parquet or CSV bytes."""
     import io
 
-    import pyarrow.parquet as pq
-
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    sys.stdout.buffer.write(buffer.getvalue())
-    sys.stdout.buffer.flush()
+    if form == "parquet":
+        import pyarrow.parquet as pq
 
+        pq.write_table(table, buffer, compression="zstd")
+    else:
+        import pyarrow.csv as pacsv
 
-def _write_csv(table: Any) -> None:
-    import io
-
-    import pyarrow.csv as pacsv
-
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer)
+        pacsv.write_csv(table, buffer)
     sys.stdout.buffer.write(buffer.getvalue())
     sys.stdout.buffer.flush()
 

@@ -9,17 +9,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from modelport.core.deployment import Deployment, parse_deployment
 from modelport.core.errors import Conflict, NotFound
-from modelport.db import open_engine
 from modelport.experiments._schema import MIGRATIONS, metadata
 from modelport.experiments.store import DeploymentStore
 from modelport.registry import MetadataStore
 from modelport.security.store import SecurityStore
 from modelport.testing import FakeClock
+from tests.contract._schema import schema_drift
 
 DOC: dict[str, Any] = {
     "apiVersion": "modelport.io/v1",
@@ -140,22 +138,7 @@ def test_concurrent_writers_never_lose_a_change(backend_url: str, clock: FakeClo
 
 def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock) -> None:
     DeploymentStore(backend_url, clock).close()
-    engine = open_engine(backend_url)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(
-                conn,
-                opts={
-                    "version_table": MIGRATIONS.version_table,
-                    "compare_type": True,
-                    "include_name": lambda name, kind, _parent: (
-                        kind != "table" or name in metadata.tables
-                    ),
-                },
-            )
-            assert compare_metadata(context, metadata) == []
-    finally:
-        engine.dispose()
+    assert schema_drift(backend_url, MIGRATIONS, metadata) == []
 
 
 def test_it_shares_the_database_with_the_registry_and_security(

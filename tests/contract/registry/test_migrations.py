@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from modelport.db import open_engine
 from modelport.registry import MetadataStore
 from modelport.registry._schema import MIGRATIONS, metadata
+from tests.contract._schema import schema_drift
 
 from ._support import FakeClock, new_version
 
@@ -47,8 +46,4 @@ def test_opening_again_keeps_data_and_does_not_migrate_twice(
 
 def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock) -> None:
     MetadataStore(backend_url, clock).close()
-    with raw(backend_url) as conn:
-        context = MigrationContext.configure(
-            conn, opts={"version_table": MIGRATIONS.version_table, "compare_type": True}
-        )
-        assert compare_metadata(context, metadata) == []
+    assert schema_drift(backend_url, MIGRATIONS, metadata) == []

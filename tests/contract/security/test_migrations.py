@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 from modelport.db import open_engine
@@ -17,6 +15,7 @@ from modelport.security._schema import MIGRATIONS, metadata
 from modelport.security.audit import AuditHead
 from modelport.security.identity import Grant, Role
 from modelport.security.store import SecurityStore
+from tests.contract._schema import schema_drift
 
 from ._support import FakeClock
 
@@ -58,19 +57,7 @@ def test_a_new_database_starts_with_an_empty_head(backend_url: str, clock: FakeC
 
 def test_migrated_schema_matches_the_table_definitions(backend_url: str, clock: FakeClock) -> None:
     SecurityStore(backend_url, clock).close()
-    with raw(backend_url) as conn:
-        context = MigrationContext.configure(
-            conn,
-            opts={
-                "version_table": MIGRATIONS.version_table,
-                "compare_type": True,
-                # Only this package's tables: the registry's may share the database.
-                "include_name": lambda name, kind, _parent: (
-                    kind != "table" or name in metadata.tables
-                ),
-            },
-        )
-        assert compare_metadata(context, metadata) == []
+    assert schema_drift(backend_url, MIGRATIONS, metadata) == []
 
 
 def test_registry_and_security_share_one_database(backend_url: str, clock: FakeClock) -> None:
