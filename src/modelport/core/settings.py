@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "ArtifactSecuritySettings",
+    "GatewaySettings",
     "AuthSettings",
     "BatchingSettings",
     "LimitSettings",
@@ -226,6 +227,48 @@ class PredictionLogSettings(BaseModel):
     """When the segments take more, the oldest are deleted; ``None``: no size limit."""
 
 
+class GatewaySettings(BaseModel):
+    """The gateway (``modelport gateway`` and ``modelport up``): deployments, replicas, shadows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll_interval_s: float = Field(default=1.0, gt=0, le=300)
+    """Seconds between two reads of the deployments' generations: how far behind a change
+    the gateway can be."""
+
+    health_interval_s: float = Field(default=2.0, gt=0, le=300)
+    """Seconds between two active health checks of a replica (``/v2/health/ready``)."""
+
+    health_timeout_s: float = Field(default=1.0, gt=0, le=60)
+    """Seconds a health check may take before the replica counts as down."""
+
+    connect_timeout_s: float = Field(default=1.0, gt=0, le=60)
+    """Seconds to open a connection to a replica."""
+
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds a replica may take to answer a forwarded request."""
+
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failures of a replica that open its circuit (no traffic for
+    ``breaker_open_s``, then one trial request)."""
+
+    breaker_open_s: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds an open circuit keeps traffic away from a replica."""
+
+    max_connections: int = Field(default=256, ge=1)
+    """Keep-alive connections held at most per replica."""
+
+    dns_refresh_s: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds between two lookups of a ``replicas.dns`` name."""
+
+    upstream_key: SecretStr | None = None
+    """API key the gateway presents to replicas (``Authorization: Bearer KEY``); unset: the
+    caller's own ``Authorization`` is passed on."""
+
+    max_shadow_in_flight: int = Field(default=256, ge=1)
+    """Shadow requests running at most; more are skipped and counted, never queued."""
+
+
 class ArtifactSecuritySettings(BaseModel):
     """Encryption at rest and signing of model artifacts."""
 
@@ -335,6 +378,9 @@ class Settings(BaseSettings):
 
     predictions: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
     """The prediction log's folder, write interval, queue and retention."""
+
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    """The gateway: how often it reads deployments, checks replicas and opens circuits."""
 
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""

@@ -8,7 +8,9 @@ import gc
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -23,7 +25,7 @@ from modelport.server.worker_relay import ChannelPeers
 from modelport.service.models import ModelSource
 from modelport.service.wiring import build_access, build_dataplane, open_registrar
 
-__all__ = ["Notify", "run_worker", "threads_per_worker"]
+__all__ = ["Notify", "run_asgi", "run_worker", "threads_per_worker"]
 
 log = logging.getLogger("modelport.server")
 
@@ -141,6 +143,24 @@ def run_worker(
         access.close()
 
     app = create_app(settings.server, dataplane, access, on_startup=[start], on_shutdown=[stop])
+    return 0 if run_asgi(app, settings, rest_socket, ssl_context, access_log) else 1
+
+
+def run_asgi(
+    app: Any,
+    settings: Settings,
+    rest_socket: socket.socket,
+    ssl_context: ssl.SSLContext | None,
+    access_log: AccessLog | None,
+) -> bool:
+    """Serve ``app`` with uvicorn on ``rest_socket`` until SIGINT/SIGTERM.
+
+    The one HTTP server setup of every modelport process (model server, gateway, control
+    plane): httptools with the server's limits, the access log and TLS.
+
+    Returns:
+        Whether the server started (its startup hooks succeeded).
+    """
     limits = settings.server
     protocol = http_protocol(
         HttpLimits(limits.max_header_bytes, limits.header_timeout_s, limits.body_timeout_s),
@@ -165,4 +185,4 @@ def run_worker(
     )
     server = uvicorn.Server(config)
     server.run(sockets=[rest_socket])
-    return 0 if server.started else 1
+    return bool(server.started)

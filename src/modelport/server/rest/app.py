@@ -40,7 +40,7 @@ from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
 from modelport.service.models import validate_load_request, validate_unload_request
 
-__all__ = ["Hook", "RestApp", "create_app"]
+__all__ = ["Hook", "RestApp", "RoutedApp", "create_app"]
 
 log = logging.getLogger("modelport.server")
 
@@ -56,35 +56,30 @@ _USE_BINARY: Final = (
 )
 
 
-class RestApp:
-    """The ASGI application: routing, the endpoints, and lifespan hooks.
+class RoutedApp:
+    """An ASGI application driven by a route table: routing, authorisation, errors, lifespan.
+
+    Each route's ``endpoint`` names a method of the subclass. A call is matched to its route,
+    admitted by :meth:`AccessControl.admit` for the route's action (on the resource named in
+    the path, when the route's target is :attr:`Target.MODEL`), and answered by the endpoint;
+    a :class:`ModelportError` becomes its status and ``{"error": ...}`` body, anything else a 500
+    without a traceback.
 
     Args:
-        dataplane: The use cases behind the routes.
         access: Authentication, authorisation and audit of every call.
-        max_body_bytes: Largest accepted request body.
-        max_json_bytes: Largest JSON part of an inference request (parsing it holds the event
-            loop's thread).
+        routes: The route table, in matching priority order.
         on_startup: Awaited in order when the server starts (before it accepts requests).
         on_shutdown: Awaited in order when the server stops.
-        routes: The route table (the protocol's, :data:`ROUTES`, by default).
     """
 
     def __init__(
         self,
-        dataplane: DataPlane,
         access: AccessControl,
-        max_body_bytes: int,
+        routes: Sequence[Route],
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
-        routes: Sequence[Route] = ROUTES,
-        *,
-        max_json_bytes: int | None = None,
     ) -> None:
-        self.dp = dataplane
         self.access = access
-        self.max_body = max_body_bytes
-        self.max_json = min(max_json_bytes or max_body_bytes, max_body_bytes)
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self._openapi_body = orjson.dumps(openapi_document(routes))
@@ -144,15 +139,64 @@ class RestApp:
         await send(start)
         await send(body)
 
+    async def openapi(self, request: Request) -> Reply:
+        """``GET .../openapi.json``: the document generated from the route table."""
+        return Reply(200, self._openapi_body)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    await hook()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class RestApp(RoutedApp):
+    """The Open Inference Protocol's endpoints over a :class:`DataPlane`.
+
+    Args:
+        dataplane: The use cases behind the routes.
+        access: Authentication, authorisation and audit of every call.
+        max_body_bytes: Largest accepted request body.
+        max_json_bytes: Largest JSON part of an inference request (parsing it holds the event
+            loop's thread).
+        on_startup: Awaited in order when the server starts (before it accepts requests).
+        on_shutdown: Awaited in order when the server stops.
+        routes: The route table (the protocol's, :data:`ROUTES`, by default).
+    """
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        access: AccessControl,
+        max_body_bytes: int,
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
+        routes: Sequence[Route] = ROUTES,
+        *,
+        max_json_bytes: int | None = None,
+    ) -> None:
+        self.dp = dataplane
+        self.max_body = max_body_bytes
+        self.max_json = min(max_json_bytes or max_body_bytes, max_body_bytes)
+        super().__init__(access, routes, on_startup, on_shutdown)
+
     # -- endpoints: one per route of the table, named by its ``endpoint`` ----------------------
 
     async def server_metadata(self, request: Request) -> Reply:
         """``GET /v2``."""
         return Reply.json(self.dp.server_metadata())
-
-    async def openapi(self, request: Request) -> Reply:
-        """``GET /v2/openapi.json``."""
-        return Reply(200, self._openapi_body)
 
     async def metrics(self, request: Request) -> Reply:
         """``GET /metrics``."""
@@ -268,24 +312,6 @@ class RestApp:
         if action == "load":
             return validate_load_request(payload)
         return validate_unload_request(payload)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    for hook in self.on_startup:
-                        await hook()
-                except Exception as exc:
-                    log.exception("startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                for hook in self.on_shutdown:
-                    await hook()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 def _header_length(header: str) -> int:
