@@ -1,4 +1,4 @@
-"""modelport quickstart: train two versions of a classifier, register, serve and query them.
+"""modelport quickstart: train two versions of a classifier, register, deploy 90/10 and query.
 
 Runs on embedded defaults (SQLite metadata and a local artifact store) in a fresh data directory,
 ``.quickstart/`` in the repository (set ``MODELPORT_HOME`` to use another). Each step prints the
@@ -39,6 +39,26 @@ def run(*args: str, env: dict[str, str], echo: bool = True) -> str:
     if echo:
         print(done.stdout.rstrip(), flush=True)
     return done.stdout
+
+
+DEPLOYMENT = """\
+apiVersion: modelport.io/v1
+kind: Deployment
+metadata:
+  name: iris
+spec:
+  variants:
+    - name: current
+      model: iris@1
+      weight: 90
+    - name: champion
+      model: iris@champion
+      weight: 10
+      role: treatment
+  traffic:
+    stickyKey:
+      header: X-User-Id
+"""
 
 
 def main() -> None:
@@ -103,37 +123,60 @@ def main() -> None:
     print(f"key {created['key_id']}: predictor on 'iris' (the secret is not printed again)")
     env["MODELPORT_API_KEY"] = api_key  # what `modelport predict` sends as its bearer token
 
-    step("serve both versions on a free port")
-    print("$ modelport serve iris@1 iris@2 --port 0 --grpc-port 0", flush=True)
+    step("deploy: one public name, 90% of traffic on version 1 and 10% on the champion")
+    deployment = work / "iris-deployment.yaml"
+    deployment.write_text(DEPLOYMENT)
+    print(DEPLOYMENT.rstrip())
+    run("apply", "-f", str(deployment), env=env)
+
+    step("run the platform on this box: the deployment served in-process, on free ports")
+    print("$ modelport up --port 0 --grpc-port 0", flush=True)
     server = subprocess.Popen(
-        [MODELPORT, "serve", "iris@1", "iris@2", "--port", "0", "--grpc-port", "0"],
-        env=env,
+        [MODELPORT, "up", "--port", "0", "--grpc-port", "0"],
+        env={**env, "MODELPORT_LOG__ACCESS": "false"},  # one line per request is a lot here
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         url = wait_for_server(server)
-        step(f"predict through the REST API at {url}")
+        step(f"predict through the deployment at {url}")
         rows = X_test[:3].tolist()
         run("predict", "iris", "--url", url, "--data", str(rows), env=env)
-        run("predict", "iris", "--url", url, "--version", "2", "--data", str(rows), env=env)
         body = {
             "id": "quickstart-1",
             "inputs": [{"name": "input", "datatype": "FP64", "shape": [3, 4], "data": rows}],
             "outputs": [{"name": "predict_proba"}],
         }
-        print(f"POST {url}/v2/models/iris/versions/2/infer  (plain HTTP, JSON, bearer key)")
         auth = {"Authorization": f"Bearer {api_key}"}
+        print(f"POST {url}/v2/models/iris/infer  (plain HTTP, JSON, bearer key, X-User-Id)")
         reply = httpx.post(
-            f"{url}/v2/models/iris/versions/2/infer", json=body, headers=auth, timeout=10
+            f"{url}/v2/models/iris/infer",
+            json=body,
+            headers={**auth, "X-User-Id": "user-1"},
+            timeout=10,
         )
-        print(reply.status_code, reply.text)
-        anonymous = httpx.post(f"{url}/v2/models/iris/versions/2/infer", json=body, timeout=10)
+        print(reply.status_code, f"x-modelport-variant: {reply.headers.get('x-modelport-variant')}")
+        print(reply.text)
+        served: dict[str, int] = {}
+        for n in range(200):
+            answer = httpx.post(
+                f"{url}/v2/models/iris/infer",
+                json=body,
+                headers={**auth, "X-User-Id": f"user-{n}"},
+                timeout=10,
+            )
+            version = answer.json()["model_version"]
+            variant = f"{answer.headers['x-modelport-variant']} (version {version})"
+            served[variant] = served.get(variant, 0) + 1
+        print(f"200 users, each kept on one variant by a hash of X-User-Id: {served}")
+        anonymous = httpx.post(f"{url}/v2/models/iris/infer", json=body, timeout=10)
         print(f"without the key: {anonymous.status_code} {anonymous.json()['error']}")
         print(f"true labels: {y_test[:3].tolist()}")
     finally:
         server.terminate()
         server.wait(timeout=15)
+    step("the prediction log: every answer, written to Parquet when the server stopped")
+    run("logs", "query", "--deployment", "iris", "--since", "1h", "--limit", "3", env=env)
     step("done: see README.md for every command")
     where = Path(os.path.relpath(home))
     tools = Path(os.path.relpath(Path(MODELPORT).parent))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import re
+import socket
 import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
@@ -187,8 +193,13 @@ def test_the_readme_deployment_applies(tmp_path: Path) -> None:
     for _ in range(5):
         run(home, "register", "fraud", str(path), "--no-compile")
     run(home, "alias", "set", "fraud", "champion", "3")
-    deploy = write(tmp_path, "deploy.yaml", "apiVersion: modelport.io/v1\n" + block)
-    assert run(home, "apply", "-f", str(deploy)) == "deployment/fraud created (generation 1)\n"
+    # apply asks each replica the example names for /v2/health/live: stand-ins answer it.
+    urls = re.findall(r"https?://[^\s,\]]+", block)
+    with contextlib.ExitStack() as stack:
+        for url in urls:
+            block = block.replace(url, stack.enter_context(_live_replica()), 1)
+        deploy = write(tmp_path, "deploy.yaml", "apiVersion: modelport.io/v1\n" + block)
+        assert run(home, "apply", "-f", str(deploy)) == "deployment/fraud created (generation 1)\n"
     shown = json.loads(run(home, "deployments", "show", "fraud", "-o", "json"))
     variants = shown["document"]["spec"]["variants"]
     assert [(v["name"], v["weight"], v["mirror"]) for v in variants] == [
@@ -196,3 +207,39 @@ def test_the_readme_deployment_applies(tmp_path: Path) -> None:
         ("candidate", 10, 0),
         ("next", 0, 25),
     ]
+
+
+@contextlib.contextmanager
+def _live_replica() -> Iterator[str]:
+    """A stand-in model server that answers its liveness probe; yields its base URL."""
+
+    class Live(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/v2/health/live" else 404)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Live)
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_apply_refuses_replicas_that_do_not_answer(home: Path, tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    text = (
+        SECOND.replace("iris-shadowed", "remote")
+        + f"  replicas:\n    urls: [http://127.0.0.1:{port}]\n"
+    )
+    error = run(home, "apply", "-f", str(write(tmp_path, "remote.yaml", text)), code=2)
+    assert error.startswith("error: replicas must answer before a deployment points at them")
+    assert f"spec.replicas.urls[0] http://127.0.0.1:{port}: GET " in error
+    assert "remote" not in run(home, "deployments", "list", "-o", "json")

@@ -57,6 +57,17 @@ _DEPLOY_APPLY = (
 )
 _LOGS = "tests/e2e/test_logs_cli.py::test_json_lines_filtered_by_deployment_and_time"
 _DEPLOY_SHOW = "tests/e2e/test_deployments_cli.py::test_list_show_and_delete_with_json_output"
+_CP = "tests/e2e/test_controlplane.py::"
+_CP_START = _CP + "test_it_announces_itself_and_answers_probes_without_a_key"
+_CP_APPLY = _CP + "test_apply_with_put_and_post_idempotently_then_read_and_delete"
+_UP = (
+    "tests/e2e/test_up.py::test_plain_http_names_the_deployment_version_and_variant",
+    "tests/e2e/test_up.py::test_tritonclient_http_and_grpc",
+)
+_GATEWAY = (
+    "tests/e2e/test_gateway.py::test_stock_clients_reach_both_versions_through_the_gateway",
+    "tests/e2e/test_gateway.py::test_a_replica_killed_under_load_fails_only_its_requests_in_flight",
+)
 
 SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     # Two commands
@@ -150,6 +161,30 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "--tls-ca certs/ca.pem &": _MTLS,
     "curl --retry-connrefused --retry 30 --retry-delay 1 --cacert certs/ca.pem "
     "--cert certs/client.pem --key certs/client-key.pem https://127.0.0.1:8080/v2/models/iris": _MTLS,
+    # modelport controlplane
+    "modelport controlplane": _CP_START,
+    "modelport controlplane --host 0.0.0.0 --tls-cert server.pem --tls-key server-key.pem "
+    "--tls-ca ca.pem": _CP + "test_https_with_a_client_certificate",
+    'curl -X PUT http://127.0.0.1:8090/v1/deployments/fraud -H "Authorization: Bearer $KEY" '
+    "-H 'Content-Type: application/yaml' --data-binary @deploy.yaml": _CP_APPLY,
+    'curl -X POST http://127.0.0.1:8090/v1/deployments -H "Authorization: Bearer $KEY" '
+    "-H 'Content-Type: application/yaml' --data-binary @deployments.yaml": _CP_APPLY,
+    'curl http://127.0.0.1:8090/v1/deployments -H "Authorization: Bearer $KEY"': _CP_APPLY,
+    'curl http://127.0.0.1:8090/v1/deployments/fraud -H "Authorization: Bearer $KEY"': _CP_APPLY,
+    "curl -X DELETE http://127.0.0.1:8090/v1/deployments/fraud "
+    '-H "Authorization: Bearer $KEY"': _CP_APPLY,
+    "curl http://127.0.0.1:8090/v1/health/ready": _CP_START,
+    # modelport up and modelport gateway
+    "modelport up": _UP,
+    "modelport up --workers 4 --port 8080": _UP,
+    "modelport gateway --port 8080": _GATEWAY,
+    'curl -s localhost:8080/v2/models/fraud/infer -H "Authorization: Bearer $KEY" '
+    '-H \'X-User-Id: user-42\' -d \'{"inputs": [{"name": "input", "datatype": '
+    '"FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}\'': _UP,
+    "modelport serve fraud@3 fraud@4 --port 9001 --no-grpc --workers 1 &": _GATEWAY,
+    "modelport serve fraud@3 fraud@4 --port 9002 --no-grpc --workers 1 &": _GATEWAY,
+    "modelport apply -f fraud.yaml": _GATEWAY,
+    "MODELPORT_GATEWAY__UPSTREAM_KEY=$GATEWAY_KEY modelport gateway --port 8080": _GATEWAY,
     # Benchmark
     "bench/run --write-results": f"{_HERE}::test_the_scripts_the_readme_names_exist",
     "bench/run --quick": f"{_HERE}::test_the_scripts_the_readme_names_exist",
@@ -311,7 +346,10 @@ def test_the_quickstart_runs_and_its_models_are_listed_afterwards(tmp_path: Path
     env.pop("MODELPORT_HOME")
     done = _shell(".venv/bin/python examples/quickstart.py", tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "--version 2" in done.stdout and "without the key: 401" in done.stdout
+    assert "deployment/iris created" in done.stdout and "without the key: 401" in done.stdout
+    split = next(line for line in done.stdout.splitlines() if line.startswith("200 users"))
+    assert "current (version 1)" in split and "champion (version 2)" in split
+    assert "x-modelport-variant: " in done.stdout
     assert "MODELPORT_HOME=.quickstart modelport models list" in done.stdout
     listed = _shell(
         "source .venv/bin/activate\nMODELPORT_HOME=.quickstart modelport models list --json",

@@ -365,9 +365,7 @@ def test_an_anonymous_flood_is_limited_and_counted_not_written_call_by_call(
     assert store.verify_audit().intact
 
 
-def test_an_encoded_slash_never_reaches_the_repository(
-    secured: ServerProcess, keys: Keys
-) -> None:
+def test_an_encoded_slash_never_reaches_the_repository(secured: ServerProcess, keys: Keys) -> None:
     admin = bearer(keys("admin"))
     sneaky = httpx.post(
         f"{secured.url}/v2%2Frepository%2Fmodels%2Firis%2Funload", headers=admin, json={}

@@ -90,7 +90,9 @@ def test_default_call_returns_every_output(
     result = client.infer("iris", [inp])  # no version: the first one served, iris@1
     model = iris_models["iris@1"]
     np.testing.assert_array_equal(result.as_numpy("predict"), model.predict(rows))
-    np.testing.assert_allclose(result.as_numpy("predict_proba"), model.predict_proba(rows), atol=1e-5)
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), model.predict_proba(rows), atol=1e-5
+    )
 
 
 def test_onnx_infer_fp32(

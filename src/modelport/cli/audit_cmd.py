@@ -34,10 +34,10 @@ audit_app = typer.Typer(
 
 
 def _store() -> SecurityStore:
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import open_security_store
 
-    return open_security_store(load_settings())
+    return open_security_store(checked_settings())
 
 
 def _public_keys(paths: list[Path]) -> list[Ed25519PublicKey]:

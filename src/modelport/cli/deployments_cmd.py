@@ -1,7 +1,8 @@
 """Deployment commands: ``apply -f FILE`` and ``deployments list|show|delete``.
 
 They work on the metadata database directly (embedded mode), through the same service the
-control plane uses, so validation, registry checks and the audit trail are the same.
+control plane uses, so validation, registry checks (and, for ``apply``, the replicas' health
+probe), the audit trail and the JSON shapes are the same.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from modelport.cli._files import existing_file
 from modelport.core.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from modelport.core.settings import Settings
     from modelport.experiments.store import StoredDeployment
     from modelport.service.deployments import DeploymentService
 
@@ -36,25 +38,19 @@ _OUTPUT = typer.Option("--output", "-o", help="table (readable) or json (what th
 
 
 @contextmanager
-def _service() -> Iterator[tuple[DeploymentService, str]]:
-    from modelport.core.settings import load_settings
+def _service() -> Iterator[tuple[DeploymentService, str, Settings]]:
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import current_user, open_deployments
 
-    settings = load_settings()
+    settings = checked_settings()
     with open_deployments(settings) as service:
-        yield service, current_user(settings)
+        yield service, current_user(settings), settings
 
 
 def _summary(stored: StoredDeployment) -> dict[str, Any]:
-    return {
-        "name": stored.name,
-        "generation": stored.generation,
-        "createdAt": stored.created_at.isoformat(),
-        "createdBy": stored.created_by,
-        "updatedAt": stored.updated_at.isoformat(),
-        "updatedBy": stored.updated_by,
-        "document": stored.deployment.document(),
-    }
+    from modelport.service.deployments import describe
+
+    return describe(stored)
 
 
 def _print_json(payload: Any) -> None:
@@ -84,8 +80,9 @@ def apply(
     ],
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
-    """Create or replace the deployments a file declares (every document checked first)."""
+    """Create or replace the deployments a file declares (documents and replicas checked first)."""
     from modelport.core.documents import load_documents
+    from modelport.server.controlplane.probe import HttpReplicaProbe
 
     form = _checked_output(output)
     documents = []
@@ -96,8 +93,9 @@ def apply(
         except UnicodeDecodeError:
             raise InvalidInput(f"-f {str(path)!r}: not UTF-8 text") from None
         documents += load_documents(text, str(path))
-    with _service() as (service, actor):
-        results = service.apply(documents, actor)
+    with _service() as (service, actor, settings):
+        probe = HttpReplicaProbe.from_settings(settings)
+        results = service.apply(documents, actor, probe=probe)
     if form == "json":
         _print_json([{"changed": r.changed, **_summary(r.stored)} for r in results])
         return
@@ -116,7 +114,7 @@ def apply(
 def deployments_list(output: Annotated[str, _OUTPUT] = "table") -> None:
     """List deployments with their split and generation."""
     form = _checked_output(output)
-    with _service() as (service, _):
+    with _service() as (service, _, _):
         found = service.list()
     if form == "json":
         _print_json([_summary(s) for s in found])
@@ -145,7 +143,7 @@ def deployments_show(
 ) -> None:
     """Show one deployment: its document, generation and who changed it last."""
     form = _checked_output(output)
-    with _service() as (service, _):
+    with _service() as (service, _, _):
         stored = service.get(name)
     if form == "json":
         _print_json(_summary(stored))
@@ -167,7 +165,7 @@ def deployments_delete(
 ) -> None:
     """Delete a deployment (its variants' models stay registered)."""
     form = _checked_output(output)
-    with _service() as (service, actor):
+    with _service() as (service, actor, _):
         removed = service.delete(name, actor)
     if form == "json":
         _print_json(_summary(removed))

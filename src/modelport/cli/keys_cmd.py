@@ -36,10 +36,10 @@ _NOT_STORED = (
 
 
 def _security_store() -> SecurityStore:
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import open_security_store
 
-    return open_security_store(load_settings())
+    return open_security_store(checked_settings())
 
 
 def _grants(role: str, scopes: list[str]) -> tuple[Grant, ...]:
@@ -97,10 +97,10 @@ def keys_create(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an API key and print it once (only a hash of it is stored)."""
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import current_user, open_security_store
 
-    settings = load_settings()
+    settings = checked_settings()
     grants = _grants(role, scope or [])
     expires_at = _when.expiry(expires, SystemClock().now()) if expires is not None else None
     with open_security_store(settings) as store:
@@ -168,10 +168,10 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (`modelport keys list`).")],
 ) -> None:
     """Revoke an API key for good; servers refuse it within their cache time."""
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import current_user, open_security_store
 
-    settings = load_settings()
+    settings = checked_settings()
     with open_security_store(settings) as store:
         before = store.get_key(key_id)
         record = store.revoke_key(key_id, current_user(settings))
@@ -192,10 +192,10 @@ def keys_rotate_kek() -> None:
     rotation is finished by running the command again; the old key is kept until every data key
     is re-wrapped.
     """
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.artifact_guard import rotate_kek
 
-    report = rotate_kek(load_settings())
+    report = rotate_kek(checked_settings())
     done = "finished an interrupted rotation: " if report.resumed else ""
     typer.echo(
         f"{done}re-wrapped {report.rewrapped} data key(s) with KEK {report.active_id}"

@@ -46,11 +46,11 @@ def logs_query(
     """Print logged predictions, oldest first."""
     if output not in _FORMS:
         raise InvalidInput(f"--output {output!r}: expected one of {', '.join(_FORMS)}")
+    from modelport.cli._settings import checked_settings
     from modelport.core.clock import SystemClock
-    from modelport.core.settings import load_settings
     from modelport.monitoring.prediction_log import read_predictions
 
-    settings = load_settings()
+    settings = checked_settings()
     start = _when.since(since, SystemClock().now()) if since is not None else None
     table = read_predictions(settings.predictions_dir, deployment, start)
     if limit is not None and table.num_rows > limit:
@@ -69,11 +69,11 @@ def logs_query(
 @logs_app.command("prune")
 def logs_prune() -> None:
     """Delete segments beyond the retention settings (age, then total size)."""
+    from modelport.cli._settings import checked_settings
     from modelport.core.clock import SystemClock
-    from modelport.core.settings import load_settings
     from modelport.monitoring.prediction_log import prune_predictions
 
-    settings = load_settings()
+    settings = checked_settings()
     rules = settings.predictions
     max_age_s = rules.retention_days * 86_400 if rules.retention_days is not None else None
     removed = prune_predictions(

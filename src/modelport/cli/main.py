@@ -20,7 +20,9 @@ from modelport import __version__
 from modelport.cli import (
     audit_cmd,
     certs_cmd,
+    controlplane_cmd,
     deployments_cmd,
+    gateway_cmd,
     keys_cmd,
     logs_cmd,
     predict_cmd,
@@ -66,6 +68,8 @@ def _root(
 registry_cmds.attach(app)  # register, models, alias
 deployments_cmd.attach(app)  # apply, deployments
 serve_cmd.attach(app)
+controlplane_cmd.attach(app)
+gateway_cmd.attach(app)  # gateway, up
 predict_cmd.attach(app)
 keys_cmd.attach(app)
 audit_cmd.attach(app)

@@ -34,11 +34,11 @@ def _console() -> Console:
 
 def _metadata_store() -> MetadataStore:
     """Open the registry's metadata store only: what the read-only commands need."""
+    from modelport.cli._settings import checked_settings
     from modelport.core.clock import SystemClock
-    from modelport.core.settings import load_settings
     from modelport.registry import MetadataStore
 
-    settings = load_settings()
+    settings = checked_settings()
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return MetadataStore(settings.resolved_database_url(), SystemClock())
 
@@ -160,11 +160,11 @@ def register(
     ] = "global",
 ) -> None:
     """Register a new version of NAME from ARTIFACT."""
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.registration import RegistrationRequest
     from modelport.service.wiring import current_user, open_registrar
 
-    settings = load_settings()
+    settings = checked_settings()
     request = RegistrationRequest(
         name=name,
         artifact=artifact,
@@ -294,10 +294,10 @@ def models_archive(
     parsed = ModelRef.parse(ref)
     if parsed.version is None:
         raise InvalidInput(f"archive needs NAME@VERSION with a version number, got {ref!r}")
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import current_user, open_registrar
 
-    settings = load_settings()
+    settings = checked_settings()
     version = open_registrar(settings).archive(parsed.name, parsed.version, current_user(settings))
     _console().print(f"archived {version.name}@{version.version}")
 
@@ -314,10 +314,10 @@ def alias_set(
     version: Annotated[int, typer.Argument(help="Version number the alias should point at.")],
 ) -> None:
     """Point ALIAS of NAME at VERSION (recorded in the alias history)."""
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import current_user, open_registrar
 
-    settings = load_settings()
+    settings = checked_settings()
     event = open_registrar(settings).set_alias(name, alias, version, current_user(settings))
     moved = f" (was {event.previous_version})" if event.previous_version is not None else ""
     _console().print(f"{name}@{alias} -> {event.version}{moved}")
@@ -329,10 +329,10 @@ def alias_remove(
     alias: Annotated[str, typer.Argument(help="Alias to remove.")],
 ) -> None:
     """Remove ALIAS from NAME."""
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.service.wiring import current_user, open_registrar
 
-    settings = load_settings()
+    settings = checked_settings()
     event = open_registrar(settings).remove_alias(name, alias, current_user(settings))
     _console().print(f"removed {name}@{alias} (was {event.previous_version})")
 

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 # Settings (pydantic), the servers (uvicorn, grpc) and the registry (SQLAlchemy) are imported
 # when a command runs, so that loading this module for `modelport --help` stays cheap.
 
-__all__ = ["attach", "is_loopback", "log_settings", "parse_batching", "security_settings"]
+__all__ = [
+    "attach",
+    "is_loopback",
+    "log_settings",
+    "parse_batching",
+    "security_settings",
+    "server_options",
+]
 
 
 def parse_batching(
@@ -146,12 +153,12 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models over REST and gRPC (Open Inference Protocol v2) until interrupted."""
-    from modelport.core.settings import load_settings
+    from modelport.cli._settings import checked_settings
     from modelport.server.logs import start_logs
     from modelport.server.supervisor import serve as serve_models
     from modelport.service.wiring import ServeTarget, open_registrar, resolve_sources
 
-    settings = _settings(load_settings(), host, port, grpc_port, no_grpc, workers, device)
+    settings = server_options(checked_settings(), host, port, grpc_port, no_grpc, workers, device)
     settings = security_settings(settings, no_auth, insecure, tls_cert, tls_key, tls_ca)
     settings = log_settings(settings, log_level, log_format)
     targets = [ServeTarget(spec) for spec in models]
@@ -203,7 +210,7 @@ def log_settings(settings: Settings, level: str | None, form: str | None) -> Set
     return settings.model_copy(update={"log": settings.log.model_copy(update=updates)})
 
 
-def _settings(
+def server_options(
     settings: Settings,
     host: str | None,
     port: int | None,
@@ -212,6 +219,11 @@ def _settings(
     workers: int | None,
     device: str | None,
 ) -> Settings:
+    """Apply the serving options (address, ports, workers, device) to ``settings``.
+
+    Raises:
+        ConfigError: ``--device`` is not cpu or gpu.
+    """
     server: dict[str, object] = {
         k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None
     }
@@ -234,8 +246,13 @@ def security_settings(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_ca: Path | None,
+    *,
+    host: str | None = None,
 ) -> Settings:
     """Apply ``--no-auth``, ``--insecure`` and the TLS options to ``settings``.
+
+    ``host`` is the address the process will listen on (``settings.server.host`` by default),
+    which ``--no-auth`` needs to be a loopback address unless ``--insecure`` is given.
 
     Raises:
         ConfigError: ``--no-auth`` on a non-loopback address without ``--insecure``, or
@@ -250,9 +267,10 @@ def security_settings(
     auth = security.auth
     if no_auth:
         auth = auth.model_copy(update={"enabled": False})
-    if not auth.enabled and not insecure and not is_loopback(settings.server.host):
+    host = settings.server.host if host is None else host
+    if not auth.enabled and not insecure and not is_loopback(host):
         raise ConfigError(
-            f"authentication is off but the server would listen on {settings.server.host}, which "
+            f"authentication is off but the server would listen on {host}, which "
             "other machines can reach: anyone could call and manage its models. Keep "
             "authentication on (create a key with 'modelport keys create'), bind 127.0.0.1, "
             "or add --insecure if this network is trusted"

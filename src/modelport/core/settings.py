@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "ArtifactSecuritySettings",
+    "ControlPlaneSettings",
     "GatewaySettings",
     "AuthSettings",
     "BatchingSettings",
@@ -268,6 +269,34 @@ class GatewaySettings(BaseModel):
     max_shadow_in_flight: int = Field(default=256, ge=1)
     """Shadow requests running at most; more are skipped and counted, never queued."""
 
+    redis_url: str | None = None
+    """Redis of the response caches with ``backend: redis`` (``redis://127.0.0.1:6379/0``),
+    shared by every gateway replica; unset: such deployments cannot be served."""
+
+
+class ControlPlaneSettings(BaseModel):
+    """The control plane (``modelport controlplane``): its address, limits and background jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Address the control plane binds; loopback by default so nothing is exposed by accident."""
+
+    port: int = Field(default=8090, ge=0, le=65535)
+    """Port of the ``/v1/`` API; 0 picks a free port and prints it."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Largest request body (resource documents) accepted; larger ones get 413 without being
+    read whole."""
+
+    replica_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """Seconds a deployment's replica has to answer ``GET /v2/health/live`` (or its DNS name to
+    resolve) when the deployment is applied; a replica that does not is refused."""
+
+    prune_interval_s: float = Field(default=3600.0, gt=0)
+    """Seconds between two runs of the prediction log's retention job (``predictions``
+    ``retention_days`` and ``max_bytes``); the first runs when the control plane starts."""
+
 
 class ArtifactSecuritySettings(BaseModel):
     """Encryption at rest and signing of model artifacts."""
@@ -381,6 +410,9 @@ class Settings(BaseSettings):
 
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     """The gateway: how often it reads deployments, checks replicas and opens circuits."""
+
+    controlplane: ControlPlaneSettings = Field(default_factory=ControlPlaneSettings)
+    """The control plane: address, body limit, replica checks and background job intervals."""
 
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""

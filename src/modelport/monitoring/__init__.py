@@ -7,6 +7,7 @@ from modelport.monitoring.metrics import (
     TallySource,
     enable_multiprocess,
     remove_multiprocess_dir,
+    render_gateway_metrics,
 )
 from modelport.monitoring.tally import LATENCY_BUCKETS, TallyTotals, VersionTally
 
@@ -18,4 +19,5 @@ __all__ = [
     "VersionTally",
     "enable_multiprocess",
     "remove_multiprocess_dir",
+    "render_gateway_metrics",
 ]

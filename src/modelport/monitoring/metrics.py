@@ -19,7 +19,7 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from modelport.monitoring.tally import LATENCY_BUCKETS, TallyTotals, VersionTally
@@ -149,3 +149,36 @@ class ServingMetrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in the client
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def render_gateway_metrics(
+    requests: Mapping[tuple[str, str, bool], int],
+    counters: Mapping[str, tuple[str, float]],
+) -> bytes:
+    """The gateway's counters in Prometheus text (this process's, since it started).
+
+    Args:
+        requests: ``(deployment, variant, keyed)`` -> requests answered.
+        counters: Further counters by metric name (``modelport_gateway_shadow_failures_total``
+            ...): each one's help text and value.
+    """
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily
+
+    class _Collector:
+        def collect(self) -> Iterator[CounterMetricFamily]:
+            family = CounterMetricFamily(
+                "modelport_gateway_requests",
+                "Requests answered by the gateway, by deployment, variant and whether a unit key "
+                "placed them",
+                labels=["deployment", "variant", "keyed"],
+            )
+            for (deployment, variant, keyed), count in sorted(requests.items()):
+                family.add_metric([deployment, variant, "true" if keyed else "false"], count)
+            yield family
+            for name, (text, value) in sorted(counters.items()):
+                yield CounterMetricFamily(name.removesuffix("_total"), text, value=value)
+
+    registry = CollectorRegistry()
+    registry.register(_Collector())
+    return bytes(generate_latest(registry))

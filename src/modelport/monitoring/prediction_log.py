@@ -46,6 +46,7 @@ be read back or guessed by hashing candidates without the secret).
 from __future__ import annotations
 
 import collections
+import fcntl
 import hashlib
 import hmac
 import json
@@ -53,9 +54,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -82,7 +84,12 @@ _WARN_EVERY_S: Final = 60.0
 
 @dataclass(frozen=True, slots=True)
 class PredictionRecord:
-    """One prediction, as the log keeps it (inputs and outputs already encoded as JSON)."""
+    """One prediction, as the log keeps it.
+
+    ``inputs`` and ``outputs`` are JSON text, or functions that return it: a gateway hands over
+    the request and answer bytes undecoded, and the writer thread decodes them, off the request
+    path. A function that fails logs ``{"error": ...}`` in place of the tensors.
+    """
 
     request_id: str
     time: datetime
@@ -93,8 +100,8 @@ class PredictionRecord:
     shadow: bool
     latency_ms: float
     identity: str | None
-    inputs: str
-    outputs: str
+    inputs: str | Callable[[], str]
+    outputs: str | Callable[[], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,23 +190,28 @@ class PredictionLog:
             batch.append(queue.popleft())
         if not batch:
             return
-        by_deployment: dict[tuple[str, str], list[PredictionRecord]] = collections.defaultdict(list)
+        by_deployment: dict[tuple[str, date], list[PredictionRecord]] = collections.defaultdict(
+            list
+        )
         for record in batch:
-            by_deployment[
-                record.deployment, record.time.astimezone(UTC).strftime("%Y-%m-%d")
-            ].append(record)
+            by_deployment[record.deployment, record.time.astimezone(UTC).date()].append(record)
         for (deployment, day), records in by_deployment.items():
-            self._write_segment(deployment, day, records)
+            self._write_segment(deployment, day.isoformat(), records)
 
     def _write_segment(self, deployment: str, day: str, records: list[PredictionRecord]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns: dict[str, list[Any]] = {name: [] for name in self._schema.names}
-        for record in records:
-            columns["schema_version"].append(SCHEMA_VERSION)
-            for name in self._schema.names[1:]:
-                columns[name].append(getattr(record, name))
+        names = self._schema.names[1:]
+        columns: dict[str, list[Any]] = {
+            name: list(values)
+            for name, values in zip(
+                names, zip(*map(attrgetter(*names), records), strict=True), strict=True
+            )
+        }
+        for name in ("inputs", "outputs"):
+            columns[name] = [_rendered(v) if callable(v) else v for v in columns[name]]
+        columns["schema_version"] = [SCHEMA_VERSION] * len(records)
         table = pa.Table.from_pydict(columns, schema=self._schema)
         folder = self._folder / deployment / day
         for private in (folder.parent, folder):  # parents=True would make the first 0o755
@@ -212,6 +224,13 @@ class PredictionLog:
         os.replace(temporary, folder / name)
         self._written += len(records)
         self._segments += 1
+
+
+def _rendered(render: Callable[[], str]) -> str:
+    try:
+        return render()
+    except Exception as exc:  # noqa: BLE001 - one bad record must not lose the segment
+        return json.dumps({"error": f"cannot decode: {exc}"})
 
 
 def protect(
@@ -287,10 +306,21 @@ def prune_predictions(
 
     A segment's age is that of its day folder's end (a segment is never deleted while records of
     its day could still be younger than ``max_age_s``). Empty folders left behind are removed.
+    Runs one at a time across processes (an exclusive lock on ``FOLDER/.prune.lock``), so the
+    control plane and every ``modelport up`` worker may prune the same folder.
 
     Returns:
         The segments deleted, oldest first.
     """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(folder / ".prune.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prune(folder, now, max_age_s, max_bytes)
+
+
+def _prune(
+    folder: Path, now: datetime, max_age_s: float | None, max_bytes: int | None
+) -> list[Path]:
     segments = sorted(folder.glob("*/*/*.parquet"), key=lambda p: (p.parent.name, p.name))
     removed: list[Path] = []
     if max_age_s is not None:

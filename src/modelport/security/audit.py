@@ -596,8 +596,7 @@ def _check_tail(
         report(
             last + 1,
             ProblemKind.TRUNCATED,
-            f"{_span(last + 1, head.seq)} missing from the end ({named_by} names "
-            f"entry {head.seq})",
+            f"{_span(last + 1, head.seq)} missing from the end ({named_by} names entry {head.seq})",
         )
     tail = by_pos.get(head.seq)
     # A checkpoint of the tail entry says more than this (resealed, in _check_checkpoints).

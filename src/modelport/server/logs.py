@@ -230,8 +230,7 @@ class _TextFormatter(logging.Formatter):
         if parts is None:
             parts = self._remember(key)
         return (
-            f"{self._clock.iso(when)} INFO access {parts[0]} {duration_s * 1000.0:.3f}ms "
-            f"{parts[1]}"
+            f"{self._clock.iso(when)} INFO access {parts[0]} {duration_s * 1000.0:.3f}ms {parts[1]}"
         ).encode("utf-8", "backslashreplace")
 
     def _remember(self, key: tuple[Any, ...]) -> tuple[str, str]:

@@ -47,7 +47,7 @@ from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_
 from modelport.core.settings import Settings
 from modelport.monitoring import enable_multiprocess, remove_multiprocess_dir
 from modelport.server.logs import Logs, start_logs
-from modelport.server.worker import Notify, run_worker, threads_per_worker
+from modelport.server.worker import Notify, WorkerMain, run_worker, threads_per_worker
 from modelport.server.worker_relay import Relay
 from modelport.service.models import ModelSource
 
@@ -180,6 +180,7 @@ def serve(
     use_registry: bool,
     on_listening: Callable[[Listening], None],
     logs: Logs,
+    worker: WorkerMain = run_worker,
 ) -> int:
     """Serve ``sources`` until SIGINT/SIGTERM; return the exit status.
 
@@ -190,6 +191,8 @@ def serve(
         on_listening: Told where the server listens, once every worker serves.
         logs: This process's log pipeline (a forked worker starts its own from
             ``settings.log``).
+        worker: What each worker process runs (the model server's :func:`run_worker`, or a
+            gateway's), called with :func:`run_worker`'s arguments.
 
     Raises:
         ModelportError: A port is in use, or a worker could not start (the first worker's
@@ -246,14 +249,14 @@ def serve(
             metrics_dir = enable_multiprocess()  # before any worker imports prometheus_client
             try:
                 supervisor = _Supervisor(
-                    settings, sources, rest, grpc_port, use_registry, workers, claim
+                    settings, sources, rest, grpc_port, use_registry, workers, claim, worker
                 )
                 status = supervisor.run(announce)
             finally:
                 remove_multiprocess_dir(metrics_dir)
         else:
             status = _serve_here(
-                settings, sources, rest[0], grpc_port, use_registry, announce, logs
+                settings, sources, rest[0], grpc_port, use_registry, announce, logs, worker
             )
     finally:
         if claim is not None:
@@ -270,6 +273,7 @@ def _serve_here(
     use_registry: bool,
     announce: Callable[[], None],
     logs: Logs,
+    worker: WorkerMain,
 ) -> int:
     failure: list[ModelportError] = []
     started: list[bool] = []
@@ -290,7 +294,7 @@ def _serve_here(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        status = run_worker(
+        status = worker(
             settings, sources, rest, grpc_port, use_registry, notify, access_log=logs.access
         )
     finally:
@@ -313,8 +317,10 @@ class _Supervisor:
         use_registry: bool,
         workers: int,
         claim: socket.socket | None,
+        worker: WorkerMain,
     ) -> None:
         self.args = (settings, sources, grpc_port, use_registry)
+        self.worker = worker
         self.rest = rest
         self.claim = claim
         """The parent's hold on the gRPC port while workers start; never a worker's socket."""
@@ -382,7 +388,7 @@ class _Supervisor:
                     other_socket.close()
             logs = start_logs(settings.log)  # the parent's writer thread does not exist here
             try:
-                status = run_worker(
+                status = self.worker(
                     settings,
                     sources,
                     rest,

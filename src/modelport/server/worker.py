@@ -25,12 +25,15 @@ from modelport.server.worker_relay import ChannelPeers
 from modelport.service.models import ModelSource
 from modelport.service.wiring import build_access, build_dataplane, open_registrar
 
-__all__ = ["Notify", "run_asgi", "run_worker", "threads_per_worker"]
+__all__ = ["Notify", "WorkerMain", "run_asgi", "run_worker", "threads_per_worker"]
 
 log = logging.getLogger("modelport.server")
 
 Notify = Callable[[ModelportError | None], None]
 """Called once per worker: ``None`` when it serves, or the error that stopped its start."""
+
+WorkerMain = Callable[..., int]
+"""What a worker process runs: :func:`run_worker`'s arguments in, the exit status out."""
 
 
 def threads_per_worker(settings: Settings, workers: int) -> Settings:

@@ -23,10 +23,12 @@ performed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import queue
+import secrets
 import threading
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
@@ -74,8 +76,25 @@ T = TypeVar("T")
 
 
 def new_request_id() -> str:
-    """Return a fresh request id (32 hex digits) for calls that did not send one."""
-    return uuid.uuid4().hex
+    """Return a fresh request id (32 hex digits) for calls that did not send one.
+
+    A random 64-bit prefix drawn once per process (and again in a forked child) and a counter:
+    unique across processes like a random UUID, without reading the system's random source on
+    every request (a system call each, which the gateway pays per request).
+    """
+    return f"{_ID_PREFIX[0]}{next(_ID_COUNTER[0]):016x}"
+
+
+_ID_PREFIX: list[str] = [secrets.token_hex(8)]
+_ID_COUNTER: list[itertools.count[int]] = [itertools.count()]
+
+
+def _new_id_prefix() -> None:
+    _ID_PREFIX[0] = secrets.token_hex(8)
+    _ID_COUNTER[0] = itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def request_id(value: str) -> str:

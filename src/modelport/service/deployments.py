@@ -3,15 +3,21 @@
 :meth:`DeploymentService.apply` takes every document of a file (or request) and validates them
 all before it writes anything: each must be a valid Deployment, names must not repeat, and each
 variant's model must be registered (a pinned version that exists and is active, or an alias
-that exists). Then each is applied with its audit entries: ``started`` before the write (an
-apply whose entry cannot be written is not performed) and ``ok`` after it with the generation
-and the changes (``spec.variants[1].weight: 10 -> 50``), or ``failed`` with the reason.
+that exists). Given a :class:`ReplicaProbe`, the replicas a deployment names must answer too
+(every URL's ``GET /v2/health/live``, every DNS name must resolve). Then each is applied with
+its audit entries: ``started`` before the write (an apply whose entry cannot be written is not
+performed) and ``ok`` after it with the generation and the changes
+(``spec.variants[1].weight: 10 -> 50``), or ``failed`` with the reason.
+
+:func:`describe` is a stored deployment as plain data, the one shape the CLI's ``--output json``
+and the control plane's API both return.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from modelport.core.deployment import Deployment, parse_deployment
 from modelport.core.documents import Document, changes
@@ -20,9 +26,45 @@ from modelport.experiments.store import Applied, DeploymentStore, StoredDeployme
 from modelport.registry import MetadataStore
 from modelport.service.access import AuditSink, audit_text, new_request_id
 
-__all__ = ["DeploymentService"]
+__all__ = ["DeploymentService", "ReplicaProbe", "applied_changes", "describe"]
+
+log = logging.getLogger("modelport.deployments")
 
 T = TypeVar("T")
+
+
+class ReplicaProbe(Protocol):
+    """Asks whether model-server replicas answer (the HTTP one is in ``server/controlplane``)."""
+
+    def unreachable(self, urls: Sequence[str], dns: Sequence[str]) -> dict[str, str]:
+        """Return why each URL or ``HOST:PORT`` name that does not answer fails; ``{}`` if none.
+
+        Args:
+            urls: Replica base URLs, each to answer ``GET /v2/health/live`` with 200.
+            dns: ``HOST:PORT`` names, each to resolve.
+        """
+        ...
+
+
+def describe(stored: StoredDeployment) -> dict[str, Any]:
+    """A stored deployment as the API and ``--output json`` show it (JSON-ready)."""
+    return {
+        "name": stored.name,
+        "generation": stored.generation,
+        "createdAt": stored.created_at.isoformat(),
+        "createdBy": stored.created_by,
+        "updatedAt": stored.updated_at.isoformat(),
+        "updatedBy": stored.updated_by,
+        "document": stored.deployment.document(),
+    }
+
+
+def applied_changes(applied: Applied) -> list[str]:
+    """What an apply changed, one line per field (``spec.variants[1].weight: 10 -> 50``)."""
+    if not applied.changed:
+        return []
+    before = applied.previous.document() if applied.previous is not None else None
+    return changes(before, applied.stored.deployment.document())
 
 
 class DeploymentService:
@@ -41,16 +83,25 @@ class DeploymentService:
         self._registry = registry
         self._audit = audit
 
-    def apply(self, documents: Sequence[Document], actor: str) -> list[Applied]:
+    def apply(
+        self,
+        documents: Sequence[Document],
+        actor: str,
+        *,
+        probe: ReplicaProbe | None = None,
+        request_id: str | None = None,
+    ) -> list[Applied]:
         """Validate every document, then create or replace each deployment.
 
         Args:
             documents: Parsed YAML or JSON documents (``load_documents``).
             actor: Who applies them.
+            probe: Checks that the replicas the deployments name answer; ``None`` skips it.
+            request_id: The request the audit entries belong to; a fresh one by default.
 
         Raises:
-            InvalidInput: A document is not a valid Deployment, or two have the same name
-                (nothing is written).
+            InvalidInput: A document is not a valid Deployment, two have the same name, or a
+                replica does not answer (nothing is written).
             NotFound: A variant's model, version or alias is not registered (nothing is written).
         """
         deployments = [_parsed(doc, number) for number, doc in enumerate(documents, start=1)]
@@ -60,7 +111,9 @@ class DeploymentService:
             raise InvalidInput(f"deployment {repeated[0]!r} is given more than once; give it once")
         for deployment in deployments:
             self._check_models(deployment)
-        return [self._apply(deployment, actor) for deployment in deployments]
+        if probe is not None:
+            _check_replicas(deployments, probe)
+        return [self._apply(deployment, actor, request_id) for deployment in deployments]
 
     def get(self, name: str) -> StoredDeployment:
         """The deployment called ``name``.
@@ -74,8 +127,13 @@ class DeploymentService:
         """Every deployment, by name."""
         return self.store.list()
 
-    def delete(self, name: str, actor: str) -> StoredDeployment:
+    def delete(self, name: str, actor: str, *, request_id: str | None = None) -> StoredDeployment:
         """Remove the deployment called ``name``, audited; return what was stored.
+
+        Args:
+            name: The deployment.
+            actor: Who removes it.
+            request_id: The request the audit entries belong to; a fresh one by default.
 
         Raises:
             NotFound: There is none.
@@ -85,19 +143,27 @@ class DeploymentService:
             removed = self.store.delete(name)
             return removed, {"generation": removed.generation}
 
-        return self._audited(actor, "deployment.delete", name, work)
+        return self._audited(actor, "deployment.delete", name, work, request_id)
 
-    def _apply(self, deployment: Deployment, actor: str) -> Applied:
+    def ready(self) -> bool:
+        """Whether the metadata database answers (one cheap read)."""
+        try:
+            self.store.generations()
+        except Exception as exc:  # whatever the driver raises: the answer is "not ready"
+            log.warning("the metadata database does not answer: %s", exc)
+            return False
+        return True
+
+    def _apply(self, deployment: Deployment, actor: str, request_id: str | None) -> Applied:
         def work() -> tuple[Applied, dict[str, Any]]:
             applied = self.store.apply(deployment, actor)
-            before = applied.previous.document() if applied.previous is not None else None
             return applied, {
                 "generation": applied.stored.generation,
                 "changed": applied.changed,
-                "changes": changes(before, deployment.document()) if applied.changed else [],
+                "changes": applied_changes(applied),
             }
 
-        return self._audited(actor, "deployment.apply", deployment.name, work)
+        return self._audited(actor, "deployment.apply", deployment.name, work, request_id)
 
     def _check_models(self, deployment: Deployment) -> None:
         for index, variant in enumerate(deployment.spec.variants):
@@ -115,13 +181,18 @@ class DeploymentService:
                 )
 
     def _audited(
-        self, actor: str, action: str, name: str, work: Callable[[], tuple[T, dict[str, Any]]]
+        self,
+        actor: str,
+        action: str,
+        name: str,
+        work: Callable[[], tuple[T, dict[str, Any]]],
+        request_id: str | None,
     ) -> T:
         """Run ``work`` between a ``started`` entry and its outcome (``ok`` with its details)."""
         if self._audit is None:
             return work()[0]
         target = audit_text(name)
-        request_id = new_request_id()
+        request_id = request_id or new_request_id()
         self._audit.append_audit(actor, action, target, "started", request_id, None)
         try:
             result, details = work()
@@ -132,6 +203,33 @@ class DeploymentService:
             raise
         self._audit.append_audit(actor, action, target, "ok", request_id, details)
         return result
+
+
+def _check_replicas(deployments: Sequence[Deployment], probe: ReplicaProbe) -> None:
+    """Refuse the apply, naming each replica that does not answer and why."""
+    urls: list[tuple[str, str]] = []  # (where, url)
+    names: list[tuple[str, str]] = []  # (where, HOST:PORT)
+    for deployment in deployments:
+        replicas = deployment.spec.replicas
+        if replicas is None:
+            continue
+        where = f"deployment {deployment.name!r}, spec.replicas"
+        urls += [(f"{where}.urls[{i}]", url) for i, url in enumerate(replicas.urls)]
+        if replicas.dns is not None:
+            names.append((f"{where}.dns", replicas.dns))
+    if not urls and not names:
+        return
+    failed = probe.unreachable(
+        sorted({url for _, url in urls}), sorted({name for _, name in names})
+    )
+    problems = [
+        f"{where} {target}: {failed[target]}" for where, target in urls + names if target in failed
+    ]
+    if problems:
+        raise InvalidInput(
+            "replicas must answer before a deployment points at them; nothing was applied: "
+            + "; ".join(problems)
+        )
 
 
 def _parsed(document: Document, number: int) -> Deployment:

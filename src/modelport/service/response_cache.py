@@ -7,23 +7,38 @@ entries age out. The canonical form of a JSON inference request is its document 
 request ``id`` (each caller's own, echoed in the answer: the gateway puts the caller's id back
 into a cached answer) with keys sorted; binary requests are keyed by their exact bytes.
 
-The cache is used from one event loop (no locks); each gateway process keeps its own. A shared
-cache for several gateway replicas is the Redis backend's job.
+The memory cache is used from one event loop (no locks); each gateway process keeps its own.
+:class:`RedisCache` is shared by every gateway replica (``spec.cache.backend: redis``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Protocol
 
 import orjson
 
 from modelport.core.clock import Clock
 from modelport.core.errors import InvalidInput
 
-__all__ = ["CacheStats", "ResponseCache", "cache_key", "canonical_request"]
+__all__ = [
+    "AnswerCache",
+    "CacheStats",
+    "MemoryCache",
+    "RedisCache",
+    "ResponseCache",
+    "cache_key",
+    "canonical_request",
+]
+
+log = logging.getLogger("modelport.gateway")
+
+_WARN_EVERY_S: Final = 60.0
 
 
 def canonical_request(document: dict[str, Any]) -> bytes:
@@ -135,3 +150,96 @@ class ResponseCache:
     def _drop(self, key: bytes, answer: bytes) -> None:
         del self._entries[key]
         self._bytes -= len(answer)
+
+
+class AnswerCache(Protocol):
+    """A deployment's response cache as the gateway uses it: memory or Redis."""
+
+    async def get(self, key: bytes) -> bytes | None:
+        """The fresh answer stored under ``key``, or ``None``."""
+        ...
+
+    def put(self, key: bytes, answer: bytes) -> None:
+        """Store ``answer`` under ``key`` (without holding the caller)."""
+        ...
+
+
+class MemoryCache:
+    """A :class:`ResponseCache` of this process, behind :class:`AnswerCache`.
+
+    Args:
+        cache: The LRU.
+    """
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.lru = cache
+
+    async def get(self, key: bytes) -> bytes | None:
+        """The answer if it is fresh."""
+        return self.lru.get(key)
+
+    def put(self, key: bytes, answer: bytes) -> None:
+        """Store the answer."""
+        self.lru.put(key, answer)
+
+
+class RedisCache:
+    """A response cache in Redis, shared by every gateway replica.
+
+    Each answer is one Redis string under ``NAMESPACE`` and the key's hex digest, with the TTL as
+    its expiry (``SET ... PX``), so Redis ages entries out; what Redis keeps at most is its own
+    ``maxmemory`` and eviction policy (``allkeys-lru`` suits a cache). Storing runs as a task of
+    its own, off the caller's path. Redis being down or slow never fails a request: a failed read
+    is a miss and a failed write is skipped, each counted, with one warning a minute.
+
+    Args:
+        client: A ``redis.asyncio.Redis`` client (shared by the deployments of a process).
+        namespace: Prefix of this deployment's keys (``modelport:cache:fraud:``).
+        ttl_s: Seconds an answer may be served.
+        max_answer_bytes: Answers larger than this are not stored.
+    """
+
+    def __init__(self, client: Any, namespace: str, ttl_s: float, max_answer_bytes: int) -> None:
+        self._client = client
+        self._namespace = namespace.encode()
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._max = max_answer_bytes
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.errors = 0
+        self._warned_at = -_WARN_EVERY_S
+
+    async def get(self, key: bytes) -> bytes | None:
+        """The answer if Redis has it (a Redis failure is a miss)."""
+        try:
+            found: bytes | None = await self._client.get(self._namespace + key.hex().encode())
+        except Exception as exc:  # noqa: BLE001 - redis raises its own and OS errors
+            self._failed("read", exc)
+            return None
+        return found
+
+    def put(self, key: bytes, answer: bytes) -> None:
+        """Store the answer in a task of its own."""
+        if len(answer) > self._max:
+            return
+        task = asyncio.create_task(self._put(key, answer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _put(self, key: bytes, answer: bytes) -> None:
+        try:
+            await self._client.set(self._namespace + key.hex().encode(), answer, px=self._ttl_ms)
+        except Exception as exc:  # noqa: BLE001 - redis raises its own and OS errors
+            self._failed("write", exc)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY_S:
+            self._warned_at = now
+            log.warning(
+                "response cache: cannot %s Redis (%s); answering without the cache "
+                "(%d failures so far)",
+                what,
+                exc,
+                self.errors,
+            )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -15,6 +16,7 @@ from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
 from modelport.experiments.store import DeploymentStore
 from modelport.monitoring import ServingMetrics
+from modelport.monitoring.prediction_log import prune_predictions
 from modelport.registry import MetadataStore
 from modelport.runtimes.catalog import EXTENSIONS
 from modelport.security.checkpoints import CheckpointFile
@@ -23,11 +25,17 @@ from modelport.service.access import AccessControl, build_access_control
 from modelport.service.artifact_guard import ArtifactGuard
 from modelport.service.dataplane import DataPlane, Peers
 from modelport.service.deployments import DeploymentService
+from modelport.service.jobs import Job
 from modelport.service.models import ModelRepository, ModelSource, unpickles
 from modelport.service.registration import Registrar, split_artifact
 
 __all__ = [
+    "control_plane_jobs",
+    "deployment_sources",
+    "open_control_plane",
+    "open_deployment_store",
     "open_deployments",
+    "prediction_log_secret",
     "build_access",
     "ServeTarget",
     "build_dataplane",
@@ -73,6 +81,105 @@ def open_deployments(settings: Settings, clock: Clock | None = None) -> Iterator
         open_security_store(settings, clock) as audit,
     ):
         yield DeploymentService(store, registry, audit)
+
+
+@contextmanager
+def open_control_plane(
+    settings: Settings, clock: Clock | None = None
+) -> Iterator[tuple[DeploymentService, AccessControl]]:
+    """Open what ``modelport controlplane`` serves; close it all after.
+
+    Yields the deployments (with the registry they point into and the audit log) and the
+    access control of the API (API keys and denials in the same security store).
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached.
+    """
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url, clock = settings.resolved_database_url(), clock or SystemClock()
+    with (
+        DeploymentStore(url, clock) as store,
+        MetadataStore(url, clock) as registry,
+        open_security_store(settings, clock) as security,
+    ):
+        access = build_access_control(settings.security, security, security, clock)
+        try:
+            yield DeploymentService(store, registry, security), access
+        finally:
+            access.close()  # the denials still queued are written
+
+
+def control_plane_jobs(settings: Settings, clock: Clock | None = None) -> list[Job]:
+    """The control plane's background jobs: the prediction log's retention (when configured)."""
+    clock = clock or SystemClock()
+    rules, folder = settings.predictions, settings.predictions_dir
+    max_age_s = rules.retention_days * 86_400 if rules.retention_days is not None else None
+    if max_age_s is None and rules.max_bytes is None:
+        return []  # everything is kept: nothing to do
+
+    def prune() -> str:
+        removed = prune_predictions(folder, clock.now(), max_age_s, rules.max_bytes)
+        if not removed:
+            return "deleted no segment"
+        shown = ", ".join(str(path.relative_to(folder)) for path in removed[:10])
+        more = f" and {len(removed) - 10} more" if len(removed) > 10 else ""
+        return f"deleted {len(removed)} segment(s) of {folder}: {shown}{more}"
+
+    return [Job("prune-predictions", settings.controlplane.prune_interval_s, prune)]
+
+
+def open_deployment_store(settings: Settings, clock: Clock | None = None) -> DeploymentStore:
+    """Open the deployments kept in the metadata database named by ``settings``."""
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return DeploymentStore(settings.resolved_database_url(), clock or SystemClock())
+
+
+def prediction_log_secret(settings: Settings) -> bytes:
+    """This installation's key for the prediction log's hashed fields (``HOME/keys``).
+
+    Made on first use: 32 random bytes in a file only its owner can read. Every process of
+    the installation hashes with it, so hashed values join across gateways and days.
+    """
+    path = settings.keys_dir / "prediction-log.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    settings.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = os.urandom(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_bytes()
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(secret)
+    return secret
+
+
+def deployment_sources(
+    store: DeploymentStore, registrar: Registrar, batching: BatchingSettings | None = None
+) -> list[ModelSource]:
+    """The versions ``modelport up`` loads before it serves.
+
+    Every variant of every deployment without replicas, resolved to its version now (an alias
+    is followed by the gateway afterwards).
+
+    Raises:
+        NotFound: A variant's model, version or alias is no longer registered.
+        Conflict: A pinned version is archived.
+    """
+    wanted: dict[tuple[str, int], None] = {}
+    for stored in store.list():
+        deployment = stored.deployment
+        if deployment.spec.replicas is not None:
+            continue
+        for variant in deployment.spec.variants:
+            version = registrar.store.resolve(variant.ref).version
+            wanted[variant.ref.name, version] = None
+    return [
+        replace(registered_source(registrar, ModelRef(name, version=version)), batching=batching)
+        for name, version in wanted
+    ]
 
 
 class ServeTarget:

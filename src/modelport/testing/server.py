@@ -1,4 +1,4 @@
-"""Start ``modelport serve`` as a real process on a free loopback port; wait until it answers."""
+"""Start ``modelport serve`` (or ``up``, ``gateway``) as a real process on free loopback ports."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ class ServerProcess:
             tests about everything but security (the server listens on loopback only).
         verify: What the readiness probe trusts with TLS: a CA file, an SSL context (with a
             client certificate for mutual TLS), or ``True`` for the system's.
+        command: The ``modelport`` command that serves: ``serve``, ``up`` or ``gateway``.
+        port: The REST port (``0``: a free one, the default; a fixed one restarts a server
+            where clients expect it).
 
     Use as a context manager; :attr:`url` is the base URL once started.
     """
@@ -40,7 +43,11 @@ class ServerProcess:
         *,
         auth: bool = False,
         verify: str | bool | ssl.SSLContext = True,
+        command: str = "serve",
+        port: int = 0,
     ) -> None:
+        self.command = command
+        self.port = port
         self.args = list(args) if auth else [*args, "--no-auth"]
         self.verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
@@ -60,9 +67,9 @@ class ServerProcess:
                 its output.
         """
         command = [
-            *(sys.executable, "-m", "modelport.cli", "serve"),
+            *(sys.executable, "-m", "modelport.cli", self.command),
             *self.args,
-            *("--port", "0", "--grpc-port", "0"),
+            *("--port", str(self.port), "--grpc-port", "0"),
         ]
         self._process = subprocess.Popen(
             command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -75,7 +82,7 @@ class ServerProcess:
                 break
         if not found.is_set():
             self.stop()
-            raise RuntimeError("modelport serve did not start:\n" + "".join(self.output))
+            raise RuntimeError(f"modelport {self.command} did not start:\n" + "".join(self.output))
         while time.monotonic() < deadline:
             try:
                 if (
@@ -88,7 +95,7 @@ class ServerProcess:
             except httpx.TransportError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("modelport serve never answered:\n" + "".join(self.output))
+        raise RuntimeError(f"modelport {self.command} never answered:\n" + "".join(self.output))
 
     def _read(self, found: threading.Event) -> None:
         process = self._process

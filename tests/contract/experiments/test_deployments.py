@@ -52,7 +52,9 @@ def store(backend_url: str, clock: FakeClock) -> Iterator[DeploymentStore]:
         yield opened
 
 
-def test_a_new_deployment_starts_at_generation_one(store: DeploymentStore, clock: FakeClock) -> None:
+def test_a_new_deployment_starts_at_generation_one(
+    store: DeploymentStore, clock: FakeClock
+) -> None:
     applied = store.apply(deployment(), "key:alice")
     assert applied.changed and applied.previous is None
     stored = applied.stored

@@ -59,7 +59,7 @@ def test_changes_name_each_changed_leaf_by_its_path() -> None:
     }
     assert changes(before, after) == [
         "spec.cache.enabled: (absent) -> true",
-        'spec.variants[0].weight: 90 -> 50',
+        "spec.variants[0].weight: 90 -> 50",
         "spec.variants[1].weight: 10 -> 50",
     ]
     assert changes(after, after) == []
@@ -69,11 +69,14 @@ def test_changes_of_a_creation_a_deletion_and_a_list_that_grew() -> None:
     doc = {"metadata": {"name": "x", "labels": {}}, "spec": {"v": [{"n": 1}], "urls": ["a"]}}
     assert changes(None, doc) == [
         'metadata.name: (absent) -> "x"',
-        "spec.urls: (absent) -> [\"a\"]",
+        'spec.urls: (absent) -> ["a"]',
         "spec.v.length: (absent) -> 1",
         "spec.v[0].n: (absent) -> 1",
     ]
-    grown = {"metadata": {"name": "x", "labels": {}}, "spec": {"v": [{"n": 1}, {"n": 2}], "urls": ["a", "b"]}}
+    grown = {
+        "metadata": {"name": "x", "labels": {}},
+        "spec": {"v": [{"n": 1}, {"n": 2}], "urls": ["a", "b"]},
+    }
     assert changes(doc, grown) == [
         'spec.urls: ["a"] -> ["a", "b"]',
         "spec.v.length: 1 -> 2",

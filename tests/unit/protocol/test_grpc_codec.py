@@ -375,9 +375,7 @@ def test_every_field_has_tritonclient_number_and_type() -> None:
         if name == "inference.ModelMetadataResponse.PropertiesEntry":
             continue
         assert name in theirs, name
-        fields = {
-            k: v for k, v in _fields(message).items() if k not in beyond_triton.get(name, ())
-        }
+        fields = {k: v for k, v in _fields(message).items() if k not in beyond_triton.get(name, ())}
         missing = {k: v for k, v in fields.items() if _fields(theirs[name]).get(k) != v}
         assert not missing, (name, missing)
     assert _fields(ours["inference.ModelMetadataResponse"])["properties"][0] == 6

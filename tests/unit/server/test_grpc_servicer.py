@@ -87,7 +87,9 @@ def test_an_admitted_call_with_bad_arguments_is_invalid(
     parts: tuple[DataPlane, AccessControl], store: SecurityStore
 ) -> None:
     admin = key(store, "admin")
-    [answer] = run(parts, lambda s: s.ModelMetadata(pb.ModelMetadataRequest(name=""), metadata=admin))
+    [answer] = run(
+        parts, lambda s: s.ModelMetadata(pb.ModelMetadataRequest(name=""), metadata=admin)
+    )
     assert status(answer)[0] is grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -142,9 +142,9 @@ def test_out_of_scope_reads_the_same_for_existing_and_missing_models(
     missing = call(app, "POST", "/v2/models/credit-zz/infer", scoped, json=BODY)
     assert existing.status_code == missing.status_code == 403
     assert "is outside the scope of key:" in existing.json()["error"]
-    assert existing.json()["error"].replace("credit-a", "X") == missing.json()[
-        "error"
-    ].replace("credit-zz", "X")
+    assert existing.json()["error"].replace("credit-a", "X") == missing.json()["error"].replace(
+        "credit-zz", "X"
+    )
 
 
 def test_a_missing_model_in_scope_names_no_other_model(app: RestApp, store: SecurityStore) -> None:

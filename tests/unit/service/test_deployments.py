@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelport.core.errors import NotFound, ServiceUnavailable
+from modelport.core.errors import InvalidInput, NotFound, ServiceUnavailable
 from modelport.experiments.store import DeploymentStore
 from modelport.registry import MetadataStore
 from modelport.service.deployments import DeploymentService
@@ -57,3 +57,39 @@ def test_documents_are_all_checked_before_any_is_written(tmp_path: Path) -> None
         with pytest.raises(Exception, match="document 2"):
             service.apply([good, {"kind": "Deployment"}], "alice")
         assert store.list() == []
+
+
+class Probe:
+    """Replicas that answer unless listed in ``down``."""
+
+    def __init__(self, down: dict[str, str]) -> None:
+        self.down = down
+        self.asked: list[tuple[list[str], list[str]]] = []
+
+    def unreachable(self, urls: Any, dns: Any) -> dict[str, str]:
+        self.asked.append((list(urls), list(dns)))
+        return {t: why for t, why in self.down.items() if t in urls or t in dns}
+
+
+def test_replicas_must_answer_before_anything_is_written(tmp_path: Path) -> None:
+    url, clock = f"sqlite:///{tmp_path / 'm.db'}", FakeClock()
+    with DeploymentStore(url, clock) as store, MetadataStore(url, clock) as registry:
+        registry.create_version(new_version("fraud"))
+        service = DeploymentService(store, registry, None)
+        fine = doc("fraud@1") | {"metadata": {"name": "fine"}}
+        remote = doc("fraud@1")
+        remote["spec"]["replicas"] = {"urls": ["http://a:8080", "http://b:8080"]}
+        named = doc("fraud@1") | {"metadata": {"name": "named"}}
+        named["spec"] = {**named["spec"], "replicas": {"dns": "fraud.svc:8080"}}
+        probe = Probe({"http://b:8080": "cannot connect", "fraud.svc:8080": "does not resolve"})
+        with pytest.raises(InvalidInput) as refused:
+            service.apply([fine, remote, named], "alice", probe=probe)
+        assert refused.value.message == (
+            "replicas must answer before a deployment points at them; nothing was applied: "
+            "deployment 'fraud', spec.replicas.urls[1] http://b:8080: cannot connect; "
+            "deployment 'named', spec.replicas.dns fraud.svc:8080: does not resolve"
+        )
+        assert probe.asked == [(["http://a:8080", "http://b:8080"], ["fraud.svc:8080"])]
+        assert store.list() == []
+        applied = service.apply([fine, remote, named], "alice")  # no probe: not checked
+        assert [a.stored.name for a in applied] == ["fine", "fraud", "named"]

@@ -57,7 +57,7 @@ def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
 
 
 def create_grpc_server(
-    dataplane: DataPlane,
+    dataplane: DataPlane | None,
     access: AccessControl,
     host: str,
     port: int,
@@ -66,6 +66,7 @@ def create_grpc_server(
     tls: TlsSettings | None = None,
     clock: Clock | None = None,
     access_log: AccessLog | None = None,
+    servicer: InferenceServicer | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build a grpc.aio server for ``dataplane`` and bind it; it is not started.
 
@@ -83,6 +84,7 @@ def create_grpc_server(
         tls: Certificate, key and client CA; plaintext when unset.
         clock: Time source for deadlines (the system clock when ``None``).
         access_log: Where each call is recorded; ``None`` keeps no access log.
+        servicer: The service to serve (a gateway's); ``None`` serves ``dataplane``.
 
     Returns:
         The server and the port it is bound to.
@@ -97,7 +99,10 @@ def create_grpc_server(
             ("grpc.so_reuseport", 1),
         ]
     )
-    servicer = InferenceServicer(dataplane, access, clock, access_log)
+    if servicer is None:
+        if dataplane is None:
+            raise ValueError("create_grpc_server needs a data plane or a servicer")
+        servicer = InferenceServicer(dataplane, access, clock, access_log)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     address = listen_address(host, port)
     credentials = server_credentials(tls) if tls is not None else None

@@ -9,7 +9,7 @@ format, calls one :class:`DataPlane` method and serialises its answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -70,6 +70,9 @@ class RoutedApp:
         routes: The route table, in matching priority order.
         on_startup: Awaited in order when the server starts (before it accepts requests).
         on_shutdown: Awaited in order when the server stops.
+        openapi: The document the ``openapi`` endpoint serves; by default the one
+            :func:`openapi_document` makes of ``routes`` (the Open Inference Protocol's
+            description).
     """
 
     def __init__(
@@ -78,11 +81,14 @@ class RoutedApp:
         routes: Sequence[Route],
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
+        *,
+        openapi: Mapping[str, Any] | None = None,
     ) -> None:
         self.access = access
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
-        self._openapi_body = orjson.dumps(openapi_document(routes))
+        document = dict(openapi) if openapi is not None else openapi_document(routes)
+        self._openapi_body = orjson.dumps(document)
         self._router = Router(routes)
         self._endpoints: dict[str, Endpoint] = {}
         for route in routes:

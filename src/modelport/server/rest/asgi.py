@@ -47,6 +47,21 @@ class Request:
     caller: Caller
     access: AccessRecord | None = None
     identity: Identity = ANONYMOUS
+    headers: list[tuple[bytes, bytes]] | None = None
+
+    def header(self, name: bytes) -> str | None:
+        """The value of header ``name`` (lower-case bytes) when it was sent once, else ``None``.
+
+        Raises:
+            InvalidInput: It was sent more than once (never "the last one wins").
+        """
+        found = None
+        for key, value in self.headers or ():
+            if key == name:
+                if found is not None:
+                    raise InvalidInput(f"{name.decode()} was sent more than once; send one")
+                found = value.decode("latin-1")
+        return found
 
 
 @dataclass(slots=True)
@@ -128,6 +143,7 @@ def parse_request(scope: Scope, receive: Receive) -> Request:
         receive,
         caller,
         scope.get("modelport.access"),
+        headers=scope["headers"],
     )
 
 

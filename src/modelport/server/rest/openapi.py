@@ -5,14 +5,15 @@ server really answers; ``server/rest/errors.py`` maps the error kinds behind the
 :func:`openapi_document` builds the document from the route table
 (:data:`modelport.server.rest.routes.ROUTES`): paths, path parameters, operation ids and which
 routes need a credential all come from the table. The body schemas live in
-:mod:`._openapi_schemas`.
+:mod:`._openapi_schemas`. Another route table (the control plane's) gets its document from the
+same function with its own title, description, tags and schemas.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from modelport import __version__
@@ -102,6 +103,7 @@ def _operation(
 _PATH_PARAMETERS: Final[dict[str, str]] = {
     "model_name": "Served model name.",
     "model_version": "Served version (default: the newest).",
+    "name": "The resource's name.",
 }
 
 
@@ -253,9 +255,7 @@ REPOSITORY_LOAD: Final = _repository_change(
         "501": _error("The model needs a framework or provider that is not installed."),
     },
 )
-REPOSITORY_UNLOAD: Final = _repository_change(
-    "unload", {"404": _error("The model is not hosted.")}
-)
+REPOSITORY_UNLOAD: Final = _repository_change("unload", {"404": _error("The model is not hosted.")})
 METRICS: Final = _operation(
     "Prometheus metrics",
     "monitoring",
@@ -290,11 +290,22 @@ def _path_item_operation(route: Route) -> Schema:
     return operation
 
 
-def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
+def openapi_document(
+    routes: Iterable[Route],
+    *,
+    title: str = "modelport",
+    description: str = _DESCRIPTION,
+    tags: Sequence[str] = _TAGS,
+    schemas: Mapping[str, Schema] = SCHEMAS,
+) -> dict[str, Any]:
     """Return the OpenAPI 3.0.3 document describing every route of a route table.
 
     Args:
         routes: The route table (the server's is :data:`modelport.server.rest.routes.ROUTES`).
+        title: The document's ``info.title``.
+        description: Its ``info.description`` (the Open Inference Protocol's by default).
+        tags: The operations' tags, in the order they are listed.
+        schemas: The ``components.schemas`` the operations refer to.
 
     Returns:
         A JSON-ready dict; a new one on every call, which the caller may change.
@@ -304,8 +315,8 @@ def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
         paths.setdefault(route.path, {})[route.method.lower()] = _path_item_operation(route)
     document = {
         "openapi": "3.0.3",
-        "info": {"title": "modelport", "version": __version__, "description": _DESCRIPTION},
-        "tags": [{"name": tag} for tag in _TAGS],
+        "info": {"title": title, "version": __version__, "description": description},
+        "tags": [{"name": tag} for tag in tags],
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
@@ -316,7 +327,7 @@ def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
                     "description": "An API key (modelport keys create) or an OIDC access token.",
                 }
             },
-            "schemas": SCHEMAS,
+            "schemas": dict(schemas),
         },
     }
     return copy.deepcopy(document)

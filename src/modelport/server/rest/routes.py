@@ -11,9 +11,11 @@ Matching rules:
 - A path is split on ``/`` *before* percent-decoding, so ``%2F`` inside a segment is part of a
   name and never a separator (``/v2%2Frepository...`` is one segment, and matches nothing).
 - One trailing ``/`` is ignored (``/v2/`` is ``/v2``); empty segments elsewhere match nothing.
-- ``{model_name}`` and ``{model_version}`` match one non-empty segment. Templates are tried in
-  table order and the first that matches wins, so ``/v2/models/stats`` (listed first) is every
-  model's statistics, not the metadata of a model named ``stats``.
+- ``{model_name}``, ``{model_version}`` and ``{name}`` match one non-empty segment. Templates
+  are tried in table order and the first that matches wins, so ``/v2/models/stats`` (listed
+  first) is every model's statistics, not the metadata of a model named ``stats``.
+- ``{name}`` names a resource other than a served model (``/v1/deployments/{name}``); like
+  ``{model_name}``, it is the name a :attr:`Target.MODEL` route's action is authorised on.
 - A path that matches with another method answers 405 with ``Allow``; ``GET`` routes also
   answer ``HEAD``.
 """
@@ -41,7 +43,8 @@ class Target(enum.Enum):
     SERVER = "server"
     """The server as a whole: the action's role is needed over every model (``*``)."""
     MODEL = "model"
-    """The model named in the path: the action's role is needed over that name."""
+    """The model (or, with ``{name}``, the resource) named in the path: the action's role is
+    needed over that name."""
     LISTING = "listing"
     """A listing: any grant of the role will do, and the answer shows only visible models."""
 
@@ -51,12 +54,14 @@ class Route:
     """One method on one path template.
 
     Args:
-        method: ``GET`` or ``POST``.
-        path: The template; ``{model_name}`` and ``{model_version}`` are path arguments.
-        endpoint: Name of the :class:`~modelport.server.rest.app.RestApp` method that answers.
-            A route with ``{model_name}`` calls it as ``endpoint(request, model, version)``
-            (``version`` is ``None`` without ``{model_version}``); any other as
-            ``endpoint(request)``.
+        method: ``GET``, ``PUT``, ``POST`` or ``DELETE``.
+        path: The template; ``{model_name}``, ``{model_version}`` and ``{name}`` are path
+            arguments.
+        endpoint: Name of the app's method that answers (a
+            :class:`~modelport.server.rest.app.RoutedApp` subclass). A route with
+            ``{model_name}`` calls it as ``endpoint(request, model, version)`` (``version`` is
+            ``None`` without ``{model_version}``), one with ``{name}`` as
+            ``endpoint(request, name)``, any other as ``endpoint(request)``.
         action: What the call does (decides the role it needs).
         target: What the action is about.
         operation: The route's OpenAPI operation, without ``operationId`` and path parameters
@@ -94,10 +99,11 @@ class Match:
 
     Args:
         routes: The template's routes by method (``HEAD`` included where ``GET`` is).
-        model: The ``{model_name}`` argument, or ``None``.
+        model: The name the path is about: the ``{model_name}`` or ``{name}`` argument, or
+            ``None``.
         args: What the endpoint takes after the request: ``(model, version)`` for a template
-            with ``{model_name}`` (``version`` is ``None`` without ``{model_version}``), else
-            ``()``.
+            with ``{model_name}`` (``version`` is ``None`` without ``{model_version}``),
+            ``(name,)`` for one with ``{name}``, else ``()``.
         allow: The ``Allow`` header value for a 405 on this path.
     """
 
@@ -152,7 +158,12 @@ class Router:
             if arguments is None:
                 continue
             model = arguments.get("model_name")
-            args = () if model is None else (model, arguments.get("model_version"))
+            args: tuple[str | None, ...]
+            if model is not None:
+                args = (model, arguments.get("model_version"))
+            else:
+                model = arguments.get("name")
+                args = () if model is None else (model,)
             return Match(by_method, model, args, ", ".join(sorted(by_method)))
         return None
 
@@ -198,20 +209,40 @@ def _model_routes(
 
 ROUTES: Final[tuple[Route, ...]] = (
     Route(
-        "GET", "/v2", "server_metadata", Action.METADATA, Target.LISTING,
-        doc.SERVER_METADATA, "server_metadata",
+        "GET",
+        "/v2",
+        "server_metadata",
+        Action.METADATA,
+        Target.LISTING,
+        doc.SERVER_METADATA,
+        "server_metadata",
     ),
     Route(
-        "GET", "/v2/health/live", "live", Action.HEALTH, Target.SERVER,
-        doc.LIVE, "server_live",
+        "GET",
+        "/v2/health/live",
+        "live",
+        Action.HEALTH,
+        Target.SERVER,
+        doc.LIVE,
+        "server_live",
     ),
     Route(
-        "GET", "/v2/health/ready", "ready", Action.HEALTH, Target.SERVER,
-        doc.READY, "server_ready",
+        "GET",
+        "/v2/health/ready",
+        "ready",
+        Action.HEALTH,
+        Target.SERVER,
+        doc.READY,
+        "server_ready",
     ),
     Route(
-        "GET", "/v2/models/stats", "all_statistics", Action.METADATA, Target.LISTING,
-        doc.ALL_STATISTICS, "statistics",
+        "GET",
+        "/v2/models/stats",
+        "all_statistics",
+        Action.METADATA,
+        Target.LISTING,
+        doc.ALL_STATISTICS,
+        "statistics",
     ),
     *_model_routes("GET", "", "model_metadata", Action.METADATA, "metadata", doc.MODEL_METADATA),
     *_model_routes("GET", "/ready", "model_ready", Action.METADATA, "ready", doc.MODEL_READY),
@@ -221,24 +252,49 @@ ROUTES: Final[tuple[Route, ...]] = (
     ),
     *_model_routes("POST", "/infer", "infer", Action.INFER, "infer", doc.INFER),
     Route(
-        "POST", "/v2/repository/index", "repository_index", Action.MANAGE, Target.LISTING,
-        doc.REPOSITORY_INDEX, "repository_index",
+        "POST",
+        "/v2/repository/index",
+        "repository_index",
+        Action.MANAGE,
+        Target.LISTING,
+        doc.REPOSITORY_INDEX,
+        "repository_index",
     ),
     Route(
-        "POST", "/v2/repository/models/{model_name}/load", "repository_load", Action.MANAGE,
-        Target.MODEL, doc.REPOSITORY_LOAD, "repository_model_load",
+        "POST",
+        "/v2/repository/models/{model_name}/load",
+        "repository_load",
+        Action.MANAGE,
+        Target.MODEL,
+        doc.REPOSITORY_LOAD,
+        "repository_model_load",
     ),
     Route(
-        "POST", "/v2/repository/models/{model_name}/unload", "repository_unload", Action.MANAGE,
-        Target.MODEL, doc.REPOSITORY_UNLOAD, "repository_model_unload",
+        "POST",
+        "/v2/repository/models/{model_name}/unload",
+        "repository_unload",
+        Action.MANAGE,
+        Target.MODEL,
+        doc.REPOSITORY_UNLOAD,
+        "repository_model_unload",
     ),
     Route(
-        "GET", "/v2/openapi.json", "openapi", Action.METADATA, Target.LISTING,
-        doc.OPENAPI, "openapi",
+        "GET",
+        "/v2/openapi.json",
+        "openapi",
+        Action.METADATA,
+        Target.LISTING,
+        doc.OPENAPI,
+        "openapi",
     ),
     Route(
-        "GET", "/metrics", "metrics", Action.METRICS, Target.SERVER,
-        doc.METRICS, "metrics",
+        "GET",
+        "/metrics",
+        "metrics",
+        Action.METRICS,
+        Target.SERVER,
+        doc.METRICS,
+        "metrics",
     ),
 )
 """Every REST route, in matching priority order."""

@@ -1,0 +1,236 @@
+"""The control plane's REST API: ``/v1/deployments`` and its health probes, an ASGI app.
+
+:class:`ControlPlaneApp` is a :class:`~modelport.server.rest.app.RoutedApp` over
+:data:`~modelport.server.controlplane.routes.CONTROL_ROUTES`: the base class routes, admits each
+call for its route's action (viewer to read, deployer to change, on the deployment's name) and
+maps errors to statuses and ``{"error": ...}``; each endpoint here reads the body, calls one
+:class:`~modelport.service.deployments.DeploymentService` method in a worker thread (they query
+the database) and serialises the answer.
+
+A body is YAML or JSON by its ``Content-Type``: ``application/json`` (one document, or a list of
+them for ``POST``), ``application/yaml`` or ``text/yaml`` (one document, or several with
+``---`` between them for ``POST``); without a ``Content-Type`` it is read as YAML, of which JSON
+is a part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from modelport.core.documents import Document, load_documents
+from modelport.core.errors import InvalidInput
+from modelport.experiments.store import Applied, StoredDeployment
+from modelport.security.rbac import Action
+from modelport.server.controlplane.routes import CONTROL_ROUTES, control_openapi_document
+from modelport.server.rest.app import Hook, RoutedApp
+from modelport.server.rest.asgi import Reply, Request, read_body
+from modelport.service.access import AccessControl, audit_text
+from modelport.service.deployments import (
+    DeploymentService,
+    ReplicaProbe,
+    applied_changes,
+    describe,
+)
+
+__all__ = ["ControlPlaneApp", "parse_documents"]
+
+log = logging.getLogger("modelport.controlplane")
+
+READY_TIMEOUT_S: Final = 2.0
+"""Seconds the database has to answer a readiness probe."""
+_JSON_TYPES: Final = frozenset({"application/json"})
+_YAML_TYPES: Final = frozenset(
+    {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
+)
+_SOURCE: Final = "request body"
+
+
+class ControlPlaneApp(RoutedApp):
+    """The control plane's ``/v1/`` routes over a :class:`DeploymentService`.
+
+    Args:
+        access: Authentication, authorisation and audit of every call.
+        deployments: The use cases behind the routes.
+        max_body_bytes: Largest accepted request body.
+        on_startup: Awaited in order when the server starts (before it accepts requests).
+        on_shutdown: Awaited in order when the server stops.
+        probe: Checks that the replicas an applied deployment names answer; ``None`` skips it.
+    """
+
+    def __init__(
+        self,
+        access: AccessControl,
+        deployments: DeploymentService,
+        max_body_bytes: int,
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
+        probe: ReplicaProbe | None = None,
+    ) -> None:
+        self.deployments = deployments
+        self.max_body = max_body_bytes
+        self.probe = probe
+        super().__init__(
+            access, CONTROL_ROUTES, on_startup, on_shutdown, openapi=control_openapi_document()
+        )
+
+    # -- endpoints: one per route of the table, named by its ``endpoint`` ----------------------
+
+    async def list_deployments(self, request: Request) -> Reply:
+        """``GET /v1/deployments``: the deployments the caller may see."""
+        found = await asyncio.to_thread(self.deployments.list)
+        if self.access.enabled:
+            names = self.access.visible(request.identity, [s.name for s in found])
+            found = [s for s in found if s.name in names]
+        return Reply.json({"deployments": [describe(s) for s in found]})
+
+    async def get_deployment(self, request: Request, name: str) -> Reply:
+        """``GET /v1/deployments/{name}``."""
+        return Reply.json(describe(await asyncio.to_thread(self.deployments.get, name)))
+
+    async def put_deployment(self, request: Request, name: str) -> Reply:
+        """``PUT /v1/deployments/{name}``: create or replace one deployment."""
+        body = await read_body(request, self.max_body)
+        applied = await asyncio.to_thread(self._apply, request, body, name)
+        return Reply.json({"applied": [_applied(a) for a in applied]})
+
+    async def apply_deployments(self, request: Request) -> Reply:
+        """``POST /v1/deployments``: apply one or several documents, all checked first."""
+        body = await read_body(request, self.max_body)
+        applied = await asyncio.to_thread(self._apply, request, body, None)
+        return Reply.json({"applied": [_applied(a) for a in applied]})
+
+    async def delete_deployment(self, request: Request, name: str) -> Reply:
+        """``DELETE /v1/deployments/{name}``: what was removed."""
+        removed: StoredDeployment = await asyncio.to_thread(
+            self.deployments.delete,
+            name,
+            _actor(request),
+            request_id=request.caller.request_id,
+        )
+        return Reply.json(describe(removed))
+
+    async def live(self, request: Request) -> Reply:
+        """``GET /v1/health/live``."""
+        return Reply.json({"live": True})
+
+    async def ready(self, request: Request) -> Reply:
+        """``GET /v1/health/ready``: ready when the metadata database answers."""
+        try:
+            ready = await asyncio.wait_for(
+                asyncio.to_thread(self.deployments.ready), READY_TIMEOUT_S
+            )
+        except TimeoutError:
+            log.warning("the metadata database did not answer within %g s", READY_TIMEOUT_S)
+            ready = False
+        return Reply.json({"ready": ready}, 200 if ready else 503)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _apply(self, request: Request, body: bytes, name: str | None) -> list[Applied]:
+        """Parse, authorise and apply a body (in a worker thread: parsing YAML takes time).
+
+        ``name`` is the path's name of a ``PUT`` (already authorised by the route); a ``POST``
+        authorises every document's name here, before anything is validated or written.
+        """
+        documents = parse_documents(body, request.header(b"content-type"))
+        if name is not None:
+            if len(documents) != 1:
+                raise InvalidInput(
+                    f"PUT /v1/deployments/{name} takes one document, got {len(documents)}; "
+                    "apply several with POST /v1/deployments"
+                )
+            given = _name_of(documents[0])
+            if given is not None and given != name:
+                raise InvalidInput(
+                    f"metadata.name {given!r} does not match the name in the path, {name!r}; "
+                    "PUT a document to its own name"
+                )
+        else:
+            for document in documents:
+                given = _name_of(document)
+                if given is not None:  # a document without a name fails validation anyway
+                    self.access.check(request.caller, Action.MANAGE, given)
+        return self.deployments.apply(
+            documents,
+            _actor(request),
+            probe=self.probe,
+            request_id=request.caller.request_id,
+        )
+
+
+def parse_documents(body: bytes, content_type: str | None) -> list[Document]:
+    """Read the resource documents of a request body by its ``Content-Type``.
+
+    Args:
+        body: The body.
+        content_type: The ``Content-Type`` header; ``None`` reads the body as YAML.
+
+    Raises:
+        InvalidInput: The content type is not one accepted here, or the body is not UTF-8,
+            not valid JSON or YAML, empty, or holds something other than mappings.
+    """
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media and media not in _JSON_TYPES and media not in _YAML_TYPES:
+        raise InvalidInput(
+            f"Content-Type {content_type!r} is not accepted here; send the documents as "
+            "application/json, application/yaml or text/yaml"
+        )
+    if media in _JSON_TYPES:
+        try:
+            loaded = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"{_SOURCE}: not valid JSON: {exc}") from None
+        documents = loaded if isinstance(loaded, list) else [loaded]
+        if not documents:
+            raise InvalidInput(f"{_SOURCE}: an empty list; expected at least one resource")
+        for number, document in enumerate(documents, start=1):
+            if not isinstance(document, dict):
+                raise InvalidInput(
+                    f"{_SOURCE}: document {number} is a {_json_type(document)}; expected an "
+                    "object with apiVersion, kind, metadata and spec"
+                )
+        return documents
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{_SOURCE}: not UTF-8 text") from None
+    return load_documents(text, _SOURCE)
+
+
+def _name_of(document: Document) -> str | None:
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _actor(request: Request) -> str:
+    """Who acts, as the audit log and the stored deployment record it."""
+    return audit_text(request.identity.subject)
+
+
+def _applied(applied: Applied) -> dict[str, Any]:
+    stored = applied.stored
+    return {
+        "name": stored.name,
+        "generation": stored.generation,
+        "created": applied.previous is None,
+        "changed": applied.changed,
+        "changes": applied_changes(applied),
+    }
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "null" if value is None else type(value).__name__

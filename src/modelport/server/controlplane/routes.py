@@ -1,0 +1,295 @@
+"""The control plane's route table and its OpenAPI description.
+
+Every resource lives under ``/v1/{kind-plural}`` (ARCHITECTURE.md section 7): ``GET`` lists,
+``GET .../{name}`` reads, ``PUT .../{name}`` applies one document, ``POST`` applies one or more,
+``DELETE`` removes. All paths start with ``/v1/``, so ``modelport up`` can answer them beside
+the gateway's ``/v2/`` routes on one port by path prefix. Routing, authorisation and the
+document at ``/v1/openapi.json`` all come from :data:`CONTROL_ROUTES`, as the data plane's come
+from :data:`~modelport.server.rest.routes.ROUTES`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from modelport.security.rbac import Action
+from modelport.server.rest.openapi import openapi_document
+from modelport.server.rest.routes import Route, Target
+
+__all__ = ["CONTROL_ROUTES", "control_openapi_document"]
+
+Schema = dict[str, Any]
+
+_JSON: Final = "application/json"
+_YAML_TYPES: Final = ("application/yaml", "text/yaml")
+_TAGS: Final = ("deployments", "health", "server")
+_DESCRIPTION: Final = """\
+The modelport control plane: declarative resources under `/v1/{kind-plural}`.
+
+`GET /v1/deployments` lists the deployments the caller may see, `GET /v1/deployments/{name}` \
+reads one, `PUT /v1/deployments/{name}` creates or replaces one (idempotent: the same document \
+again changes nothing and keeps the generation), `POST /v1/deployments` applies one or several \
+documents (a JSON list, or a YAML stream with `---` between documents), and `DELETE` removes \
+one. Bodies are the same documents as the YAML files of `modelport apply -f`, sent as \
+`application/json`, `application/yaml` or `text/yaml`. Every document is validated in full, \
+its variants' models must be registered and its replicas must answer before anything is \
+written; every change is audited with the actor and the changed fields.
+
+Every error answers `{"error": "<message>"}`. Every route except the health probes needs \
+`Authorization: Bearer <key>`: reads need the viewer role on the deployment's name, changes \
+the deployer role."""
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _reply(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _reply(description, _ref("Error"))
+
+
+def _operation(
+    summary: str, tag: str, responses: dict[str, Schema], body: Schema | None = None
+) -> Schema:
+    operation: Schema = {"summary": summary, "tags": [tag], "responses": responses}
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+def _documents_body(many: bool) -> Schema:
+    document = _ref("Deployment")
+    yaml_text: Schema = {
+        "type": "string",
+        "description": "YAML: "
+        + ("one document, or several with `---` between them." if many else "one document."),
+    }
+    json_schema = {"oneOf": [document, {"type": "array", "items": document}]} if many else document
+    content = {_JSON: {"schema": json_schema}}
+    content.update({media: {"schema": yaml_text} for media in _YAML_TYPES})
+    return {"required": True, "content": content}
+
+
+_NOT_FOUND: Final = _error("No deployment by that name.")
+_APPLY_ERRORS: Final[dict[str, Schema]] = {
+    "400": _error(
+        "The body is not valid YAML or JSON, a document is not a valid Deployment (the message "
+        "names the field), the names disagree, a content type is not accepted, or a replica "
+        "does not answer; nothing was written."
+    ),
+    "404": _error("A variant's model, version or alias is not registered; nothing was written."),
+    "409": _error("Another writer created the same deployment at the same moment; apply again."),
+    "413": _error("The body is over the control plane's size limit."),
+    "503": _error("The audit log cannot be written, so nothing was applied."),
+}
+_APPLIED: Final = _reply(
+    "What each document did: its generation now, whether anything changed, and what.",
+    _ref("Applied"),
+)
+
+LIST: Final = _operation(
+    "Deployments the caller may see",
+    "deployments",
+    {"200": _reply("Every deployment the caller may see, by name.", _ref("DeploymentList"))},
+)
+GET: Final = _operation(
+    "One deployment",
+    "deployments",
+    {
+        "200": _reply("The stored deployment.", _ref("StoredDeployment")),
+        "404": _NOT_FOUND,
+    },
+)
+PUT: Final = _operation(
+    "Create or replace a deployment (its metadata.name must be the path's name)",
+    "deployments",
+    {"200": _APPLIED, **_APPLY_ERRORS},
+    _documents_body(many=False),
+)
+POST: Final = _operation(
+    "Apply one or several deployments (all checked before any is written)",
+    "deployments",
+    {"200": _APPLIED, **_APPLY_ERRORS},
+    _documents_body(many=True),
+)
+DELETE: Final = _operation(
+    "Remove a deployment (its variants' models stay registered)",
+    "deployments",
+    {
+        "200": _reply("What was removed.", _ref("StoredDeployment")),
+        "404": _NOT_FOUND,
+        "503": _error("The audit log cannot be written, so nothing was removed."),
+    },
+)
+LIVE: Final = _operation("Liveness", "health", {"200": _reply("Live.", _ref("Live"))})
+READY: Final = _operation(
+    "Readiness: the metadata database answers",
+    "health",
+    {
+        "200": _reply("Ready.", _ref("Ready")),
+        "503": _reply("The metadata database does not answer.", _ref("Ready")),
+    },
+)
+OPENAPI: Final = _operation(
+    "This document",
+    "server",
+    {"200": _reply("The OpenAPI description of this API.", {"type": "object"})},
+)
+
+
+CONTROL_ROUTES: Final[tuple[Route, ...]] = (
+    Route(
+        "GET", "/v1/deployments", "list_deployments", Action.METADATA, Target.LISTING,
+        LIST, "list_deployments",
+    ),
+    Route(
+        # Any deployer may call it; each document's name is then authorised on its own.
+        "POST", "/v1/deployments", "apply_deployments", Action.MANAGE, Target.LISTING,
+        POST, "apply_deployments",
+    ),
+    Route(
+        "GET", "/v1/deployments/{name}", "get_deployment", Action.METADATA, Target.MODEL,
+        GET, "get_deployment",
+    ),
+    Route(
+        "PUT", "/v1/deployments/{name}", "put_deployment", Action.MANAGE, Target.MODEL,
+        PUT, "put_deployment",
+    ),
+    Route(
+        "DELETE", "/v1/deployments/{name}", "delete_deployment", Action.MANAGE, Target.MODEL,
+        DELETE, "delete_deployment",
+    ),
+    Route("GET", "/v1/health/live", "live", Action.HEALTH, Target.SERVER, LIVE, "live"),
+    Route("GET", "/v1/health/ready", "ready", Action.HEALTH, Target.SERVER, READY, "ready"),
+    Route(
+        "GET", "/v1/openapi.json", "openapi", Action.METADATA, Target.LISTING,
+        OPENAPI, "openapi",
+    ),
+)  # fmt: skip
+"""Every control-plane route, in matching priority order."""
+
+
+# -- body schemas --------------------------------------------------------------------------------
+
+_STRING: Final[Schema] = {"type": "string"}
+_NAME: Final[Schema] = {"type": "string", "minLength": 1}
+_PERCENT: Final[Schema] = {"type": "number", "minimum": 0, "maximum": 100}
+
+_VARIANT: Final[Schema] = {
+    "type": "object",
+    "required": ["name", "model"],
+    "properties": {
+        "name": _NAME,
+        "model": {**_NAME, "description": "NAME@VERSION (pinned) or NAME@ALIAS (followed)."},
+        "weight": {**_PERCENT, "description": "Percent of traffic (control and treatment)."},
+        "role": {"type": "string", "enum": ["control", "treatment", "shadow"]},
+        "mirror": {**_PERCENT, "description": "Percent of requests copied to a shadow."},
+    },
+}
+_SCHEMAS: Final[dict[str, Schema]] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": _STRING}},
+    "Live": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
+    "Ready": {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}},
+    },
+    "Deployment": {
+        "type": "object",
+        "description": (
+            "A Deployment document, as in `modelport apply -f` files (camelCase fields; unknown "
+            "fields are refused)."
+        ),
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "enum": ["modelport.io/v1"]},
+            "kind": {"type": "string", "enum": ["Deployment"]},
+            "metadata": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": _NAME,
+                    "labels": {"type": "object", "additionalProperties": _STRING},
+                },
+            },
+            "spec": {
+                "type": "object",
+                "required": ["variants"],
+                "description": "Variants (their weights add up to 100), traffic, replicas, "
+                "cache and prediction log.",
+                "properties": {
+                    "variants": {"type": "array", "minItems": 1, "items": _VARIANT},
+                    "traffic": {"type": "object"},
+                    "replicas": {
+                        "type": "object",
+                        "properties": {
+                            "urls": {"type": "array", "items": _STRING},
+                            "dns": {**_STRING, "description": "HOST:PORT"},
+                        },
+                    },
+                    "cache": {"type": "object"},
+                    "predictionLog": {"type": "object"},
+                },
+            },
+        },
+    },
+    "StoredDeployment": {
+        "type": "object",
+        "required": [
+            "name", "generation", "createdAt", "createdBy", "updatedAt", "updatedBy", "document"
+        ],
+        "properties": {
+            "name": _NAME,
+            "generation": {"type": "integer", "minimum": 1},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "createdBy": _STRING,
+            "updatedAt": {"type": "string", "format": "date-time"},
+            "updatedBy": _STRING,
+            "document": _ref("Deployment"),
+        },
+    },
+    "DeploymentList": {
+        "type": "object",
+        "required": ["deployments"],
+        "properties": {"deployments": {"type": "array", "items": _ref("StoredDeployment")}},
+    },
+    "Applied": {
+        "type": "object",
+        "required": ["applied"],
+        "properties": {
+            "applied": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "generation", "created", "changed", "changes"],
+                    "properties": {
+                        "name": _NAME,
+                        "generation": {"type": "integer", "minimum": 1},
+                        "created": {"type": "boolean"},
+                        "changed": {"type": "boolean"},
+                        "changes": {
+                            "type": "array",
+                            "items": _STRING,
+                            "description": "One line per changed field: `path: old -> new`.",
+                        },
+                    },
+                },
+            }
+        },
+    },
+}  # fmt: skip
+
+
+def control_openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document of :data:`CONTROL_ROUTES` (a new one on every call)."""
+    return openapi_document(
+        CONTROL_ROUTES,
+        title="modelport control plane",
+        description=_DESCRIPTION,
+        tags=_TAGS,
+        schemas=_SCHEMAS,
+    )

@@ -1,0 +1,1 @@
+"""The gateway: routes requests for deployments to in-process variants or model-server replicas."""

@@ -1,0 +1,84 @@
+"""The in-process backend of ``modelport up``: variants served by this process's runtimes.
+
+A deployment without ``spec.replicas`` is served here: each variant's version is loaded into
+the process's :class:`DataPlane` (when its route is built, off the event loop) and a request is
+decoded and answered in the same process, with no network hop. The answer names the deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from modelport.batching import Batcher
+from modelport.core.errors import InvalidInput
+from modelport.core.inference import InferenceRequest
+from modelport.protocol.rest import decode_infer_request, decode_raw_input, encode_infer_response
+from modelport.service.dataplane import DataPlane
+from modelport.service.gateway import Answer, Call
+from modelport.service.models import ModelSource
+
+__all__ = ["LocalBackend"]
+
+
+class LocalBackend:
+    """Variants served by the in-process :class:`DataPlane`.
+
+    Args:
+        dataplane: This process's data plane.
+        source: The loadable source of ``(model, version)`` (the registry's).
+    """
+
+    def __init__(self, dataplane: DataPlane, source: Callable[[str, str], ModelSource]) -> None:
+        self.dp = dataplane
+        self._source = source
+        self._replaced: list[Batcher] = []
+
+    def prepare(self, model: str, version: str) -> None:
+        """Load ``model@version`` unless this process serves it already (blocking)."""
+        repository = self.dp.repository
+        try:
+            if repository.get(model, version).ready:
+                return
+        except Exception:  # noqa: BLE001 - not hosted yet: load it below
+            pass
+        _, replaced = repository.load_source(self._source(model, version))
+        self._replaced += replaced  # drained on the event loop by close()
+
+    async def infer(self, model: str, version: str, call: Call) -> Answer:
+        """Decode ``call``, run it, encode the answer under the deployment's name."""
+        request = call.request or self._decode(model, version, call)
+        response = await self.dp.infer(model, version, request)
+        response.model_name = call.deployment
+        body, json_length = encode_infer_response(response, request)
+        return Answer(200, body, json_length, response.model_version)
+
+    def _decode(self, model: str, version: str, call: Call) -> InferenceRequest:
+        if call.header_length == 0:
+            signature = self.dp.model_signature(model, version)
+            if len(signature.inputs) != 1:
+                raise InvalidInput(
+                    "Inference-Header-Content-Length: 0 sends one raw input, but deployment "
+                    f"{call.deployment!r} serves a model with {len(signature.inputs)} inputs; "
+                    "send a JSON header"
+                )
+            return decode_raw_input(call.body, signature.inputs[0])
+        return decode_infer_request(call.body, call.header_length)
+
+    async def metadata(self, model: str, version: str, call: Call) -> dict[str, Any]:
+        """The version's metadata."""
+        return self.dp.model_metadata(model, version)
+
+    async def model_ready(self, model: str, version: str, call: Call) -> bool:
+        """Whether the version is loaded and ready."""
+        return self.dp.model_ready(model, version)
+
+    def ready(self) -> bool:
+        """Always: an in-process backend is up while the process is."""
+        return True
+
+    async def close(self) -> None:
+        """Drain the batchers of versions that were reloaded (the data plane closes the rest)."""
+        replaced, self._replaced = self._replaced, []
+        for batcher in replaced:
+            await batcher.close()

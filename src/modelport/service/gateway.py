@@ -1,0 +1,665 @@
+"""The gateway's use case: deployments in front of model versions, whichever transport calls it.
+
+A :class:`Gateway` keeps one :class:`DeploymentRoute` per deployment: its traffic plan, the
+version each variant serves now, the :class:`Backend` that serves them (in-process runtimes under
+``modelport up``, a pool of ``modelport serve`` replicas behind ``modelport gateway``), its
+response cache and what its prediction log keeps. The table is rebuilt off the event loop when a
+deployment's generation changes or an alias a variant follows moves (:meth:`Gateway.refresh`,
+every ``poll_interval_s``), and swapped in one assignment: a request sees the old deployment or
+the new one, never a mixture.
+
+One inference (:meth:`Gateway.infer`) is: read the unit key (a header the transport hands over,
+or a request parameter), :meth:`TrafficPlan.assign`, the cache when the deployment has one, the
+backend, then the hand-offs that never hold the caller: the prediction log (a deferred record
+whose tensors are decoded on the log's writer thread) and the shadow copies (tasks of their own,
+bounded, their failures counted and logged, never the caller's).
+
+Requests travel as :class:`Call`, the REST body as received (JSON, or JSON and binary tensors
+with its ``Inference-Header-Content-Length``), so a remote backend forwards the bytes without
+decoding them; answers come back as :class:`Answer`, the REST body to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random as random_module
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import orjson
+
+from modelport.core.clock import Clock, SystemClock
+from modelport.core.deployment import Deployment
+from modelport.core.errors import (
+    ConfigError,
+    InvalidInput,
+    ModelportError,
+    NotFound,
+    ServiceUnavailable,
+)
+from modelport.core.inference import InferenceRequest
+from modelport.core.refs import ModelRef
+from modelport.experiments.assignment import Assignment, Slot, TrafficPlan
+from modelport.experiments.store import StoredDeployment
+from modelport.monitoring.prediction_log import PredictionLog, PredictionRecord, protect
+from modelport.protocol.rest import decode_infer_request, decode_infer_response
+from modelport.service.response_cache import (
+    AnswerCache,
+    MemoryCache,
+    RedisCache,
+    ResponseCache,
+    cache_key,
+    canonical_request,
+)
+
+__all__ = [
+    "Answer",
+    "Backend",
+    "BackendFactory",
+    "Call",
+    "DeploymentRoute",
+    "DeploymentSource",
+    "Gateway",
+    "GatewayStats",
+]
+
+log = logging.getLogger("modelport.gateway")
+
+_SHADOW_WARN_EVERY_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One inference request as the gateway forwards it.
+
+    Attributes:
+        deployment: The deployment called (the answer's ``model_name``).
+        body: The REST body as received: JSON, or a JSON header followed by binary tensors.
+        header_length: Its ``Inference-Header-Content-Length`` (``None``: all JSON).
+        request_id: The request id of the call (the caller's ``x-request-id`` or a new one).
+        authorization: The caller's ``Authorization`` header, for backends that pass it on.
+        request: The request already decoded (the gRPC transport decodes it), else ``None``.
+        identity: A short hash of the caller's identity, for the prediction log.
+    """
+
+    deployment: str
+    body: bytes
+    header_length: int | None
+    request_id: str
+    authorization: str | None = None
+    request: InferenceRequest | None = None
+    identity: str | None = None
+
+    def json_header(self) -> dict[str, Any]:
+        """The JSON part of the body, parsed (for a parameter key or the cache).
+
+        Raises:
+            InvalidInput: It is not a JSON object.
+        """
+        end = len(self.body) if self.header_length is None else self.header_length
+        try:
+            document = orjson.loads(self.body[:end])
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise InvalidInput("the inference request must be a JSON object")
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An inference answer as the REST transport sends it.
+
+    Attributes:
+        status: HTTP status (200, or a backend's 4xx passed through).
+        body: The body: JSON, or a JSON header followed by binary tensors.
+        json_length: Length of the JSON header when binary tensors follow, else ``None``.
+        model_version: The version that answered (``None`` for an error).
+    """
+
+    status: int
+    body: bytes
+    json_length: int | None
+    model_version: str | None
+
+
+class Backend(Protocol):
+    """Where a deployment's variants are served: in-process runtimes or remote replicas."""
+
+    def prepare(self, model: str, version: str) -> None:
+        """Make ``model@version`` servable (load it in-process); blocking, run off the loop.
+
+        Raises:
+            ModelportError: It cannot be served.
+        """
+        ...
+
+    async def infer(self, model: str, version: str, call: Call) -> Answer:
+        """Answer ``call`` with ``model@version``; the answer names ``call.deployment``."""
+        ...
+
+    async def metadata(self, model: str, version: str, call: Call) -> dict[str, Any]:
+        """The OIP metadata of ``model@version``."""
+        ...
+
+    async def model_ready(self, model: str, version: str, call: Call) -> bool:
+        """Whether ``model@version`` can answer now."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether the backend can take requests (some replica is up)."""
+        ...
+
+
+class BackendFactory(Protocol):
+    """Chooses the backend of each deployment and closes those no deployment uses any more."""
+
+    def backend(self, deployment: Deployment) -> Backend:
+        """The backend serving ``deployment``'s variants.
+
+        Raises:
+            ConfigError: It can be served by none (no replicas and no in-process runtimes).
+        """
+        ...
+
+    async def retain(self, used: Iterable[Backend]) -> None:
+        """Start the backends in ``used`` that are new and close every other one."""
+        ...
+
+
+class DeploymentSource(Protocol):
+    """Where deployments are read (the deployment store)."""
+
+    def generations(self) -> dict[str, int]:
+        """Every deployment's name and generation."""
+        ...
+
+    def get(self, name: str) -> StoredDeployment:
+        """The deployment called ``name``.
+
+        Raises:
+            NotFound: There is none.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRoute:
+    """One deployment as the gateway serves it, rebuilt when it changes and then only read."""
+
+    deployment: Deployment
+    generation: int
+    plan: TrafficPlan
+    served: Mapping[str, tuple[str, str]]
+    """Variant name -> ``(model, version)`` it serves now."""
+    backend: Backend
+    sticky_header: str | None
+    """The unit key's header, lower-case; ``None`` when the key is a parameter or absent."""
+    sticky_parameter: str | None
+    cache: AnswerCache | None
+    sample_rate: float
+
+    @property
+    def name(self) -> str:
+        """The deployment's public name."""
+        return self.deployment.name
+
+    def primary(self) -> Slot:
+        """The variant answering metadata calls: the heaviest answering variant (first on a tie)."""
+        variants = [v for v in self.deployment.spec.variants if v.role != "shadow"]
+        best = max(variants, key=lambda v: v.weight)
+        return Slot(best.name, best.model)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStats:
+    """Counts since the gateway started."""
+
+    requests: Mapping[tuple[str, str, bool], int]
+    """``(deployment, variant, keyed)`` -> requests answered."""
+    shadows: int
+    shadow_failures: int
+    shadows_skipped: int
+    cache_hits: int
+    cache_misses: int
+
+
+@dataclass(slots=True)
+class _Counts:
+    requests: dict[tuple[str, str, bool], int] = field(default_factory=dict)
+    shadows: int = 0
+    shadow_failures: int = 0
+    shadows_skipped: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+class Gateway:
+    """Deployments in front of model versions: routing, cache, prediction log, shadows.
+
+    Args:
+        source: Where deployments are read.
+        resolve: The version a registry reference names now (``NAME@ALIAS`` -> ``"4"``);
+            blocking (it reads the registry), run off the event loop.
+        backends: Chooses each deployment's backend.
+        predictions: The prediction log; ``None`` logs nothing.
+        secret: Key of the prediction log's hashed fields (at least 16 bytes).
+        poll_interval_s: Seconds between two looks at the deployments.
+        max_shadow_in_flight: Shadow requests running at most; more are skipped and counted.
+        clock: Time source of the caches and the log.
+        random: Uniform draws in ``[0, 1)`` for requests without a unit key and log sampling.
+        redis: A ``redis.asyncio.Redis`` client for deployments whose cache is in Redis;
+            ``None``: such deployments cannot be served here.
+    """
+
+    def __init__(
+        self,
+        source: DeploymentSource,
+        resolve: Callable[[ModelRef], str],
+        backends: BackendFactory,
+        *,
+        predictions: PredictionLog | None = None,
+        secret: bytes = b"",
+        poll_interval_s: float = 1.0,
+        max_shadow_in_flight: int = 256,
+        clock: Clock | None = None,
+        random: Callable[[], float] | None = None,
+        redis: Any | None = None,
+    ) -> None:
+        self._source = source
+        self._redis = redis
+        self._resolve = resolve
+        self._backends = backends
+        self._log = predictions
+        self._secret = secret
+        self._interval = poll_interval_s
+        self._max_shadows = max_shadow_in_flight
+        self._clock: Clock = clock or SystemClock()
+        self._random = random or random_module.random
+        self._routes: dict[str, DeploymentRoute] = {}
+        self._counts = _Counts()
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._failed: dict[str, str] = {}
+        """Deployment -> why its last change could not be served (logged once per reason)."""
+        self._shadow_warned_at = -_SHADOW_WARN_EVERY_S
+
+    # -- the deployment table --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read every deployment, prepare its backend, and start following changes."""
+        await self.refresh()
+        self._poller = asyncio.create_task(self._poll(), name="modelport-gateway-poll")
+
+    async def close(self) -> None:
+        """Stop following changes, wait for shadow requests, close the backends."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        if self._shadow_tasks:
+            await asyncio.wait(self._shadow_tasks, timeout=5.0)
+        await self._backends.retain(())
+
+    async def refresh(self) -> None:
+        """Read the deployments again; rebuild the routes of those that changed."""
+        routes = await asyncio.to_thread(self._rebuild, self._routes)
+        await self._backends.retain({route.backend for route in routes.values()})
+        self._routes = routes
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh()
+            except ModelportError as exc:
+                log.warning("cannot read the deployments: %s", exc.message)
+            except Exception:  # noqa: BLE001 - the poller must outlive a bad look
+                log.exception("cannot read the deployments")
+
+    def _rebuild(self, current: Mapping[str, DeploymentRoute]) -> dict[str, DeploymentRoute]:
+        routes: dict[str, DeploymentRoute] = {}
+        generations = self._source.generations()
+        for name in self._failed.keys() - generations.keys():
+            del self._failed[name]  # deleted: no longer "cannot be served"
+        for name, generation in generations.items():
+            try:
+                route = self._route(name, generation, current.get(name))
+            except ModelportError as exc:
+                if self._failed.get(name) != exc.message:
+                    self._failed[name] = exc.message
+                    log.error("deployment %s (generation %d): %s", name, generation, exc.message)
+                route = current.get(name)  # the last good one keeps serving
+            else:
+                if name in self._failed:
+                    del self._failed[name]
+            if route is not None:
+                routes[name] = route
+        for name in current.keys() - routes.keys():
+            log.info("deployment %s removed", name, extra={"fields": {"deployment": name}})
+        return routes
+
+    def _route(
+        self, name: str, generation: int, current: DeploymentRoute | None
+    ) -> DeploymentRoute | None:
+        if current is not None and current.generation == generation:
+            deployment = current.deployment
+        else:
+            try:
+                deployment = self._source.get(name).deployment
+            except NotFound:
+                return None  # deleted since the generations were read
+        served = {v.name: (v.ref.name, self._resolve(v.ref)) for v in deployment.spec.variants}
+        if current is not None and current.deployment == deployment and current.served == served:
+            return current
+        backend = self._backends.backend(deployment)
+        for model, version in set(served.values()):
+            backend.prepare(model, version)
+        route = _build_route(
+            deployment, generation, served, backend, self._cache(deployment, current)
+        )
+        log.info(
+            "deployment %s generation %d serves %s",
+            name,
+            generation,
+            ", ".join(f"{v}={m}@{n}" for v, (m, n) in served.items()),
+            extra={"fields": {"deployment": name, "generation": generation}},
+        )
+        return route
+
+    def _cache(self, deployment: Deployment, current: DeploymentRoute | None) -> AnswerCache | None:
+        """The deployment's response cache: the current one while its settings hold."""
+        spec = deployment.spec.cache
+        if not spec.enabled:
+            return None
+        if current is not None and current.cache is not None:
+            if current.deployment.spec.cache == spec:
+                return current.cache
+        if spec.backend == "redis":
+            if self._redis is None:
+                raise ConfigError(
+                    f"deployment {deployment.name!r} keeps its cache in Redis, but this gateway "
+                    "has no Redis: set MODELPORT_GATEWAY__REDIS_URL"
+                )
+            namespace = f"modelport:cache:{deployment.name}:"
+            return RedisCache(self._redis, namespace, spec.ttl_seconds, spec.max_bytes)
+        return MemoryCache(
+            ResponseCache(spec.max_entries, spec.max_bytes, spec.ttl_seconds, self._clock)
+        )
+
+    def route(self, name: str) -> DeploymentRoute:
+        """The route of deployment ``name``.
+
+        Raises:
+            NotFound: No deployment has that name.
+            ServiceUnavailable: The deployment exists but has never been served here (its
+                variants cannot be loaded, or a gateway has no replicas for it).
+        """
+        try:
+            return self._routes[name]
+        except KeyError:
+            pass
+        why = self._failed.get(name)
+        if why is not None:
+            raise ServiceUnavailable(f"deployment {name!r} cannot be served: {why}")
+        raise NotFound(f"no deployment named {name!r}; apply one with modelport apply -f FILE")
+
+    def names(self) -> list[str]:
+        """The deployments served now."""
+        return list(self._routes)
+
+    def ready(self) -> bool:
+        """Whether every deployment's backend can take requests."""
+        return all(route.backend.ready() for route in self._routes.values())
+
+    def stats(self) -> GatewayStats:
+        """Counts since the gateway started."""
+        c = self._counts
+        return GatewayStats(
+            dict(c.requests),
+            c.shadows,
+            c.shadow_failures,
+            c.shadows_skipped,
+            c.cache_hits,
+            c.cache_misses,
+        )
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def assign(
+        self, route: DeploymentRoute, call: Call, header: str | None, override: str | None
+    ) -> Assignment:
+        """Choose the variant of ``call``.
+
+        Args:
+            route: The deployment called.
+            call: The request.
+            header: The value of the deployment's sticky-key header, when it has one and the
+                request carries it.
+            override: The variant the caller named (authorised by the transport).
+
+        Raises:
+            InvalidInput: ``override`` names no answering variant, or the key parameter is not
+                a string or integer.
+        """
+        key = header
+        if route.sticky_parameter is not None:
+            key = _parameter_key(call, route.sticky_parameter)
+        return route.plan.assign(key, self._random, override)
+
+    async def infer(self, route: DeploymentRoute, assignment: Assignment, call: Call) -> Answer:
+        """Answer ``call`` with the assigned variant; log it and start its shadows.
+
+        Raises:
+            ModelportError: The backend failed (its kind says how).
+        """
+        slot = assignment.slot
+        model, version = route.served[slot.variant]
+        started = time.perf_counter()
+        cache = route.cache
+        key = None
+        answer = None
+        if cache is not None:
+            key = cache_key(model, version, _canonical(call))
+            answer = _cached(await cache.get(key), call)
+            if answer is None:
+                self._counts.cache_misses += 1
+            else:
+                self._counts.cache_hits += 1
+        if answer is None:
+            answer = await route.backend.infer(model, version, call)
+            if key is not None and cache is not None and answer.status == 200:
+                cache.put(key, _cacheable(answer))
+        counted = (route.name, slot.variant, assignment.keyed)
+        requests = self._counts.requests
+        requests[counted] = requests.get(counted, 0) + 1
+        if answer.status == 200:
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            self._record(route, slot.variant, model, answer, call, latency_ms, shadow=False)
+        for shadow in assignment.shadows:
+            self._start_shadow(route, shadow, call)
+        return answer
+
+    def _record(
+        self,
+        route: DeploymentRoute,
+        variant: str,
+        model: str,
+        answer: Answer,
+        call: Call,
+        latency_ms: float,
+        *,
+        shadow: bool,
+    ) -> None:
+        predictions = self._log
+        if predictions is None or route.sample_rate <= 0.0:
+            return
+        if route.sample_rate < 1.0 and self._random() >= route.sample_rate:
+            return
+        spec = route.deployment.spec.prediction_log
+        secret = self._secret
+        redact, hashed = spec.redact, spec.hash
+
+        def inputs() -> str:
+            return _tensors_json(_request_tensors(call), redact, hashed, secret)
+
+        def outputs() -> str:
+            return _tensors_json(_answer_tensors(answer), redact, hashed, secret)
+
+        predictions.log(
+            PredictionRecord(
+                request_id=call.request_id,
+                time=self._clock.now(),
+                deployment=route.name,
+                variant=variant,
+                model=model,
+                model_version=answer.model_version or "",
+                shadow=shadow,
+                latency_ms=latency_ms,
+                identity=call.identity,
+                inputs=inputs,
+                outputs=outputs,
+            )
+        )
+
+    def _start_shadow(self, route: DeploymentRoute, slot: Slot, call: Call) -> None:
+        if len(self._shadow_tasks) >= self._max_shadows:
+            self._counts.shadows_skipped += 1
+            return
+        task = asyncio.create_task(self._shadow(route, slot, call))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, route: DeploymentRoute, slot: Slot, call: Call) -> None:
+        model, version = route.served[slot.variant]
+        started = time.perf_counter()
+        self._counts.shadows += 1
+        try:
+            answer = await route.backend.infer(model, version, call)
+        except Exception as exc:  # noqa: BLE001 - a shadow's failure is never the caller's
+            self._shadow_failed(route, slot, getattr(exc, "message", None) or repr(exc))
+            return
+        if answer.status != 200:
+            self._shadow_failed(route, slot, f"status {answer.status}")
+            return
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self._record(route, slot.variant, model, answer, call, latency_ms, shadow=True)
+
+    def _shadow_failed(self, route: DeploymentRoute, slot: Slot, why: str) -> None:
+        self._counts.shadow_failures += 1
+        now = time.monotonic()
+        if now - self._shadow_warned_at >= _SHADOW_WARN_EVERY_S:
+            self._shadow_warned_at = now
+            log.warning(
+                "shadow %s of deployment %s failed: %s (%d shadow failures so far)",
+                slot.variant,
+                route.name,
+                why,
+                self._counts.shadow_failures,
+            )
+
+
+def _build_route(
+    deployment: Deployment,
+    generation: int,
+    served: Mapping[str, tuple[str, str]],
+    backend: Backend,
+    cache: AnswerCache | None,
+) -> DeploymentRoute:
+    spec = deployment.spec
+    sticky = spec.traffic.sticky_key
+    return DeploymentRoute(
+        deployment=deployment,
+        generation=generation,
+        plan=TrafficPlan.of(deployment),
+        served=dict(served),
+        backend=backend,
+        sticky_header=sticky.header.lower() if sticky and sticky.header else None,
+        sticky_parameter=sticky.parameter if sticky else None,
+        cache=cache,
+        sample_rate=spec.prediction_log.sample_rate,
+    )
+
+
+def _parameter_key(call: Call, name: str) -> str | None:
+    if call.request is not None:
+        value = call.request.parameters.get(name)
+    else:
+        parameters = call.json_header().get("parameters")
+        value = parameters.get(name) if isinstance(parameters, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidInput(f"parameter {name!r} is the unit key: expected a string or an integer")
+    return str(value)
+
+
+def _canonical(call: Call) -> bytes:
+    """The request as the cache compares it (see :func:`canonical_request`)."""
+    document = call.json_header()
+    head = canonical_request(document)
+    if call.header_length is None:
+        return head
+    return head + b"\x00" + call.body[call.header_length :]
+
+
+def _cacheable(answer: Answer) -> bytes:
+    """An answer as the cache keeps it: JSON header length, then the body without its ``id``."""
+    end = len(answer.body) if answer.json_length is None else answer.json_length
+    document = orjson.loads(answer.body[:end])
+    document.pop("id", None)
+    head = orjson.dumps(document)
+    tail = answer.body[end:]
+    marker = b"-" if answer.json_length is None else str(len(head)).encode()
+    return marker + b"\n" + (answer.model_version or "").encode() + b"\n" + head + tail
+
+
+def _cached(entry: bytes | None, call: Call) -> Answer | None:
+    """A cached answer, with the caller's request ``id`` put back."""
+    if entry is None:
+        return None
+    marker, version, rest = entry.split(b"\n", 2)
+    json_length = None if marker == b"-" else int(marker)
+    end = len(rest) if json_length is None else json_length
+    request_id = call.json_header().get("id")
+    head = rest[:end]
+    if isinstance(request_id, str):
+        document = orjson.loads(head)
+        document["id"] = request_id
+        head = orjson.dumps(document)
+    body = head + rest[end:]
+    return Answer(200, body, None if json_length is None else len(head), version.decode())
+
+
+def _request_tensors(call: Call) -> dict[str, Any]:
+    if call.request is not None:
+        return {tensor.name: tensor.data.tolist() for tensor in call.request.inputs}
+    if call.header_length is None:  # all JSON: the values as the caller sent them
+        return _named_data(orjson.loads(call.body), "inputs")
+    request = decode_infer_request(call.body, call.header_length)
+    return {tensor.name: tensor.data.tolist() for tensor in request.inputs}
+
+
+def _answer_tensors(answer: Answer) -> dict[str, Any]:
+    if answer.json_length is None:
+        return _named_data(orjson.loads(answer.body), "outputs")
+    response = decode_infer_response(answer.body, answer.json_length)
+    return {tensor.name: tensor.data.tolist() for tensor in response.outputs}
+
+
+def _named_data(document: dict[str, Any], field: str) -> dict[str, Any]:
+    """``{name: data}`` of a JSON request's inputs or answer's outputs, without decoding them."""
+    return {tensor["name"]: tensor.get("data") for tensor in document.get(field) or ()}
+
+
+def _tensors_json(
+    tensors: Mapping[str, Any], redact: list[str], hashed: list[str], secret: bytes
+) -> str:
+    if redact or hashed:
+        tensors = protect(tensors, redact, hashed, secret)
+    return orjson.dumps(tensors, option=orjson.OPT_SERIALIZE_NUMPY).decode()

@@ -1,0 +1,131 @@
+"""Periodic background jobs: a name, an interval and a function, run off the event loop.
+
+The control plane's housekeeping (the prediction log's retention today; experiment evaluation,
+drift and alert evaluation later) is a list of :class:`Job`. A :class:`JobRunner` runs each in
+a loop of its own on the event loop: the function runs in a worker thread (jobs read databases
+and files), its one-line summary is logged, and the next run starts ``interval_s`` after this
+one ended, so a job never overlaps itself. A job that raises is logged and runs again at its
+next turn: no job's failure stops another or the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from modelport.core.errors import ModelportError
+
+__all__ = ["Job", "JobRunner"]
+
+log = logging.getLogger("modelport.jobs")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One periodic job.
+
+    Args:
+        name: Names the job in logs (``prune-predictions``).
+        interval_s: Seconds from the end of one run to the start of the next.
+        run: The work, called in a worker thread; returns a one-line summary to log (what it
+            did), or ``None`` to log nothing.
+        at_start: Run once when the runner starts, instead of one interval later.
+    """
+
+    name: str
+    interval_s: float
+    run: Callable[[], str | None]
+    at_start: bool = True
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0:
+            raise ValueError(f"job {self.name!r}: interval_s must be positive")
+
+
+class JobRunner:
+    """Runs :class:`Job` s periodically until stopped.
+
+    Args:
+        jobs: The jobs.
+        sleep: Waits between runs (tests pass a fake; default :func:`asyncio.sleep`).
+    """
+
+    def __init__(self, jobs: Sequence[Job], sleep: Sleep = asyncio.sleep) -> None:
+        self.jobs = list(jobs)
+        self._sleep = sleep
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start every job's loop (on the running event loop)."""
+        for job in self.jobs:
+            self._tasks.append(asyncio.create_task(self._loop(job), name=f"job {job.name}"))
+        if self.jobs:
+            names = [job.name for job in self.jobs]
+            log.info(
+                "background jobs: %s",
+                ", ".join(f"{j.name} every {j.interval_s:g} s" for j in self.jobs),
+                extra={"fields": {"event": "jobs_started", "jobs": names}},
+            )
+
+    async def stop(self) -> None:
+        """Stop every loop; a run in progress finishes in its thread, unobserved."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def run_once(self, job: Job) -> bool:
+        """Run ``job`` now, in a worker thread; log its summary or its error.
+
+        Returns:
+            Whether it succeeded.
+        """
+        started = time.monotonic()
+        try:
+            summary = await asyncio.to_thread(job.run)
+        except ModelportError as exc:
+            log.error(
+                "job %s failed: %s",
+                job.name,
+                exc.message,
+                extra={"fields": {"event": "job_failed", "job": job.name, "error": exc.message}},
+            )
+            return False
+        except Exception as exc:  # a bug in one job must not stop the others
+            log.exception(
+                "job %s failed",
+                job.name,
+                extra={"fields": {"event": "job_failed", "job": job.name, "error": repr(exc)}},
+            )
+            return False
+        if summary is not None:
+            duration_ms = round((time.monotonic() - started) * 1000, 1)
+            log.info(
+                "job %s: %s",
+                job.name,
+                summary,
+                extra={
+                    "fields": {
+                        "event": "job_done",
+                        "job": job.name,
+                        "summary": summary,
+                        "duration_ms": duration_ms,
+                    }
+                },
+            )
+        return True
+
+    async def _loop(self, job: Job) -> None:
+        if not job.at_start:
+            await self._sleep(job.interval_s)
+        while True:
+            await self.run_once(job)
+            await self._sleep(job.interval_s)

@@ -1,0 +1,395 @@
+"""The gateway's use case: the deployment table, assignment, cache, prediction log and shadows.
+
+Deployments live in a real (SQLite) deployment store; the backend is a small in-memory one that
+answers like a model server (the real backends have their own tests), so these tests see
+exactly which version each request reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from modelport.core.deployment import Deployment, parse_deployment
+from modelport.core.errors import ConfigError, InvalidInput, NotFound, ServiceUnavailable
+from modelport.core.refs import ModelRef
+from modelport.experiments.store import DeploymentStore
+from modelport.monitoring.prediction_log import PredictionLog, read_predictions
+from modelport.service.gateway import Answer, Backend, Call, Gateway
+from modelport.testing import FakeClock
+
+REQUEST = orjson.dumps(
+    {"id": "r-1", "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [[1, 2]]}]}
+)
+
+
+def document(name: str = "fraud", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "variants": [
+            {"name": "current", "model": "fraud@1", "weight": 90},
+            {"name": "candidate", "model": "fraud@latest", "weight": 10, "role": "treatment"},
+        ],
+        "traffic": {"stickyKey": {"header": "X-User-Id"}},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "modelport.io/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+class ModelServer:
+    """A backend answering ``{"model_name", "model_version", "outputs"}`` like a model server."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.prepared: list[tuple[str, str]] = []
+        self.slow: dict[str, asyncio.Event] = {}
+        self.failing: set[str] = set()
+        self.refuse: set[tuple[str, str]] = set()
+
+    def prepare(self, model: str, version: str) -> None:
+        if (model, version) in self.refuse:
+            raise ConfigError(f"{model}@{version} cannot be loaded")
+        self.prepared.append((model, version))
+
+    async def infer(self, model: str, version: str, call: Call) -> Answer:
+        self.calls.append((model, version, call.request_id))
+        if version in self.slow:
+            await self.slow[version].wait()
+        if version in self.failing:
+            raise ServiceUnavailable(f"version {version} is down")
+        request_id = orjson.loads(call.body).get("id")
+        answer: dict[str, Any] = {"model_name": call.deployment, "model_version": version}
+        if request_id is not None:
+            answer["id"] = request_id
+        answer["outputs"] = [
+            {"name": "y", "datatype": "FP64", "shape": [1], "data": [float(version)]}
+        ]
+        return Answer(200, orjson.dumps(answer), None, version)
+
+    async def metadata(self, model: str, version: str, call: Call) -> dict[str, Any]:
+        return {"name": model, "versions": [version]}
+
+    async def model_ready(self, model: str, version: str, call: Call) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return True
+
+
+class Backends:
+    def __init__(self, backend: ModelServer) -> None:
+        self.one = backend
+        self.retained: list[set[Backend]] = []
+
+    def backend(self, deployment: Deployment) -> Backend:
+        return self.one
+
+    async def retain(self, used: Iterable[Backend]) -> None:
+        self.retained.append(set(used))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DeploymentStore:
+    with DeploymentStore(f"sqlite:///{tmp_path / 'm.db'}", FakeClock()) as store:
+        yield store
+
+
+def apply(store: DeploymentStore, doc: dict[str, Any]) -> None:
+    store.apply(parse_deployment(doc), "alice")
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.aliases = {"latest": "2"}
+
+    def resolve(self, ref: ModelRef) -> str:
+        if ref.version is not None:
+            return str(ref.version)
+        assert ref.alias is not None
+        return self.aliases[ref.alias]
+
+
+def gateway(
+    store: DeploymentStore,
+    backend: ModelServer,
+    registry: Registry | None = None,
+    predictions: PredictionLog | None = None,
+    **options: Any,
+) -> Gateway:
+    registry = registry or Registry()
+    return Gateway(
+        store,
+        registry.resolve,
+        Backends(backend),
+        predictions=predictions,
+        secret=b"s" * 32,
+        clock=FakeClock(),
+        **options,
+    )
+
+
+def call(request_id: str = "r-1", body: bytes = REQUEST) -> Call:
+    return Call("fraud", body, None, request_id)
+
+
+def test_each_variant_serves_the_version_its_reference_names_now(store: DeploymentStore) -> None:
+    apply(store, document())
+    backend, registry = ModelServer(), Registry()
+    gw = gateway(store, backend, registry)
+
+    async def run() -> None:
+        await gw.refresh()
+        route = gw.route("fraud")
+        assert route.served == {"current": ("fraud", "1"), "candidate": ("fraud", "2")}
+        assert sorted(backend.prepared) == [("fraud", "1"), ("fraud", "2")]
+        registry.aliases["latest"] = "3"  # the alias moved: same generation, new version
+        await gw.refresh()
+        assert gw.route("fraud").served["candidate"] == ("fraud", "3")
+        assert gw.route("fraud").generation == route.generation
+
+    asyncio.run(run())
+
+
+def test_a_changed_deployment_replaces_its_route_in_one_assignment(
+    store: DeploymentStore,
+) -> None:
+    apply(store, document())
+    gw = gateway(store, ModelServer())
+
+    async def run() -> None:
+        await gw.refresh()
+        before = gw.route("fraud")
+        changed = document()
+        changed["spec"]["variants"][0]["weight"] = 0
+        changed["spec"]["variants"][1]["weight"] = 100
+        apply(store, changed)
+        # Requests in flight while the table is rebuilt see the old route or the new one.
+        answers = []
+
+        async def traffic() -> None:
+            for n in range(200):
+                route = gw.route("fraud")
+                answers.append((route.generation, gw.assign(route, call(), f"u{n}", None).slot))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(traffic(), gw.refresh())
+        after = gw.route("fraud")
+        assert after.generation == before.generation + 1
+        for generation, slot in answers:
+            if generation == after.generation:
+                assert slot.variant == "candidate"
+        assert all(
+            gw.assign(after, call(), f"u{n}", None).slot.variant == "candidate" for n in range(100)
+        )
+
+    asyncio.run(run())
+
+
+def test_a_deployment_that_cannot_be_served_keeps_its_last_good_route(
+    store: DeploymentStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    apply(store, document())
+    backend = ModelServer()
+    gw = gateway(store, backend)
+
+    async def run() -> None:
+        await gw.refresh()
+        changed = document()
+        changed["spec"]["variants"][0]["model"] = "fraud@7"
+        apply(store, changed)
+        backend.refuse.add(("fraud", "7"))
+        await gw.refresh()
+        await gw.refresh()
+        assert gw.route("fraud").served["current"] == ("fraud", "1")
+
+    asyncio.run(run())
+    errors = [r for r in caplog.records if "fraud@7 cannot be loaded" in r.getMessage()]
+    assert len(errors) == 1  # logged once, not at every look
+
+
+def test_deleted_deployments_disappear_and_unknown_names_are_not_found(
+    store: DeploymentStore,
+) -> None:
+    apply(store, document())
+    gw = gateway(store, ModelServer())
+
+    async def run() -> None:
+        await gw.refresh()
+        store.delete("fraud")
+        await gw.refresh()
+
+    asyncio.run(run())
+    with pytest.raises(NotFound, match="no deployment named 'fraud'"):
+        gw.route("fraud")
+
+
+def test_the_unit_key_can_be_a_request_parameter(store: DeploymentStore) -> None:
+    apply(store, document(traffic={"stickyKey": {"parameter": "user"}}))
+    gw = gateway(store, ModelServer())
+    asyncio.run(gw.refresh())
+    route = gw.route("fraud")
+
+    def body(user: object) -> bytes:
+        return orjson.dumps({"parameters": {"user": user}, "inputs": []})
+
+    first = gw.assign(route, call(body=body("u-1")), None, None)
+    assert first.keyed
+    again = [gw.assign(route, call(body=body("u-1")), None, None).slot for _ in range(10)]
+    assert set(again) == {first.slot}
+    assert gw.assign(route, call(body=body(42)), None, None).keyed  # integers are keys too
+    assert not gw.assign(route, call(body=orjson.dumps({"inputs": []})), None, None).keyed
+    with pytest.raises(InvalidInput, match="expected a string or an integer"):
+        gw.assign(route, call(body=body([1])), None, None)
+
+
+def test_answers_count_by_variant_and_by_keyed_or_random(store: DeploymentStore) -> None:
+    apply(store, document())
+    backend = ModelServer()
+    gw = gateway(store, backend)
+
+    async def run() -> None:
+        await gw.refresh()
+        route = gw.route("fraud")
+        for key in ("u1", None, None):
+            answer = await gw.infer(route, gw.assign(route, call(), key, "current"), call())
+            assert orjson.loads(answer.body)["model_name"] == "fraud"
+
+    asyncio.run(run())
+    requests = gw.stats().requests
+    assert sum(requests.values()) == 3
+    assert requests[("fraud", "current", False)] == 3  # overridden: never counted as keyed
+
+
+def test_the_cache_answers_repeats_per_version_and_puts_the_callers_id_back(
+    store: DeploymentStore,
+) -> None:
+    apply(store, document(cache={"enabled": True}))
+    backend, registry = ModelServer(), Registry()
+    gw = gateway(store, backend, registry)
+
+    async def ask(request_id: str) -> dict[str, Any]:
+        route = gw.route("fraud")
+        body = orjson.dumps({**orjson.loads(REQUEST), "id": request_id})
+        answer = await gw.infer(route, gw.assign(route, call(), None, "candidate"), call(body=body))
+        return dict(orjson.loads(answer.body))
+
+    async def run() -> None:
+        await gw.refresh()
+        first = await ask("a")
+        second = await ask("b")
+        assert len(backend.calls) == 1  # the second came from the cache
+        assert first["id"] == "a" and second["id"] == "b"
+        assert second["model_version"] == "2"
+        registry.aliases["latest"] = "3"  # a new version never gets the old one's answers
+        await gw.refresh()
+        third = await ask("c")
+        assert third["model_version"] == "3"
+        assert len(backend.calls) == 2
+
+    asyncio.run(run())
+    stats = gw.stats()
+    assert (stats.cache_hits, stats.cache_misses) == (1, 2)
+
+
+def test_a_slow_or_failing_shadow_never_holds_or_fails_the_caller(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    variants = [
+        {"name": "current", "model": "fraud@1", "weight": 100},
+        {"name": "slow", "model": "fraud@8", "role": "shadow", "mirror": 100},
+        {"name": "broken", "model": "fraud@9", "role": "shadow", "mirror": 100},
+    ]
+    apply(store, document(variants=variants))
+    backend = ModelServer()
+    backend.failing.add("9")
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    gw = gateway(store, backend, predictions=log)
+
+    async def run() -> None:
+        release = backend.slow["8"] = asyncio.Event()  # made on the test's event loop
+        await gw.refresh()
+        route = gw.route("fraud")
+        assignment = gw.assign(route, call(), "u1", None)
+        assert {s.variant for s in assignment.shadows} == {"slow", "broken"}
+        answer = await asyncio.wait_for(gw.infer(route, assignment, call("req-9")), 1.0)
+        assert answer.status == 200 and answer.model_version == "1"
+        await asyncio.sleep(0.05)
+        assert gw.stats().shadow_failures == 1  # the broken one; the slow one still runs
+        release.set()
+        await gw.close()
+
+    asyncio.run(run())
+    log.close()
+    rows = read_predictions(tmp_path / "predictions").to_pylist()
+    by_variant = {row["variant"]: row for row in rows}
+    assert set(by_variant) == {"current", "slow"}
+    assert by_variant["slow"]["shadow"] and not by_variant["current"]["shadow"]
+    assert {row["request_id"] for row in rows} == {"req-9"}
+    assert orjson.loads(by_variant["current"]["inputs"]) == {"x": [[1, 2]]}
+    assert orjson.loads(by_variant["slow"]["outputs"]) == {"y": [8.0]}
+
+
+def test_shadows_beyond_the_limit_are_skipped_and_counted(store: DeploymentStore) -> None:
+    variants = [
+        {"name": "current", "model": "fraud@1", "weight": 100},
+        {"name": "slow", "model": "fraud@8", "role": "shadow", "mirror": 100},
+    ]
+    apply(store, document(variants=variants))
+    backend = ModelServer()
+    gw = gateway(store, backend, max_shadow_in_flight=2)
+
+    async def run() -> None:
+        release = backend.slow["8"] = asyncio.Event()
+        await gw.refresh()
+        route = gw.route("fraud")
+        for n in range(5):
+            await gw.infer(route, gw.assign(route, call(), f"u{n}", None), call())
+        assert gw.stats().shadows_skipped == 3
+        release.set()
+        await gw.close()
+
+    asyncio.run(run())
+
+
+def test_the_log_keeps_a_sample_and_protects_named_fields(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    apply(store, document(predictionLog={"sampleRate": 0.0}))
+    apply(store, document("hashed", predictionLog={"hash": ["x"]}))
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    gw = gateway(store, ModelServer(), predictions=log)
+
+    async def run() -> None:
+        await gw.refresh()
+        for name in ("fraud", "hashed"):
+            route = gw.route(name)
+            for n in range(10):
+                request = Call(name, REQUEST, None, f"{name}-{n}")
+                await gw.infer(route, gw.assign(route, request, f"u{n}", None), request)
+
+    asyncio.run(run())
+    log.close()
+    rows = read_predictions(tmp_path / "predictions").to_pylist()
+    assert {row["deployment"] for row in rows} == {"hashed"}
+    assert len(rows) == 10
+    hashed = orjson.loads(rows[0]["inputs"])["x"]
+    assert isinstance(hashed, list) and len(hashed[0]) == 64  # one keyed hash per row
+
+
+def test_a_redis_cache_without_redis_is_refused_with_the_setting_to_set(
+    store: DeploymentStore,
+) -> None:
+    apply(store, document(cache={"enabled": True, "backend": "redis"}))
+    gw = gateway(store, ModelServer())
+    asyncio.run(gw.refresh())
+    with pytest.raises(ServiceUnavailable, match="MODELPORT_GATEWAY__REDIS_URL"):
+        gw.route("fraud")

@@ -1,0 +1,130 @@
+"""The job runner: jobs run off the event loop, summaries and failures are logged, never fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from modelport.core.errors import ConfigError
+from modelport.core.settings import ControlPlaneSettings, PredictionLogSettings, Settings
+from modelport.service.jobs import Job, JobRunner
+from modelport.service.wiring import control_plane_jobs
+from modelport.testing import FakeClock
+
+
+class Turns:
+    """A fake sleep: each call waits until the test lets one more turn happen."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        await asyncio.sleep(0)
+
+
+def test_jobs_run_in_worker_threads_and_failures_do_not_stop_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop_thread: list[int] = []
+    threads: list[int] = []
+    runs = {"good": 0, "broken": 0, "refused": 0}
+
+    def good() -> str:
+        threads.append(threading.get_ident())
+        runs["good"] += 1
+        return f"run {runs['good']}"
+
+    def broken() -> None:
+        runs["broken"] += 1
+        raise RuntimeError("a bug")
+
+    def refused() -> None:
+        runs["refused"] += 1
+        raise ConfigError("the folder is not writable")
+
+    async def main() -> None:
+        loop_thread.append(threading.get_ident())
+        sleep = Turns()
+        runner = JobRunner(
+            [Job("good", 60, good), Job("broken", 60, broken), Job("refused", 60, refused)],
+            sleep,
+        )
+        await runner.start()
+        while min(runs.values()) < 3:
+            await asyncio.sleep(0.001)
+        await runner.stop()
+        assert set(sleep.asked) == {60}
+
+    with caplog.at_level(logging.INFO, logger="modelport.jobs"):
+        asyncio.run(main())
+    assert loop_thread[0] not in threads
+    messages = [r.getMessage() for r in caplog.records]
+    assert "job good: run 1" in messages and "job good: run 3" in messages
+    assert messages.count("job broken failed") >= 3
+    assert "job refused failed: the folder is not writable" in messages
+    failure = next(r for r in caplog.records if r.getMessage() == "job broken failed")
+    assert failure.exc_info is not None  # a bug keeps its traceback
+    done = next(r for r in caplog.records if r.getMessage() == "job good: run 1")
+    assert done.fields["event"] == "job_done" and done.fields["job"] == "good"  # type: ignore[attr-defined]
+
+
+def test_a_job_not_at_start_waits_one_interval_and_none_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    async def main() -> None:
+        sleep = Turns()
+        runner = JobRunner([Job("quiet", 5, lambda: calls.append("ran"), at_start=False)], sleep)
+        await runner.start()
+        while not calls:
+            await asyncio.sleep(0.001)
+        await runner.stop()
+        assert sleep.asked[0] == 5
+
+    with caplog.at_level(logging.INFO, logger="modelport.jobs"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if r.getMessage().startswith("job quiet")]
+
+
+def test_run_once_reports_success() -> None:
+    runner = JobRunner([])
+    assert asyncio.run(runner.run_once(Job("ok", 1, lambda: None))) is True
+    assert asyncio.run(runner.run_once(Job("bad", 1, lambda: 1 / 0))) is False
+
+
+def test_an_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="interval_s must be positive"):
+        Job("never", 0, lambda: None)
+
+
+def test_the_control_plane_job_prunes_the_prediction_log_by_its_settings(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2024, 3, 31, 12, tzinfo=UTC))
+    settings = Settings(
+        home=tmp_path,
+        predictions=PredictionLogSettings(retention_days=7),
+        controlplane=ControlPlaneSettings(prune_interval_s=60),
+    )
+    folder = settings.predictions_dir
+    for day in ("2024-03-01", "2024-03-02", "2024-03-30"):
+        (folder / "fraud" / day).mkdir(parents=True)
+        (folder / "fraud" / day / "segment-1.parquet").write_bytes(b"x")
+    (job,) = control_plane_jobs(settings, clock)
+    assert (job.name, job.interval_s) == ("prune-predictions", 60)
+    assert job.run() == (
+        f"deleted 2 segment(s) of {folder}: fraud/2024-03-01/segment-1.parquet, "
+        "fraud/2024-03-02/segment-1.parquet"
+    )
+    assert job.run() == "deleted no segment"
+    assert [p.parent.name for p in folder.glob("*/*/*.parquet")] == ["2024-03-30"]
+
+
+def test_no_retention_rule_no_job(tmp_path: Path) -> None:
+    keep = PredictionLogSettings(retention_days=None, max_bytes=None)
+    assert control_plane_jobs(Settings(home=tmp_path, predictions=keep)) == []
