@@ -1,17 +1,25 @@
-"""``modelport logs query`` and ``logs prune`` on a real data directory, as a user runs them."""
+"""``modelport logs query`` and ``logs prune`` on a real data directory, as a user runs them,
+and on the PostgreSQL backend."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pyarrow.parquet as pq
 import pytest
+from psycopg import sql
 
+from modelport.core.settings import PredictionLogSettings, Settings
 from modelport.monitoring.prediction_log import PredictionLog, PredictionRecord
+from modelport.service.wiring import open_prediction_log
+from tests.contract.conftest import PG_ADMIN
 from tests.e2e._cli import modelport
 
 pytestmark = pytest.mark.slow
@@ -107,3 +115,60 @@ def test_prune_applies_the_retention_settings(tmp_path: Path) -> None:
         tmp_path, "logs", "query", "-o", "json", env={"MODELPORT_PREDICTIONS__RETENTION_DAYS": "1"}
     )
     assert [json.loads(line)["request_id"] for line in kept.stdout.splitlines()] == ["s"]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped after the test."""
+    name = f"modelport_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.mark.postgres
+def test_query_and_prune_the_postgresql_backend(tmp_path: Path, pg_url: str) -> None:
+    settings = Settings(
+        home=tmp_path,
+        predictions=PredictionLogSettings(
+            backend="postgresql", database_url=pg_url, flush_interval_s=30
+        ),
+    )
+    log = open_prediction_log(settings)
+    now = datetime.now(UTC)
+    for i, (deployment, age) in enumerate(
+        [("fraud", timedelta(days=40)), ("fraud", timedelta(hours=2)), ("churn", timedelta(0))]
+    ):
+        log.log(
+            PredictionRecord(
+                f"r-{i}", now - age, deployment, "v", "m", "1", False, 1.0, None, "{}", f"[{i}]"
+            )
+        )
+    log.close()
+    assert log.stats().written == 3
+    env = {"MODELPORT_PREDICTIONS__BACKEND": "postgresql"}
+    own = {**env, "MODELPORT_PREDICTIONS__DATABASE_URL": pg_url}
+    done = modelport(tmp_path, "logs", "query", "-o", "json", env=own)
+    assert done.returncode == 0, done.stderr
+    got = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["request_id"], r["deployment"], r["outputs"]) for r in got] == [
+        ("r-0", "fraud", "[0]"),
+        ("r-1", "fraud", "[1]"),
+        ("r-2", "churn", "[2]"),
+    ]
+    newest = modelport(
+        tmp_path, "logs", "query", "-d", "fraud", "--limit", "1", "-o", "json", env=own
+    )
+    assert [json.loads(line)["request_id"] for line in newest.stdout.splitlines()] == ["r-1"]
+    # Without a URL of its own, the log uses the metadata database when that is PostgreSQL.
+    pruned = modelport(tmp_path, "logs", "prune", env={**env, "MODELPORT_DATABASE_URL": pg_url})
+    assert pruned.returncode == 0 and pruned.stdout == "deleted 1 deployment day (1 record)\n"
+    assert not (tmp_path / "predictions").exists()  # nothing went to Parquet
+    sqlite = modelport(tmp_path, "logs", "query", env=env)
+    assert sqlite.returncode != 0 and "MODELPORT_PREDICTIONS__DATABASE_URL" in sqlite.stderr

@@ -222,3 +222,29 @@ def test_after_kill_9_at_most_the_flush_interval_is_lost(home: Path) -> None:
     # At most one flush interval of answers (plus the moment the kill took) is lost.
     print(f"kill -9: lost {len(lost)} of {len(sent)} answers, the last {window:.3f} s")
     assert window <= interval + 0.25, (window, len(lost), len(sent))
+
+
+def test_grpc_names_the_variant_in_trailing_metadata(up: ServerProcess) -> None:
+    import grpc
+
+    from modelport.core.datatypes import Datatype
+    from modelport.core.inference import InferenceRequest, Tensor
+    from modelport.protocol.grpc_codec import encode_infer_request
+    from modelport.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
+
+    tensor = Tensor("input", Datatype.FP64, (1, 4), np.array(ROW, dtype=np.float64))
+    message = encode_infer_request(InferenceRequest(inputs=[tensor]), "iris")
+    with grpc.insecure_channel(up.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for user in ("alice", "bob", "carol", "dave"):
+            response, call = stub.ModelInfer.with_call(message, metadata=[("x-user-id", user)])
+            variant = dict(call.trailing_metadata())["x-modelport-variant"]
+            expected = {"current": "1", "candidate": "2"}[variant]
+            assert (response.model_name, response.model_version) == ("iris", expected)
+        try:
+            stub.ModelInfer(message, metadata=[("x-modelport-variant", "nope")])
+        except grpc.RpcError as exc:
+            assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "no variant 'nope'" in (exc.details() or "")
+        else:  # pragma: no cover - the call must fail
+            raise AssertionError("an unknown variant was accepted")

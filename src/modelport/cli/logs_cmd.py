@@ -48,13 +48,15 @@ def logs_query(
         raise InvalidInput(f"--output {output!r}: expected one of {', '.join(_FORMS)}")
     from modelport.cli._settings import checked_settings
     from modelport.core.clock import SystemClock
-    from modelport.monitoring.prediction_log import read_predictions
+    from modelport.service.wiring import open_prediction_sink
 
     settings = checked_settings()
     start = _when.since(since, SystemClock().now()) if since is not None else None
-    table = read_predictions(settings.predictions_dir, deployment, start)
-    if limit is not None and table.num_rows > limit:
-        table = table.slice(table.num_rows - limit)
+    sink = open_prediction_sink(settings)
+    try:
+        table = sink.read(deployment, start, limit)
+    finally:
+        sink.close()
     if output in ("parquet", "csv"):
         _write_binary(table, output)
     elif output == "json":
@@ -68,18 +70,23 @@ def logs_query(
 
 @logs_app.command("prune")
 def logs_prune() -> None:
-    """Delete segments beyond the retention settings (age, then total size)."""
+    """Delete what is beyond the retention settings (age, then total size), oldest days first."""
     from modelport.cli._settings import checked_settings
     from modelport.core.clock import SystemClock
-    from modelport.monitoring.prediction_log import prune_predictions
+    from modelport.service.wiring import open_prediction_sink
 
     settings = checked_settings()
     rules = settings.predictions
     max_age_s = rules.retention_days * 86_400 if rules.retention_days is not None else None
-    removed = prune_predictions(
-        settings.predictions_dir, SystemClock().now(), max_age_s, rules.max_bytes
-    )
-    typer.echo(f"deleted {len(removed)} segment{'s' if len(removed) != 1 else ''}")
+    sink = open_prediction_sink(settings)
+    try:
+        pruned = sink.prune(SystemClock().now(), max_age_s, rules.max_bytes)
+    finally:
+        sink.close()
+    count = len(pruned.removed)
+    n = pruned.records
+    records = "" if n is None else f" ({n} record{'s' if n != 1 else ''})"
+    typer.echo(f"deleted {count} {pruned.unit}{'s' if count != 1 else ''}{records}")
 
 
 def _write_binary(table: Any, form: str) -> None:

@@ -212,8 +212,18 @@ class PredictionLogSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    backend: Literal["parquet", "postgresql"] = "parquet"
+    """Where records go: ``parquet`` (segments in :attr:`folder`, the embedded default) or
+    ``postgresql`` (the ``prediction_log`` table in :attr:`database_url`, one ``COPY`` per
+    batch)."""
+
+    database_url: str | None = None
+    """PostgreSQL URL of the ``postgresql`` backend's database; default: the metadata database
+    (``MODELPORT_DATABASE_URL``) when that is PostgreSQL. Example:
+    ``postgresql+psycopg://postgres@127.0.0.1:5432/modelport``."""
+
     folder: Path | None = None
-    """Folder of the Parquet segments; default ``HOME/predictions``."""
+    """Folder of the Parquet segments (``parquet`` backend); default ``HOME/predictions``."""
 
     flush_interval_s: float = Field(default=1.0, gt=0, le=3600)
     """Seconds between two writes: the most a ``kill -9`` can lose."""
@@ -222,10 +232,11 @@ class PredictionLogSettings(BaseModel):
     """Records waiting to be written at most; more are dropped and counted."""
 
     retention_days: float | None = Field(default=30.0, gt=0)
-    """Segments older than this are deleted; ``None`` keeps them."""
+    """Days (segments, or rows of the table) older than this are deleted; ``None`` keeps them."""
 
     max_bytes: int | None = Field(default=None, ge=1)
-    """When the segments take more, the oldest are deleted; ``None``: no size limit."""
+    """When the segments (or the table's rows) take more, the oldest days are deleted;
+    ``None``: no size limit."""
 
 
 class GatewaySettings(BaseModel):

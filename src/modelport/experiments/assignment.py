@@ -57,7 +57,7 @@ class Slot:
     model: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assignment:
     """Where one request goes.
 

@@ -45,8 +45,7 @@ from modelport.core.inference import InferenceRequest
 from modelport.core.refs import ModelRef
 from modelport.experiments.assignment import Assignment, Slot, TrafficPlan
 from modelport.experiments.store import StoredDeployment
-from modelport.monitoring.prediction_log import PredictionLog, PredictionRecord, protect
-from modelport.protocol.rest import decode_infer_request, decode_infer_response
+from modelport.monitoring.prediction_log import PredictionLog
 from modelport.service.response_cache import (
     AnswerCache,
     MemoryCache,
@@ -72,7 +71,7 @@ log = logging.getLogger("modelport.gateway")
 _SHADOW_WARN_EVERY_S: Final = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """One inference request as the gateway forwards it.
 
@@ -110,7 +109,7 @@ class Call:
         return document
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """An inference answer as the REST transport sends it.
 
@@ -199,9 +198,15 @@ class DeploymentRoute:
     backend: Backend
     sticky_header: str | None
     """The unit key's header, lower-case; ``None`` when the key is a parameter or absent."""
+    sticky_header_bytes: bytes | None
+    """The same, as the REST transport compares raw header names."""
     sticky_parameter: str | None
     cache: AnswerCache | None
     sample_rate: float
+    redact: tuple[str, ...]
+    """Input and output names the prediction log never writes."""
+    hashed: tuple[str, ...]
+    """Input and output names the prediction log writes as keyed hashes."""
 
     @property
     def name(self) -> str:
@@ -247,7 +252,6 @@ class Gateway:
             blocking (it reads the registry), run off the event loop.
         backends: Chooses each deployment's backend.
         predictions: The prediction log; ``None`` logs nothing.
-        secret: Key of the prediction log's hashed fields (at least 16 bytes).
         poll_interval_s: Seconds between two looks at the deployments.
         max_shadow_in_flight: Shadow requests running at most; more are skipped and counted.
         clock: Time source of the caches and the log.
@@ -263,7 +267,6 @@ class Gateway:
         backends: BackendFactory,
         *,
         predictions: PredictionLog | None = None,
-        secret: bytes = b"",
         poll_interval_s: float = 1.0,
         max_shadow_in_flight: int = 256,
         clock: Clock | None = None,
@@ -275,7 +278,6 @@ class Gateway:
         self._resolve = resolve
         self._backends = backends
         self._log = predictions
-        self._secret = secret
         self._interval = poll_interval_s
         self._max_shadows = max_shadow_in_flight
         self._clock: Clock = clock or SystemClock()
@@ -501,29 +503,24 @@ class Gateway:
             return
         if route.sample_rate < 1.0 and self._random() >= route.sample_rate:
             return
-        spec = route.deployment.spec.prediction_log
-        secret = self._secret
-        redact, hashed = spec.redact, spec.hash
-
-        def inputs() -> str:
-            return _tensors_json(_request_tensors(call), redact, hashed, secret)
-
-        def outputs() -> str:
-            return _tensors_json(_answer_tensors(answer), redact, hashed, secret)
-
+        # A plain tuple, decoded on the log's writer thread (see monitoring's Exchange).
         predictions.log(
-            PredictionRecord(
-                request_id=call.request_id,
-                time=self._clock.now(),
-                deployment=route.name,
-                variant=variant,
-                model=model,
-                model_version=answer.model_version or "",
-                shadow=shadow,
-                latency_ms=latency_ms,
-                identity=call.identity,
-                inputs=inputs,
-                outputs=outputs,
+            (
+                call.request_id,
+                time.time(),
+                route.name,
+                variant,
+                model,
+                answer.model_version or "",
+                shadow,
+                latency_ms,
+                call.identity,
+                call.body,
+                call.header_length,
+                answer.body,
+                answer.json_length,
+                route.redact,
+                route.hashed,
             )
         )
 
@@ -573,16 +570,20 @@ def _build_route(
 ) -> DeploymentRoute:
     spec = deployment.spec
     sticky = spec.traffic.sticky_key
+    header = sticky.header.lower() if sticky and sticky.header else None
     return DeploymentRoute(
         deployment=deployment,
         generation=generation,
         plan=TrafficPlan.of(deployment),
         served=dict(served),
         backend=backend,
-        sticky_header=sticky.header.lower() if sticky and sticky.header else None,
+        sticky_header=header,
+        sticky_header_bytes=header.encode("latin-1") if header is not None else None,
         sticky_parameter=sticky.parameter if sticky else None,
         cache=cache,
         sample_rate=spec.prediction_log.sample_rate,
+        redact=tuple(spec.prediction_log.redact),
+        hashed=tuple(spec.prediction_log.hash),
     )
 
 
@@ -634,32 +635,3 @@ def _cached(entry: bytes | None, call: Call) -> Answer | None:
         head = orjson.dumps(document)
     body = head + rest[end:]
     return Answer(200, body, None if json_length is None else len(head), version.decode())
-
-
-def _request_tensors(call: Call) -> dict[str, Any]:
-    if call.request is not None:
-        return {tensor.name: tensor.data.tolist() for tensor in call.request.inputs}
-    if call.header_length is None:  # all JSON: the values as the caller sent them
-        return _named_data(orjson.loads(call.body), "inputs")
-    request = decode_infer_request(call.body, call.header_length)
-    return {tensor.name: tensor.data.tolist() for tensor in request.inputs}
-
-
-def _answer_tensors(answer: Answer) -> dict[str, Any]:
-    if answer.json_length is None:
-        return _named_data(orjson.loads(answer.body), "outputs")
-    response = decode_infer_response(answer.body, answer.json_length)
-    return {tensor.name: tensor.data.tolist() for tensor in response.outputs}
-
-
-def _named_data(document: dict[str, Any], field: str) -> dict[str, Any]:
-    """``{name: data}`` of a JSON request's inputs or answer's outputs, without decoding them."""
-    return {tensor["name"]: tensor.get("data") for tensor in document.get(field) or ()}
-
-
-def _tensors_json(
-    tensors: Mapping[str, Any], redact: list[str], hashed: list[str], secret: bytes
-) -> str:
-    if redact or hashed:
-        tensors = protect(tensors, redact, hashed, secret)
-    return orjson.dumps(tensors, option=orjson.OPT_SERIALIZE_NUMPY).decode()

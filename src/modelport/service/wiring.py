@@ -16,7 +16,7 @@ from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
 from modelport.experiments.store import DeploymentStore
 from modelport.monitoring import ServingMetrics
-from modelport.monitoring.prediction_log import prune_predictions
+from modelport.monitoring.prediction_log import ParquetSink, PredictionLog, PredictionSink
 from modelport.registry import MetadataStore
 from modelport.runtimes.catalog import EXTENSIONS
 from modelport.security.checkpoints import CheckpointFile
@@ -35,6 +35,8 @@ __all__ = [
     "open_control_plane",
     "open_deployment_store",
     "open_deployments",
+    "open_prediction_log",
+    "open_prediction_sink",
     "prediction_log_secret",
     "build_access",
     "ServeTarget",
@@ -110,22 +112,84 @@ def open_control_plane(
 
 
 def control_plane_jobs(settings: Settings, clock: Clock | None = None) -> list[Job]:
-    """The control plane's background jobs: the prediction log's retention (when configured)."""
+    """The control plane's background jobs: the prediction log's retention (when configured).
+
+    Raises:
+        ConfigError: The prediction log's backend is ``postgresql`` without a PostgreSQL URL.
+    """
     clock = clock or SystemClock()
-    rules, folder = settings.predictions, settings.predictions_dir
+    rules = settings.predictions
     max_age_s = rules.retention_days * 86_400 if rules.retention_days is not None else None
     if max_age_s is None and rules.max_bytes is None:
         return []  # everything is kept: nothing to do
+    if rules.backend == "postgresql":
+        _prediction_log_url(settings)  # a bad setting fails the start, not every run
 
     def prune() -> str:
-        removed = prune_predictions(folder, clock.now(), max_age_s, rules.max_bytes)
+        sink = open_prediction_sink(settings)
+        try:
+            pruned = sink.prune(clock.now(), max_age_s, rules.max_bytes)
+        finally:
+            sink.close()
+        removed = pruned.removed
         if not removed:
-            return "deleted no segment"
-        shown = ", ".join(str(path.relative_to(folder)) for path in removed[:10])
+            return f"deleted no {pruned.unit}"
+        shown = ", ".join(removed[:10])
         more = f" and {len(removed) - 10} more" if len(removed) > 10 else ""
-        return f"deleted {len(removed)} segment(s) of {folder}: {shown}{more}"
+        n = pruned.records
+        records = "" if n is None else f" ({n} record{'s' if n != 1 else ''})"
+        return f"deleted {len(removed)} {pruned.unit}(s){records} of {pruned.where}: {shown}{more}"
 
     return [Job("prune-predictions", settings.controlplane.prune_interval_s, prune)]
+
+
+def open_prediction_sink(settings: Settings) -> PredictionSink:
+    """Open the prediction log's storage named by ``settings.predictions``, to write or read.
+
+    ``parquet``: segments in ``predictions.folder`` (default ``HOME/predictions``);
+    ``postgresql``: the ``prediction_log`` table in ``predictions.database_url`` (default: the
+    metadata database, when that is PostgreSQL). Nothing is connected yet.
+
+    Raises:
+        ConfigError: ``postgresql`` without a PostgreSQL URL to use.
+        DependencyMissing: The backend's library (pyarrow, psycopg) is not installed.
+    """
+    if settings.predictions.backend == "postgresql":
+        # psycopg and the sink's module are imported only when chosen.
+        from modelport.monitoring.prediction_postgres import PostgresSink
+
+        return PostgresSink(_prediction_log_url(settings))
+    return ParquetSink(settings.predictions_dir)
+
+
+def open_prediction_log(settings: Settings) -> PredictionLog:
+    """Start the prediction log of a gateway process (its writer thread), on the configured sink.
+
+    Raises:
+        ConfigError: ``postgresql`` without a PostgreSQL URL to use.
+        DependencyMissing: The backend's library (pyarrow, psycopg) is not installed.
+    """
+    rules = settings.predictions
+    return PredictionLog(
+        open_prediction_sink(settings),
+        rules.flush_interval_s,
+        rules.max_queue,
+        secret=prediction_log_secret(settings),
+    )
+
+
+def _prediction_log_url(settings: Settings) -> str:
+    """The PostgreSQL URL of the prediction log: its own, else the metadata database's."""
+    if settings.predictions.database_url:
+        return settings.predictions.database_url
+    metadata = settings.database_url
+    if metadata and metadata.partition(":")[0].partition("+")[0] == "postgresql":
+        return metadata
+    raise ConfigError(
+        "the prediction log's postgresql backend needs a PostgreSQL database, and the metadata "
+        "database is not one: set MODELPORT_PREDICTIONS__DATABASE_URL "
+        "(postgresql+psycopg://USER@HOST:PORT/DB), or MODELPORT_PREDICTIONS__BACKEND=parquet"
+    )
 
 
 def open_deployment_store(settings: Settings, clock: Clock | None = None) -> DeploymentStore:

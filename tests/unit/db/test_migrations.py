@@ -13,11 +13,14 @@ from alembic.script import ScriptDirectory
 
 from modelport.db import Migrations
 from modelport.experiments._schema import MIGRATIONS as EXPERIMENTS
+from modelport.monitoring._schema import MIGRATIONS as MONITORING
 from modelport.registry._schema import MIGRATIONS as REGISTRY
 from modelport.security._schema import MIGRATIONS as SECURITY
 
 
-@pytest.mark.parametrize("migrations", [REGISTRY, SECURITY, EXPERIMENTS], ids=lambda m: m.name)
+@pytest.mark.parametrize(
+    "migrations", [REGISTRY, SECURITY, EXPERIMENTS, MONITORING], ids=lambda m: m.name
+)
 def test_the_declared_head_is_alembics(migrations: Migrations) -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations.script_dir))

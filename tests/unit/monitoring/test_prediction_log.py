@@ -3,6 +3,7 @@ graceful stop loses nothing, and kill -9 loses at most the last flush interval."
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -11,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -21,8 +24,11 @@ from modelport.core.errors import InvalidInput
 from modelport.monitoring.prediction_log import (
     REDACTED,
     SCHEMA_VERSION,
+    Batch,
     PredictionLog,
     PredictionRecord,
+    Pruned,
+    RejectedBatch,
     protect,
     prune_predictions,
     read_predictions,
@@ -197,3 +203,85 @@ def test_protect_redacts_and_hashes_named_fields_only() -> None:
 def test_protect_needs_a_real_secret() -> None:
     with pytest.raises(InvalidInput, match="at least 16 bytes"):
         protect({"a": [1]}, redact=[], hashed=["a"], secret=b"short")
+
+
+class FlakySink:
+    """A sink that fails its first ``failures`` writes (then refuses, when ``reject``)."""
+
+    def __init__(self, failures: int = 0, reject: bool = False) -> None:
+        self.failures, self.reject = failures, reject
+        self.batches: list[Batch] = []
+        self.closed = False
+
+    def write(self, batches: Sequence[Batch]) -> None:
+        if self.reject:
+            raise RejectedBatch("a value does not fit")
+        if self.failures:
+            self.failures -= 1
+            raise OSError("storage down")
+        self.batches.extend(batches)
+
+    def read(self, deployment: str | None = None, since: Any = None, limit: Any = None) -> Any:
+        raise NotImplementedError
+
+    def prune(self, now: datetime, max_age_s: Any = None, max_bytes: Any = None) -> Pruned:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _flushed(log: PredictionLog, sink: FlakySink, failures: int) -> None:
+    deadline = time.monotonic() + 5
+    while log.stats().failures < failures and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_failed_write_keeps_the_rendered_records_for_the_next_flush() -> None:
+    sink = FlakySink(failures=2)
+    renders: list[int] = []
+
+    def inputs() -> str:
+        renders.append(1)
+        return '{"x": [1]}'
+
+    log = PredictionLog(sink, flush_interval_s=0.02)
+    log.log(dataclasses.replace(record(1), inputs=inputs))
+    log.log(record(2, "churn", at=T0 + timedelta(days=1)))
+    _flushed(log, sink, 2)
+    log.close()
+    stats = log.stats()
+    assert (stats.written, stats.failures, stats.lost, stats.segments) == (2, 2, 0, 2)
+    assert renders == [1]  # rendered once, not once per try
+    by_key = {(b.deployment, b.day.isoformat()): b.records for b in sink.batches}
+    assert set(by_key) == {("fraud", "2026-12-07"), ("churn", "2026-12-08")}
+    assert by_key["fraud", "2026-12-07"][0].inputs == '{"x": [1]}'
+    assert sink.closed
+
+
+def test_records_waiting_for_a_retry_count_against_max_queue() -> None:
+    sink = FlakySink(failures=10**6)
+    log = PredictionLog(sink, flush_interval_s=0.02, max_queue=10)
+    assert all(log.log(record(i)) for i in range(6))
+    _flushed(log, sink, 1)
+    accepted = [log.log(record(i)) for i in range(6, 12)]
+    assert accepted[-2:] == [False, False]  # 6 waiting + 4 queued fill it
+    log.close()  # one more try fails: nothing raised, the records are counted lost
+    stats = log.stats()
+    # (a flush starting during those calls may refuse one early: never one too many)
+    assert stats.logged <= 10 and stats.logged + stats.dropped == 12
+    assert (stats.written, stats.lost) == (0, stats.logged)
+
+
+def test_records_the_sink_refuses_are_lost_and_the_log_goes_on() -> None:
+    sink = FlakySink(reject=True)
+    log = PredictionLog(sink, flush_interval_s=0.02)
+    log.log(record(1))
+    deadline = time.monotonic() + 5
+    while log.stats().lost == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sink.reject = False
+    log.log(record(2))
+    log.close()
+    assert (log.stats().lost, log.stats().written, log.stats().failures) == (1, 1, 0)
+    assert [r.request_id for b in sink.batches for r in b.records] == ["r-2"]

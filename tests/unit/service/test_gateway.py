@@ -131,7 +131,6 @@ def gateway(
         registry.resolve,
         Backends(backend),
         predictions=predictions,
-        secret=b"s" * 32,
         clock=FakeClock(),
         **options,
     )
@@ -365,7 +364,7 @@ def test_the_log_keeps_a_sample_and_protects_named_fields(
 ) -> None:
     apply(store, document(predictionLog={"sampleRate": 0.0}))
     apply(store, document("hashed", predictionLog={"hash": ["x"]}))
-    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600, secret=b"s" * 32)
     gw = gateway(store, ModelServer(), predictions=log)
 
     async def run() -> None:

@@ -143,7 +143,7 @@ class GatewayApp(RoutedApp):
         """``POST /v2/models/{deployment}/infer``."""
         _unversioned(name, version)
         route = self.gateway.route(name)
-        override = request.header(_OVERRIDE)
+        override, key = _route_headers(request, route.sticky_header_bytes)
         if override is not None:
             # Naming the variant is a deployer's tool: the deployer role on this deployment.
             await self.access.admit(request.caller, Action.MANAGE, name)
@@ -155,7 +155,6 @@ class GatewayApp(RoutedApp):
             body = await read_body(request, self.max_body)
             header_length = _header_length(header, len(body))
         call = self._call(request, name, body, header_length)
-        key = request.header(route.sticky_header.encode()) if route.sticky_header else None
         assignment = self.gateway.assign(route, call, key, override)
         answer = await self.gateway.infer(route, assignment, call)
         record = request.access
@@ -181,6 +180,25 @@ class GatewayApp(RoutedApp):
             if identity.method is AuthMethod.NONE
             else identity_hash(identity.subject),
         )
+
+
+def _route_headers(request: Request, sticky: bytes | None) -> tuple[str | None, str | None]:
+    """The ``X-Modelport-Variant`` value and the unit key's header value, in one pass.
+
+    Raises:
+        InvalidInput: Either was sent more than once (never "the last one wins").
+    """
+    override = key = None
+    for name, value in request.headers or ():
+        if name == _OVERRIDE:
+            if override is not None:
+                raise InvalidInput("x-modelport-variant was sent more than once; send one")
+            override = value.decode("latin-1")
+        elif name == sticky:
+            if key is not None:
+                raise InvalidInput(f"{name.decode()} (the unit key) was sent more than once")
+            key = value.decode("latin-1")
+    return override, key
 
 
 def _unversioned(name: str, version: str | None) -> None:

@@ -27,7 +27,6 @@ from modelport.core.errors import ConfigError, ModelportError
 from modelport.core.refs import ModelRef
 from modelport.core.settings import Settings
 from modelport.monitoring import render_gateway_metrics
-from modelport.monitoring.prediction_log import PredictionLog
 from modelport.server.gateway.app import GatewayApp
 from modelport.server.gateway.grpc import GatewayServicer
 from modelport.server.gateway.local import LocalBackend
@@ -45,9 +44,9 @@ from modelport.service.wiring import (
     build_dataplane,
     control_plane_jobs,
     open_deployment_store,
+    open_prediction_log,
     open_registrar,
     open_security_store,
-    prediction_log_secret,
     registered_source,
 )
 
@@ -97,11 +96,7 @@ def run_gateway_worker(
 
             local = LocalBackend(dataplane, source)
         access = build_access(settings, clock)
-        predictions = PredictionLog(
-            settings.predictions_dir,
-            settings.predictions.flush_interval_s,
-            settings.predictions.max_queue,
-        )
+        predictions = open_prediction_log(settings)
         gateway_settings = settings.gateway
         redis = None
         if gateway_settings.redis_url is not None:
@@ -113,7 +108,6 @@ def run_gateway_worker(
             lambda ref: str(registrar.store.resolve(ref).version),
             Backends(gateway_settings, local),
             predictions=predictions,
-            secret=prediction_log_secret(settings),
             poll_interval_s=gateway_settings.poll_interval_s,
             max_shadow_in_flight=gateway_settings.max_shadow_in_flight,
             clock=clock,
@@ -212,6 +206,14 @@ def run_gateway_worker(
                 "modelport_prediction_log_dropped_total": (
                     "Predictions dropped because the prediction log's queue was full",
                     log_stats.dropped,
+                ),
+                "modelport_prediction_log_write_failures_total": (
+                    "Flushes of the prediction log its storage refused (records kept for retry)",
+                    log_stats.failures,
+                ),
+                "modelport_prediction_log_lost_total": (
+                    "Predictions the prediction log's storage could never take",
+                    log_stats.lost,
                 ),
             },
         )
