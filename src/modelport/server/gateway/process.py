@@ -81,101 +81,151 @@ def run_gateway_worker(
         in_process: Serve deployments without replicas in this process (``modelport up``) and
             answer the control plane's routes.
     """
-    clock = SystemClock()
     try:
-        registrar = open_registrar(settings, clock)
-        store = open_deployment_store(settings, clock)
-        dataplane: DataPlane | None = None
+        worker = _Worker(settings, sources, grpc_port, notify, access_log, in_process)
+        ssl_context = server_ssl_context(settings.security.tls)
+    except ModelportError as exc:
+        notify(exc)
+        return 1
+    # Everything loaded so far lives as long as the process: frozen, it is not rescanned by
+    # every full collection (bench/HOT_PATH.md, "The garbage collector").
+    gc.collect()
+    gc.freeze()
+    server_settings = settings.server
+    app: Any = GatewayApp(
+        worker.gateway,
+        worker.access,
+        server_settings.max_body_bytes,
+        server_settings.max_json_bytes,
+        worker.metrics,
+        on_startup=[worker.start],
+        on_shutdown=[worker.stop],
+    )
+    if in_process:
+        app = worker.with_control_plane(app)
+    return 0 if run_asgi(app, settings, rest_socket, ssl_context, access_log) else 1
+
+
+class _Worker:
+    """What one gateway worker opens, starts with its server and closes when it stops.
+
+    Raises:
+        ModelportError: Something could not be opened (the database, the models, a setting).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Sequence[ModelSource],
+        grpc_port: int | None,
+        notify: Notify,
+        access_log: AccessLog | None,
+        in_process: bool,
+    ) -> None:
+        self.settings = settings
+        self.grpc_port = grpc_port
+        self.notify = notify
+        self.access_log = access_log
+        self.clock = clock = SystemClock()
+        self.registrar = registrar = open_registrar(settings, clock)
+        self.store = open_deployment_store(settings, clock)
+        self.dataplane: DataPlane | None = None
         local = None
         if in_process:
-            dataplane = build_dataplane(settings, sources, registrar)
-            dataplane.repository.load_all()
+            self.dataplane = build_dataplane(settings, sources, registrar)
+            self.dataplane.repository.load_all()
 
             def source(model: str, version: str) -> ModelSource:
                 return registered_source(registrar, ModelRef(model, version=int(version)))
 
-            local = LocalBackend(dataplane, source)
-        access = build_access(settings, clock)
-        predictions = open_prediction_log(settings)
-        gateway_settings = settings.gateway
-        redis = None
-        if gateway_settings.redis_url is not None:
+            local = LocalBackend(self.dataplane, source)
+        self.access = build_access(settings, clock)
+        self.predictions = open_prediction_log(settings)
+        options = settings.gateway
+        self.redis: Any = None
+        if options.redis_url is not None:
             import redis.asyncio as aioredis
 
-            redis = aioredis.from_url(gateway_settings.redis_url)  # connects when first used
-        gateway = Gateway(
-            store,
+            self.redis = aioredis.from_url(options.redis_url)  # connects when first used
+        self.gateway = Gateway(
+            self.store,
             lambda ref: str(registrar.store.resolve(ref).version),
-            Backends(gateway_settings, local),
-            predictions=predictions,
-            poll_interval_s=gateway_settings.poll_interval_s,
-            max_shadow_in_flight=gateway_settings.max_shadow_in_flight,
+            Backends(options, local),
+            predictions=self.predictions,
+            poll_interval_s=options.poll_interval_s,
+            max_shadow_in_flight=options.max_shadow_in_flight,
             clock=clock,
-            redis=redis,
+            redis=self.redis,
         )
-        ssl_context = server_ssl_context(settings.security.tls)
-        gc.collect()
-        gc.freeze()
-    except ModelportError as exc:
-        notify(exc)
-        return 1
-    grpc_servers: list[Any] = []
-    tasks: list[asyncio.Task[None]] = []
-    # Under `up` the control plane's background jobs run here too (they serialise themselves).
-    jobs = JobRunner(control_plane_jobs(settings, clock) if in_process else [])
+        # Under `up` the control plane's background jobs run here too (they serialise
+        # themselves).
+        self.jobs = JobRunner(control_plane_jobs(settings, clock) if in_process else [])
+        self.security: Any = None
+        self.grpc_servers: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
 
-    async def start() -> None:
+    async def start(self) -> None:
+        """Read the deployments, start the jobs and gRPC; then tell the supervisor."""
+        gateway = self.gateway
         await gateway.start()
-        await jobs.start()
+        await self.jobs.start()
         log.info(
             "worker %d serves deployments: %s",
             os.getpid(),
             ", ".join(gateway.names()) or "none yet",
             extra={"fields": {"event": "worker_started", "deployments": gateway.names()}},
         )
-        if dataplane is not None and dataplane.metrics is not None:
-            tasks.append(asyncio.create_task(dataplane.metrics.flush_every(1.0)))
-        if grpc_port is not None:
-            try:
-                server, _ = create_grpc_server(
-                    None,
-                    access,
-                    settings.server.host,
-                    grpc_port,
-                    settings.server.max_body_bytes,
-                    tls=settings.security.tls,
-                    access_log=access_log,
-                    servicer=GatewayServicer(gateway, access, clock, access_log),
-                )
-                await server.start()
-            except Exception as exc:
-                notify(ConfigError(f"cannot serve gRPC on port {grpc_port}: {exc}"))
-                raise
-            grpc_servers.append(server)
-        notify(None)
+        if self.dataplane is not None and self.dataplane.metrics is not None:
+            self.tasks.append(asyncio.create_task(self.dataplane.metrics.flush_every(1.0)))
+        if self.grpc_port is not None:
+            await self._start_grpc(self.grpc_port)
+        self.notify(None)
 
-    async def stop() -> None:
+    async def _start_grpc(self, port: int) -> None:
+        settings = self.settings
+        try:
+            server, _ = create_grpc_server(
+                None,
+                self.access,
+                settings.server.host,
+                port,
+                settings.server.max_body_bytes,
+                tls=settings.security.tls,
+                access_log=self.access_log,
+                servicer=GatewayServicer(self.gateway, self.access, self.clock, self.access_log),
+            )
+            await server.start()
+        except Exception as exc:
+            self.notify(ConfigError(f"cannot serve gRPC on port {port}: {exc}"))
+            raise
+        self.grpc_servers.append(server)
+
+    async def stop(self) -> None:
+        """Finish what is in flight, write the prediction log out, close everything."""
         log.info("worker %d stopping", os.getpid(), extra={"fields": {"event": "worker_stopping"}})
-        await jobs.stop()
-        for server in grpc_servers:
+        await self.jobs.stop()
+        for server in self.grpc_servers:
             await server.stop(grace=2)
-        for task in tasks:
+        for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await gateway.close()
-        if redis is not None:
-            await redis.aclose()
-        if dataplane is not None:
-            await dataplane.close()
-        await asyncio.to_thread(predictions.close)  # everything queued is written
-        access.close()
-        store.close()
-        registrar.store.close()
+        await self.gateway.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.dataplane is not None:
+            await self.dataplane.close()
+        await asyncio.to_thread(self.predictions.close)  # everything queued is written
+        self.access.close()
+        if self.security is not None:
+            self.security.close()
+        self.store.close()
+        self.registrar.store.close()
 
-    def metrics() -> tuple[bytes, str]:
-        stats = gateway.stats()
-        log_stats = predictions.stats()
+    def metrics(self) -> tuple[bytes, str]:
+        """This worker's gateway and prediction-log counters (and its models' under ``up``)."""
+        stats = self.gateway.stats()
+        logged = self.predictions.stats()
         text = render_gateway_metrics(
             stats.requests,
             {
@@ -201,62 +251,47 @@ def run_gateway_worker(
                 ),
                 "modelport_prediction_log_records_total": (
                     "Predictions queued for the prediction log",
-                    log_stats.logged,
+                    logged.logged,
                 ),
                 "modelport_prediction_log_dropped_total": (
                     "Predictions dropped because the prediction log's queue was full",
-                    log_stats.dropped,
+                    logged.dropped,
                 ),
                 "modelport_prediction_log_write_failures_total": (
                     "Flushes of the prediction log its storage refused (records kept for retry)",
-                    log_stats.failures,
+                    logged.failures,
                 ),
                 "modelport_prediction_log_lost_total": (
                     "Predictions the prediction log's storage could never take",
-                    log_stats.lost,
+                    logged.lost,
                 ),
             },
         )
-        if dataplane is None:
+        if self.dataplane is None:
             return text, "text/plain; version=0.0.4; charset=utf-8"
-        served, content_type = dataplane.metrics_text()
+        served, content_type = self.dataplane.metrics_text()
         return served + text, content_type
 
-    server_settings = settings.server
-    app: Any = GatewayApp(
-        gateway,
-        access,
-        server_settings.max_body_bytes,
-        server_settings.max_json_bytes,
-        metrics,
-        on_startup=[start],
-        on_shutdown=[stop],
-    )
-    if in_process:
-        app = _with_control_plane(app, settings, access, store, registrar)
-    return 0 if run_asgi(app, settings, rest_socket, ssl_context, access_log) else 1
+    def with_control_plane(self, app: Any) -> Any:
+        """``app`` with the control plane's ``/v1/`` routes beside it on the same port."""
+        from modelport.server.controlplane.app import ControlPlaneApp
+        from modelport.server.controlplane.probe import HttpReplicaProbe
+        from modelport.service.deployments import DeploymentService
 
+        settings = self.settings
+        self.security = open_security_store(settings, self.clock)  # the audit trail
+        service = DeploymentService(self.store, self.registrar.store, self.security)
+        control = ControlPlaneApp(
+            self.access,
+            service,
+            settings.controlplane.max_body_bytes,
+            probe=HttpReplicaProbe.from_settings(settings),
+        )
 
-def _with_control_plane(
-    app: Any, settings: Settings, access: Any, store: Any, registrar: Any
-) -> Any:
-    """``app`` with the control plane's ``/v1/`` routes beside it on the same port."""
-    from modelport.server.controlplane.app import ControlPlaneApp
-    from modelport.server.controlplane.probe import HttpReplicaProbe
-    from modelport.service.deployments import DeploymentService
+        async def both(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+                await control(scope, receive, send)
+            else:
+                await app(scope, receive, send)
 
-    service = DeploymentService(store, registrar.store, open_security_store(settings))
-    control = ControlPlaneApp(
-        access,
-        service,
-        settings.controlplane.max_body_bytes,
-        probe=HttpReplicaProbe.from_settings(settings),
-    )
-
-    async def both(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            await control(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return both
+        return both
