@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelport.cli import _options as o
 from modelport.cli.serve_cmd import log_settings, security_settings
 
 if TYPE_CHECKING:
@@ -20,38 +21,18 @@ __all__ = ["attach", "controlplane"]
 
 
 def controlplane(
-    host: Annotated[
-        str | None, typer.Option(help="Address to bind \\[default: 127.0.0.1].")
-    ] = None,
+    host: Annotated[str | None, o.HOST] = None,
     port: Annotated[
         int | None,
         typer.Option(min=0, max=65535, help="API port; 0 picks a free one \\[default: 8090]."),
     ] = None,
-    no_auth: Annotated[
-        bool,
-        typer.Option(
-            "--no-auth",
-            help="Turn authentication off (local development; loopback addresses only).",
-        ),
-    ] = False,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Allow --no-auth on a non-loopback address.")
-    ] = False,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="Server certificate chain (PEM): serve HTTPS.")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM).")] = None,
-    tls_ca: Annotated[
-        Path | None,
-        typer.Option(help="CA (PEM) that client certificates must chain to: mutual TLS."),
-    ] = None,
-    log_level: Annotated[
-        str | None, typer.Option(help="debug, info, warning or error \\[default: info].")
-    ] = None,
-    log_format: Annotated[
-        str | None,
-        typer.Option(help="text or json (one JSON object per line) \\[default: text]."),
-    ] = None,
+    no_auth: Annotated[bool, o.NO_AUTH] = False,
+    insecure: Annotated[bool, o.INSECURE] = False,
+    tls_cert: Annotated[Path | None, o.TLS_CERT] = None,
+    tls_key: Annotated[Path | None, o.TLS_KEY] = None,
+    tls_ca: Annotated[Path | None, o.TLS_CA] = None,
+    log_level: Annotated[str | None, o.LOG_LEVEL] = None,
+    log_format: Annotated[str | None, o.LOG_FORMAT] = None,
 ) -> None:
     """Serve the control plane's /v1 API (deployments) and its background jobs until interrupted."""
     from modelport.server.controlplane.process import serve_controlplane

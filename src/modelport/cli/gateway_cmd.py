@@ -3,53 +3,37 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelport.cli.serve_cmd import log_settings, security_settings
+from modelport.cli import _options as o
+from modelport.cli.serve_cmd import announce, log_settings, security_settings
 
 if TYPE_CHECKING:
     from modelport.core.settings import Settings
-    from modelport.server.supervisor import Listening
 
 __all__ = ["attach"]
-
-_HOST = typer.Option(help="Address to bind \\[default: 127.0.0.1].")
-_PORT = typer.Option(min=0, max=65535, help="REST port; 0 picks a free one \\[default: 8080].")
-_GRPC_PORT = typer.Option(min=0, max=65535, help="gRPC port; 0 picks a free one \\[default: 8081].")
-_NO_GRPC = typer.Option("--no-grpc", help="Serve REST only.")
-_WORKERS = typer.Option(min=1, help="Worker processes sharing the ports \\[default: one per core].")
-_NO_AUTH = typer.Option(
-    "--no-auth", help="Turn authentication off (local development; loopback addresses only)."
-)
-_INSECURE = typer.Option("--insecure", help="Allow --no-auth on a non-loopback address.")
-_TLS_CERT = typer.Option(help="Server certificate chain (PEM): serve HTTPS / gRPC+TLS.")
-_TLS_KEY = typer.Option(help="Server private key (PEM).")
-_TLS_CA = typer.Option(help="CA (PEM) that client certificates must chain to: mutual TLS.")
-_LOG_LEVEL = typer.Option(help="debug, info, warning or error \\[default: info].")
-_LOG_FORMAT = typer.Option(help="text or json (one JSON object per line) \\[default: text].")
 
 
 def _command(in_process: bool, summary: str) -> Callable[..., None]:
     """The ``gateway`` or ``up`` command: the same options, with or without in-process serving."""
 
     def command(
-        host: Annotated[str | None, _HOST] = None,
-        port: Annotated[int | None, _PORT] = None,
-        grpc_port: Annotated[int | None, _GRPC_PORT] = None,
-        no_grpc: Annotated[bool, _NO_GRPC] = False,
-        workers: Annotated[int | None, _WORKERS] = None,
-        no_auth: Annotated[bool, _NO_AUTH] = False,
-        insecure: Annotated[bool, _INSECURE] = False,
-        tls_cert: Annotated[Path | None, _TLS_CERT] = None,
-        tls_key: Annotated[Path | None, _TLS_KEY] = None,
-        tls_ca: Annotated[Path | None, _TLS_CA] = None,
-        log_level: Annotated[str | None, _LOG_LEVEL] = None,
-        log_format: Annotated[str | None, _LOG_FORMAT] = None,
+        host: Annotated[str | None, o.HOST] = None,
+        port: Annotated[int | None, o.REST_PORT] = None,
+        grpc_port: Annotated[int | None, o.GRPC_PORT] = None,
+        no_grpc: Annotated[bool, o.NO_GRPC] = False,
+        workers: Annotated[int | None, o.WORKERS] = None,
+        no_auth: Annotated[bool, o.NO_AUTH] = False,
+        insecure: Annotated[bool, o.INSECURE] = False,
+        tls_cert: Annotated[Path | None, o.TLS_CERT] = None,
+        tls_key: Annotated[Path | None, o.TLS_KEY] = None,
+        tls_ca: Annotated[Path | None, o.TLS_CA] = None,
+        log_level: Annotated[str | None, o.LOG_LEVEL] = None,
+        log_format: Annotated[str | None, o.LOG_FORMAT] = None,
     ) -> None:
         settings = _settings(
             host,
@@ -114,21 +98,12 @@ def _run(settings: Settings, *, in_process: bool) -> int:
             settings,
             sources,
             True,
-            lambda at: _announce(at, what),
+            lambda at: announce(at, what),
             logs,
             functools.partial(run_gateway_worker, in_process=in_process),
         )
     finally:
         logs.stop()
-
-
-def _announce(listening: Listening, what: str) -> None:
-    lines = [f"serving {what} with {listening.workers} worker(s)"]
-    if listening.grpc_address is not None:
-        lines.append(f"grpc on {listening.grpc_address}")
-    lines.append(f"serving on {listening.rest_url}")
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
-    sys.stdout.flush()
 
 
 def attach(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 
+from modelport.cli import _options as o
 from modelport.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 # when a command runs, so that loading this module for `modelport --help` stays cheap.
 
 __all__ = [
+    "announce",
     "attach",
     "is_loopback",
     "log_settings",
@@ -71,8 +73,13 @@ def parse_batching(
     return every, {name: build(every, fields) for name, fields in updates.items() if name}
 
 
-def _announce(listening: Listening, names: list[str]) -> None:
-    lines = [f"serving {', '.join(names)} with {listening.workers} worker(s)"]
+def announce(listening: Listening, what: str) -> None:
+    """Print where a server listens, once every worker serves.
+
+    ``serving WHAT with N worker(s)``, the gRPC address, then ``serving on URL`` (the line
+    scripts wait for), in one write: log lines on standard error may share a pipe with it.
+    """
+    lines = [f"serving {what} with {listening.workers} worker(s)"]
     if listening.grpc_address is not None:
         lines.append(f"grpc on {listening.grpc_address}")
     lines.append(f"serving on {listening.rest_url}")
@@ -93,22 +100,11 @@ def serve(
     name: Annotated[
         str | None, typer.Option(help="Served name for an artifact file (one artifact only).")
     ] = None,
-    host: Annotated[
-        str | None, typer.Option(help="Address to bind \\[default: 127.0.0.1].")
-    ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(min=0, max=65535, help="REST port; 0 picks a free one \\[default: 8080]."),
-    ] = None,
-    grpc_port: Annotated[
-        int | None,
-        typer.Option(min=0, max=65535, help="gRPC port; 0 picks a free one \\[default: 8081]."),
-    ] = None,
-    no_grpc: Annotated[bool, typer.Option("--no-grpc", help="Serve REST only.")] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Worker processes sharing the ports \\[default: one per core]."),
-    ] = None,
+    host: Annotated[str | None, o.HOST] = None,
+    port: Annotated[int | None, o.REST_PORT] = None,
+    grpc_port: Annotated[int | None, o.GRPC_PORT] = None,
+    no_grpc: Annotated[bool, o.NO_GRPC] = False,
+    workers: Annotated[int | None, o.WORKERS] = None,
     batching: Annotated[
         list[str] | None,
         typer.Option(
@@ -124,33 +120,13 @@ def serve(
             help="Serve registered scikit-learn versions as registered, not their ONNX copy.",
         ),
     ] = False,
-    no_auth: Annotated[
-        bool,
-        typer.Option(
-            "--no-auth",
-            help="Turn authentication off (local development; loopback addresses only).",
-        ),
-    ] = False,
-    insecure: Annotated[
-        bool,
-        typer.Option("--insecure", help="Allow --no-auth on a non-loopback address."),
-    ] = False,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="Server certificate chain (PEM): serve HTTPS / gRPC+TLS.")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM).")] = None,
-    tls_ca: Annotated[
-        Path | None,
-        typer.Option(help="CA (PEM) that client certificates must chain to: mutual TLS."),
-    ] = None,
-    log_level: Annotated[
-        str | None,
-        typer.Option(help="debug, info, warning or error \\[default: info]."),
-    ] = None,
-    log_format: Annotated[
-        str | None,
-        typer.Option(help="text or json (one JSON object per line) \\[default: text]."),
-    ] = None,
+    no_auth: Annotated[bool, o.NO_AUTH] = False,
+    insecure: Annotated[bool, o.INSECURE] = False,
+    tls_cert: Annotated[Path | None, o.TLS_CERT] = None,
+    tls_key: Annotated[Path | None, o.TLS_KEY] = None,
+    tls_ca: Annotated[Path | None, o.TLS_CA] = None,
+    log_level: Annotated[str | None, o.LOG_LEVEL] = None,
+    log_format: Annotated[str | None, o.LOG_FORMAT] = None,
 ) -> None:
     """Serve models over REST and gRPC (Open Inference Protocol v2) until interrupted."""
     from modelport.cli._settings import checked_settings
@@ -182,7 +158,7 @@ def serve(
     logs = start_logs(settings.log)
     try:
         status = serve_models(
-            settings, sources, use_registry, lambda at: _announce(at, names), logs
+            settings, sources, use_registry, lambda at: announce(at, ", ".join(names)), logs
         )
     finally:
         logs.stop()

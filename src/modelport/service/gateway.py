@@ -467,8 +467,9 @@ class Gateway:
         key = None
         answer = None
         if cache is not None:
-            key = cache_key(model, version, _canonical(call))
-            answer = _cached(await cache.get(key), call)
+            document = call.json_header()  # parsed once, for the key and the id
+            key = cache_key(model, version, _canonical(call, document))
+            answer = _cached(await cache.get(key), document.get("id"))
             if answer is None:
                 self._counts.cache_misses += 1
             else:
@@ -600,9 +601,8 @@ def _parameter_key(call: Call, name: str) -> str | None:
     return str(value)
 
 
-def _canonical(call: Call) -> bytes:
+def _canonical(call: Call, document: dict[str, Any]) -> bytes:
     """The request as the cache compares it (see :func:`canonical_request`)."""
-    document = call.json_header()
     head = canonical_request(document)
     if call.header_length is None:
         return head
@@ -620,14 +620,13 @@ def _cacheable(answer: Answer) -> bytes:
     return marker + b"\n" + (answer.model_version or "").encode() + b"\n" + head + tail
 
 
-def _cached(entry: bytes | None, call: Call) -> Answer | None:
+def _cached(entry: bytes | None, request_id: object) -> Answer | None:
     """A cached answer, with the caller's request ``id`` put back."""
     if entry is None:
         return None
     marker, version, rest = entry.split(b"\n", 2)
     json_length = None if marker == b"-" else int(marker)
     end = len(rest) if json_length is None else json_length
-    request_id = call.json_header().get("id")
     head = rest[:end]
     if isinstance(request_id, str):
         document = orjson.loads(head)

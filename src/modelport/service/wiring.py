@@ -75,14 +75,23 @@ def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
 @contextmanager
 def open_deployments(settings: Settings, clock: Clock | None = None) -> Iterator[DeploymentService]:
     """Open deployments, the registry they point into and the audit log; close them after."""
+    with _deployment_service(settings, clock or SystemClock()) as (service, _):
+        yield service
+
+
+@contextmanager
+def _deployment_service(
+    settings: Settings, clock: Clock
+) -> Iterator[tuple[DeploymentService, SecurityStore]]:
+    """The deployment service over its three stores, and the security store it audits into."""
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    url, clock = settings.resolved_database_url(), clock or SystemClock()
+    url = settings.resolved_database_url()
     with (
         DeploymentStore(url, clock) as store,
         MetadataStore(url, clock) as registry,
-        open_security_store(settings, clock) as audit,
+        open_security_store(settings, clock) as security,
     ):
-        yield DeploymentService(store, registry, audit)
+        yield DeploymentService(store, registry, security), security
 
 
 @contextmanager
@@ -97,16 +106,11 @@ def open_control_plane(
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
-    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    url, clock = settings.resolved_database_url(), clock or SystemClock()
-    with (
-        DeploymentStore(url, clock) as store,
-        MetadataStore(url, clock) as registry,
-        open_security_store(settings, clock) as security,
-    ):
+    clock = clock or SystemClock()
+    with _deployment_service(settings, clock) as (service, security):
         access = build_access_control(settings.security, security, security, clock)
         try:
-            yield DeploymentService(store, registry, security), access
+            yield service, access
         finally:
             access.close()  # the denials still queued are written
 

@@ -545,3 +545,24 @@ def test_parse_documents_by_content_type() -> None:
     assert parse_documents(b"a: 1\n---\nb: 2\n", "text/yaml") == [{"a": 1}, {"b": 2}]
     with pytest.raises(Exception, match="application/xml"):
         parse_documents(body, "application/xml")
+
+
+def test_the_deployment_schema_is_generated_from_the_model_in_openapi_3_0_form() -> None:
+    import json
+    import re
+
+    from modelport.server.controlplane.routes import control_openapi_document
+
+    document = control_openapi_document()
+    text = json.dumps(document)
+    schemas = document["components"]["schemas"]
+    # Every reference resolves, and no JSON Schema 2020-12 construct is left for 3.0.3.
+    for name in re.findall(r'"#/components/schemas/(\w+)"', text):
+        assert name in schemas, name
+    assert not re.search(r'"(anyOf|const|\$defs)"', text)
+    variant = schemas["VariantSpec"]["properties"]
+    assert variant["weight"]["maximum"] == 100  # constraints come from the model itself
+    assert schemas["Deployment"]["properties"]["apiVersion"]["enum"] == ["modelport.io/v1"]
+    replicas = schemas["DeploymentSpec"]["properties"]["replicas"]
+    assert replicas["nullable"] is True
+    assert schemas["CacheSpec"]["properties"]["ttlSeconds"]["exclusiveMinimum"] is True

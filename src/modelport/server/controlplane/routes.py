@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from modelport.core.deployment import Deployment
 from modelport.security.rbac import Action
-from modelport.server.rest.openapi import openapi_document
+from modelport.server.rest.openapi import model_schemas, openapi_document
 from modelport.server.rest.routes import Route, Target
 
 __all__ = ["CONTROL_ROUTES", "control_openapi_document"]
@@ -177,19 +178,6 @@ CONTROL_ROUTES: Final[tuple[Route, ...]] = (
 
 _STRING: Final[Schema] = {"type": "string"}
 _NAME: Final[Schema] = {"type": "string", "minLength": 1}
-_PERCENT: Final[Schema] = {"type": "number", "minimum": 0, "maximum": 100}
-
-_VARIANT: Final[Schema] = {
-    "type": "object",
-    "required": ["name", "model"],
-    "properties": {
-        "name": _NAME,
-        "model": {**_NAME, "description": "NAME@VERSION (pinned) or NAME@ALIAS (followed)."},
-        "weight": {**_PERCENT, "description": "Percent of traffic (control and treatment)."},
-        "role": {"type": "string", "enum": ["control", "treatment", "shadow"]},
-        "mirror": {**_PERCENT, "description": "Percent of requests copied to a shadow."},
-    },
-}
 _SCHEMAS: Final[dict[str, Schema]] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": _STRING}},
     "Live": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
@@ -197,45 +185,6 @@ _SCHEMAS: Final[dict[str, Schema]] = {
         "type": "object",
         "required": ["ready"],
         "properties": {"ready": {"type": "boolean"}},
-    },
-    "Deployment": {
-        "type": "object",
-        "description": (
-            "A Deployment document, as in `modelport apply -f` files (camelCase fields; unknown "
-            "fields are refused)."
-        ),
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"type": "string", "enum": ["modelport.io/v1"]},
-            "kind": {"type": "string", "enum": ["Deployment"]},
-            "metadata": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {
-                    "name": _NAME,
-                    "labels": {"type": "object", "additionalProperties": _STRING},
-                },
-            },
-            "spec": {
-                "type": "object",
-                "required": ["variants"],
-                "description": "Variants (their weights add up to 100), traffic, replicas, "
-                "cache and prediction log.",
-                "properties": {
-                    "variants": {"type": "array", "minItems": 1, "items": _VARIANT},
-                    "traffic": {"type": "object"},
-                    "replicas": {
-                        "type": "object",
-                        "properties": {
-                            "urls": {"type": "array", "items": _STRING},
-                            "dns": {**_STRING, "description": "HOST:PORT"},
-                        },
-                    },
-                    "cache": {"type": "object"},
-                    "predictionLog": {"type": "object"},
-                },
-            },
-        },
     },
     "StoredDeployment": {
         "type": "object",
@@ -291,5 +240,5 @@ def control_openapi_document() -> dict[str, Any]:
         title="modelport control plane",
         description=_DESCRIPTION,
         tags=_TAGS,
-        schemas=_SCHEMAS,
+        schemas={**model_schemas(Deployment), **_SCHEMAS},
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelport.batching import Batcher
-from modelport.core.errors import InvalidInput
+from modelport.core.errors import InvalidInput, NotFound
 from modelport.core.inference import InferenceRequest
 from modelport.protocol.rest import decode_infer_request, decode_raw_input, encode_infer_response
 from modelport.service.dataplane import DataPlane
@@ -40,7 +40,7 @@ class LocalBackend:
         try:
             if repository.get(model, version).ready:
                 return
-        except Exception:  # noqa: BLE001 - not hosted yet: load it below
+        except NotFound:  # not hosted yet: load it below
             pass
         _, replaced = repository.load_source(self._source(model, version))
         self._replaced += replaced  # drained on the event loop by close()

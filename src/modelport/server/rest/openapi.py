@@ -16,13 +16,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from pydantic import BaseModel
+
 from modelport import __version__
 from modelport.server.rest._openapi_schemas import SCHEMAS, ref
 
 if TYPE_CHECKING:
     from modelport.server.rest.routes import Route
 
-__all__ = ["openapi_document"]
+__all__ = ["model_schemas", "openapi_document"]
 
 Schema = dict[str, Any]
 
@@ -331,3 +333,39 @@ def openapi_document(
         },
     }
     return copy.deepcopy(document)
+
+
+def model_schemas(model: type[BaseModel]) -> dict[str, Schema]:
+    """``components.schemas`` entries for a pydantic model and every model it holds.
+
+    The document is generated from the model itself (camelCase aliases, constraints, field
+    descriptions), so it cannot drift from what the API accepts. pydantic writes JSON Schema
+    2020-12; the few constructs OpenAPI 3.0.3 spells differently are rewritten: ``$defs`` become
+    components, ``anyOf [X, null]`` becomes ``nullable``, ``const`` a one-value ``enum``, and a
+    numeric ``exclusiveMinimum`` the 3.0 boolean form.
+    """
+    generated = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    schemas = {name: _openapi_30(schema) for name, schema in generated.pop("$defs", {}).items()}
+    schemas[model.__name__] = _openapi_30(generated)
+    return schemas
+
+
+def _openapi_30(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_openapi_30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _openapi_30(value) for key, value in node.items()}
+    options = node.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+        del node["anyOf"]
+        (kept,) = [option for option in options if option != {"type": "null"}]
+        node.update({"allOf": [kept]} if "$ref" in kept else kept)
+        node["nullable"] = True
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node[bound], bool):
+            node[inclusive] = node[bound]
+            node[bound] = True
+    return node
