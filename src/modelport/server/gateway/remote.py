@@ -23,17 +23,15 @@ import orjson
 from modelport.core.deployment import Deployment
 from modelport.core.errors import (
     ConfigError,
-    InvalidInput,
+    ErrorKind,
     ModelportError,
-    NotFound,
-    PayloadTooLarge,
-    PermissionDenied,
     ServiceUnavailable,
-    Unauthenticated,
+    error_for_kind,
 )
 from modelport.core.settings import GatewaySettings
 from modelport.server.gateway.local import LocalBackend
 from modelport.server.gateway.upstream import ReplicaPool
+from modelport.server.rest.errors import STATUS_BY_KIND
 from modelport.service.gateway import Answer, Backend, Call
 
 __all__ = ["Backends", "RemoteBackend", "error_for_status"]
@@ -137,13 +135,10 @@ def _renamed(
     return renamed, json_length
 
 
-_BY_STATUS: Final[Mapping[int, type[ModelportError]]] = {
-    400: InvalidInput,
-    401: Unauthenticated,
-    403: PermissionDenied,
-    404: NotFound,
-    413: PayloadTooLarge,
+_KIND_BY_STATUS: Final[Mapping[int, ErrorKind]] = {
+    status: kind for kind, status in reversed(STATUS_BY_KIND.items()) if status < 500
 }
+"""A replica's client-error status back to the kind that made it (the first listed wins)."""
 
 
 def error_for_status(status: int, body: bytes, replica: str) -> ModelportError:
@@ -157,9 +152,9 @@ def error_for_status(status: int, body: bytes, replica: str) -> ModelportError:
     except (orjson.JSONDecodeError, AttributeError):
         message = None
     text = message if isinstance(message, str) else body[:200].decode("utf-8", "replace")
-    kind = _BY_STATUS.get(status)
+    kind = _KIND_BY_STATUS.get(status)
     if kind is not None:
-        return kind(text)
+        return error_for_kind(kind, text)
     return ServiceUnavailable(f"replica {replica} answered {status}: {text}")
 
 
