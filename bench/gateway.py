@@ -1,6 +1,6 @@
 """Deployments under load: ``modelport up`` and ``modelport gateway`` against their baselines.
 
-    .venv/bin/python -m bench.gateway [--rounds 3] [--seconds 5] [--only up,gateway]
+    .venv/bin/python -m bench.gateway [--rounds 3] [--seconds 5] [--only up,experiment,gateway]
 
 Three comparisons, each measured in alternating rounds in the same run (the machine is shared
 and noisy: the figures that count are the ratios, medians over the rounds):
@@ -10,6 +10,10 @@ and noisy: the figures that count are the ratios, medians over the rounds):
     ``X-User-Id``, prediction log on) against ``modelport serve --workers 2`` answering the same
     version directly; and the same deployment with its prediction log off (``sampleRate: 0``),
     for the log's cost. Tiny model, 16 connections.
+``experiment``
+    Two ``modelport up --workers 2`` on copies of one data directory, the same deployment, one
+    of them with an Experiment running on it (evaluated every 5 s from its growing prediction
+    log, looked for every second): what running an experiment costs the traffic.
 ``gateway``
     ``modelport gateway`` in front of two ``modelport serve --workers 1`` replicas (sticky
     assignment and the prediction log on) against nginx (Debian package) as a round-robin
@@ -64,6 +68,23 @@ spec:
     - {{name: b, model: tiny@2, weight: 50, role: treatment}}
   traffic: {{stickyKey: {{header: X-User-Id}}}}
   predictionLog: {{sampleRate: 0}}
+"""
+
+EXPERIMENT = """\
+apiVersion: modelport.io/v1
+kind: Experiment
+metadata: {name: tiny-ab}
+spec:
+  deployment: tiny
+  control: a
+  treatment: b
+  primary: {metric: latency_mean}
+  guardrails:
+    - {metric: error_rate, tolerance: 0.01}
+    - {metric: latency_p99, tolerance: 50%}
+  minSamples: 1000
+  maxDuration: 7d
+  evaluateEvery: 5s
 """
 
 REMOTE = """\
@@ -148,8 +169,15 @@ def prepare(replica_ports: list[int]) -> tuple[Path, Path]:
     return home, body
 
 
-def start_modelport(home: Path, name: str, port: int, *args: str) -> Process:
-    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_LOG__ACCESS": "false"}
+def start_modelport(
+    home: Path, name: str, port: int, *args: str, env: dict[str, str] | None = None
+) -> Process:
+    env = {
+        **os.environ,
+        "MODELPORT_HOME": str(home),
+        "MODELPORT_LOG__ACCESS": "false",
+        **(env or {}),
+    }
     logfile = (OUT / f"{name}.log").open("wb")
     process = subprocess.Popen(
         [MODELPORT, *args, "--port", str(port), "--no-grpc", "--no-auth"],
@@ -286,6 +314,57 @@ def bench_up(home: Path, body: Path, rounds: int, seconds: float) -> list[str]:
     ]
 
 
+def bench_experiment(home: Path, body: Path, rounds: int, seconds: float) -> list[str]:
+    """``up`` with and without an experiment running on its deployment, same run."""
+    other = OUT / "home-experiment"
+    shutil.copytree(home, other)
+    (OUT / "experiment.yaml").write_text(EXPERIMENT)
+    modelport(other, "apply", "-f", str(OUT / "experiment.yaml"))
+    often = {"MODELPORT_CONTROLPLANE__EXPERIMENT_INTERVAL_S": "1"}
+    plain_port, experiment_port = free_port(), free_port()
+    plain = start_modelport(home, "up-plain", plain_port, "up", "--workers", "2", env=often)
+    running_one = start_modelport(
+        other, "up-experiment", experiment_port, "up", "--workers", "2", env=often
+    )
+    with running(plain, running_one):
+        samples = measure(
+            {
+                "up, no experiment": (plain_port, "/v2/models/tiny/infer"),
+                "up, experiment running": (experiment_port, "/v2/models/tiny/infer"),
+            },
+            body,
+            16,
+            rounds,
+            seconds,
+        )
+    done = subprocess.run(
+        [MODELPORT, "experiments", "show", "tiny-ab", "-o", "json", "--decisions", "10000"],
+        env={**os.environ, "MODELPORT_HOME": str(other)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    decisions = json.loads(done.stdout)["decisions"]
+    ratios = [
+        e.rps / p.rps
+        for e, p in zip(
+            samples["up, experiment running"], samples["up, no experiment"], strict=True
+        )
+    ]
+    return [
+        "### `modelport up` with and without a running experiment, tiny model, 16 connections",
+        "",
+        HEADER.format(base="no experiment"),
+        *summary(samples, "up, no experiment"),
+        "",
+        f"Experiment running / none (per round): median {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.3f}-{max(ratios):.3f}); the experiment was evaluated "
+        f"{len(decisions)} times during the run (last decision: "
+        f"{decisions[0]['decision'] if decisions else 'none'}).",
+        "",
+    ]
+
+
 def bench_gateway(
     home: Path, body: Path, replica_ports: list[int], rounds: int, seconds: float, workers: int
 ) -> list[str]:
@@ -342,7 +421,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--only", default="up,gateway")
+    parser.add_argument("--only", default="up,experiment,gateway")
     parser.add_argument("--gateway-workers", type=int, default=2)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
@@ -354,6 +433,8 @@ def main(argv: list[str]) -> int:
     chosen = set(args.only.split(","))
     if "up" in chosen:
         lines += bench_up(home, body, args.rounds, args.seconds)
+    if "experiment" in chosen:
+        lines += bench_experiment(home, body, args.rounds, args.seconds)
     if "gateway" in chosen:
         lines += bench_gateway(
             home, body, replica_ports, args.rounds, args.seconds, args.gateway_workers

@@ -1,8 +1,13 @@
-"""modelport quickstart: train two versions of a classifier, register, deploy 90/10 and query.
+"""modelport quickstart: train, register, deploy 90/10, query, then a canary that rolls itself back.
 
 Runs on embedded defaults (SQLite metadata and a local artifact store) in a fresh data directory,
 ``.quickstart/`` in the repository (set ``MODELPORT_HOME`` to use another). Each step prints the
 ``modelport`` command it runs, so you can repeat them by hand.
+
+The last part is a canary: a challenger (version 3, trained on shuffled labels, so it guesses) is
+registered and started as an experiment that gives it 20% of the traffic; predictions go
+through the deployment, their true labels come back through ``POST /v2/feedback``, and the
+platform's evaluation job rolls the challenger back on its own.
 """
 
 from __future__ import annotations
@@ -60,6 +65,37 @@ spec:
       header: X-User-Id
 """
 
+CANARY = """\
+apiVersion: modelport.io/v1
+kind: Deployment
+metadata:
+  name: iris
+spec:
+  variants:
+    - {name: current, model: iris@1, weight: 100, role: control}
+    - {name: challenger, model: iris@3, weight: 0, role: treatment}
+---
+apiVersion: modelport.io/v1
+kind: Experiment
+metadata:
+  name: iris-challenger
+spec:
+  deployment: iris
+  control: current
+  treatment: challenger
+  output: predict
+  primary: {metric: accuracy}
+  guardrails:
+    - {metric: error_rate, tolerance: 0.01}
+    - {metric: latency_p99, tolerance: 50%}
+  minSamples: 100
+  maxDuration: 10m
+  evaluateEvery: 1s
+  steps:
+    - {weight: 20, minDuration: 30s}
+    - {weight: 50, minDuration: 1m}
+"""
+
 
 def main() -> None:
     home = Path(os.environ.get("MODELPORT_HOME", ROOT / ".quickstart"))
@@ -83,6 +119,9 @@ def main() -> None:
         joblib.dump(model, work / f"iris-{label}.joblib")
         print(f"{label}: {type(model).__name__}, test accuracy {accuracy[label]:.3f}")
     np.save(work / "sample.npy", X_test[:5])
+    shuffled = np.random.default_rng(0).permutation(y_train)  # the challenger only guesses
+    challenger = LogisticRegression(max_iter=500).fit(X_train, shuffled)
+    joblib.dump(challenger, work / "iris-v3.joblib")
 
     step("register both versions with a sample input, metrics and tags")
     for label in candidates:
@@ -133,7 +172,11 @@ def main() -> None:
     print("$ modelport up --port 0 --grpc-port 0", flush=True)
     server = subprocess.Popen(
         [MODELPORT, "up", "--port", "0", "--grpc-port", "0"],
-        env={**env, "MODELPORT_LOG__ACCESS": "false"},  # one line per request is a lot here
+        env={
+            **env,
+            "MODELPORT_LOG__ACCESS": "false",  # one line per request is a lot here
+            "MODELPORT_CONTROLPLANE__EXPERIMENT_INTERVAL_S": "1",  # look for due experiments
+        },
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -172,6 +215,7 @@ def main() -> None:
         anonymous = httpx.post(f"{url}/v2/models/iris/infer", json=body, timeout=10)
         print(f"without the key: {anonymous.status_code} {anonymous.json()['error']}")
         print(f"true labels: {y_test[:3].tolist()}")
+        canary(url, auth, X_test, y_test, work, env)
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -183,6 +227,62 @@ def main() -> None:
     print(f"modelport is in {tools}/: put it on your PATH with: source {tools}/activate")
     print(f"this quickstart's data directory is {where}/; list its models with:")
     print(f"  MODELPORT_HOME={where} modelport models list")
+
+
+def canary(
+    url: str,
+    auth: dict[str, str],
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    work: Path,
+    env: dict[str, str],
+) -> None:
+    """Register a challenger, start a canary, send traffic and feedback, watch the decision."""
+    step("a canary: register a challenger (trained on shuffled labels) and start an experiment")
+    run("register", "iris", str(work / "iris-v3.joblib"), "--no-compile", env=env)
+    experiment = work / "iris-canary.yaml"
+    experiment.write_text(CANARY)
+    print(CANARY.rstrip())
+    run("apply", "-f", str(experiment), env=env)
+    time.sleep(1.5)  # the gateway picks the new weights up within its poll interval
+    step("600 predictions, each with its own request id, then their true labels as feedback")
+    rng = np.random.default_rng(1)
+    labels = []
+    with httpx.Client(timeout=10, headers=auth) as client:
+        served: dict[str, int] = {}
+        for n in range(600):
+            row = int(rng.integers(0, len(X_test)))
+            request_id = f"quickstart-canary-{n}"
+            body = {
+                "inputs": [
+                    {"name": "input", "datatype": "FP64", "shape": [1, 4],
+                     "data": [X_test[row].tolist()]}
+                ]
+            }  # fmt: skip
+            reply = client.post(
+                f"{url}/v2/models/iris/infer",
+                json=body,
+                headers={"X-User-Id": f"user-{n}", "x-request-id": request_id},
+            )
+            variant = reply.headers["x-modelport-variant"]
+            served[variant] = served.get(variant, 0) + 1
+            labels.append({"request_id": request_id, "label": int(y_test[row])})
+        print(f"served: {served}")
+        print(f"POST {url}/v2/feedback  ({len(labels)} labels, as a labelling job would)")
+        answer = client.post(f"{url}/v2/feedback", json={"deployment": "iris", "feedback": labels})
+        print(answer.status_code, answer.text)
+    step("the evaluation job decides on its own (every second here)")
+    deadline = time.monotonic() + 60
+    status = ""
+    while time.monotonic() < deadline:
+        listed = run("experiments", "list", "-o", "json", env=env, echo=False)
+        status = orjson.loads(listed)[0]["status"]
+        if status not in ("running", "blocked"):
+            break
+        time.sleep(1)
+    run("experiments", "show", "iris-challenger", env=env)
+    run("deployments", "show", "iris", env=env)
+    print(f"the challenger's experiment ended {status}: all the traffic is back on version 1")
 
 
 def wait_for_server(server: subprocess.Popen[str]) -> str:

@@ -131,6 +131,8 @@ def test_records_written_on_close_come_back_with_every_column(open_sink: Opener)
         "identity": "5d41402abc4b",
         "inputs": '{"x": [1, 2]}',
         "outputs": '{"label": [1]}',
+        "error": None,
+        "cpu_ms": None,
     }
     assert fraud[-1]["time"] == T0 + timedelta(hours=1, milliseconds=99)  # stored as UTC
     assert rows(reader, deployment="churn")[0]["shadow"] is True  # r-0
@@ -140,6 +142,47 @@ def test_records_written_on_close_come_back_with_every_column(open_sink: Opener)
     newest = rows(reader, deployment="churn", limit=3)
     assert [r["request_id"] for r in newest] == ["r-34", "r-36", "r-38"]  # oldest first
     assert rows(reader, deployment="nobody") == []
+
+
+def test_a_failed_requests_kind_and_the_cpu_time_round_trip(open_sink: Opener) -> None:
+    log = PredictionLog(open_sink(), flush_interval_s=30)
+    log.log(dataclasses.replace(record(1), error="invalid_input", outputs="{}"))
+    log.log(dataclasses.replace(record(2), cpu_ms=0.0625))
+    log.log(dataclasses.replace(record(3), error="internal", outputs="{}", cpu_ms=3.5))
+    log.close()
+    got = [(r["schema_version"], r["error"], r["cpu_ms"], r["outputs"]) for r in rows(open_sink())]
+    assert got == [
+        (SCHEMA_VERSION, "invalid_input", None, "{}"),
+        (SCHEMA_VERSION, None, 0.0625, '{"label": [2]}'),
+        (SCHEMA_VERSION, "internal", 3.5, "{}"),
+    ]
+
+
+def test_request_ids_are_found_among_the_deployments_written_records(open_sink: Opener) -> None:
+    log = PredictionLog(open_sink(), flush_interval_s=3600)
+    for i in range(1, 7):  # r-1 .. r-6, none a shadow (i % 7)
+        log.log(record(i, at=T0 + timedelta(hours=i)))
+    log.log(dataclasses.replace(record(8), request_id="shadowed", shadow=True))
+    log.log(dataclasses.replace(record(9), request_id="failed", error="unavailable", outputs="{}"))
+    log.log(record(10, "churn"))  # r-10, another deployment's
+    log.close()
+    late = PredictionLog(open_sink(), flush_interval_s=3600)
+    late.log(record(11))  # r-11 waits in the queue: not written yet
+    try:
+        sink = open_sink()
+        wanted = ["r-1", "r-4", "r-6", "shadowed", "failed", "r-10", "r-11", "nobody", "r-4"]
+        assert sink.find_request_ids("fraud", wanted) == {"r-1", "r-4", "r-6", "failed"}
+        since = T0 + timedelta(hours=4)  # r-4 at 4 h 4 ms and after
+        assert sink.find_request_ids("fraud", wanted, since) == {"r-4", "r-6"}
+        assert sink.find_request_ids("fraud", wanted, T0 + timedelta(days=2)) == set()
+        assert sink.find_request_ids("churn", wanted) == {"r-10"}
+        assert sink.find_request_ids("nobody", wanted) == set()
+        assert sink.find_request_ids("fraud", []) == set()
+        many = [f"x-{n}" for n in range(5000)] + ["r-6"]
+        assert sink.find_request_ids("fraud", many) == {"r-6"}
+    finally:
+        late.close()
+    assert open_sink().find_request_ids("fraud", ["r-11"]) == {"r-11"}
 
 
 def test_deferred_fields_are_rendered_by_the_writer(open_sink: Opener) -> None:
@@ -326,8 +369,38 @@ def test_the_migrated_schema_matches_the_table_definitions(pg_database: str) -> 
         )
     assert methods == {
         "ix_prediction_log_deployment_time": "btree",
+        "ix_prediction_log_deployment_request_id": "btree",
         "ix_prediction_log_time": "brin",
     }
+
+
+@pytest.mark.postgres
+def test_a_version_1_table_is_migrated_and_its_rows_read_back_with_nulls(pg_database: str) -> None:
+    from modelport import db
+
+    url = _pg_schema(pg_database)
+    engine = db.open_engine(url)
+    try:
+        db.migrate(engine, MIGRATIONS, "0001")  # the table as version 1 of the log left it
+        with db.write(engine) as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO prediction_log VALUES (1, 'old', %(t)s, 'fraud', 'v', 'm', '1', "
+                "false, 1.0, NULL, '{}', '{\"y\": [1]}')",
+                {"t": T0},
+            )
+    finally:
+        engine.dispose()
+    with closing(PostgresSink(url)) as sink:
+        log = PredictionLog(sink, flush_interval_s=30)
+        log.log(dataclasses.replace(record(5), error="unavailable", outputs="{}", cpu_ms=2.0))
+        log.close()
+    with closing(PostgresSink(url)) as reader:
+        got = [
+            (r["request_id"], r["schema_version"], r["error"], r["cpu_ms"]) for r in rows(reader)
+        ]
+        assert got == [("old", 1, None, None), ("r-5", 2, "unavailable", 2.0)]
+        assert reader.find_request_ids("fraud", ["old", "r-5"]) == {"old", "r-5"}
+    assert schema_drift(url, MIGRATIONS, metadata) == []
 
 
 @pytest.mark.postgres

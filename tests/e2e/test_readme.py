@@ -50,6 +50,10 @@ _MTLS = (
     "tests/integration/test_tls_jwt.py::test_a_client_certificate_authenticates_its_subject",
 )
 _PREDICT = "tests/e2e/test_cli.py::test_serve_registered_and_predict"
+_FEEDBACK_API = "tests/e2e/test_feedback_api.py::"
+_FEEDBACK_CLI = "tests/e2e/test_feedback_cli.py::"
+_EXPERIMENTS_CLI = "tests/e2e/test_experiments_cli.py::test_every_command"
+_EXPERIMENTS = "tests/e2e/test_experiments.py::test_the_platform_decides_on_its_own"
 _DEPLOY_APPLY = (
     "tests/e2e/test_deployments_cli.py::"
     "test_apply_is_idempotent_and_each_change_is_audited_with_its_diff",
@@ -105,6 +109,49 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport logs query -d fraud --since 2026-12-01 -o json": _LOGS,
     "modelport logs query -o csv > predictions.csv": "tests/e2e/test_logs_cli.py::test_csv_parquet_and_table",
     "modelport logs prune": "tests/e2e/test_logs_cli.py::test_prune_applies_the_retention_settings",
+    # feedback
+    'curl -s localhost:8080/v2/models/fraud/infer -H "Authorization: Bearer $KEY" -H '
+    '\'x-request-id: 7f9c2d4e-0b1a-4c8e-9f00-5e2b6f1d3a77\' -d \'{"inputs": [{"name": '
+    '"input", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}\'': (
+        _FEEDBACK_API + "test_feedback_for_an_answered_request_is_stored_then_replaced"
+    ),
+    'curl -s localhost:8080/v2/feedback -H "Authorization: Bearer $KEY" -d \'{"deployment": '
+    '"fraud", "request_id": "7f9c2d4e-0b1a-4c8e-9f00-5e2b6f1d3a77", "label": 1}\'': (
+        _FEEDBACK_API + "test_feedback_for_an_answered_request_is_stored_then_replaced"
+    ),
+    'curl -s localhost:8080/v2/feedback -H "Authorization: Bearer $KEY" -d \'{"deployment": '
+    '"houses", "feedback": [{"request_id": "a1", "value": 412000}, '
+    '{"request_id": "a2", "value": 385500.5}]}\'': (
+        _FEEDBACK_API + "test_feedback_for_an_answered_request_is_stored_then_replaced"
+    ),
+    'curl -s localhost:8080/v2/feedback -H "Authorization: Bearer $KEY" -H '
+    "'Content-Type: application/x-ndjson' --data-binary @feedback.jsonl": (
+        _FEEDBACK_API + "test_json_lines"
+    ),
+    "modelport feedback import labels.jsonl": (
+        _FEEDBACK_CLI + "test_json_lines_are_imported_and_imported_again_replace"
+    ),
+    "modelport feedback import labels.csv --deployment fraud": (
+        _FEEDBACK_CLI + "test_csv_with_a_deployment_column"
+    ),
+    "modelport feedback import prices.csv -d houses -o json": (
+        _FEEDBACK_CLI + "test_csv_with_a_deployment_column"
+    ),
+    "modelport feedback import labels.csv -d fraud --skip-unknown --rejects unknown.jsonl": (
+        _FEEDBACK_CLI + "test_skip_unknown_stores_the_known_and_writes_the_rejects"
+    ),
+    # experiments
+    "modelport apply -f fraud-v4.yaml": _EXPERIMENTS_CLI,
+    "modelport experiments list": _EXPERIMENTS_CLI,
+    "modelport experiments show fraud-v4": (_EXPERIMENTS_CLI, _EXPERIMENTS),
+    "modelport experiments show fraud-v4 -o json": _EXPERIMENTS_CLI,
+    "modelport experiments pause fraud-v4": _EXPERIMENTS_CLI,
+    "modelport experiments resume fraud-v4": _EXPERIMENTS_CLI,
+    "modelport experiments evaluate fraud-v4": _EXPERIMENTS_CLI,
+    "modelport experiments acknowledge fraud-v4": _EXPERIMENTS,
+    "modelport experiments promote fraud-v4": _EXPERIMENTS_CLI,
+    "modelport experiments abort fraud-v4": "tests/e2e/test_experiments_cli.py::test_abort_and_refusals",
+    "modelport experiments delete fraud-v4": _EXPERIMENTS_CLI,
     "modelport alias history fraud champion --json": RUN,
     # serve
     "modelport serve fraud@champion": _PREDICT,
@@ -358,7 +405,7 @@ def test_the_quickstart_runs_and_its_models_are_listed_afterwards(tmp_path: Path
     )
     assert listed.returncode == 0, listed.stderr
     [iris] = json.loads(listed.stdout)
-    assert (iris["name"], iris["latest_version"], iris["aliases"]) == ("iris", 2, {"champion": 2})
+    assert (iris["name"], iris["latest_version"], iris["aliases"]) == ("iris", 3, {"champion": 2})
     shown = _shell("MODELPORT_HOME=.quickstart modelport models show iris@champion", tmp_path, env)
     assert shown.returncode == 0 and json.loads(shown.stdout)["version"] == 2
 

@@ -86,6 +86,7 @@ def test_plain_http_names_the_deployment_version_and_variant(up: ServerProcess) 
     with httpx.Client(timeout=10) as client:
         reply = infer(up.url, "user-1", client)
     assert reply.status_code == 200, reply.text
+    assert len(reply.headers["x-request-id"]) >= 16  # made for it: what feedback names it by
     body = reply.json()
     assert body["model_name"] == "iris"
     variant = reply.headers["x-modelport-variant"]
@@ -191,6 +192,9 @@ def test_predictions_are_logged_and_flushed_on_a_graceful_stop(home: Path) -> No
     row = next(r for r in rows if r["request_id"] == ids[0])
     assert row["variant"] in ("current", "candidate")
     assert json.loads(row["inputs"]) == {"input": ROW}
+    # Schema version 2: answered, and the model's CPU time measured in this process.
+    assert (row["schema_version"], row["error"]) == (2, None)
+    assert row["cpu_ms"] is not None and row["cpu_ms"] > 0.0
 
 
 def test_after_kill_9_at_most_the_flush_interval_is_lost(home: Path) -> None:

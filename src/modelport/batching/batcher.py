@@ -9,6 +9,10 @@ Per request the hot path costs one future, two small objects and one :meth:`asyn
 task per request, no lock, and a batch of one request passes the caller's arrays to the model and
 the model's arrays back unchanged (no concatenate, no split).
 
+Each model call's CPU time is measured on the thread that makes it (``time.thread_time_ns``, in
+the executor's thread or inline) and shared among the batch's requests by rows;
+:meth:`Batcher.submit_timed` returns a request's share with its outputs.
+
 Errors a caller can get from :meth:`Batcher.submit`:
 
 * :class:`~modelport.core.errors.InvalidInput`: inputs disagree on the row count, or the model
@@ -31,6 +35,7 @@ import concurrent.futures
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from time import thread_time_ns
 
 import numpy as np
 
@@ -81,7 +86,7 @@ class BatcherStats:
 class _Entry:
     """One queued request: what to run, for whom, and how the policy sees it."""
 
-    __slots__ = ("future", "inputs", "outputs", "pending")
+    __slots__ = ("cpu_ms", "future", "inputs", "outputs", "pending")
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class _Entry:
         self.outputs = outputs
         self.future = future
         self.pending = pending
+        self.cpu_ms: float | None = None  # this request's share of its model call's CPU time
 
 
 class Batcher:
@@ -169,6 +175,23 @@ class Batcher:
             InferenceFailed: The model failed or returned outputs that cannot be split by rows.
             ModelNotReady: The batcher is closed.
         """
+        arrays, _ = await self.submit_timed(inputs, outputs, deadline)
+        return arrays
+
+    async def submit_timed(
+        self,
+        inputs: dict[str, np.ndarray],
+        outputs: Sequence[str],
+        deadline: float | None = None,
+    ) -> tuple[dict[str, np.ndarray], float | None]:
+        """:meth:`submit`, and the request's share of its model call's CPU time in milliseconds.
+
+        The share is the call's thread CPU time times the request's rows over the batch's rows
+        (split equally when the batch has no rows).
+
+        Raises:
+            ModelportError: As :meth:`submit`.
+        """
         if self._closed:
             raise ModelNotReady(f"model {self._name!r} was unloaded; the request was not run")
         rows, key = rows_and_key(inputs)
@@ -202,10 +225,11 @@ class Batcher:
         self._queued_rows += rows
         wakeup.set()
         try:
-            return await future
+            arrays = await future
         except asyncio.CancelledError:
             self._forget(entry)
             raise
+        return arrays, entry.cpu_ms
 
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop the batcher runs on; ``None`` before its first request."""
@@ -342,7 +366,7 @@ class Batcher:
         wanted = list(dict.fromkeys(name for e in batch for name in e.outputs))
         try:
             inputs = concatenate([e.inputs for e in batch])
-            result = await self._call(inputs, wanted, total)
+            result, cpu_ns = await self._call(inputs, wanted, total)
             arrays = rows_checked(result, wanted, total)
         except InvalidInput:
             # Someone's rows were rejected: run each request alone so only the culprit fails.
@@ -358,34 +382,42 @@ class Batcher:
                 _fail(entry, error)
             return
         parts = split(arrays, [(e.pending.rows, e.outputs) for e in batch])
+        # Each request's share of the call's CPU time, by rows (equal shares without rows).
+        per_row = cpu_ns / (1e6 * total) if total else 0.0
+        per_request = 0.0 if total else cpu_ns / (1e6 * len(batch))
         for entry, part in zip(batch, parts, strict=True):
+            entry.cpu_ms = entry.pending.rows * per_row + per_request
             _resolve(entry, part)
 
     async def _run_alone(self, entry: _Entry) -> None:
         try:
-            result = await self._call(entry.inputs, entry.outputs, entry.pending.rows)
+            result, cpu_ns = await self._call(entry.inputs, entry.outputs, entry.pending.rows)
             arrays = rows_checked(result, entry.outputs, entry.pending.rows)
         except Exception as exc:  # the caller gets it
             _fail(entry, self._as_error(exc))
             return
+        entry.cpu_ms = cpu_ns / 1e6
         _resolve(entry, {name: arrays[name] for name in entry.outputs})
 
     async def _call(
         self, inputs: dict[str, np.ndarray], outputs: Collection[str], rows: int
-    ) -> Mapping[str, object]:
+    ) -> tuple[Mapping[str, object], int]:
+        """Run the model once; its result and the CPU time of the thread that ran it, in ns."""
         clock = self._clock
         started = clock.monotonic()
         try:
             if self._executor is None:
-                result = self._run(inputs, outputs)
+                result, cpu_ns = _timed(self._run, inputs, outputs)
             else:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self._executor, self._run, inputs, outputs)
+                result, cpu_ns = await loop.run_in_executor(
+                    self._executor, _timed, self._run, inputs, outputs
+                )
         finally:
             self._observe(clock.monotonic() - started, rows)
         if self._on_call is not None:
             self._on_call()
-        return result
+        return result, cpu_ns
 
     def _observe(self, seconds: float, rows: int) -> None:
         stats = self.stats
@@ -414,6 +446,15 @@ class Batcher:
         error = InferenceFailed(f"model {self._name!r} failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
+
+
+def _timed(
+    run: ModelCall, inputs: dict[str, np.ndarray], outputs: Collection[str]
+) -> tuple[dict[str, np.ndarray], int]:
+    """``run(inputs, outputs)`` and the CPU time this thread spent in it, in nanoseconds."""
+    started = thread_time_ns()
+    result = run(inputs, outputs)
+    return result, thread_time_ns() - started
 
 
 def _resolve(entry: _Entry, arrays: dict[str, np.ndarray]) -> None:

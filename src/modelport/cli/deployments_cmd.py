@@ -1,5 +1,8 @@
 """Deployment commands: ``apply -f FILE`` and ``deployments list|show|delete``.
 
+``apply`` takes Deployment and Experiment documents: every document is validated first, then the
+deployments are applied, then the experiments (which may name a deployment of the same file).
+
 They work on the metadata database directly (embedded mode), through the same service the
 control plane uses, so validation, registry checks (and, for ``apply``, the replicas' health
 probe), the audit trail and the JSON shapes are the same.
@@ -75,14 +78,18 @@ def apply(
     files: Annotated[
         list[Path],
         typer.Option(
-            "--filename", "-f", help="YAML or JSON file of Deployment documents (repeatable)."
+            "--filename",
+            "-f",
+            help="YAML or JSON file of Deployment and Experiment documents (repeatable).",
         ),
     ],
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
-    """Create or replace the deployments a file declares (documents and replicas checked first)."""
+    """Create or replace the deployments and experiments a file declares (all checked first)."""
     from modelport.core.documents import load_documents
+    from modelport.core.experiment import parse_experiment
     from modelport.server.controlplane.probe import HttpReplicaProbe
+    from modelport.service.wiring import open_experiments
 
     form = _checked_output(output)
     documents = []
@@ -93,11 +100,29 @@ def apply(
         except UnicodeDecodeError:
             raise InvalidInput(f"-f {str(path)!r}: not UTF-8 text") from None
         documents += load_documents(text, str(path))
+    experiments = [d for d in documents if d.get("kind") == "Experiment"]
+    deployments = [d for d in documents if d.get("kind") != "Experiment"]
+    for number, document in enumerate(experiments, start=1):
+        try:
+            parse_experiment(document)
+        except InvalidInput as exc:
+            raise InvalidInput(f"experiment document {number}: {exc.message}") from None
     with _service() as (service, actor, settings):
         probe = HttpReplicaProbe.from_settings(settings)
-        results = service.apply(documents, actor, probe=probe)
+        results = service.apply(deployments, actor, probe=probe) if deployments else []
+    started = []
+    if experiments:
+        with open_experiments(settings, evaluate=False) as experiment_service:
+            started = experiment_service.apply(experiments, actor)
     if form == "json":
-        _print_json([{"changed": r.changed, **_summary(r.stored)} for r in results])
+        _print_json(
+            [{"changed": r.changed, **_summary(r.stored)} for r in results]
+            + [
+                {"changed": e.changed, "kind": "Experiment", "name": e.stored.name,
+                 "status": e.stored.status, "generation": e.stored.generation}
+                for e in started
+            ]
+        )  # fmt: skip
         return
     for result in results:
         stored = result.stored
@@ -108,6 +133,9 @@ def apply(
         else:
             verb = "unchanged"
         typer.echo(f"deployment/{stored.name} {verb} (generation {stored.generation})")
+    for applied in started:
+        verb = "started" if applied.created else "configured" if applied.changed else "unchanged"
+        typer.echo(f"experiment/{applied.stored.name} {verb} (status {applied.stored.status})")
 
 
 @deployments_app.command("list")

@@ -22,6 +22,8 @@ from modelport.cli import (
     certs_cmd,
     controlplane_cmd,
     deployments_cmd,
+    experiments_cmd,
+    feedback_cmd,
     gateway_cmd,
     keys_cmd,
     logs_cmd,
@@ -67,6 +69,7 @@ def _root(
 # `modelport --help` lists the commands in the order they are attached.
 registry_cmds.attach(app)  # register, models, alias
 deployments_cmd.attach(app)  # apply, deployments
+experiments_cmd.attach(app)
 serve_cmd.attach(app)
 controlplane_cmd.attach(app)
 gateway_cmd.attach(app)  # gateway, up
@@ -74,6 +77,7 @@ predict_cmd.attach(app)
 keys_cmd.attach(app)
 audit_cmd.attach(app)
 logs_cmd.attach(app)
+feedback_cmd.attach(app)
 certs_cmd.attach(app)
 
 

@@ -39,15 +39,13 @@ bad field by its path in the document (``spec.variants[1].weight``) and what was
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
-from modelport.core.errors import InvalidInput
 from modelport.core.refs import ModelRef, validate_model_name
+from modelport.core.resources import API_VERSION, Metadata, Spec, checked, parse_resource
 
 __all__ = [
     "API_VERSION",
@@ -63,22 +61,10 @@ __all__ = [
     "parse_deployment",
 ]
 
-API_VERSION = "modelport.io/v1"
-"""The ``apiVersion`` of every modelport resource."""
-
 _WEIGHT_TOTAL = 100.0
-_T = TypeVar("_T")
 
 
-class _Spec(BaseModel):
-    """A part of a resource: camelCase in documents, frozen, unknown fields refused."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
-
-
-class VariantSpec(_Spec):
+class VariantSpec(Spec):
     """One version behind the deployment's public name."""
 
     name: str
@@ -104,12 +90,12 @@ class VariantSpec(_Spec):
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        return _checked(validate_model_name, name)
+        return checked(validate_model_name, name)
 
     @field_validator("model")
     @classmethod
     def _model(cls, model: str) -> str:
-        ref = _checked(ModelRef.parse, model)
+        ref = checked(ModelRef.parse, model)
         if ref.version is None and ref.alias is None:
             raise ValueError(f"expected NAME@VERSION or NAME@ALIAS, got {model!r}")
         return model
@@ -128,7 +114,7 @@ class VariantSpec(_Spec):
         return ModelRef.parse(self.model)
 
 
-class StickyKey(_Spec):
+class StickyKey(Spec):
     """Where a request's unit key is read from: a header or a request parameter (one of them)."""
 
     header: str | None = None
@@ -146,7 +132,7 @@ class StickyKey(_Spec):
         return self
 
 
-class TrafficSpec(_Spec):
+class TrafficSpec(Spec):
     """How requests are spread over the variants."""
 
     sticky_key: StickyKey | None = None
@@ -159,7 +145,7 @@ class TrafficSpec(_Spec):
     variant. Default: the deployment's name."""
 
 
-class ReplicaSpec(_Spec):
+class ReplicaSpec(Spec):
     """The model servers (``modelport serve``) that host the variants behind a gateway."""
 
     urls: list[str] = Field(default_factory=list)
@@ -199,7 +185,7 @@ class ReplicaSpec(_Spec):
         return self
 
 
-class CacheSpec(_Spec):
+class CacheSpec(Spec):
     """The response cache of a deployment (off unless enabled)."""
 
     enabled: bool = False
@@ -218,7 +204,7 @@ class CacheSpec(_Spec):
     """How long an answer may be served from the cache."""
 
 
-class PredictionLogSpec(_Spec):
+class PredictionLogSpec(Spec):
     """What the prediction log keeps of this deployment's requests."""
 
     sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
@@ -238,7 +224,7 @@ class PredictionLogSpec(_Spec):
         return self
 
 
-class DeploymentSpec(_Spec):
+class DeploymentSpec(Spec):
     """What a deployment serves and how."""
 
     variants: list[VariantSpec] = Field(min_length=1)
@@ -274,22 +260,7 @@ class DeploymentSpec(_Spec):
         return self
 
 
-class Metadata(_Spec):
-    """The resource's identity."""
-
-    name: str
-    """The public name: clients call ``/v2/models/{name}/infer``."""
-
-    labels: dict[str, str] = Field(default_factory=dict)
-    """Free-form labels (team, cost centre...)."""
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        return _checked(validate_model_name, name)
-
-
-class Deployment(_Spec):
+class Deployment(Spec):
     """A Deployment document."""
 
     api_version: Literal["modelport.io/v1"]
@@ -326,52 +297,7 @@ def parse_deployment(document: object) -> Deployment:
         InvalidInput: The document is not a valid Deployment; the message names every bad field
             by its path in the document and says what was expected.
     """
-    if not isinstance(document, dict):
-        raise InvalidInput(f"a Deployment document is a mapping, got {type(document).__name__}")
-    try:
-        return Deployment.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidInput(_explain(exc, "Deployment")) from None
-
-
-def _checked(check: Callable[[str], _T], value: str) -> _T:
-    """Run one of core's checks inside a validator, its refusal turned into a ``ValueError``.
-
-    pydantic reports a ``ValueError`` with the field's path, and lets any other exception escape
-    without one.
-    """
-    try:
-        return check(value)
-    except InvalidInput as exc:
-        raise ValueError(exc.message) from None
-
-
-def _explain(exc: ValidationError, kind: str) -> str:
-    problems = []
-    for error in exc.errors(include_url=False):
-        where = _path(error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "literal_error" and where in ("apiVersion", "kind"):
-            message = f"expected {API_VERSION!r}" if where == "apiVersion" else f"expected {kind!r}"
-        elif error["type"] == "extra_forbidden":
-            message = "unknown field"
-        given = error.get("input")
-        if isinstance(given, str | int | float | bool) and error["type"] != "extra_forbidden":
-            message += f" (got {_shown(given)})"
-        problems.append(f"{where or 'the document'}: {message}")
-    return f"invalid {kind}: " + "; ".join(problems)
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return parse_resource(Deployment, document)
 
 
 def _is_token(name: str) -> bool:

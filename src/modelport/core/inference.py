@@ -72,10 +72,17 @@ class InferenceRequest:
 
 @dataclass(slots=True)
 class InferenceResponse:
-    """The answer to an :class:`InferenceRequest`."""
+    """The answer to an :class:`InferenceRequest`.
+
+    Attributes:
+        cpu_ms: CPU time the model spent on this request, in milliseconds, where the process
+            that ran it measured it (its share of a batch, by rows); ``None`` otherwise. Not
+            part of the protocol: no codec sends it.
+    """
 
     model_name: str
     outputs: list[Tensor]
     model_version: str | None = None
     id: str | None = None
     parameters: Parameters = field(default_factory=dict)
+    cpu_ms: float | None = None

@@ -308,6 +308,10 @@ class ControlPlaneSettings(BaseModel):
     """Seconds between two runs of the prediction log's retention job (``predictions``
     ``retention_days`` and ``max_bytes``); the first runs when the control plane starts."""
 
+    experiment_interval_s: float = Field(default=10.0, gt=0)
+    """Seconds between two looks for experiments whose evaluation is due (each experiment is
+    evaluated every ``spec.evaluateEvery``); the first look is when the control plane starts."""
+
 
 class ArtifactSecuritySettings(BaseModel):
     """Encryption at rest and signing of model artifacts."""

@@ -20,7 +20,7 @@ MIGRATIONS = Migrations(
     name="monitoring",
     script_dir=Path(__file__).resolve().parent / "migrations",
     version_table="monitoring_alembic_version",
-    head="0001",
+    head="0002",
 )
 """The monitoring package's Alembic scripts, shipped inside the package."""
 
@@ -41,11 +41,15 @@ prediction_log = Table(
     Column("identity", Text, nullable=True),
     Column("inputs", Text, nullable=False),
     Column("outputs", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("cpu_ms", Double, nullable=True),
     Index("ix_prediction_log_deployment_time", "deployment", "time"),
+    Index("ix_prediction_log_deployment_request_id", "deployment", "request_id"),
     Index("ix_prediction_log_time", "time", postgresql_using="brin"),
 )
 """One row per logged prediction: the columns, names and meanings of the Parquet schema
 (``monitoring/prediction_log.py``). No key: rows are appended by ``COPY`` and deleted by day.
-``(deployment, time)`` serves a deployment's queries; the BRIN index on ``time`` (a few pages
-for the whole table, as rows arrive roughly in time order) serves retention and queries across
+``(deployment, time)`` serves a deployment's queries, ``(deployment, request_id)`` the look-up of
+request ids (``PostgresSink.find_request_ids``); the BRIN index on ``time`` (a few pages for the
+whole table, as rows arrive roughly in time order) serves retention and queries across
 deployments."""

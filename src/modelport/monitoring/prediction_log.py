@@ -46,8 +46,23 @@ shadow            bool                        a shadow's copy (its answer reache
 latency_ms        float64                     time to answer, in milliseconds
 identity          string (nullable)           a short hash of the caller's identity
 inputs            string                      the inputs as JSON (``{"name": values, ...}``)
-outputs           string                      the outputs as JSON, the same way
+outputs           string                      the outputs as JSON, the same way (``{}`` for a
+                                              failed request)
+error             string (nullable)           why the request failed: its error kind
+                                              (``unavailable``, ``invalid_input``...); null
+                                              when it was answered
+cpu_ms            float64 (nullable)          CPU time the model spent on this request, in
+                                              milliseconds, where this process ran it; null
+                                              otherwise (a remote replica, a cached answer)
 ================  ==========================  ==============================================
+
+Version 2 added ``error`` and ``cpu_ms``. Segments written before (version 1) are read with the
+current schema, their missing columns as nulls, so a folder may hold both versions.
+
+``cpu_ms`` is the CPU time of the thread that called the model (``time.thread_time_ns``): all of
+it for runtimes that compute on the calling thread (scikit-learn, and ONNX Runtime with one
+intra-op thread); work a runtime hands to threads of its own is not counted. A batch's time is
+shared among its requests by rows.
 
 Personal fields are protected before a record is logged: :func:`protect` applies a deployment's
 ``predictionLog.redact`` (the values are replaced by ``"[redacted]"``) and ``predictionLog.hash``
@@ -97,7 +112,7 @@ __all__ = [
     "read_predictions",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 REDACTED: Final = "[redacted]"
 """What a redacted value is logged as."""
@@ -114,6 +129,9 @@ class PredictionRecord:
     ``inputs`` and ``outputs`` are JSON text, or functions that return it: a gateway hands over
     the request and answer bytes undecoded, and the writer thread decodes them, off the request
     path. A function that fails logs ``{"error": ...}`` in place of the tensors.
+
+    ``error`` is the :class:`~modelport.core.errors.ErrorKind` value of a failed request (its
+    ``outputs`` are then ``{}``); ``cpu_ms`` the model's CPU time where it was measured.
     """
 
     request_id: str
@@ -127,19 +145,23 @@ class PredictionRecord:
     identity: str | None
     inputs: str | Callable[[], str]
     outputs: str | Callable[[], str]
+    error: str | None = None
+    cpu_ms: float | None = None
 
 
 Exchange = tuple[
     str, float, str, str, str, str, bool, float, str | None,
     bytes, int | None, bytes, int | None, tuple[str, ...], tuple[str, ...],
+    str | None, float | None,
 ]  # fmt: skip
-"""One answered request as a gateway hands it over, undecoded: ``(request_id, unix time,
-deployment, variant, model, model_version, shadow, latency_ms, identity, request body, its
+"""One request as a gateway hands it over, undecoded: ``(request_id, unix time, deployment,
+variant, model, model_version, shadow, latency_ms, identity, request body, its
 Inference-Header-Content-Length, answer body, its header length, names to redact, names to
-hash)``. A plain tuple of strings, numbers and bytes, which the garbage collector stops tracking
-at its first look: queued records that are objects (a dataclass, closures) are scanned again by
-every collection while they wait, measured at 4.9 us per record (bench/notes/2026-12-07-issue15.md);
-these cost nothing there."""
+hash, error kind, cpu_ms)``. A failed request has its error kind set, and its answer body is not
+decoded (its outputs are logged as ``{}``). A plain tuple of strings, numbers and bytes, which
+the garbage collector stops tracking at its first look: queued records that are objects (a
+dataclass, closures) are scanned again by every collection while they wait, measured at 4.9 us
+per record (bench/notes/2026-12-07-issue15.md); these cost nothing there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +228,20 @@ class PredictionSink(Protocol):
             deployment: Only this deployment's records.
             since: Only records answered at or after this time.
             limit: Only the newest this many (still returned oldest first).
+        """
+        ...
+
+    def find_request_ids(
+        self, deployment: str, request_ids: Sequence[str], since: datetime | None = None
+    ) -> set[str]:
+        """Which of ``request_ids`` have a logged record of ``deployment`` that is not a shadow's.
+
+        Records of failed requests count; records still queued in a log (not yet written) do not.
+
+        Args:
+            deployment: The deployment the requests were sent to.
+            request_ids: The ids to look for.
+            since: Only records answered at or after this time.
         """
         ...
 
@@ -418,7 +454,8 @@ def _rendered_record(record: PredictionRecord | Exchange, secret: bytes) -> Pred
 
 def _exchange_record(exchange: Exchange, secret: bytes) -> PredictionRecord:
     (request_id, at, deployment, variant, model, version, shadow, latency_ms, identity,
-     request, request_header, answer, answer_header, redact, hashed) = exchange  # fmt: skip
+     request, request_header, answer, answer_header, redact, hashed,
+     error, cpu_ms) = exchange  # fmt: skip
 
     def tensors(body: bytes, header: int | None, field: str) -> str:
         values = _tensor_values(body, header, field)
@@ -426,6 +463,11 @@ def _exchange_record(exchange: Exchange, secret: bytes) -> PredictionRecord:
             values = protect(values, redact, hashed, secret)
         return orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
+    # A failed request's answer body is an error message, or nothing: no outputs.
+    if error is None:
+        outputs = _rendered(lambda: tensors(answer, answer_header, "outputs"))
+    else:
+        outputs = "{}"
     return PredictionRecord(
         request_id=request_id,
         time=datetime.fromtimestamp(at, UTC),
@@ -437,7 +479,9 @@ def _exchange_record(exchange: Exchange, secret: bytes) -> PredictionRecord:
         latency_ms=latency_ms,
         identity=identity,
         inputs=_rendered(lambda: tensors(request, request_header, "inputs")),
-        outputs=_rendered(lambda: tensors(answer, answer_header, "outputs")),
+        outputs=outputs,
+        error=error,
+        cpu_ms=cpu_ms,
     )
 
 
@@ -543,6 +587,36 @@ class ParquetSink:
         if limit is not None and table.num_rows > limit:
             table = table.slice(table.num_rows - limit)
         return table
+
+    def find_request_ids(
+        self, deployment: str, request_ids: Sequence[str], since: datetime | None = None
+    ) -> set[str]:
+        """Which of ``request_ids`` have a non-shadow record of ``deployment`` (see the protocol).
+
+        Reads only the ``request_id``, ``shadow`` and ``time`` columns of the deployment's
+        segments, skipping the day folders before ``since``'s UTC day; the ids are matched by
+        pyarrow (row groups whose statistics exclude them are not read).
+        """
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        wanted = list(dict.fromkeys(request_ids))
+        if not wanted or not deployment or "/" in deployment or deployment.startswith("."):
+            return set()  # no ids, or a name that is no deployment's folder
+        first_day = since.astimezone(UTC).date().isoformat() if since is not None else ""
+        paths = [
+            str(path)
+            for path in sorted((self._folder / deployment).glob("*/*.parquet"))
+            if path.parent.name >= first_day
+        ]
+        if not paths:
+            return set()
+        condition = ds.field("request_id").isin(pa.array(wanted, pa.string())) & ~ds.field("shadow")
+        if since is not None:
+            condition &= ds.field("time") >= pa.scalar(since, pa.timestamp("us", "UTC"))
+        dataset = ds.dataset(paths, schema=self._schema, format="parquet")
+        found = dataset.to_table(columns=["request_id"], filter=condition)
+        return set(found.column("request_id").to_pylist())
 
     def prune(
         self, now: datetime, max_age_s: float | None = None, max_bytes: int | None = None
@@ -699,5 +773,7 @@ def arrow_schema() -> Any:
             ("identity", pa.string()),
             ("inputs", pa.string()),
             ("outputs", pa.string()),
+            ("error", pa.string()),
+            ("cpu_ms", pa.float64()),
         ]
     )

@@ -19,8 +19,13 @@ shadow            boolean
 latency_ms        double precision
 identity          text (nullable)
 inputs, outputs   text              the JSON text exactly as logged (cast with ``::jsonb``)
+error             text (nullable)   the error kind of a failed request
+cpu_ms            double precision  nullable
 everything else   text
 ================  ================  ===================================================
+
+Schema version 2 (migration ``0002``) added ``error`` and ``cpu_ms``; rows written before have
+them null, as Parquet segments of version 1 read back.
 
 ``inputs`` and ``outputs`` are ``text``, not ``jsonb``: the log keeps what it was given byte for
 byte (``jsonb`` reorders keys and refuses some JSON, such as ``NaN`` or an escaped NUL, which would
@@ -28,8 +33,9 @@ make a whole flush fail), it costs no parsing on the write path, and a query can
 (``inputs::jsonb -> 'x'``). NUL characters, which PostgreSQL text cannot hold, are written as
 U+FFFD, and unpaired surrogates as ``?``.
 
-Indexes: ``(deployment, time)`` for a deployment's queries, and a BRIN index on ``time`` for
-retention and queries across deployments.
+Indexes: ``(deployment, time)`` for a deployment's queries, ``(deployment, request_id)`` for
+:meth:`PostgresSink.find_request_ids`, and a BRIN index on ``time`` for retention and queries
+across deployments.
 
 Retention follows the Parquet rule: a UTC day of a deployment is deleted once its last moment is
 ``max_age_s`` old. ``max_bytes`` is measured on the rows, not the table's files: PostgreSQL
@@ -50,7 +56,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, func, literal_column, select, text
+from sqlalchemy import Text, any_, bindparam, delete, false, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.sql import ColumnElement
@@ -187,6 +194,39 @@ class PostgresSink:
             schema=schema,
         )
 
+    def find_request_ids(
+        self, deployment: str, request_ids: Sequence[str], since: datetime | None = None
+    ) -> set[str]:
+        """Which of ``request_ids`` have a non-shadow row of ``deployment`` (one query).
+
+        The ids go as one array parameter (``request_id = ANY(%s)``), served by the
+        ``(deployment, request_id)`` index.
+
+        Raises:
+            ConfigError: The database cannot be reached.
+        """
+        wanted = list(dict.fromkeys(request_ids))
+        if not wanted:
+            return set()
+        self._migrate()
+        table = prediction_log
+        ids = bindparam("request_ids", [_text(i) for i in wanted], type_=ARRAY(Text))
+        query = (
+            select(table.c.request_id)
+            .distinct()
+            .where(
+                table.c.deployment == deployment,
+                table.c.request_id == any_(ids),
+                table.c.shadow == false(),
+            )
+        )
+        if since is not None:
+            query = query.where(table.c.time >= since)
+        with db.read(self._engine) as conn:
+            found = set(conn.execute(query).scalars())
+        # Ids are stored as PostgreSQL text can hold them: give back the caller's spelling.
+        return {i for i in wanted if _text(i) in found}
+
     def prune(
         self, now: datetime, max_age_s: float | None = None, max_bytes: int | None = None
     ) -> Pruned:
@@ -247,6 +287,8 @@ def _row(record: PredictionRecord) -> tuple[Any, ...]:
         None if identity is None else _text(identity),
         _text(_rendered(record.inputs)),
         _text(_rendered(record.outputs)),
+        None if record.error is None else _text(record.error),
+        record.cpu_ms,
     )
 
 

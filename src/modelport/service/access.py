@@ -60,6 +60,7 @@ __all__ = [
     "build_access_control",
     "new_request_id",
     "request_id",
+    "run_audited",
 ]
 
 log = logging.getLogger("modelport.security")
@@ -145,6 +146,48 @@ class AuditSink(Protocol):
     ) -> Any:
         """Append one entry."""
         ...
+
+
+def run_audited(
+    audit: AuditSink | None,
+    actor: str,
+    action: str,
+    target: str,
+    work: Callable[[], tuple[T, dict[str, Any] | None]],
+    request_id: str | None = None,
+) -> T:
+    """Run a control action between its ``started`` audit entry and its outcome.
+
+    ``work`` returns its result and the details the ``ok`` entry records (a generation, the
+    changed fields). An action whose ``started`` entry cannot be written is not performed: the
+    audit log's error is raised instead. A failure is recorded with its message (``failed``)
+    and then raised as it was: if the failure cannot be recorded either, the action's own error
+    is still what the caller sees, with the audit error in a note. ``audit`` ``None`` records
+    nothing.
+
+    Args:
+        audit: Where the entries go.
+        actor: Who acts.
+        action: What is done (``deployment.apply``).
+        target: What it is done to, already safe for the log (:func:`audit_text`).
+        work: The action.
+        request_id: The request the entries belong to; a fresh one by default.
+    """
+    if audit is None:
+        return work()[0]
+    request_id = request_id or new_request_id()
+    audit.append_audit(actor, action, target, "started", request_id, None)
+    try:
+        result, details = work()
+    except Exception as exc:
+        message = exc.message if isinstance(exc, ModelportError) else f"internal error: {exc!r}"
+        try:
+            audit.append_audit(actor, action, target, "failed", request_id, {"error": message})
+        except ModelportError as audit_error:
+            exc.add_note(f"the failure could not be audited: {audit_error.message}")
+        raise
+    audit.append_audit(actor, action, target, "ok", request_id, details)
+    return result
 
 
 @dataclass(slots=True)

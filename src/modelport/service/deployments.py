@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from modelport.core.deployment import Deployment, parse_deployment
 from modelport.core.documents import Document, changes
-from modelport.core.errors import InvalidInput, ModelportError, NotFound
+from modelport.core.errors import InvalidInput, NotFound
 from modelport.experiments.store import Applied, DeploymentStore, StoredDeployment
 from modelport.registry import MetadataStore
-from modelport.service.access import AuditSink, audit_text, new_request_id
+from modelport.service.access import AuditSink, audit_text, run_audited
 
 __all__ = ["DeploymentService", "ReplicaProbe", "applied_changes", "describe"]
 
 log = logging.getLogger("modelport.deployments")
 
-T = TypeVar("T")
+
+Owner = Callable[[str], tuple[str, str, str] | None]
+"""Which running experiment owns a deployment's split: ``(experiment, control, treatment)``."""
 
 
 class ReplicaProbe(Protocol):
@@ -70,18 +72,29 @@ def applied_changes(applied: Applied) -> list[str]:
 class DeploymentService:
     """Deployments as the CLI and the control plane change them.
 
+    While an experiment runs on a deployment it owns the weights of its control and treatment:
+    an apply keeps the treatment's current weight and gives the control the rest, so a GitOps
+    pipeline applying the same file again does not undo a canary step (the apply's audit entry
+    names the experiment). End the experiment to set those weights by hand.
+
     Args:
         store: Where deployments are kept.
         registry: Where the variants' models must be registered.
         audit: Where every change is recorded; ``None`` records nothing.
+        owner: Which running experiment owns a deployment's split; ``None``: none do.
     """
 
     def __init__(
-        self, store: DeploymentStore, registry: MetadataStore, audit: AuditSink | None
+        self,
+        store: DeploymentStore,
+        registry: MetadataStore,
+        audit: AuditSink | None,
+        owner: Owner | None = None,
     ) -> None:
         self.store = store
-        self._registry = registry
+        self.registry = registry
         self._audit = audit
+        self._owner = owner
 
     def apply(
         self,
@@ -90,6 +103,7 @@ class DeploymentService:
         *,
         probe: ReplicaProbe | None = None,
         request_id: str | None = None,
+        by_experiment: bool = False,
     ) -> list[Applied]:
         """Validate every document, then create or replace each deployment.
 
@@ -98,13 +112,18 @@ class DeploymentService:
             actor: Who applies them.
             probe: Checks that the replicas the deployments name answer; ``None`` skips it.
             request_id: The request the audit entries belong to; a fresh one by default.
+            by_experiment: The experiment owning the split applies it (its weights are taken
+                as given).
 
         Raises:
-            InvalidInput: A document is not a valid Deployment, two have the same name, or a
-                replica does not answer (nothing is written).
+            InvalidInput: A document is not a valid Deployment, two have the same name, a
+                replica does not answer, or it drops a variant a running experiment compares
+                (nothing is written).
             NotFound: A variant's model, version or alias is not registered (nothing is written).
         """
         deployments = [_parsed(doc, number) for number, doc in enumerate(documents, start=1)]
+        if not by_experiment:
+            deployments = [self._owned_split(d) for d in deployments]
         names = [d.name for d in deployments]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -143,7 +162,9 @@ class DeploymentService:
             removed = self.store.delete(name)
             return removed, {"generation": removed.generation}
 
-        return self._audited(actor, "deployment.delete", name, work, request_id)
+        return run_audited(
+            self._audit, actor, "deployment.delete", audit_text(name), work, request_id
+        )
 
     def ready(self) -> bool:
         """Whether the metadata database answers (one cheap read)."""
@@ -163,12 +184,41 @@ class DeploymentService:
                 "changes": applied_changes(applied),
             }
 
-        return self._audited(actor, "deployment.apply", deployment.name, work, request_id)
+        return run_audited(
+            self._audit, actor, "deployment.apply", audit_text(deployment.name), work, request_id
+        )
+
+    def _owned_split(self, deployment: Deployment) -> Deployment:
+        """``deployment`` with the split a running experiment set kept (see the class)."""
+        owner = self._owner(deployment.name) if self._owner is not None else None
+        if owner is None:
+            return deployment
+        experiment, control, treatment = owner
+        try:
+            stored = self.store.get(deployment.name).deployment
+        except NotFound:
+            return deployment
+        kept = {v.name: v.weight for v in stored.spec.variants}
+        document = deployment.document()
+        variants = {v["name"]: v for v in document["spec"]["variants"]}
+        if control not in variants or treatment not in variants:
+            raise InvalidInput(
+                f"deployment {deployment.name!r}: experiment {experiment!r} compares {control!r} "
+                f"with {treatment!r} while it runs; keep both variants, or end the experiment "
+                f"first (modelport experiments abort {experiment})"
+            )
+        others = sum(
+            v["weight"] for name, v in variants.items()
+            if name not in (control, treatment) and v["role"] != "shadow"
+        )  # fmt: skip
+        variants[treatment]["weight"] = min(kept.get(treatment, 0.0), 100.0 - others)
+        variants[control]["weight"] = 100.0 - others - variants[treatment]["weight"]
+        return parse_deployment(document)
 
     def _check_models(self, deployment: Deployment) -> None:
         for index, variant in enumerate(deployment.spec.variants):
             try:
-                version = self._registry.resolve(variant.ref)
+                version = self.registry.resolve(variant.ref)
             except NotFound as exc:
                 raise NotFound(
                     f"deployment {deployment.name!r}, spec.variants[{index}] ({variant.name}): "
@@ -179,30 +229,6 @@ class DeploymentService:
                     f"deployment {deployment.name!r}, spec.variants[{index}] ({variant.name}): "
                     f"{variant.model} is archived; register a new version or pick an active one"
                 )
-
-    def _audited(
-        self,
-        actor: str,
-        action: str,
-        name: str,
-        work: Callable[[], tuple[T, dict[str, Any]]],
-        request_id: str | None,
-    ) -> T:
-        """Run ``work`` between a ``started`` entry and its outcome (``ok`` with its details)."""
-        if self._audit is None:
-            return work()[0]
-        target = audit_text(name)
-        request_id = request_id or new_request_id()
-        self._audit.append_audit(actor, action, target, "started", request_id, None)
-        try:
-            result, details = work()
-        except ModelportError as exc:
-            self._audit.append_audit(
-                actor, action, target, "failed", request_id, {"error": exc.message}
-            )
-            raise
-        self._audit.append_audit(actor, action, target, "ok", request_id, details)
-        return result
 
 
 def _check_replicas(deployments: Sequence[Deployment], probe: ReplicaProbe) -> None:

@@ -14,6 +14,12 @@ backend, then the hand-offs that never hold the caller: the prediction log (a de
 whose tensors are decoded on the log's writer thread) and the shadow copies (tasks of their own,
 bounded, their failures counted and logged, never the caller's).
 
+The log keeps failed requests too (under the same sampling), with their error kind: a
+:class:`ModelportError`'s kind, ``internal`` for any other exception (both re-raised as they
+are), or an :class:`Answer`'s ``error`` when a remote replica answered with an error status. A
+shadow that fails is logged the same way (``shadow`` and ``error`` set), so a comparison can count
+a shadow's failures.
+
 Requests travel as :class:`Call`, the REST body as received (JSON, or JSON and binary tensors
 with its ``Inference-Header-Content-Length``), so a remote backend forwards the bytes without
 decoding them; answers come back as :class:`Answer`, the REST body to send.
@@ -36,6 +42,7 @@ from modelport.core.clock import Clock, SystemClock
 from modelport.core.deployment import Deployment
 from modelport.core.errors import (
     ConfigError,
+    ErrorKind,
     InvalidInput,
     ModelportError,
     NotFound,
@@ -118,12 +125,18 @@ class Answer:
         body: The body: JSON, or a JSON header followed by binary tensors.
         json_length: Length of the JSON header when binary tensors follow, else ``None``.
         model_version: The version that answered (``None`` for an error).
+        error: The error kind (:class:`~modelport.core.errors.ErrorKind` value) a status other
+            than 200 stands for; ``None`` for an answer.
+        cpu_ms: CPU time the model spent on the request, in milliseconds, when this process
+            ran it; ``None`` otherwise (a remote replica, a cached answer).
     """
 
     status: int
     body: bytes
     json_length: int | None
     model_version: str | None
+    error: str | None = None
+    cpu_ms: float | None = None
 
 
 class Backend(Protocol):
@@ -457,35 +470,46 @@ class Gateway:
     async def infer(self, route: DeploymentRoute, assignment: Assignment, call: Call) -> Answer:
         """Answer ``call`` with the assigned variant; log it and start its shadows.
 
+        A failure is logged with its error kind before it is raised (or returned, for an answer
+        whose status is not 200).
+
         Raises:
             ModelportError: The backend failed (its kind says how).
         """
         slot = assignment.slot
         model, version = route.served[slot.variant]
         started = time.perf_counter()
-        cache = route.cache
-        key = None
-        answer = None
-        if cache is not None:
-            document = call.json_header()  # parsed once, for the key and the id
-            key = cache_key(model, version, _canonical(call, document))
-            answer = _cached(await cache.get(key), document.get("id"))
-            if answer is None:
-                self._counts.cache_misses += 1
+        try:
+            if route.cache is None:  # no coroutine of its own: one level less per request
+                answer = await route.backend.infer(model, version, call)
             else:
-                self._counts.cache_hits += 1
-        if answer is None:
-            answer = await route.backend.infer(model, version, call)
-            if key is not None and cache is not None and answer.status == 200:
-                cache.put(key, _cacheable(answer))
+                answer = await self._cached_answer(route, route.cache, model, version, call)
+        except Exception as exc:
+            self._record_failure(route, slot.variant, call, started, exc, shadow=False)
+            raise
         counted = (route.name, slot.variant, assignment.keyed)
         requests = self._counts.requests
         requests[counted] = requests.get(counted, 0) + 1
-        if answer.status == 200:
-            latency_ms = (time.perf_counter() - started) * 1000.0
-            self._record(route, slot.variant, model, answer, call, latency_ms, shadow=False)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self._record(route, slot.variant, model, version, answer, call, latency_ms, shadow=False)
         for shadow in assignment.shadows:
             self._start_shadow(route, shadow, call)
+        return answer
+
+    async def _cached_answer(
+        self, route: DeploymentRoute, cache: AnswerCache, model: str, version: str, call: Call
+    ) -> Answer:
+        """The answer of ``model@version``: from the deployment's cache, else from the backend."""
+        document = call.json_header()  # parsed once, for the key and the id
+        key = cache_key(model, version, _canonical(call, document))
+        answer = _cached(await cache.get(key), document.get("id"))
+        if answer is not None:
+            self._counts.cache_hits += 1
+            return answer
+        self._counts.cache_misses += 1
+        answer = await route.backend.infer(model, version, call)
+        if answer.status == 200:
+            cache.put(key, _cacheable(answer))
         return answer
 
     def _record(
@@ -493,17 +517,22 @@ class Gateway:
         route: DeploymentRoute,
         variant: str,
         model: str,
+        version: str,
         answer: Answer,
         call: Call,
         latency_ms: float,
         *,
         shadow: bool,
     ) -> None:
+        """Log an answer; one whose status is not 200 as a failure of its error kind."""
         predictions = self._log
         if predictions is None or route.sample_rate <= 0.0:
             return
         if route.sample_rate < 1.0 and self._random() >= route.sample_rate:
             return
+        error = None
+        if answer.status != 200:
+            error = answer.error or ErrorKind.UNAVAILABLE.value
         # A plain tuple, decoded on the log's writer thread (see monitoring's Exchange).
         predictions.log(
             (
@@ -512,7 +541,7 @@ class Gateway:
                 route.name,
                 variant,
                 model,
-                answer.model_version or "",
+                answer.model_version or version,
                 shadow,
                 latency_ms,
                 call.identity,
@@ -522,8 +551,27 @@ class Gateway:
                 answer.json_length,
                 route.redact,
                 route.hashed,
+                error,
+                answer.cpu_ms,
             )
         )
+
+    def _record_failure(
+        self,
+        route: DeploymentRoute,
+        variant: str,
+        call: Call,
+        started: float,
+        exc: Exception,
+        *,
+        shadow: bool,
+    ) -> None:
+        """Log a request that raised ``exc``: its kind, ``internal`` for an unexpected error."""
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        model, version = route.served[variant]
+        kind = exc.kind if isinstance(exc, ModelportError) else ErrorKind.INTERNAL
+        failed = Answer(500, b"", None, version, kind.value)
+        self._record(route, variant, model, version, failed, call, latency_ms, shadow=shadow)
 
     def _start_shadow(self, route: DeploymentRoute, slot: Slot, call: Call) -> None:
         if len(self._shadow_tasks) >= self._max_shadows:
@@ -540,13 +588,13 @@ class Gateway:
         try:
             answer = await route.backend.infer(model, version, call)
         except Exception as exc:  # noqa: BLE001 - a shadow's failure is never the caller's
+            self._record_failure(route, slot.variant, call, started, exc, shadow=True)
             self._shadow_failed(route, slot, getattr(exc, "message", None) or repr(exc))
             return
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self._record(route, slot.variant, model, version, answer, call, latency_ms, shadow=True)
         if answer.status != 200:
             self._shadow_failed(route, slot, f"status {answer.status}")
-            return
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        self._record(route, slot.variant, model, answer, call, latency_ms, shadow=True)
 
     def _shadow_failed(self, route: DeploymentRoute, slot: Slot, why: str) -> None:
         self._counts.shadow_failures += 1

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from modelport.core.errors import ModelportError
 
-__all__ = ["Job", "JobRunner"]
+__all__ = ["Job", "JobRunner", "exclusive"]
 
 log = logging.getLogger("modelport.jobs")
 
@@ -129,3 +131,24 @@ class JobRunner:
         while True:
             await self.run_once(job)
             await self._sleep(job.interval_s)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` if no other process does; yield whether it is held.
+
+    A job that several processes run (every ``modelport up`` worker) does its work only while
+    it holds the lock, and skips its turn otherwise. The lock ends with the process, so a
+    killed holder never blocks the others.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)

@@ -47,7 +47,7 @@ from modelport.runtimes.base import RuntimeConfig
 from modelport.runtimes.catalog import detect_framework, runtime_class
 from modelport.runtimes.compile import CompileResult, compile_sklearn
 from modelport.runtimes.sample_signature import load_sample, signature_from_sample
-from modelport.service.access import AuditSink, new_request_id
+from modelport.service.access import AuditSink, run_audited
 from modelport.service.artifact_guard import ArtifactGuard, StagedArtifact
 from modelport.service.models import ModelSource
 
@@ -145,30 +145,8 @@ class Registrar:
         self._audit = audit
 
     def _audited(self, actor: str, action: str, target: str, work: Callable[[], T]) -> T:
-        """Run a control action with its audit entries: ``started`` before it, then the outcome.
-
-        An action whose ``started`` entry cannot be written is not performed: the audit log's
-        error is raised instead. A failure is recorded with its message (``failed``) and then
-        raised as it was: if the failure cannot be recorded either, the action's own error is
-        still what the caller sees, with the audit error attached as its cause's note.
-        """
-        if self._audit is None:
-            return work()
-        request_id = new_request_id()
-        self._audit.append_audit(actor, action, target, "started", request_id, None)
-        try:
-            result = work()
-        except Exception as exc:
-            message = exc.message if isinstance(exc, ModelportError) else f"internal error: {exc!r}"
-            try:
-                self._audit.append_audit(
-                    actor, action, target, "failed", request_id, {"error": message}
-                )
-            except ModelportError as audit_error:
-                exc.add_note(f"the failure could not be audited: {audit_error.message}")
-            raise
-        self._audit.append_audit(actor, action, target, "ok", request_id, None)
-        return result
+        """Run a control action with its audit entries (:func:`run_audited`)."""
+        return run_audited(self._audit, actor, action, target, lambda: (work(), None))
 
     def set_alias(self, name: str, alias: str, version: int, actor: str) -> AliasEvent:
         """Point ``alias`` of ``name`` at ``version`` (see :meth:`MetadataStore.set_alias`)."""

@@ -14,6 +14,8 @@ from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ConfigError, Conflict
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
+from modelport.experiments.experiment_store import ExperimentStore
+from modelport.experiments.feedback import FeedbackKind, FeedbackStore
 from modelport.experiments.store import DeploymentStore
 from modelport.monitoring import ServingMetrics
 from modelport.monitoring.prediction_log import ParquetSink, PredictionLog, PredictionSink
@@ -25,7 +27,9 @@ from modelport.service.access import AccessControl, build_access_control
 from modelport.service.artifact_guard import ArtifactGuard
 from modelport.service.dataplane import DataPlane, Peers
 from modelport.service.deployments import DeploymentService
-from modelport.service.jobs import Job
+from modelport.service.experiments import ExperimentService, PredictionLogData
+from modelport.service.feedback import FeedbackService, lookup_wait_s
+from modelport.service.jobs import Job, exclusive
 from modelport.service.models import ModelRepository, ModelSource, unpickles
 from modelport.service.registration import Registrar, split_artifact
 
@@ -35,6 +39,8 @@ __all__ = [
     "open_control_plane",
     "open_deployment_store",
     "open_deployments",
+    "open_experiments",
+    "open_feedback",
     "open_prediction_log",
     "open_prediction_sink",
     "prediction_log_secret",
@@ -75,59 +81,168 @@ def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
 @contextmanager
 def open_deployments(settings: Settings, clock: Clock | None = None) -> Iterator[DeploymentService]:
     """Open deployments, the registry they point into and the audit log; close them after."""
-    with _deployment_service(settings, clock or SystemClock()) as (service, _):
+    with _deployment_service(settings, clock or SystemClock()) as (service, _, _):
         yield service
 
 
 @contextmanager
 def _deployment_service(
     settings: Settings, clock: Clock
-) -> Iterator[tuple[DeploymentService, SecurityStore]]:
-    """The deployment service over its three stores, and the security store it audits into."""
+) -> Iterator[tuple[DeploymentService, SecurityStore, ExperimentStore]]:
+    """The deployment service, the security store it audits into, and the experiments.
+
+    A running experiment owns its deployment's split (see :class:`DeploymentService`).
+    """
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = settings.resolved_database_url()
     with (
         DeploymentStore(url, clock) as store,
         MetadataStore(url, clock) as registry,
+        ExperimentStore(url, clock) as experiments,
         open_security_store(settings, clock) as security,
     ):
-        yield DeploymentService(store, registry, security), security
+
+        def owner(deployment: str) -> tuple[str, str, str] | None:
+            running = experiments.active(deployment)
+            if running is None:
+                return None
+            spec = running.experiment.spec
+            return running.name, spec.control, spec.treatment
+
+        yield DeploymentService(store, registry, security, owner), security, experiments
 
 
 @contextmanager
 def open_control_plane(
     settings: Settings, clock: Clock | None = None
-) -> Iterator[tuple[DeploymentService, AccessControl]]:
+) -> Iterator[tuple[DeploymentService, ExperimentService, AccessControl]]:
     """Open what ``modelport controlplane`` serves; close it all after.
 
-    Yields the deployments (with the registry they point into and the audit log) and the
-    access control of the API (API keys and denials in the same security store).
+    Yields the deployments (with the registry they point into and the audit log), the
+    experiments (which evaluate on request too), and the access control of the API (API keys
+    and denials in the same security store).
 
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
     clock = clock or SystemClock()
-    with _deployment_service(settings, clock) as (service, security):
+    with _experiment_service(settings, clock, evaluate=True) as (experiments, security):
         access = build_access_control(settings.security, security, security, clock)
         try:
-            yield service, access
+            yield experiments.deployments, experiments, access
         finally:
             access.close()  # the denials still queued are written
 
 
+@contextmanager
+def open_experiments(
+    settings: Settings, clock: Clock | None = None, *, evaluate: bool = True
+) -> Iterator[ExperimentService]:
+    """Open experiments with what they change and read; close it all after.
+
+    Args:
+        settings: Where the metadata database, the prediction log and the keys are.
+        clock: The time of decisions.
+        evaluate: Also open what evaluations need: the prediction log's storage and the
+            registrar that moves the promotion alias (``False`` for listing commands).
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached, or the
+            prediction log's backend is ``postgresql`` without a PostgreSQL URL.
+    """
+    with _experiment_service(settings, clock or SystemClock(), evaluate) as (service, _):
+        yield service
+
+
+@contextmanager
+def _experiment_service(
+    settings: Settings, clock: Clock, evaluate: bool
+) -> Iterator[tuple[ExperimentService, SecurityStore]]:
+    """The experiment service over its stores, and the security store it audits into."""
+    url = settings.resolved_database_url()
+    with (
+        _deployment_service(settings, clock) as (deployments, security, store),
+        FeedbackStore(url, clock) as feedback,
+    ):
+        data = aliases = None
+        if evaluate:
+            source: Path | str = settings.predictions_dir
+            if settings.predictions.backend == "postgresql":
+                source = _prediction_log_url(settings)
+            data = PredictionLogData(source, feedback)
+            aliases = open_registrar(settings, clock)
+        try:
+            yield ExperimentService(store, deployments, security, clock, data, aliases), security
+        finally:
+            if aliases is not None:
+                aliases.store.close()
+
+
+@contextmanager
+def open_feedback(
+    settings: Settings, sink: PredictionSink, clock: Clock | None = None
+) -> Iterator[FeedbackService]:
+    """Open the feedback of ``settings``' installation, checked against ``sink``'s records.
+
+    Request ids are looked up in the prediction log (``sink``), and a deployment's running
+    experiment says which kind of feedback it takes (a label for classification, a value for
+    regression).
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached.
+    """
+    clock = clock or SystemClock()
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    with FeedbackStore(url, clock) as store, ExperimentStore(url, clock) as experiments:
+
+        def expected_kind(deployment: str) -> FeedbackKind | None:
+            running = experiments.active(deployment)
+            if running is None:
+                return None
+            return "label" if running.experiment.spec.task == "classification" else "value"
+
+        yield FeedbackService(
+            store,
+            sink.find_request_ids,
+            expected_kind,
+            clock,
+            lookup_wait_s(settings.predictions.flush_interval_s),
+        )
+
+
 def control_plane_jobs(settings: Settings, clock: Clock | None = None) -> list[Job]:
-    """The control plane's background jobs: the prediction log's retention (when configured).
+    """The control plane's background jobs: experiment evaluation, the prediction log's retention.
+
+    Experiments are evaluated under an exclusive lock on ``HOME/experiments.lock``, so of the
+    processes running the job (the control plane, every ``modelport up`` worker) one evaluates
+    at a time and the others skip their turn.
 
     Raises:
         ConfigError: The prediction log's backend is ``postgresql`` without a PostgreSQL URL.
     """
     clock = clock or SystemClock()
+    if settings.predictions.backend == "postgresql":
+        _prediction_log_url(settings)  # a bad setting fails the start, not every run
+    lock = settings.home / "experiments.lock"
+
+    def evaluate() -> str | None:
+        with exclusive(lock) as held:
+            if not held:
+                return None  # another process is evaluating
+            with open_experiments(settings, clock) as experiments:
+                return experiments.evaluate_due()
+
+    jobs = [Job("evaluate-experiments", settings.controlplane.experiment_interval_s, evaluate)]
+    return jobs + _retention_jobs(settings, clock)
+
+
+def _retention_jobs(settings: Settings, clock: Clock) -> list[Job]:
+    """The prediction log's retention job, when retention is configured."""
     rules = settings.predictions
     max_age_s = rules.retention_days * 86_400 if rules.retention_days is not None else None
     if max_age_s is None and rules.max_bytes is None:
         return []  # everything is kept: nothing to do
-    if rules.backend == "postgresql":
-        _prediction_log_url(settings)  # a bad setting fails the start, not every run
 
     def prune() -> str:
         sink = open_prediction_sink(settings)

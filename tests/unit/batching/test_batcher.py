@@ -531,3 +531,55 @@ def test_drain_answers_what_is_queued_then_closes() -> None:
 
     asyncio.run(scenario())
     assert sum(model.sizes) == 5
+
+
+def burn(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU time."""
+    started = time.thread_time()
+    while time.thread_time() - started < seconds:
+        pass
+
+
+def test_a_batchs_cpu_time_is_shared_among_its_requests_by_rows(
+    executor: concurrent.futures.Executor | None,
+) -> None:
+    def busy(inputs: dict[str, np.ndarray], outputs: Collection[str]) -> dict[str, np.ndarray]:
+        burn(0.002 * inputs["x"].shape[0])  # 2 ms per row, on the thread that calls the model
+        return row_model(inputs, outputs)
+
+    async def main() -> list[tuple[dict[str, np.ndarray], float | None]]:
+        batcher = Batcher(busy, cfg(), SystemClock(), executor)
+        shared = await asyncio.gather(
+            *(
+                batcher.submit_timed({"x": rows_of(i, rows)}, ["total"])
+                for i, rows in enumerate([1, 3])
+            )
+        )
+        alone = await batcher.submit_timed({"x": rows_of(9, 2)}, ["total"])
+        await batcher.close()
+        assert batcher.stats.batches == 2
+        return [*shared, alone]
+
+    (_, one), (arrays, three), (_, alone) = asyncio.run(main())
+    assert list(arrays) == ["total"] and arrays["total"].shape == (3,)
+    assert one is not None and three is not None and alone is not None
+    assert three == pytest.approx(3 * one)
+    assert one + three >= 8.0 and alone >= 4.0  # milliseconds: 4 rows, then 2 rows
+    assert one + three < 1000.0
+
+
+def test_a_batch_without_rows_shares_its_cpu_time_equally() -> None:
+    def busy(inputs: dict[str, np.ndarray], outputs: Collection[str]) -> dict[str, np.ndarray]:
+        burn(0.004)
+        return row_model(inputs, outputs)
+
+    async def main() -> list[tuple[dict[str, np.ndarray], float | None]]:
+        batcher = Batcher(busy, cfg(), SystemClock())
+        got = await asyncio.gather(
+            *(batcher.submit_timed({"x": rows_of(i, 0)}, ["total"]) for i in range(2))
+        )
+        await batcher.close()
+        return got
+
+    (_, first), (_, second) = asyncio.run(main())
+    assert first is not None and first == second and first >= 2.0

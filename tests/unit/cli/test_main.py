@@ -19,6 +19,8 @@ def test_help_lists_every_command() -> None:
         "alias",
         "apply",
         "deployments",
+        "experiments",
+        "feedback",
         "serve",
         "gateway",
         "up",

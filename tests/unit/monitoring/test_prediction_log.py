@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -25,10 +26,13 @@ from modelport.monitoring.prediction_log import (
     REDACTED,
     SCHEMA_VERSION,
     Batch,
+    Exchange,
+    ParquetSink,
     PredictionLog,
     PredictionRecord,
     Pruned,
     RejectedBatch,
+    arrow_schema,
     protect,
     prune_predictions,
     read_predictions,
@@ -76,6 +80,8 @@ def test_records_round_trip_and_a_close_writes_everything(tmp_path: Path) -> Non
         "identity": "5d41402abc4b",
         "inputs": '{"x": [1, 2]}',
         "outputs": '{"label": [1]}',
+        "error": None,
+        "cpu_ms": None,
     }
     assert read_predictions(tmp_path).num_rows == 500
     later = read_predictions(tmp_path, since=T0 + timedelta(milliseconds=400))
@@ -224,6 +230,9 @@ class FlakySink:
     def read(self, deployment: str | None = None, since: Any = None, limit: Any = None) -> Any:
         raise NotImplementedError
 
+    def find_request_ids(self, deployment: str, request_ids: Any, since: Any = None) -> set[str]:
+        raise NotImplementedError
+
     def prune(self, now: datetime, max_age_s: Any = None, max_bytes: Any = None) -> Pruned:
         raise NotImplementedError
 
@@ -285,3 +294,89 @@ def test_records_the_sink_refuses_are_lost_and_the_log_goes_on() -> None:
     log.close()
     assert (log.stats().lost, log.stats().written, log.stats().failures) == (1, 1, 0)
     assert [r.request_id for b in sink.batches for r in b.records] == ["r-2"]
+
+
+# -- schema version 2 ---------------------------------------------------------------------------
+
+V1_COLUMNS = arrow_schema().names[: arrow_schema().get_field_index("outputs") + 1]
+
+
+def write_v1_segment(folder: Path, deployment: str, records: Sequence[PredictionRecord]) -> Path:
+    """A segment as version 1 wrote it: without the ``error`` and ``cpu_ms`` columns."""
+    schema = pa.schema([arrow_schema().field(name) for name in V1_COLUMNS])
+    columns: dict[str, list[Any]] = {name: [] for name in V1_COLUMNS}
+    for r in records:
+        columns["schema_version"].append(1)
+        for name in V1_COLUMNS[1:]:
+            columns[name].append(getattr(r, name))
+    day = records[0].time.astimezone(UTC).date().isoformat()
+    path = folder / deployment / day / "20261207T000000.000Z-1-000001.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pydict(columns, schema=schema), path)
+    return path
+
+
+def test_error_and_cpu_time_are_written_after_the_outputs(tmp_path: Path) -> None:
+    assert SCHEMA_VERSION == 2
+    assert arrow_schema().names[-3:] == ["outputs", "error", "cpu_ms"]
+    assert arrow_schema().field("error").nullable and arrow_schema().field("cpu_ms").nullable
+    log = PredictionLog(tmp_path, flush_interval_s=30)
+    log.log(dataclasses.replace(record(1), error="unavailable", outputs="{}"))
+    log.log(dataclasses.replace(record(2), cpu_ms=0.125))
+    log.close()
+    failed, answered = read_predictions(tmp_path).to_pylist()
+    assert (failed["error"], failed["cpu_ms"], failed["outputs"]) == ("unavailable", None, "{}")
+    assert (answered["error"], answered["cpu_ms"]) == (None, 0.125)
+    assert answered["schema_version"] == 2
+
+
+def test_version_1_segments_read_back_with_null_error_and_cpu_time(tmp_path: Path) -> None:
+    old = write_v1_segment(tmp_path, "fraud", [record(1), record(3)])
+    assert pq.read_schema(old).names == V1_COLUMNS
+    log = PredictionLog(tmp_path, flush_interval_s=30)
+    log.log(dataclasses.replace(record(5), error="internal", outputs="{}", cpu_ms=1.5))
+    log.close()
+    table = read_predictions(tmp_path, deployment="fraud")
+    assert table.schema == arrow_schema()
+    got = [
+        (r["request_id"], r["schema_version"], r["error"], r["cpu_ms"]) for r in table.to_pylist()
+    ]
+    assert got == [("r-1", 1, None, None), ("r-3", 1, None, None), ("r-5", 2, "internal", 1.5)]
+    sink = ParquetSink(tmp_path)
+    assert sink.read(limit=2).column("request_id").to_pylist() == ["r-3", "r-5"]
+    assert sink.find_request_ids("fraud", ["r-1", "r-5", "r-9"]) == {"r-1", "r-5"}
+
+
+def test_a_failed_exchange_is_logged_with_its_kind_and_no_outputs(tmp_path: Path) -> None:
+    body = json.dumps({"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [2]}]})
+    answer = json.dumps({"outputs": [{"name": "y", "datatype": "FP64", "shape": [1], "data": [4]}]})
+
+    def exchange(request_id: str, answer: bytes, error: str | None, cpu: float | None) -> Exchange:
+        return (request_id, T0.timestamp(), "fraud", "current", "fraud", "3", False, 2.5, None,
+                body.encode(), None, answer, None, (), (), error, cpu)  # fmt: skip
+
+    log = PredictionLog(tmp_path, flush_interval_s=30)
+    log.log(exchange("ok", answer.encode(), None, 0.75))
+    log.log(exchange("bad", b'{"error": "no such thing"}', "invalid_input", None))
+    log.log(exchange("down", b"", "unavailable", None))
+    log.close()
+    rows = {r["request_id"]: r for r in read_predictions(tmp_path).to_pylist()}
+    assert json.loads(rows["ok"]["outputs"]) == {"y": [4]}
+    assert (rows["ok"]["error"], rows["ok"]["cpu_ms"]) == (None, 0.75)
+    for request_id, kind in (("bad", "invalid_input"), ("down", "unavailable")):
+        assert (rows[request_id]["error"], rows[request_id]["outputs"]) == (kind, "{}")
+        assert json.loads(rows[request_id]["inputs"]) == {"x": [2]}  # the inputs are kept
+
+
+def test_finding_request_ids_reads_only_the_days_from_since(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_interval_s=30)
+    for day in range(3):
+        log.log(record(day, at=T0 + timedelta(days=day)))
+    log.close()
+    # An unreadable segment on a day before ``since`` is never opened.
+    (tmp_path / "fraud" / "2026-12-07" / "broken.parquet").write_bytes(b"not parquet")
+    sink = ParquetSink(tmp_path)
+    since = T0 + timedelta(days=1, hours=1)  # the 12-08 record is older: its day is read, it is not
+    assert sink.find_request_ids("fraud", ["r-0", "r-1", "r-2"], since) == {"r-2"}
+    assert sink.find_request_ids("fraud", []) == set()
+    assert sink.find_request_ids("../fraud", ["r-2"]) == set()  # not a deployment's folder

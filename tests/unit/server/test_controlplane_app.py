@@ -21,6 +21,8 @@ import schemathesis
 
 from modelport.core.clock import SystemClock
 from modelport.core.settings import Settings
+from modelport.experiments.experiment_store import ExperimentStore
+from modelport.experiments.feedback import FeedbackStore
 from modelport.experiments.store import DeploymentStore
 from modelport.registry import MetadataStore
 from modelport.security.identity import parse_grants
@@ -31,6 +33,7 @@ from modelport.server.rest.errors import STATUS_BY_KIND
 from modelport.server.rest.routes import Router
 from modelport.service.access import AccessControl
 from modelport.service.deployments import DeploymentService
+from modelport.service.experiments import ExperimentService, PredictionLogData
 from tests.contract.registry._support import new_version
 
 MAX_BODY = 16 * 1024
@@ -99,13 +102,28 @@ def service(tmp_path: Path, store: SecurityStore) -> Iterator[DeploymentService]
 
 
 @pytest.fixture()
+def experiments(
+    tmp_path: Path, service: DeploymentService, store: SecurityStore
+) -> Iterator[ExperimentService]:
+    url, clock = Settings(home=tmp_path / "home").resolved_database_url(), SystemClock()
+    with ExperimentStore(url, clock) as stored, FeedbackStore(url, clock) as feedback:
+        data = PredictionLogData(tmp_path / "predictions", feedback)
+        yield ExperimentService(stored, service, store, clock, data)
+
+
+@pytest.fixture()
 def probe() -> FakeProbe:
     return FakeProbe()
 
 
 @pytest.fixture()
-def app(access: AccessControl, service: DeploymentService, probe: FakeProbe) -> ControlPlaneApp:
-    return ControlPlaneApp(access, service, MAX_BODY, probe=probe)
+def app(
+    access: AccessControl,
+    service: DeploymentService,
+    experiments: ExperimentService,
+    probe: FakeProbe,
+) -> ControlPlaneApp:
+    return ControlPlaneApp(access, service, experiments, MAX_BODY, probe=probe)
 
 
 @pytest.fixture()
@@ -424,9 +442,9 @@ def test_every_change_is_audited_with_the_actor_the_request_id_and_the_diff(
 
 
 def test_without_authentication_the_actor_is_anonymous(
-    service: DeploymentService, store: SecurityStore
+    service: DeploymentService, experiments: ExperimentService, store: SecurityStore
 ) -> None:
-    app = ControlPlaneApp(AccessControl(None), service, MAX_BODY)
+    app = ControlPlaneApp(AccessControl(None), service, experiments, MAX_BODY)
     assert call(app, "PUT", "/v1/deployments/fraud-a", json=doc()).status_code == 200
     assert {e[0] for e in audit(store, "deployment.apply")} == {"anonymous"}
 
@@ -482,9 +500,11 @@ def test_health_probes_need_no_key(app: ControlPlaneApp) -> None:
     assert (ready.status_code, ready.json()) == (200, {"ready": True})
 
 
-def test_not_ready_when_the_database_does_not_answer(access: AccessControl) -> None:
+def test_not_ready_when_the_database_does_not_answer(
+    access: AccessControl, experiments: ExperimentService
+) -> None:
     broken = DeploymentService(_Broken(), None, None)  # type: ignore[arg-type]
-    app = ControlPlaneApp(access, broken, MAX_BODY)
+    app = ControlPlaneApp(access, broken, experiments, MAX_BODY)
     ready = call(app, "GET", "/v1/health/ready")
     assert (ready.status_code, ready.json()) == (503, {"ready": False})
 
@@ -559,10 +579,103 @@ def test_the_deployment_schema_is_generated_from_the_model_in_openapi_3_0_form()
     # Every reference resolves, and no JSON Schema 2020-12 construct is left for 3.0.3.
     for name in re.findall(r'"#/components/schemas/(\w+)"', text):
         assert name in schemas, name
-    assert not re.search(r'"(anyOf|const|\$defs)"', text)
+    # (anyOf itself is OpenAPI 3.0; only its null member is not: it becomes nullable.)
+    assert not re.search(r'"(const|\$defs)"|"type": "null"', text)
+    assert schemas["Guardrail"]["properties"]["tolerance"]["anyOf"] == [
+        {"type": "number"},
+        {"type": "string"},
+    ]
     variant = schemas["VariantSpec"]["properties"]
     assert variant["weight"]["maximum"] == 100  # constraints come from the model itself
     assert schemas["Deployment"]["properties"]["apiVersion"]["enum"] == ["modelport.io/v1"]
     replicas = schemas["DeploymentSpec"]["properties"]["replicas"]
     assert replicas["nullable"] is True
     assert schemas["CacheSpec"]["properties"]["ttlSeconds"]["exclusiveMinimum"] is True
+
+
+# -- experiments ------------------------------------------------------------------------------------
+
+
+def experiment(name: str = "exp", deployment: str = "fraud-a", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelport.io/v1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "deployment": deployment,
+            "control": "v0",
+            "treatment": "v1",
+            "primary": {"metric": "accuracy"},
+            **spec,
+        },
+    }
+
+
+def test_experiments_start_show_act_and_end(app: ControlPlaneApp, admin: dict[str, str]) -> None:
+    assert call(app, "PUT", "/v1/deployments/fraud-a", admin, json=doc("fraud-a", 50, 50))
+    started = call(app, "PUT", "/v1/experiments/exp", admin, json=experiment())
+    assert started.status_code == 200, started.text
+    assert started.json()["applied"] == [
+        {"name": "exp", "status": "running", "generation": 1, "created": True, "changed": True}
+    ]
+    shown = call(app, "GET", "/v1/experiments/exp", admin).json()
+    assert (shown["deployment"], shown["status"], shown["decisions"]) == ("fraud-a", "running", [])
+    evaluated = call(app, "POST", "/v1/experiments/exp/evaluate", admin)
+    assert evaluated.status_code == 200, evaluated.text
+    [decision] = evaluated.json()["decisions"]
+    assert decision["decision"] == "not_enough_data"  # nothing was served yet
+    paused = call(app, "POST", "/v1/experiments/exp/pause", admin).json()
+    assert paused["status"] == "paused"
+    again = call(app, "POST", "/v1/experiments/exp/pause", admin)
+    assert again.status_code == 409 and "pause needs it running or blocked" in again.text
+    assert call(app, "POST", "/v1/experiments/exp/resume", admin).json()["status"] == "running"
+    refused = call(app, "DELETE", "/v1/experiments/exp", admin)
+    assert refused.status_code == 409 and "end it first" in refused.text
+    promoted = call(app, "POST", "/v1/experiments/exp/promote", admin).json()
+    assert promoted["status"] == "promoted"
+    weights = call(app, "GET", "/v1/deployments/fraud-a", admin).json()["document"]["spec"]
+    assert [v["weight"] for v in weights["variants"]] == [0.0, 100.0]
+    listed = call(app, "GET", "/v1/experiments", admin).json()["experiments"]
+    assert [(e["name"], e["status"]) for e in listed] == [("exp", "promoted")]
+    assert call(app, "DELETE", "/v1/experiments/exp", admin).status_code == 200
+    assert call(app, "GET", "/v1/experiments/exp", admin).status_code == 404
+
+
+def test_bad_experiments_get_a_4xx_and_nothing_changes(
+    app: ControlPlaneApp, admin: dict[str, str]
+) -> None:
+    assert call(app, "PUT", "/v1/deployments/fraud-a", admin, json=doc("fraud-a", 100))
+    cases = [
+        (experiment(deployment="ghost"), 404, "no deployment 'ghost'"),
+        (experiment(), 400, "has no variant 'v1'"),  # a deployment without a treatment
+        (experiment(primary={"metric": "f1"}), 400, "f1 is reported, not tested"),
+        (experiment(alpha=2), 400, "spec.alpha"),
+        (experiment() | {"metadata": {"name": "other"}}, 400, "does not match the name"),
+    ]
+    for body, status, message in cases:
+        reply = call(app, "PUT", "/v1/experiments/exp", admin, json=body)
+        assert (reply.status_code, message in reply.text) == (status, True), reply.text
+    assert call(app, "GET", "/v1/experiments", admin).json() == {"experiments": []}
+    for verb in ("pause", "resume", "abort", "promote", "acknowledge", "evaluate"):
+        missing = call(app, "POST", f"/v1/experiments/ghost/{verb}", admin)
+        assert missing.status_code == 404 and "no experiment 'ghost'" in missing.text
+
+
+def test_experiments_are_authorised_on_their_deployment(
+    app: ControlPlaneApp, admin: dict[str, str], store: SecurityStore
+) -> None:
+    assert call(app, "PUT", "/v1/deployments/fraud-a", admin, json=doc("fraud-a", 50, 50))
+    assert call(app, "PUT", "/v1/deployments/other", admin, json=doc("other", 50, 50))
+    assert call(app, "PUT", "/v1/experiments/exp", admin, json=experiment()).status_code == 200
+    theirs = key(store, "deployer:other")
+    assert call(app, "GET", "/v1/experiments", theirs).json() == {"experiments": []}
+    assert call(app, "GET", "/v1/experiments/exp", theirs).status_code == 403
+    assert call(app, "POST", "/v1/experiments/exp/abort", theirs).status_code == 403
+    mine = experiment("mine", deployment="other")
+    assert call(app, "PUT", "/v1/experiments/mine", theirs, json=mine).status_code == 200
+    stolen = experiment("stolen")
+    assert call(app, "POST", "/v1/experiments", theirs, json=[stolen]).status_code == 403
+    viewer = key(store, "viewer:fraud-a")
+    assert call(app, "GET", "/v1/experiments/exp", viewer).status_code == 200
+    assert call(app, "POST", "/v1/experiments/exp/pause", viewer).status_code == 403
+    assert call(app, "GET", "/v1/experiments/exp", admin).json()["status"] == "running"

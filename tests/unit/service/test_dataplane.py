@@ -237,3 +237,71 @@ def test_requests_reach_the_prometheus_metrics_through_the_statistics_tallies(
     assert 'modelport_inference_duration_seconds_count{model="doubler",version="1"} 2.0' in text
     (entry,) = plane.model_statistics("doubler", "1")
     assert entry["inference_count"] == 3 and entry["execution_count"] == 1
+
+
+BUSY = """
+import time
+
+import numpy as np
+
+class Busy:
+    signature = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+        "outputs": [{"name": "total", "datatype": "FP64", "shape": [-1]}],
+    }
+
+    def predict(self, inputs):
+        x = inputs["x"]
+        started = time.thread_time()
+        while time.thread_time() - started < 0.002 * len(x):  # 2 ms of CPU per row
+            pass
+        return {"total": x.sum(axis=1).astype(np.float64)}
+"""
+
+
+def busy_plane(tmp_path: Path, batching: BatchingSettings | None = None) -> DataPlane:
+    path = tmp_path / "busy.py"
+    path.write_text(BUSY)
+    repository = ModelRepository(RuntimeSettings())
+    repository.add(ModelSource("busy", "1", "python", path, entrypoint="Busy", batching=batching))
+    repository.load_all()
+    return DataPlane(repository)
+
+
+def test_the_cpu_time_of_an_inline_run_is_measured_when_asked(tmp_path: Path) -> None:
+    plane = busy_plane(tmp_path)
+
+    async def run() -> tuple[InferenceResponse, InferenceResponse, InferenceResponse]:
+        timed = await plane.infer("busy", None, request([[1, 2], [3, 4]]), timed=True)
+        plain = await plane.infer("busy", None, request([[1, 2]]))
+        none = np.zeros((0, 2), dtype=np.float32)
+        no_rows = InferenceRequest(inputs=[Tensor("x", Datatype.FP32, none.shape, none)])
+        empty = await plane.infer("busy", None, no_rows, timed=True)
+        return timed, plain, empty
+
+    timed, plain, empty = asyncio.run(run())
+    assert timed.cpu_ms is not None and 4.0 <= timed.cpu_ms < 1000.0  # 2 rows: 4 ms of CPU
+    assert plain.cpu_ms is None  # not asked: the clock is not read
+    assert empty.cpu_ms == 0.0  # the model was not called
+
+
+def test_a_batched_request_gets_its_share_of_the_batchs_cpu_time(tmp_path: Path) -> None:
+    settings = BatchingSettings(enabled=True, max_batch_rows=8, max_delay=50_000)
+    plane = busy_plane(tmp_path, settings)
+    batcher = plane.repository.get("busy", "1").batcher
+    assert batcher is not None
+
+    async def burst() -> list[InferenceResponse]:
+        try:
+            return await asyncio.gather(
+                plane.infer("busy", None, request([[1, 2]])),
+                plane.infer("busy", None, request([[1, 2]] * 3)),
+            )
+        finally:
+            await plane.close()
+
+    one, three = asyncio.run(burst())
+    assert batcher.stats.batches == 1
+    assert one.cpu_ms is not None and three.cpu_ms is not None
+    assert three.cpu_ms == pytest.approx(3 * one.cpu_ms)
+    assert one.cpu_ms + three.cpu_ms >= 8.0  # 4 rows: 8 ms of CPU, in the executor's thread

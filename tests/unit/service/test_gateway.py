@@ -53,6 +53,8 @@ class ModelServer:
         self.prepared: list[tuple[str, str]] = []
         self.slow: dict[str, asyncio.Event] = {}
         self.failing: set[str] = set()
+        self.raising: dict[str, Exception] = {}
+        self.answering: dict[str, Answer] = {}
         self.refuse: set[tuple[str, str]] = set()
 
     def prepare(self, model: str, version: str) -> None:
@@ -66,6 +68,10 @@ class ModelServer:
             await self.slow[version].wait()
         if version in self.failing:
             raise ServiceUnavailable(f"version {version} is down")
+        if version in self.raising:
+            raise self.raising[version]
+        if version in self.answering:
+            return self.answering[version]
         request_id = orjson.loads(call.body).get("id")
         answer: dict[str, Any] = {"model_name": call.deployment, "model_version": version}
         if request_id is not None:
@@ -73,7 +79,7 @@ class ModelServer:
         answer["outputs"] = [
             {"name": "y", "datatype": "FP64", "shape": [1], "data": [float(version)]}
         ]
-        return Answer(200, orjson.dumps(answer), None, version)
+        return Answer(200, orjson.dumps(answer), None, version, cpu_ms=float(version) / 8)
 
     async def metadata(self, model: str, version: str, call: Call) -> dict[str, Any]:
         return {"name": model, "versions": [version]}
@@ -330,11 +336,16 @@ def test_a_slow_or_failing_shadow_never_holds_or_fails_the_caller(
     log.close()
     rows = read_predictions(tmp_path / "predictions").to_pylist()
     by_variant = {row["variant"]: row for row in rows}
-    assert set(by_variant) == {"current", "slow"}
+    assert set(by_variant) == {"current", "slow", "broken"}
     assert by_variant["slow"]["shadow"] and not by_variant["current"]["shadow"]
     assert {row["request_id"] for row in rows} == {"req-9"}
     assert orjson.loads(by_variant["current"]["inputs"]) == {"x": [[1, 2]]}
     assert orjson.loads(by_variant["slow"]["outputs"]) == {"y": [8.0]}
+    assert by_variant["slow"]["error"] is None and by_variant["current"]["error"] is None
+    # The failed shadow is logged as a shadow's failure, never as an answer.
+    broken = by_variant["broken"]
+    assert (broken["shadow"], broken["error"], broken["outputs"]) == (True, "unavailable", "{}")
+    assert broken["model_version"] == "9" and broken["cpu_ms"] is None
 
 
 def test_shadows_beyond_the_limit_are_skipped_and_counted(store: DeploymentStore) -> None:
@@ -392,3 +403,127 @@ def test_a_redis_cache_without_redis_is_refused_with_the_setting_to_set(
     asyncio.run(gw.refresh())
     with pytest.raises(ServiceUnavailable, match="MODELPORT_GATEWAY__REDIS_URL"):
         gw.route("fraud")
+
+
+# -- failed requests in the prediction log ------------------------------------------------------
+
+
+def test_failed_requests_are_logged_with_their_kind_and_raised_unchanged(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    apply(store, document())
+    backend = ModelServer()
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    gw = gateway(store, backend, predictions=log)
+    bug = RuntimeError("a bug in a backend")
+    refused = InvalidInput("input 'x' has the wrong shape")
+    raised: list[BaseException] = []
+
+    async def run() -> None:
+        await gw.refresh()
+        route = gw.route("fraud")
+        for request_id, error in (("down", None), ("bad", refused), ("bug", bug)):
+            backend.failing, backend.raising = (
+                ({"1"}, {}) if error is None else (set(), {"1": error})
+            )
+            try:
+                await gw.infer(route, gw.assign(route, call(), None, "current"), call(request_id))
+            except Exception as exc:  # noqa: BLE001 - collected for the assertions below
+                raised.append(exc)
+        backend.raising = {}
+        backend.failing = set()
+        await gw.infer(route, gw.assign(route, call(), None, "current"), call("fine"))
+
+    asyncio.run(run())
+    log.close()
+    assert [type(exc) for exc in raised] == [ServiceUnavailable, InvalidInput, RuntimeError]
+    assert raised[1] is refused and raised[2] is bug  # re-raised as they were
+    rows = {
+        row["request_id"]: row for row in read_predictions(tmp_path / "predictions").to_pylist()
+    }
+    assert {rid: rows[rid]["error"] for rid in rows} == {
+        "down": "unavailable",
+        "bad": "invalid_input",
+        "bug": "internal",
+        "fine": None,
+    }
+    for rid in ("down", "bad", "bug"):
+        row = rows[rid]
+        assert (row["outputs"], row["cpu_ms"], row["shadow"]) == ("{}", None, False)
+        assert (row["variant"], row["model_version"]) == ("current", "1")
+        assert orjson.loads(row["inputs"]) == {"x": [[1, 2]]}
+        assert row["latency_ms"] >= 0.0
+    assert (rows["fine"]["cpu_ms"], orjson.loads(rows["fine"]["outputs"])) == (0.125, {"y": [1.0]})
+    assert gw.stats().requests == {("fraud", "current", False): 1}  # failures are not answers
+
+
+def test_an_error_status_from_a_replica_is_logged_with_the_kind_it_stands_for(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    apply(store, document())
+    backend = ModelServer()
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    gw = gateway(store, backend, predictions=log)
+    body = b'{"error": "too many requests"}'
+
+    async def run() -> None:
+        await gw.refresh()
+        route = gw.route("fraud")
+        backend.answering["1"] = Answer(429, body, None, None, "rate_limited")
+        answer = await gw.infer(route, gw.assign(route, call(), None, "current"), call("limited"))
+        assert (answer.status, answer.body) == (429, body)  # passed through as it came
+        backend.answering["1"] = Answer(502, b"bad gateway", None, None)  # no kind given
+        await gw.infer(route, gw.assign(route, call(), None, "current"), call("unknown"))
+
+    asyncio.run(run())
+    log.close()
+    rows = {
+        row["request_id"]: row for row in read_predictions(tmp_path / "predictions").to_pylist()
+    }
+    assert (rows["limited"]["error"], rows["limited"]["outputs"]) == ("rate_limited", "{}")
+    assert (rows["unknown"]["error"], rows["unknown"]["model_version"]) == ("unavailable", "1")
+
+
+def test_failures_follow_the_sampling_rule(store: DeploymentStore, tmp_path: Path) -> None:
+    apply(store, document(predictionLog={"sampleRate": 0.0}))
+    backend = ModelServer()
+    backend.failing.add("1")
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    gw = gateway(store, backend, predictions=log)
+
+    async def run() -> None:
+        await gw.refresh()
+        route = gw.route("fraud")
+        with pytest.raises(ServiceUnavailable):
+            await gw.infer(route, gw.assign(route, call(), None, "current"), call())
+
+    asyncio.run(run())
+    log.close()
+    assert read_predictions(tmp_path / "predictions").num_rows == 0
+
+
+def test_a_shadow_answering_an_error_status_is_counted_and_logged_as_failed(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    variants = [
+        {"name": "current", "model": "fraud@1", "weight": 100},
+        {"name": "mirror", "model": "fraud@8", "role": "shadow", "mirror": 100},
+    ]
+    apply(store, document(variants=variants))
+    backend = ModelServer()
+    backend.answering["8"] = Answer(400, b'{"error": "bad"}', None, None, "invalid_input")
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    gw = gateway(store, backend, predictions=log)
+
+    async def run() -> None:
+        await gw.refresh()
+        route = gw.route("fraud")
+        await gw.infer(route, gw.assign(route, call(), "u1", None), call("r-1"))
+        await gw.close()
+
+    asyncio.run(run())
+    log.close()
+    assert gw.stats().shadow_failures == 1
+    rows = {row["variant"]: row for row in read_predictions(tmp_path / "predictions").to_pylist()}
+    assert (rows["mirror"]["shadow"], rows["mirror"]["error"]) == (True, "invalid_input")
+    assert (rows["current"]["shadow"], rows["current"]["error"]) == (False, None)

@@ -12,7 +12,7 @@ import pytest
 
 from modelport.core.errors import ConfigError
 from modelport.core.settings import ControlPlaneSettings, PredictionLogSettings, Settings
-from modelport.service.jobs import Job, JobRunner
+from modelport.service.jobs import Job, JobRunner, exclusive
 from modelport.service.wiring import control_plane_jobs
 from modelport.testing import FakeClock
 
@@ -56,7 +56,7 @@ def test_jobs_run_in_worker_threads_and_failures_do_not_stop_them(
             sleep,
         )
         await runner.start()
-        while min(runs.values()) < 3:
+        while min(runs.values()) < 4:  # run 3 was logged before run 4 began
             await asyncio.sleep(0.001)
         await runner.stop()
         assert set(sleep.asked) == {60}
@@ -115,7 +115,8 @@ def test_the_control_plane_job_prunes_the_prediction_log_by_its_settings(tmp_pat
     for day in ("2024-03-01", "2024-03-02", "2024-03-30"):
         (folder / "fraud" / day).mkdir(parents=True)
         (folder / "fraud" / day / "segment-1.parquet").write_bytes(b"x")
-    (job,) = control_plane_jobs(settings, clock)
+    evaluate, job = control_plane_jobs(settings, clock)
+    assert (evaluate.name, job.name) == ("evaluate-experiments", "prune-predictions")
     assert (job.name, job.interval_s) == ("prune-predictions", 60)
     assert job.run() == (
         f"deleted 2 segment(s) of {folder}: fraud/2024-03-01/segment-1.parquet, "
@@ -127,4 +128,24 @@ def test_the_control_plane_job_prunes_the_prediction_log_by_its_settings(tmp_pat
 
 def test_no_retention_rule_no_job(tmp_path: Path) -> None:
     keep = PredictionLogSettings(retention_days=None, max_bytes=None)
-    assert control_plane_jobs(Settings(home=tmp_path, predictions=keep)) == []
+    kept = control_plane_jobs(Settings(home=tmp_path, predictions=keep))
+    assert [j.name for j in kept] == ["evaluate-experiments"]  # nothing to prune
+
+
+def test_exclusive_lets_one_holder_in_at_a_time(tmp_path: Path) -> None:
+    lock = tmp_path / "jobs" / "experiments.lock"
+    with exclusive(lock) as first:
+        assert first
+        # flock locks belong to an open file: a second open of it is another holder.
+        with exclusive(lock) as second:
+            assert not second
+    with exclusive(lock) as again:
+        assert again
+
+
+def test_the_evaluation_job_runs_on_an_empty_installation(tmp_path: Path) -> None:
+    evaluate = control_plane_jobs(Settings(home=tmp_path))[0]
+    assert evaluate.name == "evaluate-experiments"
+    assert evaluate.run() is None  # no experiments: nothing to say
+    with exclusive(tmp_path / "experiments.lock"):
+        assert evaluate.run() is None  # another process evaluates: this one skips its turn

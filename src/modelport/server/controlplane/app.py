@@ -1,11 +1,13 @@
-"""The control plane's REST API: ``/v1/deployments`` and its health probes, an ASGI app.
+"""The control plane's REST API: ``/v1/deployments``, ``/v1/experiments``, health probes (ASGI).
 
 :class:`ControlPlaneApp` is a :class:`~modelport.server.rest.app.RoutedApp` over
 :data:`~modelport.server.controlplane.routes.CONTROL_ROUTES`: the base class routes, admits each
 call for its route's action (viewer to read, deployer to change, on the deployment's name) and
 maps errors to statuses and ``{"error": ...}``; each endpoint here reads the body, calls one
-:class:`~modelport.service.deployments.DeploymentService` method in a worker thread (they query
-the database) and serialises the answer.
+:class:`~modelport.service.deployments.DeploymentService` or
+:class:`~modelport.service.experiments.ExperimentService` method in a worker thread (they query
+the database) and serialises the answer. Experiment routes are admitted for any grant of their
+role (a listing) and then authorised here on the experiment's deployment, which grants name.
 
 A body is YAML or JSON by its ``Content-Type``: ``application/json`` (one document, or a list of
 them for ``POST``), ``application/yaml`` or ``text/yaml`` (one document, or several with
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
 
 from modelport.core.documents import Document, load_documents
 from modelport.core.errors import InvalidInput
+from modelport.experiments.experiment_store import StoredExperiment
 from modelport.experiments.store import Applied, StoredDeployment
 from modelport.security.rbac import Action
 from modelport.server.controlplane.routes import CONTROL_ROUTES, control_openapi_document
@@ -36,6 +39,7 @@ from modelport.service.deployments import (
     applied_changes,
     describe,
 )
+from modelport.service.experiments import ExperimentService, describe_experiment
 
 __all__ = ["ControlPlaneApp", "parse_documents"]
 
@@ -51,11 +55,12 @@ _SOURCE: Final = "request body"
 
 
 class ControlPlaneApp(RoutedApp):
-    """The control plane's ``/v1/`` routes over a :class:`DeploymentService`.
+    """The control plane's ``/v1/`` routes over deployments and experiments.
 
     Args:
         access: Authentication, authorisation and audit of every call.
-        deployments: The use cases behind the routes.
+        deployments: The deployments' use cases.
+        experiments: The experiments' use cases.
         max_body_bytes: Largest accepted request body.
         on_startup: Awaited in order when the server starts (before it accepts requests).
         on_shutdown: Awaited in order when the server stops.
@@ -66,12 +71,14 @@ class ControlPlaneApp(RoutedApp):
         self,
         access: AccessControl,
         deployments: DeploymentService,
+        experiments: ExperimentService,
         max_body_bytes: int,
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
         probe: ReplicaProbe | None = None,
     ) -> None:
         self.deployments = deployments
+        self.experiments = experiments
         self.max_body = max_body_bytes
         self.probe = probe
         super().__init__(
@@ -114,6 +121,69 @@ class ControlPlaneApp(RoutedApp):
         )
         return Reply.json(describe(removed))
 
+    async def list_experiments(self, request: Request) -> Reply:
+        """``GET /v1/experiments``: experiments on the deployments the caller may see."""
+        found = await asyncio.to_thread(self.experiments.list)
+        if self.access.enabled:
+            names = self.access.visible(request.identity, {s.deployment for s in found})
+            found = [s for s in found if s.deployment in names]
+        return Reply.json({"experiments": [describe_experiment(s) for s in found]})
+
+    async def get_experiment(self, request: Request, name: str) -> Reply:
+        """``GET /v1/experiments/{name}``: the experiment and its newest decisions."""
+
+        def work() -> dict[str, Any]:
+            stored = self._experiment(request, Action.METADATA, name)
+            return describe_experiment(stored, self.experiments.decisions(name))
+
+        return Reply.json(await asyncio.to_thread(work))
+
+    async def put_experiment(self, request: Request, name: str) -> Reply:
+        """``PUT /v1/experiments/{name}``: start or update one experiment."""
+        body = await read_body(request, self.max_body)
+        return Reply.json(await asyncio.to_thread(self._apply_experiments, request, body, name))
+
+    async def apply_experiments(self, request: Request) -> Reply:
+        """``POST /v1/experiments``: apply one or several Experiment documents."""
+        body = await read_body(request, self.max_body)
+        return Reply.json(await asyncio.to_thread(self._apply_experiments, request, body, None))
+
+    async def delete_experiment(self, request: Request, name: str) -> Reply:
+        """``DELETE /v1/experiments/{name}``: remove an ended experiment."""
+        return await self._act(request, name, self.experiments.delete)
+
+    async def pause_experiment(self, request: Request, name: str) -> Reply:
+        """``POST /v1/experiments/{name}/pause``."""
+        return await self._act(request, name, self.experiments.pause)
+
+    async def resume_experiment(self, request: Request, name: str) -> Reply:
+        """``POST /v1/experiments/{name}/resume``."""
+        return await self._act(request, name, self.experiments.resume)
+
+    async def abort_experiment(self, request: Request, name: str) -> Reply:
+        """``POST /v1/experiments/{name}/abort``."""
+        return await self._act(request, name, self.experiments.abort)
+
+    async def promote_experiment(self, request: Request, name: str) -> Reply:
+        """``POST /v1/experiments/{name}/promote``."""
+        return await self._act(request, name, self.experiments.promote)
+
+    async def acknowledge_experiment(self, request: Request, name: str) -> Reply:
+        """``POST /v1/experiments/{name}/acknowledge``."""
+        return await self._act(request, name, self.experiments.acknowledge)
+
+    async def evaluate_experiment(self, request: Request, name: str) -> Reply:
+        """``POST /v1/experiments/{name}/evaluate``: evaluate now; the experiment after it."""
+
+        def work() -> dict[str, Any]:
+            self._experiment(request, Action.MANAGE, name)
+            self.experiments.evaluate(name)
+            return describe_experiment(
+                self.experiments.get(name), self.experiments.decisions(name, 1)
+            )
+
+        return Reply.json(await asyncio.to_thread(work))
+
     async def live(self, request: Request) -> Reply:
         """``GET /v1/health/live``."""
         return Reply.json({"live": True})
@@ -139,17 +209,7 @@ class ControlPlaneApp(RoutedApp):
         """
         documents = parse_documents(body, request.header(b"content-type"))
         if name is not None:
-            if len(documents) != 1:
-                raise InvalidInput(
-                    f"PUT /v1/deployments/{name} takes one document, got {len(documents)}; "
-                    "apply several with POST /v1/deployments"
-                )
-            given = _name_of(documents[0])
-            if given is not None and given != name:
-                raise InvalidInput(
-                    f"metadata.name {given!r} does not match the name in the path, {name!r}; "
-                    "PUT a document to its own name"
-                )
+            _single(documents, name, "deployments")
         else:
             for document in documents:
                 given = _name_of(document)
@@ -161,6 +221,48 @@ class ControlPlaneApp(RoutedApp):
             probe=self.probe,
             request_id=request.caller.request_id,
         )
+
+    def _experiment(self, request: Request, action: Action, name: str) -> StoredExperiment:
+        """The experiment called ``name``, if the caller may take ``action`` on its deployment."""
+        stored = self.experiments.get(name)
+        self.access.check(request.caller, action, stored.deployment)
+        return stored
+
+    async def _act(
+        self, request: Request, name: str, verb: Callable[..., StoredExperiment]
+    ) -> Reply:
+        def work() -> dict[str, Any]:
+            self._experiment(request, Action.MANAGE, name)
+            done = verb(name, _actor(request), request_id=request.caller.request_id)
+            return describe_experiment(done)
+
+        return Reply.json(await asyncio.to_thread(work))
+
+    def _apply_experiments(self, request: Request, body: bytes, name: str | None) -> dict[str, Any]:
+        """Parse, authorise (on each experiment's deployment) and apply (in a worker thread)."""
+        documents = parse_documents(body, request.header(b"content-type"))
+        if name is not None:
+            _single(documents, name, "experiments")
+        for document in documents:
+            spec = document.get("spec")
+            deployment = spec.get("deployment") if isinstance(spec, dict) else None
+            if isinstance(deployment, str):  # a document without one fails validation anyway
+                self.access.check(request.caller, Action.MANAGE, deployment)
+        applied = self.experiments.apply(
+            documents, _actor(request), request_id=request.caller.request_id
+        )
+        return {
+            "applied": [
+                {
+                    "name": a.stored.name,
+                    "status": a.stored.status,
+                    "generation": a.stored.generation,
+                    "created": a.created,
+                    "changed": a.changed,
+                }
+                for a in applied
+            ]
+        }
 
 
 def parse_documents(body: bytes, content_type: str | None) -> list[Document]:
@@ -200,6 +302,21 @@ def parse_documents(body: bytes, content_type: str | None) -> list[Document]:
     except UnicodeDecodeError:
         raise InvalidInput(f"{_SOURCE}: not UTF-8 text") from None
     return load_documents(text, _SOURCE)
+
+
+def _single(documents: Sequence[Document], name: str, kinds: str) -> None:
+    """Refuse a ``PUT`` body that is not one document named as the path."""
+    if len(documents) != 1:
+        raise InvalidInput(
+            f"PUT /v1/{kinds}/{name} takes one document, got {len(documents)}; "
+            f"apply several with POST /v1/{kinds}"
+        )
+    given = _name_of(documents[0])
+    if given is not None and given != name:
+        raise InvalidInput(
+            f"metadata.name {given!r} does not match the name in the path, {name!r}; "
+            "PUT a document to its own name"
+        )
 
 
 def _name_of(document: Document) -> str | None:

@@ -59,7 +59,7 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
         ssl_context = server_ssl_context(settings.security.tls)
         host, port = sock.getsockname()[:2]
         url = _url(host, port, "https" if ssl_context is not None else "http")
-        with open_control_plane(settings) as (deployments, access):
+        with open_control_plane(settings) as (deployments, experiments, access):
             jobs = JobRunner(control_plane_jobs(settings))
 
             async def start() -> None:
@@ -79,6 +79,7 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
             app = ControlPlaneApp(
                 access,
                 deployments,
+                experiments,
                 where.max_body_bytes,
                 on_startup=[start],
                 on_shutdown=[stop],

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelport.core.deployment import Deployment
+from modelport.core.experiment import Experiment
 from modelport.security.rbac import Action
 from modelport.server.rest.openapi import model_schemas, openapi_document
 from modelport.server.rest.routes import Route, Target
@@ -23,7 +24,7 @@ Schema = dict[str, Any]
 
 _JSON: Final = "application/json"
 _YAML_TYPES: Final = ("application/yaml", "text/yaml")
-_TAGS: Final = ("deployments", "health", "server")
+_TAGS: Final = ("deployments", "experiments", "health", "server")
 _DESCRIPTION: Final = """\
 The modelport control plane: declarative resources under `/v1/{kind-plural}`.
 
@@ -35,6 +36,12 @@ one. Bodies are the same documents as the YAML files of `modelport apply -f`, se
 `application/json`, `application/yaml` or `text/yaml`. Every document is validated in full, \
 its variants' models must be registered and its replicas must answer before anything is \
 written; every change is audited with the actor and the changed fields.
+
+`/v1/experiments` holds experiments the same way (an Experiment document per PUT), and \
+`POST /v1/experiments/{name}/pause|resume|abort|promote|acknowledge|evaluate` acts on one; \
+`GET /v1/experiments/{name}` shows it with its newest decisions, each with the counts, \
+estimates, p-values and thresholds it was taken from. Experiments are authorised on their \
+deployment's name.
 
 Every error answers `{"error": "<message>"}`. Every route except the health probes needs \
 `Authorization: Bearer <key>`: reads need the viewer role on the deployment's name, changes \
@@ -62,8 +69,8 @@ def _operation(
     return operation
 
 
-def _documents_body(many: bool) -> Schema:
-    document = _ref("Deployment")
+def _documents_body(many: bool, kind: str = "Deployment") -> Schema:
+    document = _ref(kind)
     yaml_text: Schema = {
         "type": "string",
         "description": "YAML: "
@@ -135,6 +142,73 @@ READY: Final = _operation(
         "503": _reply("The metadata database does not answer.", _ref("Ready")),
     },
 )
+_EXPERIMENT_NOT_FOUND: Final = _error("No experiment by that name.")
+_EXPERIMENT_APPLY_ERRORS: Final[dict[str, Schema]] = {
+    "400": _error(
+        "The body is not valid YAML or JSON, a document is not a valid Experiment (the message "
+        "names the field), or its deployment has no such control or treatment variant; "
+        "nothing was written."
+    ),
+    "404": _error("The experiment's deployment does not exist; nothing was written."),
+    "409": _error(
+        "The deployment runs another experiment, or the document changes what a stored "
+        "experiment compares, or the experiment has ended."
+    ),
+    "413": _error("The body is over the control plane's size limit."),
+    "503": _error("The audit log cannot be written, so nothing was applied."),
+}
+_EXPERIMENT_APPLIED: Final = _reply(
+    "What each document did.", {"type": "object", "properties": {"applied": {"type": "array"}}}
+)
+LIST_EXPERIMENTS: Final = _operation(
+    "Experiments on the deployments the caller may see",
+    "experiments",
+    {"200": _reply("Every visible experiment, by name.", _ref("ExperimentList"))},
+)
+GET_EXPERIMENT: Final = _operation(
+    "One experiment, with its newest decisions",
+    "experiments",
+    {
+        "200": _reply("The experiment and its decisions.", _ref("StoredExperiment")),
+        "404": _EXPERIMENT_NOT_FOUND,
+    },
+)
+PUT_EXPERIMENT: Final = _operation(
+    "Start an experiment, or update a running one (its metadata.name must be the path's)",
+    "experiments",
+    {"200": _EXPERIMENT_APPLIED, **_EXPERIMENT_APPLY_ERRORS},
+    _documents_body(many=False, kind="Experiment"),
+)
+POST_EXPERIMENTS: Final = _operation(
+    "Apply one or several experiments (all checked before any is written)",
+    "experiments",
+    {"200": _EXPERIMENT_APPLIED, **_EXPERIMENT_APPLY_ERRORS},
+    _documents_body(many=True, kind="Experiment"),
+)
+DELETE_EXPERIMENT: Final = _operation(
+    "Remove an experiment that has ended, with its decisions",
+    "experiments",
+    {
+        "200": _reply("What was removed.", _ref("StoredExperiment")),
+        "404": _EXPERIMENT_NOT_FOUND,
+        "409": _error("It still holds its deployment's traffic: abort or promote it first."),
+    },
+)
+
+
+def _action_operation(summary: str) -> Schema:
+    return _operation(
+        summary,
+        "experiments",
+        {
+            "200": _reply("The experiment after the action.", _ref("StoredExperiment")),
+            "404": _EXPERIMENT_NOT_FOUND,
+            "409": _error("The experiment's status does not allow the action."),
+            "503": _error("The audit log cannot be written, so nothing was done."),
+        },
+    )
+
+
 OPENAPI: Final = _operation(
     "This document",
     "server",
@@ -163,6 +237,41 @@ CONTROL_ROUTES: Final[tuple[Route, ...]] = (
     Route(
         "DELETE", "/v1/deployments/{name}", "delete_deployment", Action.MANAGE, Target.MODEL,
         DELETE, "delete_deployment",
+    ),
+    # Experiments are authorised on their deployment's name, which the endpoint reads first.
+    Route(
+        "GET", "/v1/experiments", "list_experiments", Action.METADATA, Target.LISTING,
+        LIST_EXPERIMENTS, "list_experiments",
+    ),
+    Route(
+        "POST", "/v1/experiments", "apply_experiments", Action.MANAGE, Target.LISTING,
+        POST_EXPERIMENTS, "apply_experiments",
+    ),
+    Route(
+        "GET", "/v1/experiments/{name}", "get_experiment", Action.METADATA, Target.LISTING,
+        GET_EXPERIMENT, "get_experiment",
+    ),
+    Route(
+        "PUT", "/v1/experiments/{name}", "put_experiment", Action.MANAGE, Target.LISTING,
+        PUT_EXPERIMENT, "put_experiment",
+    ),
+    Route(
+        "DELETE", "/v1/experiments/{name}", "delete_experiment", Action.MANAGE,
+        Target.LISTING, DELETE_EXPERIMENT, "delete_experiment",
+    ),
+    *(
+        Route(
+            "POST", f"/v1/experiments/{{name}}/{verb}", f"{verb}_experiment", Action.MANAGE,
+            Target.LISTING, _action_operation(summary), f"{verb}_experiment",
+        )
+        for verb, summary in (
+            ("pause", "Stop evaluating; the traffic stays as it is"),
+            ("resume", "Evaluate again after a pause"),
+            ("abort", "End now: the control takes all the traffic"),
+            ("promote", "End now: the treatment takes all the traffic, the alias moves"),
+            ("acknowledge", "Acknowledge a sample-ratio mismatch; decisions resume"),
+            ("evaluate", "Evaluate now and act on the decision"),
+        )
     ),
     Route("GET", "/v1/health/live", "live", Action.HEALTH, Target.SERVER, LIVE, "live"),
     Route("GET", "/v1/health/ready", "ready", Action.HEALTH, Target.SERVER, READY, "ready"),
@@ -206,6 +315,52 @@ _SCHEMAS: Final[dict[str, Schema]] = {
         "required": ["deployments"],
         "properties": {"deployments": {"type": "array", "items": _ref("StoredDeployment")}},
     },
+    "StoredExperiment": {
+        "type": "object",
+        "required": ["name", "deployment", "status", "generation", "step", "document"],
+        "properties": {
+            "name": _NAME,
+            "deployment": _NAME,
+            "status": {
+                "type": "string",
+                "enum": [
+                    "running", "paused", "blocked", "promoted", "rolled_back", "aborted",
+                    "inconclusive",
+                ],
+            },
+            "generation": {"type": "integer", "minimum": 1},
+            "step": {"type": "integer", "minimum": 0},
+            "startedAt": {"type": "string", "format": "date-time"},
+            "stepStartedAt": {"type": "string", "format": "date-time"},
+            "srmAcknowledgedAt": {"type": "string", "format": "date-time", "nullable": True},
+            "endedAt": {"type": "string", "format": "date-time", "nullable": True},
+            "document": _ref("Experiment"),
+            "decisions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "decision": {
+                            "type": "string",
+                            "enum": [
+                                "continue", "not_enough_data", "advance", "promote",
+                                "rollback", "inconclusive", "blocked",
+                            ],
+                        },
+                        "reason": _STRING,
+                        "inputs": {"type": "object"},
+                    },
+                },
+            },
+        },
+    },
+    "ExperimentList": {
+        "type": "object",
+        "required": ["experiments"],
+        "properties": {"experiments": {"type": "array", "items": _ref("StoredExperiment")}},
+    },
     "Applied": {
         "type": "object",
         "required": ["applied"],
@@ -240,5 +395,5 @@ def control_openapi_document() -> dict[str, Any]:
         title="modelport control plane",
         description=_DESCRIPTION,
         tags=_TAGS,
-        schemas={**model_schemas(Deployment), **_SCHEMAS},
+        schemas={**model_schemas(Deployment), **model_schemas(Experiment), **_SCHEMAS},
     )

@@ -6,33 +6,47 @@ protocol's own rows of :data:`~modelport.server.rest.routes.ROUTES` (inference, 
 and readiness, server health and metadata, metrics, the OpenAPI document), so authorisation is
 the same: ``infer`` on the deployment's name. What the gateway adds to the wire:
 
-- ``x-modelport-variant`` on every answer: the variant that answered.
+- ``x-modelport-variant`` on every answer: the variant that answered; ``x-request-id``: the
+  request id the prediction is logged under (the caller's, or one made for it), which feedback
+  names it by.
 - ``X-Modelport-Variant`` on a request names the variant (testers trying a candidate, weight 0
   included); it is honoured only for callers holding the ``deployer`` role on the deployment,
   and refused with 403 for others.
 - A deployment picks the version, so ``/v2/models/{d}/versions/{v}/...`` is refused with 400.
+- ``POST /v2/feedback`` takes the true outcomes of answered requests (by request id), as JSON
+  or JSON lines; whoever may infer on a deployment may send its feedback
+  (:class:`~modelport.service.feedback.FeedbackService` checks and stores it, in a worker
+  thread).
 
-The request body is not decoded here: it goes to the backend as received.
+An inference request's body is not decoded here: it goes to the backend as received.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from modelport import __version__
-from modelport.core.errors import InvalidInput
+from modelport.core.errors import InvalidInput, NotFound
 from modelport.protocol.model_config import model_config
 from modelport.security.identity import AuthMethod
 from modelport.security.rbac import Action
 from modelport.server.logs import identity_hash
 from modelport.server.rest.app import Hook, RoutedApp
 from modelport.server.rest.asgi import Reply, Request, read_body
-from modelport.server.rest.routes import ROUTES, Route
-from modelport.service.access import AccessControl, new_request_id
+from modelport.server.rest.openapi import openapi_document
+from modelport.server.rest.routes import ROUTES, Route, Target
+from modelport.service.access import AccessControl, audit_text, new_request_id
+from modelport.service.feedback import (
+    FeedbackReceipt,
+    FeedbackService,
+    parse_feedback_json,
+    parse_feedback_lines,
+)
 from modelport.service.gateway import Call, Gateway
 
-__all__ = ["GATEWAY_ROUTES", "GatewayApp"]
+__all__ = ["FEEDBACK_ROUTE", "GATEWAY_ROUTES", "GatewayApp", "gateway_openapi_document"]
 
 _ENDPOINTS: Final = frozenset(
     {
@@ -47,8 +61,144 @@ _ENDPOINTS: Final = frozenset(
         "metrics",
     }
 )
-GATEWAY_ROUTES: Final[tuple[Route, ...]] = tuple(r for r in ROUTES if r.endpoint in _ENDPOINTS)
-"""The protocol's routes a gateway answers (no repository extension, no statistics)."""
+
+_ERROR: Final = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_LABEL: Final = {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "boolean"}]}
+_VALUE: Final = {"type": "number"}
+_DEPLOYMENT: Final = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 63,
+    "description": "The deployment the requests were sent to.",
+}
+
+
+def _feedback_item(deployment: bool) -> dict[str, Any]:
+    """One feedback's schema, with or without its deployment."""
+    properties: dict[str, Any] = {"deployment": _DEPLOYMENT} if deployment else {}
+    properties |= {
+        "request_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "The request's id (its x-request-id), as the prediction log has it.",
+        },
+        "label": {
+            "description": "Classification: the true label, or one per row of the request.",
+            "anyOf": [_LABEL, {"type": "array", "items": _LABEL, "minItems": 1}],
+        },
+        "value": {
+            "description": "Regression: the true number, or one per row of the request.",
+            "anyOf": [_VALUE, {"type": "array", "items": _VALUE, "minItems": 1}],
+        },
+    }
+    return {
+        "type": "object",
+        "description": "The truth of one answered request: a label or a value, not both.",
+        "properties": properties,
+        "required": ["deployment", "request_id"] if deployment else ["request_id"],
+        "oneOf": [{"required": ["label"]}, {"required": ["value"]}],
+        "additionalProperties": False,
+    }
+
+
+_FEEDBACK_SCHEMAS: Final[dict[str, Any]] = {
+    "FeedbackItem": _feedback_item(deployment=False),
+    "Feedback": {
+        "description": "One feedback with its deployment, or a deployment's list of them.",
+        "oneOf": [
+            _feedback_item(deployment=True),
+            {
+                "type": "object",
+                "properties": {
+                    "deployment": _DEPLOYMENT,
+                    "feedback": {"type": "array", "items": _ref("FeedbackItem"), "minItems": 1},
+                },
+                "required": ["deployment", "feedback"],
+                "additionalProperties": False,
+            },
+        ],
+    },
+    "FeedbackReceipt": {
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "integer", "minimum": 0, "description": "Feedback stored."},
+            "replaced": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Of those, how many replaced an earlier feedback of the request.",
+            },
+        },
+        "required": ["accepted", "replaced"],
+    },
+}
+_FEEDBACK: Final[dict[str, Any]] = {
+    "summary": "True labels or values of answered requests, by request id (all or nothing)",
+    "tags": ["feedback"],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _ref("Feedback")},
+            "application/x-ndjson": {
+                "schema": {
+                    "type": "string",
+                    "description": "JSON lines: one Feedback object (with its deployment) a line.",
+                }
+            },
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "Stored.",
+            "content": {"application/json": {"schema": _ref("FeedbackReceipt")}},
+        },
+        "400": _error(
+            "Malformed (the message names the item or line), the wrong kind for the "
+            "deployment's experiment (label or value), or a request id given twice; nothing "
+            "was stored."
+        ),
+        "404": _error(
+            "Some request ids are not in the prediction log (how many, and the first ten); "
+            "nothing was stored."
+        ),
+        "413": _error("The body is over the server's size limit."),
+    },
+}
+FEEDBACK_ROUTE: Final = Route(
+    "POST", "/v2/feedback", "feedback", Action.INFER, Target.LISTING, _FEEDBACK, "feedback"
+)
+"""``POST /v2/feedback``: admitted for any predictor; each deployment named is checked."""
+
+GATEWAY_ROUTES: Final[tuple[Route, ...]] = (
+    *(r for r in ROUTES if r.endpoint in _ENDPOINTS),
+    FEEDBACK_ROUTE,
+)
+"""The protocol's routes a gateway answers (no repository extension, no statistics), and
+feedback."""
+_JSON_TYPES: Final = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
+"""Bodies read as JSON: ``curl -d`` labels its body a form, and no form is accepted here."""
+_LINES_TYPES: Final = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/jsonlines"}
+)
+
+
+def gateway_openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document of :data:`GATEWAY_ROUTES` (a new one on every call)."""
+    document = openapi_document(GATEWAY_ROUTES)
+    document["tags"].append({"name": "feedback"})
+    document["components"]["schemas"].update(_FEEDBACK_SCHEMAS)
+    return document
+
 
 _OVERRIDE: Final = b"x-modelport-variant"
 _BINARY: Final = b"application/octet-stream"
@@ -70,6 +220,7 @@ class GatewayApp(RoutedApp):
         metrics: Returns the Prometheus text and its content type.
         on_startup: Awaited in order when the server starts.
         on_shutdown: Awaited in order when it stops.
+        feedback: Takes feedback on answered requests; ``None``: ``/v2/feedback`` answers 404.
     """
 
     def __init__(
@@ -81,12 +232,17 @@ class GatewayApp(RoutedApp):
         metrics: Callable[[], tuple[bytes, str]],
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
+        *,
+        feedback: FeedbackService | None = None,
     ) -> None:
         self.gateway = gateway
         self.max_body = max_body_bytes
         self.max_json = min(max_json_bytes, max_body_bytes)
         self._metrics = metrics
-        super().__init__(access, GATEWAY_ROUTES, on_startup, on_shutdown)
+        self._feedback = feedback
+        super().__init__(
+            access, GATEWAY_ROUTES, on_startup, on_shutdown, openapi=gateway_openapi_document()
+        )
 
     async def server_metadata(self, request: Request) -> Reply:
         """``GET /v2``."""
@@ -160,11 +316,44 @@ class GatewayApp(RoutedApp):
         record = request.access
         if record is not None:
             record.version = answer.model_version
-        variant = ((b"x-modelport-variant", assignment.slot.variant.encode()),)
+        # The request id is what feedback names the prediction by: the caller's, or a new one.
+        variant = (
+            (b"x-modelport-variant", assignment.slot.variant.encode()),
+            (b"x-request-id", call.request_id.encode()),
+        )
         if answer.json_length is None:
             return Reply(answer.status, answer.body, _JSON, variant)
         length = ((b"inference-header-content-length", b"%d" % answer.json_length),)
         return Reply(answer.status, answer.body, _BINARY, variant + length)
+
+    async def feedback(self, request: Request) -> Reply:
+        """``POST /v2/feedback``: JSON, or JSON lines (``application/x-ndjson``)."""
+        if self._feedback is None:
+            raise NotFound("this server takes no feedback")
+        body = await read_body(request, self.max_body)
+        # Parsing, the prediction log's lookup and the database write all block.
+        receipt = await asyncio.to_thread(self._take_feedback, self._feedback, request, body)
+        return Reply.json({"accepted": receipt.accepted, "replaced": receipt.replaced})
+
+    def _take_feedback(
+        self, service: FeedbackService, request: Request, body: bytes
+    ) -> FeedbackReceipt:
+        """Parse, authorise (``infer`` on every deployment named) and submit (in a thread)."""
+        content_type = request.header(b"content-type") or ""
+        media = content_type.partition(";")[0].strip().lower()
+        if media in _JSON_TYPES:
+            entries = parse_feedback_json(body)
+        elif media in _LINES_TYPES:
+            entries = parse_feedback_lines(body)
+        else:
+            raise InvalidInput(
+                f"Content-Type {content_type!r} is not accepted here; send feedback as "
+                "application/json or application/x-ndjson (JSON lines)"
+            )
+        for name in sorted({entry.deployment for entry in entries}):
+            self.access.check(request.caller, Action.INFER, name)
+        actor = audit_text(request.identity.subject)
+        return service.submit_entries(entries, actor, request.caller.request_id)
 
     @staticmethod
     def _call(request: Request, name: str, body: bytes, header_length: int | None) -> Call:

@@ -46,12 +46,16 @@ class LocalBackend:
         self._replaced += replaced  # drained on the event loop by close()
 
     async def infer(self, model: str, version: str, call: Call) -> Answer:
-        """Decode ``call``, run it, encode the answer under the deployment's name."""
+        """Decode ``call``, run it, encode the answer under the deployment's name.
+
+        The answer carries the model's CPU time for the request (``cpu_ms``), measured by the
+        data plane for the prediction log.
+        """
         request = call.request or self._decode(model, version, call)
-        response = await self.dp.infer(model, version, request)
+        response = await self.dp.infer(model, version, request, timed=True)
         response.model_name = call.deployment
         body, json_length = encode_infer_response(response, request)
-        return Answer(200, body, json_length, response.model_version)
+        return Answer(200, body, json_length, response.model_version, None, response.cpu_ms)
 
     def _decode(self, model: str, version: str, call: Call) -> InferenceRequest:
         if call.header_length == 0:

@@ -44,9 +44,10 @@ from modelport.service.wiring import (
     build_dataplane,
     control_plane_jobs,
     open_deployment_store,
+    open_experiments,
+    open_feedback,
     open_prediction_log,
     open_registrar,
-    open_security_store,
     registered_source,
 )
 
@@ -100,6 +101,7 @@ def run_gateway_worker(
         worker.metrics,
         on_startup=[worker.start],
         on_shutdown=[worker.stop],
+        feedback=worker.feedback,
     )
     if in_process:
         app = worker.with_control_plane(app)
@@ -141,6 +143,11 @@ class _Worker:
             local = LocalBackend(self.dataplane, source)
         self.access = build_access(settings, clock)
         self.predictions = open_prediction_log(settings)
+        # What the process opened besides its own stores: feedback, the control plane's routes.
+        self.control = contextlib.ExitStack()
+        self.feedback = self.control.enter_context(
+            open_feedback(settings, self.predictions.sink, clock)
+        )
         options = settings.gateway
         self.redis: Any = None
         if options.redis_url is not None:
@@ -160,7 +167,6 @@ class _Worker:
         # Under `up` the control plane's background jobs run here too (they serialise
         # themselves).
         self.jobs = JobRunner(control_plane_jobs(settings, clock) if in_process else [])
-        self.security: Any = None
         self.grpc_servers: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -217,8 +223,7 @@ class _Worker:
             await self.dataplane.close()
         await asyncio.to_thread(self.predictions.close)  # everything queued is written
         self.access.close()
-        if self.security is not None:
-            self.security.close()
+        self.control.close()
         self.store.close()
         self.registrar.store.close()
 
@@ -226,6 +231,7 @@ class _Worker:
         """This worker's gateway and prediction-log counters (and its models' under ``up``)."""
         stats = self.gateway.stats()
         logged = self.predictions.stats()
+        feedback = self.feedback.stats()
         text = render_gateway_metrics(
             stats.requests,
             {
@@ -265,6 +271,18 @@ class _Worker:
                     "Predictions the prediction log's storage could never take",
                     logged.lost,
                 ),
+                "modelport_feedback_accepted_total": (
+                    "Feedback on answered requests stored (POST /v2/feedback)",
+                    feedback.accepted,
+                ),
+                "modelport_feedback_replaced_total": (
+                    "Feedback that replaced an earlier feedback for the same request",
+                    feedback.replaced,
+                ),
+                "modelport_feedback_unknown_total": (
+                    "Request ids sent as feedback that the prediction log does not hold",
+                    feedback.unknown,
+                ),
             },
         )
         if self.dataplane is None:
@@ -276,14 +294,13 @@ class _Worker:
         """``app`` with the control plane's ``/v1/`` routes beside it on the same port."""
         from modelport.server.controlplane.app import ControlPlaneApp
         from modelport.server.controlplane.probe import HttpReplicaProbe
-        from modelport.service.deployments import DeploymentService
 
         settings = self.settings
-        self.security = open_security_store(settings, self.clock)  # the audit trail
-        service = DeploymentService(self.store, self.registrar.store, self.security)
+        experiments = self.control.enter_context(open_experiments(settings, self.clock))
         control = ControlPlaneApp(
             self.access,
-            service,
+            experiments.deployments,
+            experiments,
             settings.controlplane.max_body_bytes,
             probe=HttpReplicaProbe.from_settings(settings),
         )

@@ -68,7 +68,12 @@ class RemoteBackend:
         await self.pool.close()
 
     async def infer(self, model: str, version: str, call: Call) -> Answer:
-        """Forward ``call`` to a replica; its answer names the deployment."""
+        """Forward ``call`` to a replica; its answer names the deployment.
+
+        A replica's answer with another status than 200 is returned as it is, its ``error`` the
+        kind the status stands for (``unavailable`` for a 5xx or an unknown status). The model's
+        CPU time is not known here (``cpu_ms`` is ``None``).
+        """
         headers = {"x-request-id": call.request_id}
         if call.header_length is None:
             headers["content-type"] = _JSON
@@ -79,7 +84,8 @@ class RemoteBackend:
             headers["authorization"] = call.authorization
         reply = await self.pool.post(_path(model, version, "/infer"), call.body, headers)
         if reply.status != 200:
-            return Answer(reply.status, reply.body, None, None)
+            kind = _KIND_BY_STATUS.get(reply.status, ErrorKind.UNAVAILABLE)
+            return Answer(reply.status, reply.body, None, None, kind.value)
         length = reply.headers.get("inference-header-content-length")
         json_length = int(length) if length is not None else None
         body, json_length = _renamed(reply.body, json_length, model, call.deployment)
