@@ -309,3 +309,12 @@ def test_regression(log_source: Any) -> None:
     assert (s.pairs, s.agree.tolist()) == (2, [])
     assert sorted(s.score_diff.tolist()) == [-1.0, -0.5, 0.5]
     assert sorted(s.latency_diff_ms.tolist()) == [0.5, 0.5]
+
+
+def test_a_label_needs_a_json_truth(log_source: Any) -> None:
+    source = log_source(RECORDS)
+    fb = feedback([("r1", None), ("r2", "null"), ("r11", "[[1, 0]]")], values=[1.0, None, None])
+    rows = read(source, feedback=fb)
+    assert pairs(rows.arms["a"]) == [] and rows.arms["a"].mismatched == 1  # r1: a value only
+    assert pairs(rows.arms["b"]) == [("0", "null")]  # r2: a JSON null is a label too
+    assert rows.arms["b"].mismatched == 1  # r11: a truth of two values for one row

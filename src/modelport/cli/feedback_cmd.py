@@ -19,7 +19,8 @@ from modelport.core.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from modelport.experiments.feedback import Feedback
-    from modelport.service.feedback import Entry, FeedbackReceipt
+    from modelport.service.feedback import FeedbackReceipt
+    from modelport.service.feedback_forms import Entry
 
 # Storage is imported by the command, not to parse options.
 
@@ -114,7 +115,7 @@ def _form(path: Path, form: str | None) -> str:
 
 def _entries(path: Path, form: str, deployment: str | None) -> Iterator[Entry]:
     """The file's feedback, read lazily (a BOM at the start is ignored)."""
-    from modelport.service.feedback import iter_feedback_csv, iter_feedback_lines
+    from modelport.service.feedback_forms import iter_feedback_csv, iter_feedback_lines
 
     try:
         with path.open(encoding="utf-8-sig", newline="" if form == "csv" else None) as file:

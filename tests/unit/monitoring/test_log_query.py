@@ -146,8 +146,8 @@ shaped = st.one_of(
 @given(st.lists(st.one_of(shaped, st.none()), max_size=12), st.sampled_from(["number", "score"]))
 def test_duckdb_casts_numbers_as_python_parses_them(values: list[str | None], kind: str) -> None:
     array = texts(*values)
-    typed = _typed_numbers(array, kind, strict=False)  # type: ignore[arg-type]
-    parsed = _parsed_rows(array, kind, strict=False)  # type: ignore[arg-type]
+    typed = _typed_numbers(array, kind, strict=False)
+    parsed = _parsed_rows(array, kind, strict=False)
     if typed is not None:
         np.testing.assert_array_equal(typed[1], parsed[1])
         np.testing.assert_allclose(typed[0], parsed[0], rtol=1e-12)

@@ -13,7 +13,7 @@ import schemathesis
 from modelport.core.errors import InvalidInput
 from modelport.server.gateway.app import GATEWAY_ROUTES, gateway_openapi_document
 from modelport.server.rest.routes import Router
-from modelport.service.feedback import parse_feedback_json
+from modelport.service.feedback_forms import parse_feedback_json
 
 DOC = gateway_openapi_document()
 

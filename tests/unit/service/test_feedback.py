@@ -12,12 +12,11 @@ import pytest
 
 from modelport.core.errors import InvalidInput, NotFound
 from modelport.experiments.feedback import Feedback, FeedbackKind, FeedbackStore
-from modelport.service.feedback import (
+from modelport.service.feedback import FeedbackService, lookup_wait_s
+from modelport.service.feedback_forms import (
     Entry,
-    FeedbackService,
     feedback_item,
     iter_feedback_csv,
-    lookup_wait_s,
     parse_feedback_csv,
     parse_feedback_json,
     parse_feedback_lines,

@@ -38,12 +38,8 @@ from modelport.server.rest.asgi import Reply, Request, read_body
 from modelport.server.rest.openapi import openapi_document
 from modelport.server.rest.routes import ROUTES, Route, Target
 from modelport.service.access import AccessControl, audit_text, new_request_id
-from modelport.service.feedback import (
-    FeedbackReceipt,
-    FeedbackService,
-    parse_feedback_json,
-    parse_feedback_lines,
-)
+from modelport.service.feedback import FeedbackReceipt, FeedbackService
+from modelport.service.feedback_forms import parse_feedback_json, parse_feedback_lines
 from modelport.service.gateway import Call, Gateway
 
 __all__ = ["FEEDBACK_ROUTE", "GATEWAY_ROUTES", "GatewayApp", "gateway_openapi_document"]
