@@ -41,6 +41,7 @@ spec:
   variants:
     - {{name: control, model: {control}, weight: 50, role: control}}
     - {{name: treatment, model: {treatment}, weight: 50, role: treatment}}
+    - {{name: shadow, model: cancer@2, role: shadow, mirror: 100}}
 ---
 apiVersion: modelport.io/v1
 kind: Experiment
@@ -146,7 +147,7 @@ def wait_for(
 
 def weights(url: str, deployment: str, client: httpx.Client) -> dict[str, float]:
     document = client.get(f"{url}/v1/deployments/{deployment}").json()["document"]
-    return {v["name"]: v["weight"] for v in document["spec"]["variants"]}
+    return {v["name"]: v["weight"] for v in document["spec"]["variants"] if v["role"] != "shadow"}
 
 
 def test_the_platform_decides_on_its_own(home: Path, up: ServerProcess) -> None:
@@ -172,6 +173,11 @@ def test_the_platform_decides_on_its_own(home: Path, up: ServerProcess) -> None:
         promoted = wait_for(up.url, "better-exp", client, {"promoted"})
         assert promoted["status"] == "promoted", promoted
         assert weights(up.url, "better", client) == {"control": 0.0, "treatment": 100.0}
+        # Every request was copied to the guessing shadow: compared request by request.
+        [shadow] = promoted["decisions"][0]["inputs"]["shadows"]
+        assert shadow["shadow"] == "shadow" and shadow["pairs"] >= 300
+        assert 0.3 < shadow["agreement"]["value"] < 0.9  # it agrees with half the answers or so
+        assert shadow["latency_diff_mean_ms"] is not None
 
         blocked = wait_for(up.url, "biased-exp", client, {"blocked"})
         assert blocked["status"] == "blocked", blocked

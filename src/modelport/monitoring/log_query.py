@@ -427,7 +427,7 @@ FROM (
 _DUCK_ANSWERS: Final = """CREATE TEMPORARY TABLE answers AS WITH {log},
 wanted AS (
     SELECT request_id, fb FROM feedback_ids
-    UNION ALL SELECT DISTINCT request_id, NULL::BIGINT FROM shadow_rows WHERE NOT failed
+    UNION ALL SELECT {distinct} request_id, NULL::BIGINT FROM shadow_rows WHERE NOT failed
 )
 SELECT request_id, fb, arm, ok, latency_ms, {value} AS value,
        CASE WHEN fb IS NULL THEN {score} END AS score
@@ -513,7 +513,10 @@ class _ParquetReader:
         else:
             self._execute("CREATE TEMPORARY TABLE shadow_rows (request_id VARCHAR, failed BOOLEAN)")
         if query.feedback.num_rows or query.shadows:
-            self._execute(_expressions(_DUCK_ANSWERS, query), **params)
+            # Two shadows copy the same requests; one copies each at most once.
+            distinct = "DISTINCT" if len(query.shadows) > 1 else ""
+            answers = _expressions(_DUCK_ANSWERS, query).replace("{distinct}", distinct)
+            self._execute(answers, **params)
             labelled = self._run(_DUCK_LABELLED).cast(_schema("labelled"))
         if query.shadows:
             paired = self._run(_DUCK_PAIRED, labels=query.labels).cast(_schema("paired"))

@@ -655,6 +655,14 @@ def test_bad_experiments_get_a_4xx_and_nothing_changes(
     for body, status, message in cases:
         reply = call(app, "PUT", "/v1/experiments/exp", admin, json=body)
         assert (reply.status_code, message in reply.text) == (status, True), reply.text
+    no_control = doc("two-treatments", 50, 50)
+    no_control["spec"]["variants"][0]["role"] = "treatment"
+    assert call(app, "PUT", "/v1/deployments/two-treatments", admin, json=no_control)
+    refused = call(
+        app, "PUT", "/v1/experiments/exp", admin, json=experiment(deployment="two-treatments")
+    )
+    assert refused.status_code == 400
+    assert "an experiment needs a variant with role 'control'" in refused.text
     assert call(app, "GET", "/v1/experiments", admin).json() == {"experiments": []}
     for verb in ("pause", "resume", "abort", "promote", "acknowledge", "evaluate"):
         missing = call(app, "POST", f"/v1/experiments/ghost/{verb}", admin)
