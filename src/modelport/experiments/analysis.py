@@ -40,7 +40,6 @@ metric decides nothing ("not enough data").
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -267,22 +266,27 @@ def summarize(
 def _classification(
     predicted: np.ndarray, truth: np.ndarray, alpha: float, classes: Sequence[str]
 ) -> dict[str, Estimate]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = truth.size
     correct = predicted == truth
     metrics = {"accuracy": _proportion(int(correct.sum()), n, alpha)}
-    labels = list(classes) or _frequent(truth)
-    if not labels or n == 0:
+    if n == 0:
         return metrics
+    true_labels = pa.array(truth, pa.string())
+    labels = list(classes) or _frequent(true_labels)
     # The confusion matrix over the labels (rows: truth, columns: prediction), "other" last.
-    index = {label: i for i, label in enumerate(labels)}
+    value_set = pa.array(labels, pa.string())
     other = len(labels)
-    t = np.fromiter((index.get(x, other) for x in truth), dtype=np.int64, count=n)
-    p = np.fromiter((index.get(x, other) for x in predicted), dtype=np.int64, count=n)
+    t = _codes(pc.index_in(true_labels, value_set=value_set), other)
+    p = _codes(pc.index_in(pa.array(predicted, pa.string()), value_set=value_set), other)
     cells = np.bincount(t * (other + 1) + p, minlength=(other + 1) ** 2)
+    square = cells.reshape(other + 1, other + 1)
     for i, label in enumerate(labels):
-        hits = int(cells[i * (other + 1) + i])
-        said = int(cells.reshape(other + 1, other + 1)[:, i].sum())
-        actual = int(cells.reshape(other + 1, other + 1)[i, :].sum())
+        hits = int(square[i, i])
+        said = int(square[:, i].sum())
+        actual = int(square[i, :].sum())
         metrics[f"precision[{label}]"] = _proportion(hits, said, alpha)
         metrics[f"recall[{label}]"] = _proportion(hits, actual, alpha)
     f1 = _f1_bootstrap(cells, other + 1, len(labels), alpha)
@@ -292,9 +296,21 @@ def _classification(
     return metrics
 
 
-def _frequent(truth: np.ndarray) -> list[str]:
+def _frequent(truth: Any) -> list[str]:
     """The classes reported one by one: the most frequent true labels, at most 50."""
-    return sorted(label for label, _ in Counter(truth.tolist()).most_common(_MAX_CLASSES))
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(truth).to_pylist()
+    counts.sort(key=lambda c: (-c["counts"], c["values"]))
+    return sorted(c["values"] for c in counts[:_MAX_CLASSES])
+
+
+def _codes(indices: Any, other: int) -> np.ndarray:
+    """Arrow ``index_in`` results as integers, ``other`` where the label is not listed."""
+    import pyarrow.compute as pc
+
+    codes: np.ndarray = pc.fill_null(indices, other).to_numpy(zero_copy_only=False)
+    return codes.astype(np.int64)
 
 
 def _f1_scores(matrices: np.ndarray, classes: int) -> np.ndarray:

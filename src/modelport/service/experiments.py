@@ -545,7 +545,8 @@ class PredictionLogData:
             task=spec.task,
             output=spec.output,
             score_output=spec.score_output,
-            feedback=self._feedback.read(spec.deployment),
+            # Feedback is for predictions, so none of the window's can be older than it.
+            feedback=self._feedback.read(spec.deployment, since),
         )
 
     def counts(self, deployment: str, since: datetime, until: datetime) -> dict[str, int]:
