@@ -11,9 +11,10 @@ and noisy: the figures that count are the ratios, medians over the rounds):
     version directly; and the same deployment with its prediction log off (``sampleRate: 0``),
     for the log's cost. Tiny model, 16 connections.
 ``experiment``
-    Two ``modelport up --workers 2`` on copies of one data directory, the same deployment, one
-    of them with an Experiment running on it (evaluated every 5 s from its growing prediction
-    log, looked for every second): what running an experiment costs the traffic.
+    Two ``modelport up --workers 2`` on copies of one data directory, the same deployment (50/50,
+    no sticky key: each request drawn at random, prediction log on), one of them with an
+    Experiment running on it (evaluated every 5 s from its growing prediction log, looked for
+    every second): what running an experiment costs the traffic.
 ``gateway``
     ``modelport gateway`` in front of two ``modelport serve --workers 1`` replicas (sticky
     assignment and the prediction log on) against nginx (Debian package) as a round-robin
@@ -68,6 +69,14 @@ spec:
     - {{name: b, model: tiny@2, weight: 50, role: treatment}}
   traffic: {{stickyKey: {{header: X-User-Id}}}}
   predictionLog: {{sampleRate: 0}}
+---
+apiVersion: modelport.io/v1
+kind: Deployment
+metadata: {{name: tiny-random}}
+spec:
+  variants:
+    - {{name: a, model: tiny@1, weight: 50}}
+    - {{name: b, model: tiny@2, weight: 50, role: treatment}}
 """
 
 EXPERIMENT = """\
@@ -75,7 +84,7 @@ apiVersion: modelport.io/v1
 kind: Experiment
 metadata: {name: tiny-ab}
 spec:
-  deployment: tiny
+  deployment: tiny-random
   control: a
   treatment: b
   primary: {metric: latency_mean}
@@ -329,8 +338,8 @@ def bench_experiment(home: Path, body: Path, rounds: int, seconds: float) -> lis
     with running(plain, running_one):
         samples = measure(
             {
-                "up, no experiment": (plain_port, "/v2/models/tiny/infer"),
-                "up, experiment running": (experiment_port, "/v2/models/tiny/infer"),
+                "up, no experiment": (plain_port, "/v2/models/tiny-random/infer"),
+                "up, experiment running": (experiment_port, "/v2/models/tiny-random/infer"),
             },
             body,
             16,

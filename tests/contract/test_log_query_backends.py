@@ -23,12 +23,12 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from modelport.core.errors import InvalidInput
+from modelport.core.errors import InvalidInput, ServiceUnavailable
 from modelport.monitoring.log_query import ExperimentRows, arm_counts, experiment_rows
 from modelport.monitoring.prediction_log import ParquetSink, PredictionLog, PredictionRecord
 from modelport.monitoring.prediction_postgres import PostgresSink
 
-from .conftest import PG_URL
+from .conftest import PG_ADMIN, PG_URL
 
 SINCE = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 UNTIL = SINCE + timedelta(days=1)
@@ -318,3 +318,39 @@ def test_a_label_needs_a_json_truth(log_source: Any) -> None:
     assert pairs(rows.arms["a"]) == [] and rows.arms["a"].mismatched == 1  # r1: a value only
     assert pairs(rows.arms["b"]) == [("0", "null")]  # r2: a JSON null is a label too
     assert rows.arms["b"].mismatched == 1  # r11: a truth of two values for one row
+
+
+def test_an_output_named_with_the_empty_string(log_source: Any) -> None:
+    source = log_source([record("e1", SINCE, "a", 1.0, json.dumps({"": [1], "label": [0]}))])
+    rows = read(source, output="", shadows=[], feedback=feedback([("e1", "1")]))
+    assert pairs(rows.arms["a"]) == [("1", "1")]
+
+
+@pytest.mark.postgres
+def test_a_query_postgresql_refuses_is_unavailable() -> None:
+    """Connected, the table there, then a query fails: here a lock not granted in time.
+
+    Another session holds the table (a migration, a ``DROP TABLE`` under way); the reader's URL
+    sets ``lock_timeout``. In a database of its own: the URL's ``options`` hold that one setting,
+    not ``search_path`` too (two need a space, which the reader passes on to libpq as ``+``).
+    """
+    name = f"modelport_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}?options=-clock_timeout%3D100"
+        _written(PostgresSink(url), RECORDS)
+        with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={name}") as holder:
+            holder.execute("LOCK TABLE prediction_log IN ACCESS EXCLUSIVE MODE")
+            message = r"^cannot read the prediction log of deployment 'fraud' in .*lock timeout"
+            with pytest.raises(ServiceUnavailable, match=message) as raised:
+                arm_counts(url, "fraud", SINCE, UNTIL)
+            assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+            with pytest.raises(ServiceUnavailable, match=message):
+                read(url)
+        assert arm_counts(url, "fraud", SINCE, UNTIL) == {"a": 4, "b": 4, "c": 1}
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -289,6 +289,13 @@ class ExperimentSpec(Spec):
     def _deployment(cls, name: str) -> str:
         return checked(validate_model_name, name)
 
+    @field_validator("output", "score_output")
+    @classmethod
+    def _output(cls, name: str | None) -> str | None:
+        if name is not None and not (0 < len(name) <= 256 and name.isprintable()):
+            raise ValueError("expected an output tensor's name: 1 to 256 printable characters")
+        return name
+
     @field_validator("max_duration", "evaluate_every", mode="before")
     @classmethod
     def _durations(cls, value: object) -> float:

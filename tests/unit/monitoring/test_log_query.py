@@ -20,17 +20,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelport.core.errors import ConfigError, DependencyMissing, InvalidInput
-from modelport.monitoring.log_query import (
-    CALLER_FAULTS,
-    _canonical,
-    _parsed_rows,
-    _rows,
-    _segments,
-    _typed_numbers,
-    arm_counts,
-    experiment_rows,
-)
+from modelport.core.errors import ConfigError, DependencyMissing, InvalidInput, ServiceUnavailable
+from modelport.monitoring._log_duckdb import ParquetReader, _segments
+from modelport.monitoring._log_rows import _canonical, _parsed_rows, _typed_numbers, json_rows
+from modelport.monitoring.log_query import CALLER_FAULTS, arm_counts, experiment_rows
 from modelport.monitoring.prediction_log import arrow_schema
 
 SINCE = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -42,7 +35,7 @@ def texts(*values: str | None) -> pa.Array:
 
 
 def rows(values: pa.Array, kind: Any, strict: bool = False) -> tuple[list[Any], list[int]]:
-    flat, counts = _rows(values, kind, strict=strict)
+    flat, counts = json_rows(values, kind, strict=strict)
     return flat.tolist(), counts.tolist()
 
 
@@ -81,7 +74,7 @@ def test_a_label_row_with_several_values() -> None:
     values = texts("[[0.2, 0.8]]", "[1]")
     assert rows(values, "label") == (["1"], [-1, 1])  # feedback: no rows, counted
     with pytest.raises(InvalidInput, match=r"several values per row \(\[0.2,0.8\]\)"):
-        _rows(values, "label", strict=True)  # a prediction: the output named is wrong
+        json_rows(values, "label", strict=True)  # a prediction: the output named is wrong
 
 
 def test_labels_from_chunked_and_empty_arrays() -> None:
@@ -106,7 +99,7 @@ def test_scores_are_the_last_element_of_each_row() -> None:
         [1, 2],
     )
     assert rows(texts("[0.7]", "0.4", "[[]]"), "score")[1] == [1, 1, 1]
-    flat, _ = _rows(texts("[[]]"), "score", strict=False)
+    flat, _ = json_rows(texts("[[]]"), "score", strict=False)
     assert np.isnan(flat).all()
 
 
@@ -114,11 +107,11 @@ def test_a_number_row_with_several_values() -> None:
     values = texts("[[1, 2]]", "[[3]]")
     assert rows(values, "number") == ([3.0], [-1, 1])
     with pytest.raises(InvalidInput, match="several values per row"):
-        _rows(values, "number", strict=True)
+        json_rows(values, "number", strict=True)
 
 
 def test_values_that_are_no_numbers_are_nan() -> None:
-    flat, counts = _rows(texts('["x"]', "[null]", '["2.5"]', "[true]"), "number", strict=False)
+    flat, counts = json_rows(texts('["x"]', "[null]", '["2.5"]', "[true]"), "number", strict=False)
     assert counts.tolist() == [1, 1, 1, 1]
     assert np.isnan(flat[:2]).all() and flat[2:].tolist() == [2.5, 1.0]
 
@@ -126,7 +119,7 @@ def test_values_that_are_no_numbers_are_nan() -> None:
 def test_mixed_shapes_are_parsed_in_python() -> None:
     values = texts("[2.5]", "[[3.0], [4.0]]", "7", "null")
     assert _typed_numbers(values, "number", strict=False) is None
-    flat, counts = _rows(values, "number", strict=False)
+    flat, counts = json_rows(values, "number", strict=False)
     assert counts.tolist() == [1, 2, 1, 1]
     assert flat[:4].tolist() == [2.5, 3.0, 4.0, 7.0] and np.isnan(flat[4])
 
@@ -178,7 +171,15 @@ def test_bad_arguments(tmp_path: Path, options: dict[str, Any], message: str) ->
         experiment_rows(tmp_path, "fraud", SINCE, UNTIL, **(arguments | options))
 
 
-@pytest.mark.parametrize("url", ["sqlite:////tmp/x.db", "not a url", "mysql://h/db"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/x.db",
+        "not a url",
+        "mysql://h/db",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?no_such_option=1",  # refused by libpq
+    ],
+)
 def test_a_source_that_is_neither_a_folder_nor_postgresql(url: str) -> None:
     with pytest.raises(ConfigError):
         arm_counts(url, "fraud", SINCE, UNTIL)
@@ -284,6 +285,30 @@ def test_segments_of_schema_version_1(tmp_path: Path) -> None:
     assert arm_counts(tmp_path, "fraud", SINCE, UNTIL) == {"a": 2, "b": 1}
 
 
+def test_an_unreadable_segment_in_the_window(tmp_path: Path) -> None:
+    segment(tmp_path, "2026-12-07", "a.parquet", [answer("r1", SINCE, "a")])
+    (tmp_path / "fraud" / "2026-12-08").mkdir()
+    (tmp_path / "fraud" / "2026-12-08" / "b.parquet").write_bytes(b"PAR1 not parquet PAR1")
+    message = r"^cannot read the prediction log of deployment 'fraud' in .*b\.parquet"
+    with pytest.raises(ServiceUnavailable, match=message):
+        arm_counts(tmp_path, "fraud", SINCE, UNTIL)
+    options: dict[str, Any] = {"arms": ["a"], "task": "classification", "output": "label"}
+    with pytest.raises(ServiceUnavailable, match=message):
+        experiment_rows(tmp_path, "fraud", SINCE, UNTIL, **options)
+
+
+def test_a_segment_deleted_while_it_is_read(tmp_path: Path) -> None:
+    segment(tmp_path, "2026-12-07", "a.parquet", [answer("r1", SINCE, "a")])
+    segment(tmp_path, "2026-12-08", "b.parquet", [answer("r2", SINCE, "a")])
+    reader = ParquetReader(tmp_path, "fraud", (SINCE, UNTIL))  # the segments are listed
+    (tmp_path / "fraud" / "2026-12-08" / "b.parquet").unlink()  # pruning, meanwhile
+    try:
+        with pytest.raises(ServiceUnavailable, match="deployment 'fraud'.*b\\.parquet"):
+            reader.counts()
+    finally:
+        reader.close()
+
+
 def test_without_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     segment(tmp_path, "2026-12-07", "a.parquet", [answer("r1", SINCE, "a")])
     monkeypatch.setitem(sys.modules, "duckdb", None)  # import duckdb: ImportError
@@ -291,3 +316,15 @@ def test_without_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         arm_counts(tmp_path, "fraud", SINCE, UNTIL)
     # Numbers (from PostgreSQL) are then parsed in Python.
     assert rows(texts("[[0.2, 0.8]]", "[[0.4, 0.6]]"), "score") == ([0.8, 0.6], [1, 1])
+
+
+def test_a_postgresql_url_becomes_libpq_parameters_spaces_and_all() -> None:
+    from modelport.monitoring._log_postgres import _conninfo
+
+    url = "postgresql+psycopg://u:p%40ss@h:5433/db?options=-csearch_path%3Dx%20-clock_timeout%3D100"
+    conninfo, shown = _conninfo(url)
+    assert conninfo == (
+        "host=h port=5433 user=u password=p@ss dbname=db "
+        "options='-csearch_path=x -clock_timeout=100'"
+    )
+    assert "p@ss" not in shown and "***" in shown
