@@ -17,6 +17,7 @@ from modelport.registry.records import (
     ModelSummary,
     ModelVersion,
     NewVersion,
+    ReferenceProfile,
     ServingArtifact,
     VersionStatus,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "ModelSummary",
     "ModelVersion",
     "NewVersion",
+    "ReferenceProfile",
     "ServingArtifact",
     "StoredArtifact",
     "VersionStatus",

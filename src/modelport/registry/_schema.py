@@ -36,13 +36,14 @@ __all__ = [
     "metadata",
     "model_versions",
     "models",
+    "reference_profiles",
 ]
 
 MIGRATIONS = Migrations(
     name="registry",
     script_dir=Path(__file__).resolve().parent / "migrations",
     version_table="registry_alembic_version",
-    head="0003",
+    head="0004",
 )
 """The registry's Alembic scripts, shipped inside the package."""
 
@@ -128,3 +129,26 @@ alias_events = Table(
     PrimaryKeyConstraint("id", name="pk_alias_events"),
     Index("ix_alias_events_model_alias", "model_id", "alias"),
 )
+
+
+reference_profiles = Table(
+    "reference_profiles",
+    metadata,
+    Column("model_id", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("profile", JSON, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", Text, nullable=False),
+    PrimaryKeyConstraint("model_id", "version", name="pk_reference_profiles"),
+    ForeignKeyConstraint(
+        ["model_id", "version"],
+        ["model_versions.model_id", "model_versions.version"],
+        name="fk_reference_profiles_version",
+    ),
+)
+"""A version's reference data profile for drift detection (``modelport.drift``): per feature the
+reference's bins and proportions, category frequencies, missing rate and range, the prediction's
+distribution included; made at registration from the sample (or ``--reference FILE``), or later
+by ``modelport drift profile``. ``source`` says which (``sample``, ``reference sha256:...``)."""

@@ -20,6 +20,7 @@ __all__ = [
     "ModelSummary",
     "ModelVersion",
     "NewVersion",
+    "ReferenceProfile",
     "ServingArtifact",
     "VersionStatus",
 ]
@@ -206,3 +207,26 @@ class ModelSummary:
     aliases: dict[str, int]
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceProfile:
+    """A version's reference data profile for drift detection, as stored.
+
+    Attributes:
+        name: The model.
+        version: The version it profiles.
+        profile: The profile as JSON-ready data (``modelport.drift.Profile.to_dict()``).
+        rows: Reference rows it was made from.
+        source: What it was made from: ``sample`` or ``reference sha256:...``.
+        created_at: When it was stored.
+        created_by: Who stored it.
+    """
+
+    name: str
+    version: int
+    profile: dict[str, Any]
+    rows: int
+    source: str
+    created_at: datetime
+    created_by: str

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
@@ -30,7 +31,13 @@ from modelport.core.clock import Clock
 from modelport.core.errors import Conflict, InvalidInput, NotFound
 from modelport.core.refs import ModelRef, validate_alias
 from modelport.registry import _queries as q
-from modelport.registry._schema import MIGRATIONS, aliases, model_versions, models
+from modelport.registry._schema import (
+    MIGRATIONS,
+    aliases,
+    model_versions,
+    models,
+    reference_profiles,
+)
 from modelport.registry._validate import (
     check_new_version,
     check_text,
@@ -38,7 +45,13 @@ from modelport.registry._validate import (
     quoted,
     utc_time,
 )
-from modelport.registry.records import AliasEvent, ModelSummary, ModelVersion, NewVersion
+from modelport.registry.records import (
+    AliasEvent,
+    ModelSummary,
+    ModelVersion,
+    NewVersion,
+    ReferenceProfile,
+)
 
 __all__ = ["MetadataStore"]
 
@@ -381,3 +394,64 @@ class MetadataStore(db.MigratedDatabase):
             validate_alias(alias)
         with db.read(self._engine) as conn:
             return q.events(conn, name, q.find_model(conn, name), alias)
+
+    def set_profile(
+        self,
+        name: str,
+        version: int,
+        profile: Mapping[str, Any],
+        rows: int,
+        source: str,
+        actor: str,
+    ) -> ReferenceProfile:
+        """Store (or replace) the reference data profile of ``name`` version ``version``.
+
+        Raises:
+            InvalidInput: ``rows`` is below 1, or the source or actor is malformed.
+            NotFound: The model or the version does not exist.
+        """
+        if rows < 1:
+            raise InvalidInput(f"a reference profile needs at least 1 row, got {rows}")
+        check_text(source, "source")
+        check_text(actor, "actor")
+        now = self._now()
+        with db.write(self._engine) as conn:
+            model_id = q.find_model(conn, name)
+            q.version_row(conn, name, model_id, version)
+            key = (reference_profiles.c.model_id == model_id) & (
+                reference_profiles.c.version == version
+            )
+            conn.execute(reference_profiles.delete().where(key))
+            conn.execute(
+                insert(reference_profiles).values(
+                    model_id=model_id,
+                    version=version,
+                    profile=dict(profile),
+                    rows=rows,
+                    source=source,
+                    created_at=now,
+                    created_by=actor,
+                )
+            )
+        return ReferenceProfile(name, version, dict(profile), rows, source, now, actor)
+
+    def get_profile(self, name: str, version: int) -> ReferenceProfile | None:
+        """The reference data profile of ``name`` version ``version``; ``None`` without one.
+
+        Raises:
+            NotFound: The model or the version does not exist.
+        """
+        with db.read(self._engine) as conn:
+            model_id = q.find_model(conn, name)
+            q.version_row(conn, name, model_id, version)
+            row = conn.execute(
+                select(reference_profiles).where(
+                    (reference_profiles.c.model_id == model_id)
+                    & (reference_profiles.c.version == version)
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        return ReferenceProfile(
+            name, version, dict(row.profile), row.rows, row.source, row.created_at, row.created_by
+        )

@@ -14,7 +14,7 @@ from tests.contract._schema import schema_drift
 
 from ._support import FakeClock, new_version
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 @contextmanager
