@@ -109,6 +109,9 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport logs query -d fraud --since 2026-12-01 -o json": _LOGS,
     "modelport logs query -o csv > predictions.csv": "tests/e2e/test_logs_cli.py::test_csv_parquet_and_table",
     "modelport logs prune": "tests/e2e/test_logs_cli.py::test_prune_applies_the_retention_settings",
+    "modelport drift profile fraud@3 --reference reference.npy": (
+        "tests/e2e/test_drift_cli.py::test_profiles_at_registration_and_by_command"
+    ),
     # feedback
     'curl -s localhost:8080/v2/models/fraud/infer -H "Authorization: Bearer $KEY" -H '
     '\'x-request-id: 7f9c2d4e-0b1a-4c8e-9f00-5e2b6f1d3a77\' -d \'{"inputs": [{"name": '

@@ -22,6 +22,7 @@ from modelport.cli import (
     certs_cmd,
     controlplane_cmd,
     deployments_cmd,
+    drift_cmd,
     experiments_cmd,
     feedback_cmd,
     gateway_cmd,
@@ -77,6 +78,7 @@ predict_cmd.attach(app)
 keys_cmd.attach(app)
 audit_cmd.attach(app)
 logs_cmd.attach(app)
+drift_cmd.attach(app)
 feedback_cmd.attach(app)
 certs_cmd.attach(app)
 

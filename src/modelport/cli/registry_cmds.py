@@ -158,6 +158,13 @@ def register(
             "of its artifacts."
         ),
     ] = "global",
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reference rows for drift detection (the --sample formats, more rows); "
+            "default: the sample."
+        ),
+    ] = None,
 ) -> None:
     """Register a new version of NAME from ARTIFACT."""
     from modelport.cli._settings import checked_settings
@@ -179,6 +186,7 @@ def register(
         parent_version=parent,
         compile=compile_onnx,
         jurisdiction=jurisdiction,
+        reference=reference,
     )
     # Loading the artifact to check it may make its framework print; an error stays one line.
     with held_output():

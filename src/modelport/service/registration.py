@@ -21,15 +21,16 @@ verifies the signature and decrypts its artifact for the length of the runtime's
 from __future__ import annotations
 
 import importlib.util
+import logging
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
-from modelport.core.errors import ConfigError, Conflict, ModelportError, NotFound
+from modelport.core.errors import ConfigError, Conflict, InvalidInput, ModelportError, NotFound
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import RuntimeSettings
 from modelport.core.signature import Signature
@@ -41,6 +42,7 @@ from modelport.registry.records import (
     Lineage,
     ModelVersion,
     NewVersion,
+    ReferenceProfile,
     ServingArtifact,
 )
 from modelport.runtimes.base import RuntimeConfig
@@ -50,6 +52,7 @@ from modelport.runtimes.sample_signature import load_sample, signature_from_samp
 from modelport.service.access import AuditSink, run_audited
 from modelport.service.artifact_guard import ArtifactGuard, StagedArtifact
 from modelport.service.models import ModelSource
+from modelport.service.reference import reference_profile
 
 __all__ = ["COMPILE_OFF", "ArtifactRef", "Registrar", "RegistrationRequest", "split_artifact"]
 
@@ -115,7 +118,12 @@ class RegistrationRequest:
     """Compile a scikit-learn model to ONNX and serve that when it is equivalent on the sample."""
     jurisdiction: str = DEFAULT_JURISDICTION
     """Where the version's data may live; bound into the encryption of its artifacts."""
+    reference: Path | None = None
+    """Reference rows for drift detection (the sample's formats; more rows than the sample).
+    Without one, the sample is the reference; without either, no profile is stored."""
 
+
+log = logging.getLogger("modelport.registry")
 
 COMPILE_OFF = "compilation turned off (--no-compile)"
 """The compile report's reason when the request opted out."""
@@ -200,7 +208,12 @@ class Registrar:
                 not exist.
         """
         validate_model_name(request.name)
-        for given, what in ((request.sample, "sample"), (request.training_data, "training data")):
+        given_files = (
+            (request.sample, "sample"),
+            (request.training_data, "training data"),
+            (request.reference, "reference"),
+        )
+        for given, what in given_files:
             if given is not None and not given.exists():
                 raise NotFound(f"{what} {str(given)!r}: no such file")
             if given is not None and not given.is_file():
@@ -213,8 +226,12 @@ class Registrar:
         if ref.path is None and entrypoint is not None:
             entrypoint = entrypoint.rpartition(":")[2]
         sample = load_sample(request.sample) if request.sample is not None else None
-        # Check the artifact loads (and runs on the sample) before anything is stored.
-        signature = self._signature(ref.framework, source, entrypoint, sample, request.sample)
+        reference = load_sample(request.reference) if request.reference is not None else sample
+        # Check the artifact loads (and runs on the sample) before anything is stored; profile
+        # its inputs and predictions on the reference while it is loaded.
+        signature, profiled = self._signature(
+            ref.framework, source, entrypoint, sample, request.sample, reference
+        )
         signer = self.guard.signer()  # creates the signing key on first use, outside the lock
         staged: list[StagedArtifact] = []
         try:
@@ -228,7 +245,7 @@ class Registrar:
                     staged.append(self.guard.stage(compiled, "serving"))
                     serving = ServingArtifact("onnx", staged[1].digest, staged[1].size)
             original = staged[0]
-            return self.store.create_version(
+            created = self.store.create_version(
                 NewVersion(
                     name=request.name,
                     artifact_digest=original.digest,
@@ -259,6 +276,17 @@ class Registrar:
             )
         finally:
             self.guard.discard(staged)
+        if profiled is not None:
+            made, rows = profiled
+            where = (
+                "sample"
+                if request.reference is None
+                else f"reference {digest_file(request.reference)}"
+            )
+            self.store.set_profile(
+                created.name, created.version, made.to_dict(), rows, where, request.registered_by
+            )
+        return created
 
     def _compile(
         self,
@@ -285,7 +313,9 @@ class Registrar:
         entrypoint: str | None,
         sample: Mapping[str, np.ndarray] | None,
         sample_path: Path | None,
-    ) -> Signature:
+        reference: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[Signature, tuple[Any, int] | None]:
+        """The version's signature, and its reference profile when reference rows are given."""
         runtime = runtime_class(framework)(
             RuntimeConfig(
                 artifact=artifact,
@@ -303,15 +333,25 @@ class Registrar:
                         f"cannot tell the signature of this {framework} model from the artifact; "
                         "give a sample input with --sample FILE (.npy, .npz, .json or .csv)"
                     )
-                return own
+                signature = own
+            else:
+                try:
+                    described = signature_from_sample(runtime, sample)
+                except ModelportError as exc:
+                    raise ConfigError(
+                        f"the model failed on the sample {str(sample_path)!r}: {exc}"
+                    ) from exc
+                # ONNX artifacts declare their own signature exactly; samples only check they run.
+                signature = own if framework == "onnx" and own.inputs else described
+            if reference is None:
+                return signature, None
             try:
-                described = signature_from_sample(runtime, sample)
-            except ModelportError as exc:
-                raise ConfigError(
-                    f"the model failed on the sample {str(sample_path)!r}: {exc}"
-                ) from exc
-            # ONNX artifacts declare their own signature exactly; samples only check they run.
-            return own if framework == "onnx" and own.inputs else described
+                return signature, _profiled(runtime, reference, signature)
+            except InvalidInput as exc:
+                if reference is not sample:
+                    raise  # the reference the user gave cannot be profiled: say so
+                log.warning("registered without a reference profile: %s", exc.message)
+                return signature, None
         finally:
             runtime.unload()
 
@@ -356,6 +396,47 @@ class Registrar:
             signature=version.signature,
         )
 
+    def profile_version(self, ref: ModelRef, reference: Path, actor: str) -> ReferenceProfile:
+        """Profile a registered version on reference rows and store it (``drift profile``).
+
+        The version's artifact is opened verified, as for serving, run over the rows, and its
+        inputs and predictions are profiled; a profile it had is replaced. Audited.
+
+        Raises:
+            NotFound: Unknown model, version or alias, or no reference file.
+            Conflict: The version is archived.
+            InvalidInput: The reference does not fit the version's inputs.
+        """
+        if not reference.is_file():
+            raise NotFound(f"reference {str(reference)!r}: no such file")
+        data = load_sample(reference)
+        source = self.source_for(ref)
+        version = int(source.version)
+        name = self.store.resolve(ref).name
+
+        def work() -> ReferenceProfile:
+            if source.prepare is None:  # pragma: no cover - registered sources always prepare
+                raise ConfigError(f"{ref} has no artifact to load")
+            with source.prepare() as path:
+                runtime = runtime_class(source.framework)(
+                    RuntimeConfig(
+                        artifact=path,
+                        entrypoint=source.entrypoint,
+                        device=self._runtime_settings.device,
+                        threads=self._runtime_settings.threads,
+                    )
+                )
+                runtime.load()
+            try:
+                signature = source.signature or runtime.metadata().signature
+                made, rows = _profiled(runtime, data, signature)
+            finally:
+                runtime.unload()
+            where = f"reference {digest_file(reference)}"
+            return self.store.set_profile(name, version, made.to_dict(), rows, where, actor)
+
+        return self._audited(actor, "profile.set", f"{_audit_name(name)}@{version}", work)
+
     def resolve_for_load(self, name: str, parameters: dict[str, object]) -> list[ModelSource]:
         """Resolve a repository-extension load: ``version`` or ``alias`` parameter, else latest.
 
@@ -367,6 +448,17 @@ class Registrar:
         selector = parameters.get("version", parameters.get("alias"))
         text = name if selector is None else f"{name}@{selector}"
         return [self.source_for(ModelRef.parse(text))]
+
+
+def _profiled(
+    runtime: Any, reference: Mapping[str, np.ndarray], signature: Signature
+) -> tuple[Any, int]:
+    """The reference profile of a loaded runtime (see :mod:`modelport.service.reference`)."""
+    outputs = [output.name for output in signature.outputs]
+    try:
+        return reference_profile(runtime, reference, outputs)
+    except ValueError as exc:  # modelport.drift refuses the data (a feature with no values...)
+        raise InvalidInput(f"cannot profile the reference: {exc}") from None
 
 
 def _report(result: CompileResult) -> CompileReport:

@@ -19,6 +19,7 @@ def test_help_lists_every_command() -> None:
         "alias",
         "apply",
         "deployments",
+        "drift",
         "experiments",
         "feedback",
         "serve",
