@@ -39,13 +39,12 @@ and in the README's "Experiments" section.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from modelport.core.refs import validate_model_name
-from modelport.core.resources import Metadata, Spec, checked, parse_resource
+from modelport.core.resources import Metadata, Spec, checked, parse_duration, parse_resource
 
 __all__ = [
     "GUARDRAIL_ONLY",
@@ -57,7 +56,6 @@ __all__ = [
     "PrimaryMetric",
     "Promotion",
     "Step",
-    "parse_duration",
     "parse_experiment",
 ]
 
@@ -107,28 +105,6 @@ not tested: it is not a mean of observations, so no always-valid sequential test
 GUARDRAIL_ONLY: Final = frozenset({"latency_p50", "latency_p95", "latency_p99"})
 """Quantiles: tested as guardrails (the share of requests slower than the allowed quantile),
 not as a primary metric."""
-
-_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds of a duration: a number of seconds, or text such as ``90s``, ``10m``, ``2h``, ``7d``.
-
-    Raises:
-        ValueError: Anything else, or a negative or non-finite number.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 600, '10m' or '7d', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 600, '10m' or '7d', got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a duration must be a finite number of seconds >= 0, got {value!r}")
-    return seconds
 
 
 def _metric(name: str, klass: str | None, task: Task, where: str) -> None:

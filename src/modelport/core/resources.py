@@ -9,8 +9,10 @@ the document (``spec.variants[1].weight``) and what was expected.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -18,7 +20,7 @@ from pydantic.alias_generators import to_camel
 from modelport.core.errors import InvalidInput
 from modelport.core.refs import validate_model_name
 
-__all__ = ["API_VERSION", "Metadata", "Spec", "checked", "parse_resource"]
+__all__ = ["API_VERSION", "Metadata", "Spec", "checked", "parse_duration", "parse_resource"]
 
 API_VERSION = "modelport.io/v1"
 """The ``apiVersion`` of every modelport resource."""
@@ -49,6 +51,29 @@ class Metadata(Spec):
     @classmethod
     def _name(cls, name: str) -> str:
         return checked(validate_model_name, name)
+
+
+_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds of a duration: a number of seconds, or text such as ``90s``, ``10m``, ``2h``, ``7d``.
+
+    Raises:
+        ValueError: Anything else, or a negative or non-finite number.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 600, '10m' or '7d', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 600, '10m' or '7d', got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be a finite number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def parse_resource(model: type[_R], document: object) -> _R:
