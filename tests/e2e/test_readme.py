@@ -50,6 +50,9 @@ _MTLS = (
     "tests/integration/test_tls_jwt.py::test_a_client_certificate_authenticates_its_subject",
 )
 _PREDICT = "tests/e2e/test_cli.py::test_serve_registered_and_predict"
+_DRIFT_REPORT = (
+    "tests/e2e/test_drift_report.py::test_shifted_traffic_is_flagged_and_like_the_reference_is_not"
+)
 _FEEDBACK_API = "tests/e2e/test_feedback_api.py::"
 _FEEDBACK_CLI = "tests/e2e/test_feedback_cli.py::"
 _EXPERIMENTS_CLI = "tests/e2e/test_experiments_cli.py::test_every_command"
@@ -112,6 +115,9 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport drift profile fraud@3 --reference reference.npy": (
         "tests/e2e/test_drift_cli.py::test_profiles_at_registration_and_by_command"
     ),
+    "modelport drift report fraud": _DRIFT_REPORT,
+    "modelport drift report fraud --window 24h -o json": _DRIFT_REPORT,
+    "modelport drift report fraud --html drift.html": _DRIFT_REPORT,
     # feedback
     'curl -s localhost:8080/v2/models/fraud/infer -H "Authorization: Bearer $KEY" -H '
     '\'x-request-id: 7f9c2d4e-0b1a-4c8e-9f00-5e2b6f1d3a77\' -d \'{"inputs": [{"name": '

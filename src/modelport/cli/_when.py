@@ -57,11 +57,16 @@ def expiry(text: str, now: datetime) -> datetime:
     return at
 
 
-def since(text: str, now: datetime) -> datetime:
+def since(text: str, now: datetime, option: str = "--since") -> datetime:
     """Return the start of ``--since TEXT``: a duration back from ``now``, or a time.
+
+    Args:
+        text: What was given.
+        now: The time a duration counts back from.
+        option: The option's name, for the message.
 
     Raises:
         ConfigError: ``text`` is neither form.
     """
     duration = parse_duration(text)
-    return now - duration if duration is not None else _instant(text, "--since")
+    return now - duration if duration is not None else _instant(text, option)

@@ -1,4 +1,4 @@
-"""Drift commands: ``drift profile NAME@VERSION --reference FILE``.
+"""Drift commands: ``drift profile NAME@VERSION --reference FILE`` and ``drift report DEPLOYMENT``.
 
 A version registered with a ``--sample`` (or ``--reference``) has a reference data profile
 already; ``drift profile`` makes one for a version registered without, or replaces it with one
@@ -50,6 +50,62 @@ def drift_profile(
         f"profiled {stored.name}@{stored.version}: {len(features)} features from "
         f"{stored.rows} rows ({stored.source})"
     )
+
+
+@drift_app.command("report")
+def drift_report(
+    deployment: Annotated[str, typer.Argument(help="The deployment.")],
+    window: Annotated[
+        str, typer.Option(help="How far back from now (90m, 1h, 1d), or a start time.")
+    ] = "1h",
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Also write a self-contained HTML report (a chart per feature)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Newest answered requests of the window read at most.")
+    ] = 200_000,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="table (readable) or json.")
+    ] = "table",
+) -> None:
+    """Drift of a deployment's requests and predictions against each version's reference."""
+    from datetime import UTC, datetime
+
+    from modelport.cli._settings import checked_settings
+    from modelport.cli._when import since
+    from modelport.core.errors import InvalidInput
+    from modelport.service.drift_report import drift_report as report_of
+    from modelport.service.wiring import (
+        open_deployment_store,
+        open_prediction_sink,
+        open_registrar,
+    )
+
+    if output not in ("table", "json"):
+        raise InvalidInput(f"--output {output!r}: expected table or json")
+    now = datetime.now(UTC)
+    start = since(window, now, "--window")
+    settings = checked_settings()
+    with open_deployment_store(settings) as store:
+        found = store.get(deployment).deployment
+    registrar = open_registrar(settings)
+    sink = open_prediction_sink(settings)
+    try:
+        variants = report_of(sink, registrar.store, found, start, now, limit)
+    finally:
+        sink.close()
+        registrar.store.close()
+    from modelport.cli import _drift_view
+
+    if html is not None:
+        html.write_text(_drift_view.html(deployment, start, now, variants), encoding="utf-8")
+    if output == "json":
+        typer.echo(_drift_view.json_text(deployment, start, now, variants))
+    else:
+        _drift_view.table(deployment, start, now, variants)
+    if html is not None and output != "json":
+        typer.echo(f"wrote {html}")
 
 
 def attach(app: typer.Typer) -> None:

@@ -1,0 +1,173 @@
+"""A deployment's drift over a window of its prediction log, per variant, against its reference.
+
+:func:`drift_report` reads the window's answered requests of a deployment (not the shadows'
+copies, not the failures), turns each served version's inputs and predictions into features
+(:func:`~modelport.service.reference.feature_columns`, the naming of its reference profile),
+counts them into that version's profile and asks :func:`modelport.drift.detect` for a verdict
+per feature. A version without a profile is reported as such (``modelport drift profile``
+makes one).
+
+This reads the window's logged rows, the newest ``limit`` at most: it is the on-demand report.
+The scheduled drift job counts windows as predictions are logged instead (next).
+
+Values the deployment's prediction log redacts or hashes are not in the log: those features
+are reported as missing (every value), never as drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import numpy as np
+import orjson
+
+from modelport.core.deployment import Deployment
+from modelport.core.errors import InvalidInput
+from modelport.monitoring.prediction_log import PredictionSink
+from modelport.registry import MetadataStore
+from modelport.service.reference import feature_columns
+
+__all__ = ["DEFAULT_LIMIT", "VariantDrift", "drift_report"]
+
+DEFAULT_LIMIT: Final = 200_000
+"""Newest requests of a window a report reads at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class VariantDrift:
+    """One served version's drift in the window.
+
+    Attributes:
+        variant: The deployment's variant.
+        model: The registered model.
+        version: The version that answered.
+        requests: Answered requests of the window read.
+        report: The drift verdicts (``modelport.drift.DriftReport``); ``None`` without a
+            reference profile.
+        profile: The version's reference profile (``modelport.drift.Profile``), or ``None``.
+        counts: The window's counts in the profile's bins (``modelport.drift.WindowCounts``).
+    """
+
+    variant: str
+    model: str
+    version: str
+    requests: int
+    report: Any | None
+    profile: Any | None
+    counts: Any | None
+
+
+def drift_report(
+    sink: PredictionSink,
+    registry: MetadataStore,
+    deployment: Deployment,
+    since: datetime,
+    until: datetime,
+    limit: int = DEFAULT_LIMIT,
+) -> list[VariantDrift]:
+    """Every answering version's drift in ``[since, until)``, by variant and version.
+
+    Raises:
+        InvalidInput: The window is empty or reversed, or ``limit`` is below 1.
+    """
+    if until <= since:
+        raise InvalidInput(f"the window must end after it starts: {since} to {until}")
+    if limit < 1:
+        raise InvalidInput(f"limit must be at least 1, got {limit}")
+    table = sink.read(deployment.name, since=since, limit=None)
+    rows = _answered(table, until)[-limit:]
+    served: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for variant, model, version, inputs, outputs in rows:
+        served.setdefault((variant, model, version), []).append((inputs, outputs))
+    hidden = set(deployment.spec.prediction_log.redact) | set(deployment.spec.prediction_log.hash)
+    return [
+        _variant_drift(registry, key, records, hidden) for key, records in sorted(served.items())
+    ]
+
+
+def _answered(table: Any, until: datetime) -> list[tuple[str, str, str, str, str]]:
+    """The window's answered, non-shadow records: variant, model, version, inputs, outputs."""
+    import pyarrow.compute as pc
+
+    keep = pc.and_(pc.invert(table["shadow"]), pc.less(table["time"], until))
+    if "error" in table.column_names:
+        keep = pc.and_(keep, pc.is_null(table["error"]))
+    chosen = table.filter(keep)
+    columns = [chosen[name].to_pylist() for name in
+               ("variant", "model", "model_version", "inputs", "outputs")]  # fmt: skip
+    return list(zip(*columns, strict=True))
+
+
+def _variant_drift(
+    registry: MetadataStore,
+    key: tuple[str, str, str],
+    records: Sequence[tuple[str, str]],
+    hidden: set[str],
+) -> VariantDrift:
+    from modelport.drift import Profile, detect
+
+    variant, model, version = key
+    stored = registry.get_profile(model, int(version)) if version.isdecimal() else None
+    if stored is None:
+        return VariantDrift(variant, model, version, len(records), None, None, None)
+    profile = Profile.from_dict(stored.profile)
+    columns = _columns(records, hidden, profile)
+    counts = profile.count(columns)
+    return VariantDrift(
+        variant, model, version, len(records), detect(profile, counts), profile, counts
+    )
+
+
+def _columns(
+    records: Sequence[tuple[str, str]], hidden: set[str], profile: Any
+) -> dict[str, np.ndarray]:
+    """The records' features, one column per feature of ``profile`` (absent ones missing)."""
+    inputs: dict[str, list[Any]] = {}
+    outputs: dict[str, list[Any]] = {}
+    for logged_inputs, logged_outputs in records:
+        for target, text in ((inputs, logged_inputs), (outputs, logged_outputs)):
+            for name, values in orjson.loads(text).items():
+                if name not in hidden and isinstance(values, list):
+                    target.setdefault(name, []).extend(values)
+    # Rows, not requests: a request may carry several. A tensor whose values do not line up
+    # with the first input's rows (one value per request for a batch) is left out.
+    first = next(iter(inputs.values()), [])
+    rows = len(first)
+    arrays = {}
+    for source in (inputs, outputs):
+        for name, values in source.items():
+            if len(values) == rows:
+                arrays[name] = _typed(np.asarray(values, dtype=object))
+    columns, _ = feature_columns(
+        {k: v for k, v in arrays.items() if k in inputs},
+        {k: v for k, v in arrays.items() if k in outputs},
+    )
+    filled: dict[str, np.ndarray] = {}
+    for name in profile.names:
+        column = columns.get(name)
+        if column is None:  # redacted, hashed or not logged: every value missing
+            column = np.full(rows, np.nan if name not in profile.categorical else None)
+        elif name in profile.categorical:
+            column = np.asarray([_label(v) for v in column], dtype=object)
+        else:
+            column = np.asarray(column, dtype=float)
+        filled[name] = column
+    return filled
+
+
+def _typed(array: np.ndarray) -> np.ndarray:
+    """Logged JSON values as numbers where they are numbers (text and booleans stay)."""
+    try:
+        return np.asarray(array.tolist(), dtype=float)
+    except (TypeError, ValueError):
+        return np.asarray(array.tolist(), dtype=object)
+
+
+def _label(value: Any) -> Any:
+    """A categorical value as the profile keeps it (integral numbers as integers)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
