@@ -37,8 +37,25 @@ from modelport.drift._data import (
 PROFILE_FORMAT = "modelport.drift.profile/1"
 
 
+class _Counted:
+    """What both kinds of feature profile share: counts per bin (or category, then other)."""
+
+    __slots__ = ()
+    counts: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        """The reference's values that are not missing."""
+        return sum(self.counts)
+
+    @property
+    def proportions(self) -> tuple[float, ...]:
+        """The reference's share of values per bin (or category, then the other bucket)."""
+        return tuple(c / self.total for c in self.counts)
+
+
 @dataclass(frozen=True, slots=True)
-class NumericProfile:
+class NumericProfile(_Counted):
     """A numeric feature of the reference.
 
     Bin ``i`` holds the values ``x`` with ``edges[i - 1] < x <= edges[i]``; the first and last
@@ -75,16 +92,6 @@ class NumericProfile:
             raise ValueError(f"{what}: min and max must be finite, min <= max")
         object.__setattr__(self, "_edges", edges)
 
-    @property
-    def total(self) -> int:
-        """The reference's values that are not missing."""
-        return sum(self.counts)
-
-    @property
-    def proportions(self) -> tuple[float, ...]:
-        """The reference's share of values per bin."""
-        return tuple(c / self.total for c in self.counts)
-
     def count(self, values: np.ndarray) -> FeatureCounts:
         """Count a window's values of this feature into the reference's bins."""
         x = to_float(values, self.name)
@@ -111,7 +118,7 @@ class NumericProfile:
 
 
 @dataclass(frozen=True, slots=True)
-class CategoricalProfile:
+class CategoricalProfile(_Counted):
     """A categorical feature of the reference.
 
     Attributes:
@@ -144,16 +151,6 @@ class CategoricalProfile:
         if sum(self.counts) == 0 or self.missing < 0:
             raise ValueError(f"{what}: the reference needs values, and missing >= 0")
         object.__setattr__(self, "_index", index)
-
-    @property
-    def total(self) -> int:
-        """The reference's values that are not missing."""
-        return sum(self.counts)
-
-    @property
-    def proportions(self) -> tuple[float, ...]:
-        """The reference's share of values per category, then of the other bucket."""
-        return tuple(c / self.total for c in self.counts)
 
     def count(self, values: np.ndarray) -> FeatureCounts:
         """Count a window's values of this feature into the reference's categories."""
