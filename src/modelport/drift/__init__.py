@@ -73,6 +73,7 @@ from modelport.drift._detect import (
     FeatureDrift,
     detect,
 )
+from modelport.drift._features import OUTPUT_PREFIX, feature_columns
 from modelport.drift._profile import CategoricalProfile, NumericProfile, Profile, profile
 from modelport.drift._statistics import (
     MmdResult,
@@ -88,6 +89,7 @@ from modelport.drift._statistics import (
 
 __all__ = [
     "JS_THRESHOLD",
+    "OUTPUT_PREFIX",
     "PSI_THRESHOLD",
     "CategoricalProfile",
     "DriftReport",
@@ -100,6 +102,7 @@ __all__ = [
     "WindowCounts",
     "chi2_2samp",
     "detect",
+    "feature_columns",
     "hellinger",
     "jensen_shannon",
     "ks_2samp",

@@ -21,14 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-import numpy as np
-import orjson
-
 from modelport.core.deployment import Deployment
 from modelport.core.errors import InvalidInput
+from modelport.monitoring.drift_counter import logged_columns
 from modelport.monitoring.prediction_log import PredictionSink
 from modelport.registry import MetadataStore
-from modelport.service.reference import feature_columns
 
 __all__ = ["DEFAULT_LIMIT", "VariantDrift", "drift_report"]
 
@@ -114,60 +111,8 @@ def _variant_drift(
     if stored is None:
         return VariantDrift(variant, model, version, len(records), None, None, None)
     profile = Profile.from_dict(stored.profile)
-    columns = _columns(records, hidden, profile)
+    columns = logged_columns(records, hidden, profile)
     counts = profile.count(columns)
     return VariantDrift(
         variant, model, version, len(records), detect(profile, counts), profile, counts
     )
-
-
-def _columns(
-    records: Sequence[tuple[str, str]], hidden: set[str], profile: Any
-) -> dict[str, np.ndarray]:
-    """The records' features, one column per feature of ``profile`` (absent ones missing)."""
-    inputs: dict[str, list[Any]] = {}
-    outputs: dict[str, list[Any]] = {}
-    for logged_inputs, logged_outputs in records:
-        for target, text in ((inputs, logged_inputs), (outputs, logged_outputs)):
-            for name, values in orjson.loads(text).items():
-                if name not in hidden and isinstance(values, list):
-                    target.setdefault(name, []).extend(values)
-    # Rows, not requests: a request may carry several. A tensor whose values do not line up
-    # with the first input's rows (one value per request for a batch) is left out.
-    first = next(iter(inputs.values()), [])
-    rows = len(first)
-    arrays = {}
-    for source in (inputs, outputs):
-        for name, values in source.items():
-            if len(values) == rows:
-                arrays[name] = _typed(np.asarray(values, dtype=object))
-    columns, _ = feature_columns(
-        {k: v for k, v in arrays.items() if k in inputs},
-        {k: v for k, v in arrays.items() if k in outputs},
-    )
-    filled: dict[str, np.ndarray] = {}
-    for name in profile.names:
-        column = columns.get(name)
-        if column is None:  # redacted, hashed or not logged: every value missing
-            column = np.full(rows, np.nan if name not in profile.categorical else None)
-        elif name in profile.categorical:
-            column = np.asarray([_label(v) for v in column], dtype=object)
-        else:
-            column = np.asarray(column, dtype=float)
-        filled[name] = column
-    return filled
-
-
-def _typed(array: np.ndarray) -> np.ndarray:
-    """Logged JSON values as numbers where they are numbers (text and booleans stay)."""
-    try:
-        return np.asarray(array.tolist(), dtype=float)
-    except (TypeError, ValueError):
-        return np.asarray(array.tolist(), dtype=object)
-
-
-def _label(value: Any) -> Any:
-    """A categorical value as the profile keeps it (integral numbers as integers)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value

@@ -179,6 +179,7 @@ def test_exported_names() -> None:
     assert sorted(drift.__all__) == sorted(
         [
             "JS_THRESHOLD",
+            "OUTPUT_PREFIX",
             "PSI_THRESHOLD",
             "CategoricalProfile",
             "DriftReport",
@@ -191,6 +192,7 @@ def test_exported_names() -> None:
             "WindowCounts",
             "chi2_2samp",
             "detect",
+            "feature_columns",
             "hellinger",
             "jensen_shannon",
             "ks_2samp",

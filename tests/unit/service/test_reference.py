@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from modelport.core.errors import InvalidInput
-from modelport.drift import Profile
-from modelport.service.reference import feature_columns, reference_profile
+from modelport.drift import Profile, feature_columns
+from modelport.service.reference import reference_profile
 
 
 def test_tensors_become_named_features() -> None:
@@ -28,7 +28,7 @@ def test_tensors_become_named_features() -> None:
     assert columns["input[1]"].tolist() == [1.0, 3.0, 5.0]
     wide = {"image": np.zeros((2, 28 * 28))}
     assert feature_columns(wide)[0] == {}  # not tabular: not profiled
-    with pytest.raises(InvalidInput, match="rows where the others have 3"):
+    with pytest.raises(ValueError, match="rows where the others have 3"):
         feature_columns(inputs, {"label": np.array([0, 1])})
 
 
