@@ -113,8 +113,9 @@ class Batcher:
         executor: Where to call ``run``; ``None`` calls it inline on the event loop (only for
             models fast enough not to stall it).
         name: Model name used in error messages.
-        on_call: Called after every model call that returned (a batch, or a request re-run
-            alone), for statistics that count executions rather than requests.
+        on_call: Called with its rows after every model call that returned (a batch, or a
+            request re-run alone), for statistics that count executions and batch sizes rather
+            than requests.
     """
 
     def __init__(
@@ -124,7 +125,7 @@ class Batcher:
         clock: Clock,
         executor: concurrent.futures.Executor | None = None,
         name: str = "model",
-        on_call: Callable[[], None] | None = None,
+        on_call: Callable[[int], None] | None = None,
     ) -> None:
         self.stats = BatcherStats()
         """Counters for metrics."""
@@ -149,6 +150,11 @@ class Batcher:
     def queued_rows(self) -> int:
         """Rows waiting in the queue (not counting the batch that is running)."""
         return self._queued_rows
+
+    @property
+    def in_flight(self) -> int:
+        """Requests queued or in the batch that is running, not yet answered."""
+        return len(self._entries) + sum(not e.future.done() for e in self._running)
 
     async def submit(
         self,
@@ -416,7 +422,7 @@ class Batcher:
         finally:
             self._observe(clock.monotonic() - started, rows)
         if self._on_call is not None:
-            self._on_call()
+            self._on_call(rows)
         return result, cpu_ns
 
     def _observe(self, seconds: float, rows: int) -> None:

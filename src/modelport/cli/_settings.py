@@ -25,11 +25,17 @@ def checked_settings() -> Settings:
             (``MODELPORT_CONTROLPLANE__PORT``), what is wrong and the value given.
     """
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from modelport.core.settings import load_settings
 
     try:
         return load_settings()
+    except SettingsError as exc:  # a list or mapping setting that is not JSON
+        raise ConfigError(
+            f"invalid setting: {exc}; list and mapping settings are JSON, e.g. "
+            "MODELPORT_MONITORING__SLO_LATENCY_SECONDS='[0.1, 0.5]'"
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):

@@ -6,10 +6,11 @@ reads the environment at import time; the CLI and tests build a :class:`Settings
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "BatchingSettings",
     "LimitSettings",
     "LogSettings",
+    "MonitoringSettings",
     "OidcSettings",
     "PredictionLogSettings",
     "RuntimeSettings",
@@ -313,6 +315,35 @@ class ControlPlaneSettings(BaseModel):
     evaluated every ``spec.evaluateEvery``); the first look is when the control plane starts."""
 
 
+class MonitoringSettings(BaseModel):
+    """What every process's ``/metrics`` measures against."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slo_latency_seconds: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5, 1.0], max_length=16
+    )
+    """Latency thresholds of your service-level objectives, in seconds, smallest first (JSON:
+    ``[0.05, 0.2]``): each is a bucket edge of every latency histogram, so the share of requests
+    answered within it is read exactly from the histogram, never interpolated."""
+
+    @field_validator("slo_latency_seconds")
+    @classmethod
+    def _positive_and_increasing(cls, thresholds: list[float]) -> list[float]:
+        for value in thresholds:
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"each threshold must be a positive number of seconds, got {value}"
+                )
+        for earlier, later in zip(thresholds, thresholds[1:], strict=False):
+            if later <= earlier:
+                raise ValueError(
+                    f"thresholds must be listed smallest first without repeats, got {earlier} "
+                    f"before {later}"
+                )
+        return thresholds
+
+
 class ArtifactSecuritySettings(BaseModel):
     """Encryption at rest and signing of model artifacts."""
 
@@ -428,6 +459,10 @@ class Settings(BaseSettings):
 
     controlplane: ControlPlaneSettings = Field(default_factory=ControlPlaneSettings)
     """The control plane: address, body limit, replica checks and background job intervals."""
+
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    """What the metrics measure against: the latency thresholds of the service-level
+    objectives."""
 
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""

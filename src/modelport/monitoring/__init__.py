@@ -1,23 +1,42 @@
-"""Monitoring: per-version request tallies and their Prometheus metrics (drift and alerts later)."""
+"""Monitoring: request tallies, every process's Prometheus metrics, the prediction log."""
 
 from __future__ import annotations
 
-from modelport.monitoring.metrics import (
-    ServingMetrics,
-    TallySource,
+from modelport.monitoring.control_metrics import ControlPlaneMetrics, DriftScore, JobTotals
+from modelport.monitoring.exposition import (
+    Exposition,
     enable_multiprocess,
     remove_multiprocess_dir,
-    render_gateway_metrics,
+    worker_exited,
 )
-from modelport.monitoring.tally import LATENCY_BUCKETS, TallyTotals, VersionTally
+from modelport.monitoring.gateway_metrics import GatewayCounts, GatewayMetrics
+from modelport.monitoring.metrics import HostedVersion, ServingMetrics, TallySource
+from modelport.monitoring.tally import (
+    LATENCY_BUCKETS,
+    LatencyTally,
+    LatencyTotals,
+    TallyTotals,
+    VersionTally,
+    latency_buckets,
+)
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "ControlPlaneMetrics",
+    "DriftScore",
+    "Exposition",
+    "GatewayCounts",
+    "GatewayMetrics",
+    "HostedVersion",
+    "JobTotals",
+    "LatencyTally",
+    "LatencyTotals",
     "ServingMetrics",
     "TallySource",
     "TallyTotals",
     "VersionTally",
     "enable_multiprocess",
+    "latency_buckets",
     "remove_multiprocess_dir",
-    "render_gateway_metrics",
+    "worker_exited",
 ]

@@ -15,6 +15,10 @@ from several threads are never lost. A success's duration is only appended to a 
 added up and sorted into the latency buckets in bulk (numpy) when it holds :data:`FOLD_EVERY`
 durations or the totals are read: a per-request ``bisect`` and sum cost about twice the append.
 Recording reads no clock; callers pass the monotonic time and the duration they already have.
+
+The latency buckets are :data:`LATENCY_BUCKETS` and the service-level thresholds of the settings
+(:func:`latency_buckets`), so a threshold is always a bucket edge. A :class:`LatencyTally` is the
+same bookkeeping for durations alone (the gateway's, per deployment and variant).
 """
 
 from __future__ import annotations
@@ -22,12 +26,21 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
 
-__all__ = ["FOLD_EVERY", "LATENCY_BUCKETS", "TallyTotals", "VersionTally"]
+__all__ = [
+    "FOLD_EVERY",
+    "LATENCY_BUCKETS",
+    "LatencyTally",
+    "LatencyTotals",
+    "TallyTotals",
+    "VersionTally",
+    "latency_buckets",
+]
 
 LATENCY_BUCKETS: Final = (
     0.0001,
@@ -52,7 +65,32 @@ LATENCY_BUCKETS: Final = (
 FOLD_EVERY: Final = 1024
 """Successes that wait in a list before they are added up and bucketed together."""
 
-_BOUNDS = np.array(LATENCY_BUCKETS)
+
+def latency_buckets(thresholds: Iterable[float] = ()) -> tuple[float, ...]:
+    """The bucket edges of a latency histogram: :data:`LATENCY_BUCKETS` and ``thresholds``.
+
+    Args:
+        thresholds: Seconds that must be edges (the service-level objectives' thresholds).
+
+    Returns:
+        The edges, sorted, each once.
+
+    Raises:
+        ValueError: A threshold is not a positive finite number.
+    """
+    extra = tuple(thresholds)
+    for value in extra:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"a latency bucket edge must be a positive number, got {value}")
+    return tuple(sorted(set(LATENCY_BUCKETS).union(extra)))
+
+
+def _bucket_counts(durations: list[float], edges: np.ndarray, slots: int) -> list[int]:
+    """How many of ``durations`` fall in each bucket (``le``; the last slot is above all)."""
+    # side="left": a duration equal to a bound belongs to that bound's bucket ("le").
+    found = np.searchsorted(edges, np.array(durations), side="left")
+    counts: list[int] = np.bincount(found, minlength=slots).tolist()
+    return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +106,10 @@ class TallyTotals:
         fail_count: Failed requests.
         fail_seconds: Their total duration.
         failures: Failed requests by error kind.
+        batch_rows: Model calls a batcher made, by their rows (a batch's size).
         buckets: Requests (successes and failures) per latency bucket: slot ``i`` counts those
-            at most ``LATENCY_BUCKETS[i]`` seconds and above the bucket before; the last slot
-            counts those above the largest bound.
+            at most the tally's ``i``-th bound (:data:`LATENCY_BUCKETS` by default) and above
+            the bound before; the last slot counts those above the largest bound.
     """
 
     last_at: float = -math.inf
@@ -81,15 +120,23 @@ class TallyTotals:
     fail_count: int = 0
     fail_seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
+    batch_rows: dict[int, int] = field(default_factory=dict)
     buckets: tuple[int, ...] = (0,) * (len(LATENCY_BUCKETS) + 1)
 
 
 class VersionTally:
-    """Running totals of one served model version (see the module docstring)."""
+    """Running totals of one served model version (see the module docstring).
+
+    Args:
+        bounds: The latency buckets' upper bounds in seconds, increasing (:func:`latency_buckets`).
+    """
 
     __slots__ = (
         "_batch_executions",
+        "_batch_rows",
+        "_bounds",
         "_buckets",
+        "_edges",
         "_executions",
         "_fail_count",
         "_fail_seconds",
@@ -102,19 +149,27 @@ class VersionTally:
         "_success_seconds",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, bounds: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self._bounds = tuple(bounds)
+        self._edges = np.array(self._bounds)
         self._lock = threading.Lock()
         self._last_at = -math.inf
         self._rows = 0
         self._executions = 0
         self._batch_executions = 0
+        self._batch_rows: dict[int, int] = {}
         self._success_count = 0
         self._success_seconds = 0.0
         self._fail_count = 0
         self._fail_seconds = 0.0
         self._failures: dict[str, int] = {}
-        self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._buckets = [0] * (len(self._bounds) + 1)
         self._pending: list[float] = []  # durations of successes not yet folded in
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The latency buckets' upper bounds, in seconds."""
+        return self._bounds
 
     def success(self, rows: int, seconds: float, at: float, executions: int) -> None:
         """Count one successful request (on the serving thread; arguments by position: cheaper).
@@ -145,25 +200,29 @@ class VersionTally:
         self._fail_count += 1
         self._fail_seconds += seconds
         self._failures[kind] = self._failures.get(kind, 0) + 1
-        self._buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._buckets[bisect_left(self._bounds, seconds)] += 1
         self._last_at = max(self._last_at, at)
 
-    def executed(self, executions: int = 1) -> None:
-        """Count model runs made for requests recorded without them (any thread; a batch is one)."""
+    def executed(self, executions: int = 1, rows: int | None = None) -> None:
+        """Count model runs made for requests recorded without them (any thread; a batch is one).
+
+        Args:
+            executions: Model runs.
+            rows: The rows of that one run (a batch's size), when a batcher made it.
+        """
         with self._lock:
             self._batch_executions += executions
+            if rows is not None:
+                self._batch_rows[rows] = self._batch_rows.get(rows, 0) + 1
 
     def _fold(self) -> None:
         """Add the pending durations to the success totals and the latency buckets."""
         pending, self._pending = self._pending, []
         if not pending:
             return
-        durations = np.array(pending)
         self._success_count += len(pending)
-        self._success_seconds += float(durations.sum())
-        # side="left": a duration equal to a bound belongs to that bound's bucket ("le").
-        slots = np.searchsorted(_BOUNDS, durations, side="left")
-        counts = np.bincount(slots, minlength=len(self._buckets)).tolist()
+        self._success_seconds += math.fsum(pending)
+        counts = _bucket_counts(pending, self._edges, len(self._buckets))
         for slot, count in enumerate(counts):
             self._buckets[slot] += count
 
@@ -180,5 +239,70 @@ class VersionTally:
                 fail_count=self._fail_count,
                 fail_seconds=self._fail_seconds,
                 failures=dict(self._failures),
+                batch_rows=dict(self._batch_rows),
                 buckets=tuple(self._buckets),
             )
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyTotals:
+    """A copy of one :class:`LatencyTally`'s totals.
+
+    Attributes:
+        count: Durations recorded.
+        seconds: Their sum.
+        buckets: Durations per bucket, as :attr:`TallyTotals.buckets`.
+    """
+
+    count: int
+    seconds: float
+    buckets: tuple[int, ...]
+
+
+class LatencyTally:
+    """Durations of requests, bucketed in bulk: what a histogram needs, for the serving thread.
+
+    :meth:`observe` appends to a list (one call, no bisect, no lock); the list is added up and
+    bucketed with numpy every :data:`FOLD_EVERY` durations and when the totals are read. Record
+    and read on one thread (the event loop).
+
+    Args:
+        bounds: The buckets' upper bounds in seconds, increasing (:func:`latency_buckets`).
+    """
+
+    __slots__ = ("_bounds", "_buckets", "_count", "_edges", "_pending", "_seconds")
+
+    def __init__(self, bounds: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self._bounds = tuple(bounds)
+        self._edges = np.array(self._bounds)
+        self._buckets = [0] * (len(self._bounds) + 1)
+        self._count = 0
+        self._seconds = 0.0
+        self._pending: list[float] = []
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The buckets' upper bounds, in seconds."""
+        return self._bounds
+
+    def observe(self, seconds: float) -> None:
+        """Record one duration."""
+        pending = self._pending
+        pending.append(seconds)
+        if len(pending) >= FOLD_EVERY:
+            self._fold()
+
+    def _fold(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        self._count += len(pending)
+        self._seconds += math.fsum(pending)
+        counts = _bucket_counts(pending, self._edges, len(self._buckets))
+        for slot, count in enumerate(counts):
+            self._buckets[slot] += count
+
+    def totals(self) -> LatencyTotals:
+        """The totals, everything recorded so far included."""
+        self._fold()
+        return LatencyTotals(self._count, self._seconds, tuple(self._buckets))

@@ -45,7 +45,7 @@ from typing import Final
 
 from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_for_kind
 from modelport.core.settings import Settings
-from modelport.monitoring import enable_multiprocess, remove_multiprocess_dir
+from modelport.monitoring import enable_multiprocess, remove_multiprocess_dir, worker_exited
 from modelport.server.logs import Logs, start_logs
 from modelport.server.worker import Notify, WorkerMain, run_worker, threads_per_worker
 from modelport.server.worker_relay import Relay
@@ -397,6 +397,7 @@ class _Supervisor:
                     notify,
                     channel=child_end,
                     access_log=logs.access,
+                    worker_index=slot,
                 )
             finally:
                 logs.stop()
@@ -435,6 +436,7 @@ class _Supervisor:
             if done:
                 gone.append((pid, self.pids.pop(pid)))
                 self.relay.remove(pid)
+                worker_exited(pid)  # its gauges (in flight, queues, memory) no longer count
         return gone
 
     def _watch(self, wake_r: int) -> int:

@@ -23,7 +23,12 @@ from modelport.server.rest.http_protocol import HttpLimits, http_protocol
 from modelport.server.rest.tls import server_ssl_context
 from modelport.server.worker_relay import ChannelPeers
 from modelport.service.models import ModelSource
-from modelport.service.wiring import build_access, build_dataplane, open_registrar
+from modelport.service.wiring import (
+    build_access,
+    build_dataplane,
+    build_exposition,
+    open_registrar,
+)
 
 __all__ = ["Notify", "WorkerMain", "run_asgi", "run_worker", "threads_per_worker"]
 
@@ -54,6 +59,7 @@ def run_worker(
     notify: Notify,
     channel: socket.socket | None = None,
     access_log: AccessLog | None = None,
+    worker_index: int = 0,
 ) -> int:
     """Serve until told to stop; return the process exit status (0, or 1 after a failed start).
 
@@ -67,11 +73,14 @@ def run_worker(
         channel: This worker's end of its socket pair with the supervisor, which keeps the
             workers' repositories in step; ``None`` when it is the only worker.
         access_log: Where each request is recorded; ``None`` keeps no access log.
+        worker_index: This worker's slot among the server's workers (0 to N-1; a restarted
+            worker takes its predecessor's), the ``worker`` label of its process metrics.
     """
     try:
         registrar = open_registrar(settings) if use_registry else None
         peers = ChannelPeers(channel) if channel is not None else None
-        dataplane = build_dataplane(settings, sources, registrar, peers)
+        exposition = build_exposition(settings, worker_index)
+        dataplane = build_dataplane(settings, sources, registrar, peers, exposition)
         access = build_access(settings)
         ssl_context = server_ssl_context(settings.security.tls)
         dataplane.repository.load_all()

@@ -27,6 +27,7 @@ import numpy as np
 from modelport.batching import Batcher
 from modelport.core.datatypes import from_numpy_dtype, to_numpy_dtype
 from modelport.core.errors import (
+    ConfigError,
     InferenceFailed,
     InvalidInput,
     ModelNotReady,
@@ -37,7 +38,7 @@ from modelport.core.errors import (
 from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.core.settings import LimitSettings
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
-from modelport.monitoring import ServingMetrics
+from modelport.monitoring import HostedVersion, ServingMetrics
 from modelport.service.models import ModelRepository
 from modelport.service.stats import merge_statistics
 
@@ -89,7 +90,12 @@ class DataPlane:
         self.metrics = metrics
         self.stats = repository.stats
         if metrics is not None:
-            metrics.follow(self.stats.tallies)
+            if metrics.latency_buckets != self.stats.latency_buckets:
+                raise ConfigError(
+                    "the metrics' latency buckets differ from the statistics' "
+                    f"({metrics.latency_buckets} and {self.stats.latency_buckets})"
+                )
+            metrics.follow(self.stats.tallies, self.hosted_versions)
         self._server_name = server_name
         self._server_version = server_version
         self._monotonic = repository.clock.monotonic
@@ -265,6 +271,22 @@ class DataPlane:
         else:
             hosted = [(name, self.repository.get(name, version).source.version)]
         return [s.to_dict() for s in self.stats.snapshot(hosted)]
+
+    def hosted_versions(self) -> list[HostedVersion]:
+        """Every hosted version's load time and batch queue, as the metrics read them."""
+        hosted = []
+        for model in self.repository:
+            batcher = model.batcher
+            hosted.append(
+                HostedVersion(
+                    model.source.name,
+                    model.source.version,
+                    model.load_seconds,
+                    batcher.queued_rows if batcher is not None else 0,
+                    batcher.in_flight if batcher is not None else 0,
+                )
+            )
+        return hosted
 
     def metrics_text(self) -> tuple[bytes, str]:
         """Return the Prometheus exposition of every worker's metrics and its content type.

@@ -23,6 +23,11 @@ a shadow's failures.
 Requests travel as :class:`Call`, the REST body as received (JSON, or JSON and binary tensors
 with its ``Inference-Header-Content-Length``), so a remote backend forwards the bytes without
 decoding them; answers come back as :class:`Answer`, the REST body to send.
+
+What the metrics read is counted on the event loop in plain dictionaries and one
+:class:`~modelport.monitoring.tally.LatencyTally` per deployment and variant (one dictionary
+update and one list append a request), returned by :meth:`Gateway.stats`; the metrics move them
+into Prometheus once a second (bench/HOT_PATH.md, "Metrics are counted in plain Python").
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import contextlib
 import logging
 import random as random_module
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -53,6 +58,7 @@ from modelport.core.refs import ModelRef
 from modelport.experiments.assignment import Assignment, Slot, TrafficPlan
 from modelport.experiments.store import StoredDeployment
 from modelport.monitoring.prediction_log import PredictionLog
+from modelport.monitoring.tally import LATENCY_BUCKETS, LatencyTally, LatencyTotals
 from modelport.service.response_cache import (
     AnswerCache,
     MemoryCache,
@@ -90,6 +96,7 @@ class Call:
         authorization: The caller's ``Authorization`` header, for backends that pass it on.
         request: The request already decoded (the gRPC transport decodes it), else ``None``.
         identity: A short hash of the caller's identity, for the prediction log.
+        protocol: The transport it came by, ``rest`` or ``grpc`` (the metrics' label).
     """
 
     deployment: str
@@ -99,6 +106,7 @@ class Call:
     authorization: str | None = None
     request: InferenceRequest | None = None
     identity: str | None = None
+    protocol: str = "rest"
 
     def json_header(self) -> dict[str, Any]:
         """The JSON part of the body, parsed (for a parameter key or the cache).
@@ -220,6 +228,8 @@ class DeploymentRoute:
     """Input and output names the prediction log never writes."""
     hashed: tuple[str, ...]
     """Input and output names the prediction log writes as keyed hashes."""
+    latency: Mapping[str, LatencyTally]
+    """Variant -> where its answers' durations are recorded (kept across rebuilds)."""
 
     @property
     def name(self) -> str:
@@ -237,23 +247,37 @@ class DeploymentRoute:
 class GatewayStats:
     """Counts since the gateway started."""
 
-    requests: Mapping[tuple[str, str, bool], int]
-    """``(deployment, variant, keyed)`` -> requests answered."""
-    shadows: int
-    shadow_failures: int
-    shadows_skipped: int
-    cache_hits: int
-    cache_misses: int
+    answers: Mapping[tuple[str, str, bool, str, int], int]
+    """``(deployment, variant, keyed, protocol, status)`` -> requests answered (a replica's
+    error status included); ``keyed``: a unit key placed it."""
+    failures: Mapping[tuple[str, str, bool, str, str], int]
+    """``(deployment, variant, keyed, protocol, error kind)`` -> requests that raised."""
+    latency: list[tuple[str, str, LatencyTotals]]
+    """``(deployment, variant, totals)``: how long answers and failures took."""
+    in_flight: int
+    """Requests placed on a variant and not answered yet."""
+    shadows: Mapping[tuple[str, str], int]
+    """``(deployment, shadow variant)`` -> copies sent."""
+    shadow_failures: Mapping[tuple[str, str], int]
+    """``(deployment, shadow variant)`` -> copies that failed."""
+    shadows_skipped: Mapping[str, int]
+    """Deployment -> copies not sent (too many in flight)."""
+    cache_hits: Mapping[str, int]
+    """Deployment -> requests its response cache answered."""
+    cache_misses: Mapping[str, int]
+    """Deployment -> requests its response cache could not answer."""
 
 
 @dataclass(slots=True)
 class _Counts:
-    requests: dict[tuple[str, str, bool], int] = field(default_factory=dict)
-    shadows: int = 0
-    shadow_failures: int = 0
-    shadows_skipped: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
+    answers: dict[tuple[str, str, bool, str, int], int] = field(default_factory=dict)
+    failures: dict[tuple[str, str, bool, str, str], int] = field(default_factory=dict)
+    in_flight: int = 0
+    shadows: dict[tuple[str, str], int] = field(default_factory=dict)
+    shadow_failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    shadows_skipped: dict[str, int] = field(default_factory=dict)
+    cache_hits: dict[str, int] = field(default_factory=dict)
+    cache_misses: dict[str, int] = field(default_factory=dict)
 
 
 class Gateway:
@@ -271,6 +295,8 @@ class Gateway:
         random: Uniform draws in ``[0, 1)`` for requests without a unit key and log sampling.
         redis: A ``redis.asyncio.Redis`` client for deployments whose cache is in Redis;
             ``None``: such deployments cannot be served here.
+        latency_buckets: Upper bounds of the latency tallies' buckets, in seconds (the
+            metrics' histogram edges).
     """
 
     def __init__(
@@ -285,6 +311,7 @@ class Gateway:
         clock: Clock | None = None,
         random: Callable[[], float] | None = None,
         redis: Any | None = None,
+        latency_buckets: Sequence[float] = LATENCY_BUCKETS,
     ) -> None:
         self._source = source
         self._redis = redis
@@ -297,6 +324,8 @@ class Gateway:
         self._random = random or random_module.random
         self._routes: dict[str, DeploymentRoute] = {}
         self._counts = _Counts()
+        self._latency_buckets = tuple(latency_buckets)
+        self._latency: dict[tuple[str, str], LatencyTally] = {}
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._failed: dict[str, str] = {}
@@ -375,8 +404,9 @@ class Gateway:
         backend = self._backends.backend(deployment)
         for model, version in set(served.values()):
             backend.prepare(model, version)
+        latency = {v: self._latency_tally(name, v) for v in served}
         route = _build_route(
-            deployment, generation, served, backend, self._cache(deployment, current)
+            deployment, generation, served, backend, self._cache(deployment, current), latency
         )
         log.info(
             "deployment %s generation %d serves %s",
@@ -386,6 +416,13 @@ class Gateway:
             extra={"fields": {"deployment": name, "generation": generation}},
         )
         return route
+
+    def _latency_tally(self, deployment: str, variant: str) -> LatencyTally:
+        """The latency tally of a variant, the same one across the deployment's changes."""
+        tally = self._latency.get((deployment, variant))
+        if tally is None:
+            tally = self._latency[(deployment, variant)] = LatencyTally(self._latency_buckets)
+        return tally
 
     def _cache(self, deployment: Deployment, current: DeploymentRoute | None) -> AnswerCache | None:
         """The deployment's response cache: the current one while its settings hold."""
@@ -433,15 +470,20 @@ class Gateway:
         return all(route.backend.ready() for route in self._routes.values())
 
     def stats(self) -> GatewayStats:
-        """Counts since the gateway started."""
+        """Counts since the gateway started (on the event loop, which counts them)."""
         c = self._counts
+        # The rebuild thread may add a tally meanwhile: a copy of the items is one operation.
+        latency = [(d, v, tally.totals()) for (d, v), tally in list(self._latency.items())]
         return GatewayStats(
-            dict(c.requests),
-            c.shadows,
-            c.shadow_failures,
-            c.shadows_skipped,
-            c.cache_hits,
-            c.cache_misses,
+            dict(c.answers),
+            dict(c.failures),
+            latency,
+            c.in_flight,
+            dict(c.shadows),
+            dict(c.shadow_failures),
+            dict(c.shadows_skipped),
+            dict(c.cache_hits),
+            dict(c.cache_misses),
         )
 
     # -- one request ---------------------------------------------------------------------------
@@ -477,7 +519,10 @@ class Gateway:
             ModelportError: The backend failed (its kind says how).
         """
         slot = assignment.slot
-        model, version = route.served[slot.variant]
+        variant = slot.variant
+        model, version = route.served[variant]
+        counts = self._counts
+        counts.in_flight += 1
         started = time.perf_counter()
         try:
             if route.cache is None:  # no coroutine of its own: one level less per request
@@ -485,13 +530,20 @@ class Gateway:
             else:
                 answer = await self._cached_answer(route, route.cache, model, version, call)
         except Exception as exc:
-            self._record_failure(route, slot.variant, call, started, exc, shadow=False)
+            kind = _kind(exc)
+            failed = (route.name, variant, assignment.keyed, call.protocol, kind)
+            counts.failures[failed] = counts.failures.get(failed, 0) + 1
+            route.latency[variant].observe(time.perf_counter() - started)
+            self._record_failure(route, variant, call, started, kind, shadow=False)
             raise
-        counted = (route.name, slot.variant, assignment.keyed)
-        requests = self._counts.requests
-        requests[counted] = requests.get(counted, 0) + 1
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        self._record(route, slot.variant, model, version, answer, call, latency_ms, shadow=False)
+        finally:
+            counts.in_flight -= 1
+        seconds = time.perf_counter() - started
+        route.latency[variant].observe(seconds)
+        counted = (route.name, variant, assignment.keyed, call.protocol, answer.status)
+        answers = counts.answers
+        answers[counted] = answers.get(counted, 0) + 1
+        self._record(route, variant, model, version, answer, call, seconds * 1000.0, shadow=False)
         for shadow in assignment.shadows:
             self._start_shadow(route, shadow, call)
         return answer
@@ -503,10 +555,13 @@ class Gateway:
         document = call.json_header()  # parsed once, for the key and the id
         key = cache_key(model, version, _canonical(call, document))
         answer = _cached(await cache.get(key), document.get("id"))
+        name = route.name
         if answer is not None:
-            self._counts.cache_hits += 1
+            hits = self._counts.cache_hits
+            hits[name] = hits.get(name, 0) + 1
             return answer
-        self._counts.cache_misses += 1
+        misses = self._counts.cache_misses
+        misses[name] = misses.get(name, 0) + 1
         answer = await route.backend.infer(model, version, call)
         if answer.status == 200:
             cache.put(key, _cacheable(answer))
@@ -562,20 +617,20 @@ class Gateway:
         variant: str,
         call: Call,
         started: float,
-        exc: Exception,
+        kind: str,
         *,
         shadow: bool,
     ) -> None:
-        """Log a request that raised ``exc``: its kind, ``internal`` for an unexpected error."""
+        """Log a request that raised an error of ``kind`` (:func:`_kind`)."""
         latency_ms = (time.perf_counter() - started) * 1000.0
         model, version = route.served[variant]
-        kind = exc.kind if isinstance(exc, ModelportError) else ErrorKind.INTERNAL
-        failed = Answer(500, b"", None, version, kind.value)
+        failed = Answer(500, b"", None, version, kind)
         self._record(route, variant, model, version, failed, call, latency_ms, shadow=shadow)
 
     def _start_shadow(self, route: DeploymentRoute, slot: Slot, call: Call) -> None:
         if len(self._shadow_tasks) >= self._max_shadows:
-            self._counts.shadows_skipped += 1
+            skipped = self._counts.shadows_skipped
+            skipped[route.name] = skipped.get(route.name, 0) + 1
             return
         task = asyncio.create_task(self._shadow(route, slot, call))
         self._shadow_tasks.add(task)
@@ -584,11 +639,12 @@ class Gateway:
     async def _shadow(self, route: DeploymentRoute, slot: Slot, call: Call) -> None:
         model, version = route.served[slot.variant]
         started = time.perf_counter()
-        self._counts.shadows += 1
+        shadows, pair = self._counts.shadows, (route.name, slot.variant)
+        shadows[pair] = shadows.get(pair, 0) + 1
         try:
             answer = await route.backend.infer(model, version, call)
         except Exception as exc:  # noqa: BLE001 - a shadow's failure is never the caller's
-            self._record_failure(route, slot.variant, call, started, exc, shadow=True)
+            self._record_failure(route, slot.variant, call, started, _kind(exc), shadow=True)
             self._shadow_failed(route, slot, getattr(exc, "message", None) or repr(exc))
             return
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -597,7 +653,8 @@ class Gateway:
             self._shadow_failed(route, slot, f"status {answer.status}")
 
     def _shadow_failed(self, route: DeploymentRoute, slot: Slot, why: str) -> None:
-        self._counts.shadow_failures += 1
+        failures, pair = self._counts.shadow_failures, (route.name, slot.variant)
+        failures[pair] = failures.get(pair, 0) + 1
         now = time.monotonic()
         if now - self._shadow_warned_at >= _SHADOW_WARN_EVERY_S:
             self._shadow_warned_at = now
@@ -606,7 +663,7 @@ class Gateway:
                 slot.variant,
                 route.name,
                 why,
-                self._counts.shadow_failures,
+                sum(failures.values()),
             )
 
 
@@ -616,6 +673,7 @@ def _build_route(
     served: Mapping[str, tuple[str, str]],
     backend: Backend,
     cache: AnswerCache | None,
+    latency: Mapping[str, LatencyTally],
 ) -> DeploymentRoute:
     spec = deployment.spec
     sticky = spec.traffic.sticky_key
@@ -633,7 +691,13 @@ def _build_route(
         sample_rate=spec.prediction_log.sample_rate,
         redact=tuple(spec.prediction_log.redact),
         hashed=tuple(spec.prediction_log.hash),
+        latency=dict(latency),
     )
+
+
+def _kind(exc: Exception) -> str:
+    """The error kind of ``exc``: a modelport error's, ``internal`` for any other exception."""
+    return exc.kind.value if isinstance(exc, ModelportError) else ErrorKind.INTERNAL.value
 
 
 def _parameter_key(call: Call, name: str) -> str | None:

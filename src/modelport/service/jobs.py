@@ -5,7 +5,9 @@ drift and alert evaluation later) is a list of :class:`Job`. A :class:`JobRunner
 a loop of its own on the event loop: the function runs in a worker thread (jobs read databases
 and files), its one-line summary is logged, and the next run starts ``interval_s`` after this
 one ended, so a job never overlaps itself. A job that raises is logged and runs again at its
-next turn: no job's failure stops another or the process.
+next turn: no job's failure stops another or the process; one that raises :class:`JobSkipped`
+(another process is doing its work) skips its turn quietly. The runner counts each job's runs,
+failures and skipped turns (:meth:`JobRunner.stats`, which the metrics read).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import fcntl
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ModelportError
 
-__all__ = ["Job", "JobRunner", "exclusive"]
+__all__ = ["Job", "JobRunner", "JobSkipped", "JobStats", "exclusive"]
 
 log = logging.getLogger("modelport.jobs")
 
@@ -50,18 +53,49 @@ class Job:
             raise ValueError(f"job {self.name!r}: interval_s must be positive")
 
 
+class JobSkipped(Exception):
+    """Raised by a job's function to skip its turn: another process is doing the work."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobStats:
+    """What one job did since the runner started.
+
+    Attributes:
+        runs: Runs that did the job's work, failed ones included.
+        failures: Of those, runs that raised.
+        skipped: Turns skipped with :class:`JobSkipped`.
+        last_success: When the latest successful run ended (seconds since the epoch);
+            ``None``: none yet.
+    """
+
+    runs: int = 0
+    failures: int = 0
+    skipped: int = 0
+    last_success: float | None = None
+
+
 class JobRunner:
     """Runs :class:`Job` s periodically until stopped.
 
     Args:
         jobs: The jobs.
         sleep: Waits between runs (tests pass a fake; default :func:`asyncio.sleep`).
+        clock: The time of :attr:`JobStats.last_success`.
     """
 
-    def __init__(self, jobs: Sequence[Job], sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self, jobs: Sequence[Job], sleep: Sleep = asyncio.sleep, clock: Clock | None = None
+    ) -> None:
         self.jobs = list(jobs)
         self._sleep = sleep
+        self._clock: Clock = clock or SystemClock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stats: dict[str, JobStats] = {job.name: JobStats() for job in self.jobs}
+
+    def stats(self) -> dict[str, JobStats]:
+        """Every job's counts, by name."""
+        return dict(self._stats)
 
     async def start(self) -> None:
         """Start every job's loop (on the running event loop)."""
@@ -85,15 +119,19 @@ class JobRunner:
         self._tasks.clear()
 
     async def run_once(self, job: Job) -> bool:
-        """Run ``job`` now, in a worker thread; log its summary or its error.
+        """Run ``job`` now, in a worker thread; log its summary or its error; count it.
 
         Returns:
-            Whether it succeeded.
+            Whether it succeeded (a skipped turn did not).
         """
         started = time.monotonic()
         try:
             summary = await asyncio.to_thread(job.run)
+        except JobSkipped:
+            self._count(job, skipped=1)
+            return False
         except ModelportError as exc:
+            self._count(job, runs=1, failures=1)
             log.error(
                 "job %s failed: %s",
                 job.name,
@@ -102,12 +140,14 @@ class JobRunner:
             )
             return False
         except Exception as exc:  # a bug in one job must not stop the others
+            self._count(job, runs=1, failures=1)
             log.exception(
                 "job %s failed",
                 job.name,
                 extra={"fields": {"event": "job_failed", "job": job.name, "error": repr(exc)}},
             )
             return False
+        self._count(job, runs=1, succeeded=True)
         if summary is not None:
             duration_ms = round((time.monotonic() - started) * 1000, 1)
             log.info(
@@ -124,6 +164,25 @@ class JobRunner:
                 },
             )
         return True
+
+    def _count(
+        self,
+        job: Job,
+        *,
+        runs: int = 0,
+        failures: int = 0,
+        skipped: int = 0,
+        succeeded: bool = False,
+    ) -> None:
+        """Add to ``job``'s counts (on the event loop: one assignment a run)."""
+        counts = self._stats.get(job.name, JobStats())
+        self._stats[job.name] = replace(
+            counts,
+            runs=counts.runs + runs,
+            failures=counts.failures + failures,
+            skipped=counts.skipped + skipped,
+            last_success=self._clock.now().timestamp() if succeeded else counts.last_success,
+        )
 
     async def _loop(self, job: Job) -> None:
         if not job.at_start:

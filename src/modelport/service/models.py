@@ -26,7 +26,7 @@ import enum
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -45,6 +45,7 @@ from modelport.core.errors import (
 from modelport.core.refs import ModelRef, validate_alias
 from modelport.core.settings import BatchingSettings, RuntimeSettings
 from modelport.core.signature import Signature
+from modelport.monitoring.tally import LATENCY_BUCKETS
 from modelport.runtimes.base import ModelRuntime, RuntimeConfig
 from modelport.runtimes.catalog import runtime_class
 from modelport.service.alias_watch import AliasSource, AliasWatch
@@ -229,6 +230,9 @@ class LoadedModel:
     batcher: Batcher | None = None
     platform: str = ""
     signature: Signature = field(default_factory=lambda: Signature((), ()))
+    load_seconds: float | None = None
+    """How long its last successful load took (artifact checks, decryption, the runtime's
+    load); ``None`` before one."""
 
     @property
     def ready(self) -> bool:
@@ -251,6 +255,8 @@ class ModelRepository:
         aliases: Where the versions behind aliases are read, for sources served by alias;
             ``None`` serves them as resolved at start.
         alias_poll_s: Seconds between two looks at ``aliases``.
+        latency_buckets: Upper bounds of the statistics' latency buckets, in seconds (the
+            metrics' histogram edges).
 
     Attributes:
         stats: The hosted versions' inference statistics (Triton's statistics extension and
@@ -265,6 +271,7 @@ class ModelRepository:
         clock: Clock | None = None,
         aliases: AliasSource | None = None,
         alias_poll_s: float = 5.0,
+        latency_buckets: Sequence[float] = LATENCY_BUCKETS,
     ) -> None:
         self._runtime_settings = runtime_settings
         self._resolver = resolver
@@ -273,7 +280,7 @@ class ModelRepository:
         self._models: dict[str, dict[str, LoadedModel]] = {}
         self._default: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.stats = InferenceStats(self.clock)
+        self.stats = InferenceStats(self.clock, latency_buckets)
         self._watch = AliasWatch(self, aliases, alias_poll_s) if aliases is not None else None
 
     def add(self, source: ModelSource) -> LoadedModel:
@@ -477,6 +484,7 @@ class ModelRepository:
         with self._lock:
             source = model.source
             model.state, model.reason = ModelState.LOADING, "loading"
+            started = self.clock.monotonic()
             try:
                 with self._artifact(source) as artifact:
                     runtime = runtime_class(source.framework)(
@@ -496,6 +504,7 @@ class ModelRepository:
             previous, old_batcher = model.runtime, model.batcher
             model.runtime, model.batcher = runtime, self._batcher(source, runtime)
             model.platform, model.signature = meta.platform, meta.signature
+            model.load_seconds = self.clock.monotonic() - started
             model.state, model.reason = ModelState.READY, ""
             if previous is not None and previous is not runtime:
                 previous.unload()
@@ -523,8 +532,8 @@ class ModelRepository:
             self._executor = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="batch")
         name = f"{source.name}:{source.version}"
         # A batch is one execution for all its requests: batched requests are recorded without
-        # executions, and each model call a batcher makes counts one here.
-        executed = functools.partial(self.stats.record_executions, source.name, source.version)
+        # executions, and each model call a batcher makes counts one here, with its rows.
+        executed = functools.partial(self.stats.record_batch, source.name, source.version)
         return Batcher(
             runtime.predict, settings, self.clock, self._executor, name=name, on_call=executed
         )

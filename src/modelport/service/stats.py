@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.core.clock import Clock, SystemClock, WallMillis
-from modelport.monitoring.tally import VersionTally
+from modelport.monitoring.tally import LATENCY_BUCKETS, VersionTally
 
 __all__ = ["Duration", "InferenceStats", "ModelStats", "merge_statistics"]
 
@@ -81,12 +81,18 @@ class InferenceStats:
 
     Args:
         clock: The clock whose ``monotonic()`` readings requests are recorded at.
+        latency_buckets: Upper bounds of the tallies' latency buckets, in seconds (the metrics'
+            histogram edges).
     """
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(
+        self, clock: Clock | None = None, latency_buckets: Sequence[float] = LATENCY_BUCKETS
+    ) -> None:
         self._lock = threading.Lock()
         self._tallies: dict[tuple[str, str], VersionTally] = {}
         self._wall_ms = WallMillis(clock or SystemClock())
+        self.latency_buckets = tuple(latency_buckets)
+        """The tallies' latency bucket bounds, in seconds."""
 
     def tally(self, name: str, version: str) -> VersionTally:
         """Return the tally of ``(name, version)``, creating it on first use."""
@@ -96,7 +102,7 @@ class InferenceStats:
             with self._lock:
                 tally = self._tallies.get(key)
                 if tally is None:
-                    tally = self._tallies[key] = VersionTally()
+                    tally = self._tallies[key] = VersionTally(self.latency_buckets)
         return tally
 
     def tallies(self) -> list[tuple[str, str, VersionTally]]:
@@ -106,6 +112,10 @@ class InferenceStats:
     def record_executions(self, name: str, version: str, executions: int = 1) -> None:
         """Count model executions made for requests counted without them (batched requests)."""
         self.tally(name, version).executed(executions)
+
+    def record_batch(self, name: str, version: str, rows: int) -> None:
+        """Count one model call a batcher made, and its rows (a batch's size)."""
+        self.tally(name, version).executed(1, rows)
 
     def snapshot(self, models: Iterable[tuple[str, str]] | None = None) -> list[ModelStats]:
         """Return the statistics of ``models`` (``(name, version)`` pairs), in that order.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -14,10 +14,10 @@ from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ConfigError, Conflict
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
-from modelport.experiments.experiment_store import ExperimentStore
+from modelport.experiments.experiment_store import ACTIVE, ExperimentStore
 from modelport.experiments.feedback import FeedbackKind, FeedbackStore
 from modelport.experiments.store import DeploymentStore
-from modelport.monitoring import ServingMetrics
+from modelport.monitoring import Exposition, ServingMetrics
 from modelport.monitoring.prediction_log import ParquetSink, PredictionLog, PredictionSink
 from modelport.registry import MetadataStore
 from modelport.runtimes.catalog import EXTENSIONS
@@ -29,7 +29,7 @@ from modelport.service.dataplane import DataPlane, Peers
 from modelport.service.deployments import DeploymentService
 from modelport.service.experiments import ExperimentService, PredictionLogData
 from modelport.service.feedback import FeedbackService, lookup_wait_s
-from modelport.service.jobs import Job, exclusive
+from modelport.service.jobs import Job, JobSkipped, exclusive
 from modelport.service.models import ModelRepository, ModelSource, unpickles
 from modelport.service.registration import Registrar, split_artifact
 
@@ -47,6 +47,7 @@ __all__ = [
     "build_access",
     "ServeTarget",
     "build_dataplane",
+    "build_exposition",
     "current_user",
     "open_registrar",
     "open_security_store",
@@ -211,12 +212,22 @@ def open_feedback(
         )
 
 
-def control_plane_jobs(settings: Settings, clock: Clock | None = None) -> list[Job]:
+def control_plane_jobs(
+    settings: Settings,
+    clock: Clock | None = None,
+    on_evaluated: Callable[[list[tuple[str, str, float]]], None] | None = None,
+) -> list[Job]:
     """The control plane's background jobs: experiment evaluation, the prediction log's retention.
 
     Experiments are evaluated under an exclusive lock on ``HOME/experiments.lock``, so of the
     processes running the job (the control plane, every ``modelport up`` worker) one evaluates
-    at a time and the others skip their turn.
+    at a time and the others skip their turn (:class:`~modelport.service.jobs.JobSkipped`).
+
+    Args:
+        settings: The installation and the jobs' intervals.
+        clock: The time of decisions and of retention.
+        on_evaluated: Told after each evaluation run when every experiment not yet ended was
+            last evaluated: ``(experiment, deployment, Unix time)`` (the metrics').
 
     Raises:
         ConfigError: The prediction log's backend is ``postgresql`` without a PostgreSQL URL.
@@ -229,12 +240,26 @@ def control_plane_jobs(settings: Settings, clock: Clock | None = None) -> list[J
     def evaluate() -> str | None:
         with exclusive(lock) as held:
             if not held:
-                return None  # another process is evaluating
+                raise JobSkipped("another process is evaluating")
             with open_experiments(settings, clock) as experiments:
-                return experiments.evaluate_due()
+                summary = experiments.evaluate_due()
+                if on_evaluated is not None:
+                    on_evaluated(_last_evaluations(experiments))
+                return summary
 
     jobs = [Job("evaluate-experiments", settings.controlplane.experiment_interval_s, evaluate)]
     return jobs + _retention_jobs(settings, clock)
+
+
+def _last_evaluations(experiments: ExperimentService) -> list[tuple[str, str, float]]:
+    """``(experiment, deployment, Unix time of its latest decision)`` of those not yet ended."""
+    found = []
+    for stored in experiments.list():
+        if stored.status in ACTIVE:
+            at = experiments.store.last_decision_at(stored.name)
+            if at is not None:
+                found.append((stored.name, stored.deployment, at.timestamp()))
+    return found
 
 
 def _retention_jobs(settings: Settings, clock: Clock) -> list[Job]:
@@ -431,11 +456,22 @@ def resolve_sources(
     return sources
 
 
+def build_exposition(settings: Settings, worker: int = 0) -> Exposition:
+    """The Prometheus metrics of one process, its latency histograms bucketed for the SLOs.
+
+    Args:
+        settings: ``monitoring.slo_latency_seconds`` are bucket edges of every latency histogram.
+        worker: The worker's index among the server's workers (the process metrics' label).
+    """
+    return Exposition(slo_latency_seconds=settings.monitoring.slo_latency_seconds, worker=worker)
+
+
 def build_dataplane(
     settings: Settings,
     sources: Sequence[ModelSource],
     registrar: Registrar | None,
     peers: Peers | None = None,
+    exposition: Exposition | None = None,
 ) -> DataPlane:
     """Build a data plane hosting ``sources``; models are added but not yet loaded.
 
@@ -445,7 +481,11 @@ def build_dataplane(
         registrar: Resolves names loaded later through the repository extension; ``None``
             refuses names the server was not started with.
         peers: The other worker processes, when there are several.
+        exposition: The process's metrics, which the data plane's join; ``None`` makes them
+            (:func:`build_exposition`).
     """
+    if exposition is None:
+        exposition = build_exposition(settings)
     resolver = None
     if registrar is not None:
 
@@ -456,12 +496,21 @@ def build_dataplane(
 
     aliases = RegistryAliases(registrar) if registrar is not None else None
     repository = ModelRepository(
-        settings.runtime, resolver, aliases=aliases, alias_poll_s=settings.server.alias_poll_s
+        settings.runtime,
+        resolver,
+        aliases=aliases,
+        alias_poll_s=settings.server.alias_poll_s,
+        latency_buckets=exposition.latency_buckets,
     )
     for source in sources:
         repository.add(source)
     return DataPlane(
-        repository, "modelport", __version__, peers, ServingMetrics(), settings.security.limits
+        repository,
+        "modelport",
+        __version__,
+        peers,
+        ServingMetrics(exposition),
+        settings.security.limits,
     )
 
 

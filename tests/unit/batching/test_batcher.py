@@ -487,9 +487,10 @@ def test_on_call_counts_the_model_calls_that_returned() -> None:
         return row_model(inputs, outputs)
 
     async def main() -> None:
-        batcher = Batcher(model, cfg(), SystemClock(), on_call=lambda: calls.append(1))
+        batcher = Batcher(model, cfg(), SystemClock(), on_call=calls.append)
         await asyncio.gather(*(batcher.submit({"x": rows_of(i, 2)}, OUTPUTS) for i in range(5)))
         assert len(calls) == batcher.stats.batches == 1  # five requests, one execution
+        assert calls == [10]  # with its rows
         failing["now"] = True
         with pytest.raises(InferenceFailed):
             await batcher.submit({"x": rows_of(9, 1)}, OUTPUTS)

@@ -8,7 +8,13 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelport.monitoring.tally import FOLD_EVERY, LATENCY_BUCKETS, TallyTotals, VersionTally
+from modelport.monitoring.tally import (
+    FOLD_EVERY,
+    LATENCY_BUCKETS,
+    LatencyTally,
+    TallyTotals,
+    VersionTally,
+)
 
 
 def _expected_buckets(durations: list[float]) -> tuple[int, ...]:
@@ -78,3 +84,35 @@ def test_totals_are_a_copy() -> None:
     first.failures["timeout"] = 99
     tally.failure("timeout", 1.0, 2.0)
     assert tally.totals().failures == {"timeout": 2}
+
+
+def test_a_tally_buckets_by_the_bounds_it_is_given() -> None:
+    bounds = (0.003, 0.3)
+    tally = VersionTally(bounds)
+    for seconds in (0.001, 0.003, 0.2, 0.5):
+        tally.success(1, seconds, 1.0, 1)
+    tally.failure("timeout", 0.3, 2.0)
+    assert tally.bounds == bounds
+    assert tally.totals().buckets == (2, 2, 1)
+
+
+def test_batched_calls_are_counted_by_their_rows() -> None:
+    tally = VersionTally()
+    tally.executed(1, 8)
+    tally.executed(1, 8)
+    tally.executed(1, 3)
+    tally.executed()  # an execution without a batch size
+    totals = tally.totals()
+    assert totals.batch_rows == {8: 2, 3: 1} and totals.execution_count == 4
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=20.0), max_size=3 * FOLD_EVERY))
+def test_a_latency_tally_agrees_with_bisect(durations: list[float]) -> None:
+    tally = LatencyTally()
+    for seconds in durations:
+        tally.observe(seconds)
+    totals = tally.totals()
+    assert totals.count == len(durations)
+    assert totals.buckets == _expected_buckets(durations)
+    assert math.isclose(totals.seconds, math.fsum(durations), abs_tol=1e-9)
+    assert tally.totals() == totals  # reading twice adds nothing

@@ -18,6 +18,7 @@ def test_exported_names() -> None:
         "ModelSummary",
         "ModelVersion",
         "NewVersion",
+        "ReferenceProfile",
         "ServingArtifact",
         "StoredArtifact",
         "VersionStatus",

@@ -24,6 +24,7 @@ from modelport.core.settings import Settings
 from modelport.experiments.experiment_store import ExperimentStore
 from modelport.experiments.feedback import FeedbackStore
 from modelport.experiments.store import DeploymentStore
+from modelport.monitoring import ControlPlaneMetrics, Exposition
 from modelport.registry import MetadataStore
 from modelport.security.identity import parse_grants
 from modelport.security.store import SecurityStore
@@ -541,10 +542,32 @@ def test_openapi_document_is_valid_and_served(app: ControlPlaneApp, admin: dict[
     assert document["paths"]["/v1/health/live"]["get"]["security"] == []
 
 
+def test_metrics_need_a_viewer_over_everything_and_404_when_off(
+    access: AccessControl,
+    service: DeploymentService,
+    experiments: ExperimentService,
+    store: SecurityStore,
+    app: ControlPlaneApp,
+    admin: dict[str, str],
+) -> None:
+    off = call(app, "GET", "/metrics", admin)
+    assert off.status_code == 404 and "not enabled" in off.json()["error"]
+    exposition = Exposition(multiprocess=False)
+    ControlPlaneMetrics(exposition).evaluated([("fraud-v4", "fraud", 1.7e9)])
+    served = ControlPlaneApp(access, service, experiments, MAX_BODY, metrics=exposition.render)
+    assert call(served, "GET", "/metrics").status_code == 401
+    assert call(served, "GET", "/metrics", key(store, "viewer:fraud-*")).status_code == 403
+    reply = call(served, "GET", "/metrics", key(store, "viewer"))
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    assert 'experiment="fraud-v4"' in reply.text
+    assert 'modelport_process_cpu_seconds_total{worker="0"}' in reply.text
+
+
 def test_every_route_is_under_v1_and_routed_to_itself(app: ControlPlaneApp) -> None:
     router = Router(CONTROL_ROUTES)
     for route in CONTROL_ROUTES:
-        assert route.path.startswith("/v1/"), route.path
+        # /metrics is Prometheus's path; under `up` the gateway's answers it, with everything.
+        assert route.path.startswith("/v1/") or route.path == "/metrics", route.path
         assert callable(getattr(app, route.endpoint, None)), route.endpoint
         match = router.match(route.path.replace("{name}", "some-name"))
         assert match is not None and match.routes[route.method] is route

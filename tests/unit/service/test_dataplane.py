@@ -305,3 +305,32 @@ def test_a_batched_request_gets_its_share_of_the_batchs_cpu_time(tmp_path: Path)
     assert one.cpu_ms is not None and three.cpu_ms is not None
     assert three.cpu_ms == pytest.approx(3 * one.cpu_ms)
     assert one.cpu_ms + three.cpu_ms >= 8.0  # 4 rows: 8 ms of CPU, in the executor's thread
+
+
+def test_the_metrics_read_each_versions_load_time_and_slo_edges(model_file: Path) -> None:
+    from modelport.core.errors import ConfigError
+    from modelport.monitoring import Exposition, ServingMetrics
+
+    exposition = Exposition(slo_latency_seconds=[0.003], multiprocess=False)
+    repository = ModelRepository(RuntimeSettings(), latency_buckets=exposition.latency_buckets)
+    repository.add(source(model_file, "1"))
+    repository.load_all()
+    plane = DataPlane(repository, metrics=ServingMetrics(exposition))
+    (hosted,) = plane.hosted_versions()
+    assert (hosted.model, hosted.version, hosted.queued_rows, hosted.in_flight) == (
+        "doubler",
+        "1",
+        0,
+        0,
+    )
+    assert hosted.load_seconds is not None and hosted.load_seconds > 0
+    infer(plane, "doubler", None, request([[1, 2]]))
+    text = plane.metrics_text()[0].decode()
+    assert 'modelport_model_load_duration_seconds{model="doubler",version="1"}' in text
+    assert 'le="0.003",model="doubler",version="1"' in text
+    # Tallies bucketed otherwise than the histogram would be refused, not misread.
+    with pytest.raises(ConfigError, match="latency buckets"):
+        DataPlane(
+            ModelRepository(RuntimeSettings()),
+            metrics=ServingMetrics(Exposition(slo_latency_seconds=[0.003], multiprocess=False)),
+        )

@@ -269,9 +269,38 @@ def test_answers_count_by_variant_and_by_keyed_or_random(store: DeploymentStore)
             assert orjson.loads(answer.body)["model_name"] == "fraud"
 
     asyncio.run(run())
-    requests = gw.stats().requests
-    assert sum(requests.values()) == 3
-    assert requests[("fraud", "current", False)] == 3  # overridden: never counted as keyed
+    stats = gw.stats()
+    answers = stats.answers
+    assert sum(answers.values()) == 3
+    # Overridden: never counted as keyed; a REST call, answered with 200.
+    assert answers[("fraud", "current", False, "rest", 200)] == 3
+    assert stats.failures == {} and stats.in_flight == 0
+    ((deployment, variant, latency),) = [t for t in stats.latency if t[2].count]
+    assert (deployment, variant, latency.count) == ("fraud", "current", 3)
+    assert sum(latency.buckets) == 3 and latency.seconds > 0
+
+
+def test_a_request_is_in_flight_from_its_placement_to_its_answer(store: DeploymentStore) -> None:
+    variants = [{"name": "current", "model": "fraud@8", "weight": 100}]
+    apply(store, document(variants=variants))
+    backend = ModelServer()
+    gw = gateway(store, backend)
+
+    async def run() -> None:
+        release = backend.slow["8"] = asyncio.Event()
+        await gw.refresh()
+        route = gw.route("fraud")
+        grpc_call = call()
+        grpc_call.protocol = "grpc"
+        task = asyncio.create_task(gw.infer(route, gw.assign(route, call(), "u1", None), grpc_call))
+        await asyncio.sleep(0.01)
+        assert gw.stats().in_flight == 1
+        release.set()
+        await task
+        assert gw.stats().in_flight == 0
+        assert gw.stats().answers == {("fraud", "current", True, "grpc", 200): 1}
+
+    asyncio.run(run())
 
 
 def test_the_cache_answers_repeats_per_version_and_puts_the_callers_id_back(
@@ -302,7 +331,7 @@ def test_the_cache_answers_repeats_per_version_and_puts_the_callers_id_back(
 
     asyncio.run(run())
     stats = gw.stats()
-    assert (stats.cache_hits, stats.cache_misses) == (1, 2)
+    assert (stats.cache_hits, stats.cache_misses) == ({"fraud": 1}, {"fraud": 2})
 
 
 def test_a_slow_or_failing_shadow_never_holds_or_fails_the_caller(
@@ -328,7 +357,9 @@ def test_a_slow_or_failing_shadow_never_holds_or_fails_the_caller(
         answer = await asyncio.wait_for(gw.infer(route, assignment, call("req-9")), 1.0)
         assert answer.status == 200 and answer.model_version == "1"
         await asyncio.sleep(0.05)
-        assert gw.stats().shadow_failures == 1  # the broken one; the slow one still runs
+        # The broken one; the slow one still runs.
+        assert gw.stats().shadow_failures == {("fraud", "broken"): 1}
+        assert gw.stats().shadows == {("fraud", "slow"): 1, ("fraud", "broken"): 1}
         release.set()
         await gw.close()
 
@@ -363,7 +394,7 @@ def test_shadows_beyond_the_limit_are_skipped_and_counted(store: DeploymentStore
         route = gw.route("fraud")
         for n in range(5):
             await gw.infer(route, gw.assign(route, call(), f"u{n}", None), call())
-        assert gw.stats().shadows_skipped == 3
+        assert gw.stats().shadows_skipped == {"fraud": 3}
         release.set()
         await gw.close()
 
@@ -454,7 +485,15 @@ def test_failed_requests_are_logged_with_their_kind_and_raised_unchanged(
         assert orjson.loads(row["inputs"]) == {"x": [[1, 2]]}
         assert row["latency_ms"] >= 0.0
     assert (rows["fine"]["cpu_ms"], orjson.loads(rows["fine"]["outputs"])) == (0.125, {"y": [1.0]})
-    assert gw.stats().requests == {("fraud", "current", False): 1}  # failures are not answers
+    stats = gw.stats()
+    assert stats.answers == {("fraud", "current", False, "rest", 200): 1}  # failures apart
+    assert stats.failures == {
+        ("fraud", "current", False, "rest", "unavailable"): 1,
+        ("fraud", "current", False, "rest", "invalid_input"): 1,
+        ("fraud", "current", False, "rest", "internal"): 1,
+    }
+    latency = {(d, v): totals.count for d, v, totals in stats.latency}
+    assert latency == {("fraud", "current"): 4, ("fraud", "candidate"): 0}  # failures' too
 
 
 def test_an_error_status_from_a_replica_is_logged_with_the_kind_it_stands_for(
@@ -523,7 +562,7 @@ def test_a_shadow_answering_an_error_status_is_counted_and_logged_as_failed(
 
     asyncio.run(run())
     log.close()
-    assert gw.stats().shadow_failures == 1
+    assert gw.stats().shadow_failures == {("fraud", "mirror"): 1}
     rows = {row["variant"]: row for row in read_predictions(tmp_path / "predictions").to_pylist()}
     assert (rows["mirror"]["shadow"], rows["mirror"]["error"]) == (True, "invalid_input")
     assert (rows["current"]["shadow"], rows["current"]["error"]) == (False, None)

@@ -12,7 +12,7 @@ import pytest
 
 from modelport.core.errors import ConfigError
 from modelport.core.settings import ControlPlaneSettings, PredictionLogSettings, Settings
-from modelport.service.jobs import Job, JobRunner, exclusive
+from modelport.service.jobs import Job, JobRunner, JobSkipped, JobStats, exclusive
 from modelport.service.wiring import control_plane_jobs
 from modelport.testing import FakeClock
 
@@ -99,6 +99,32 @@ def test_run_once_reports_success() -> None:
     assert asyncio.run(runner.run_once(Job("bad", 1, lambda: 1 / 0))) is False
 
 
+def test_runs_failures_and_skipped_turns_are_counted_per_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock(datetime(2026, 12, 7, 12, tzinfo=UTC))
+
+    def skip() -> None:
+        raise JobSkipped("another process is doing it")
+
+    ok, bad, skipped = Job("ok", 1, lambda: None), Job("bad", 1, lambda: 1 / 0), Job("s", 1, skip)
+    runner = JobRunner([ok, bad, skipped], clock=clock)
+    assert runner.stats()["ok"] == JobStats()  # every job is known before it runs
+
+    async def main() -> None:
+        for job in (ok, ok, bad, skipped, skipped, skipped):
+            await runner.run_once(job)
+
+    with caplog.at_level(logging.INFO, logger="modelport.jobs"):
+        asyncio.run(main())
+    stats = runner.stats()
+    noon = clock.now().timestamp()
+    assert stats["ok"] == JobStats(runs=2, failures=0, skipped=0, last_success=noon)
+    assert stats["bad"] == JobStats(runs=1, failures=1, skipped=0, last_success=None)
+    assert stats["s"] == JobStats(runs=0, failures=0, skipped=3, last_success=None)
+    assert not [r for r in caplog.records if r.getMessage().startswith("job s")]  # quiet
+
+
 def test_an_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval_s must be positive"):
         Job("never", 0, lambda: None)
@@ -147,5 +173,5 @@ def test_the_evaluation_job_runs_on_an_empty_installation(tmp_path: Path) -> Non
     evaluate = control_plane_jobs(Settings(home=tmp_path))[0]
     assert evaluate.name == "evaluate-experiments"
     assert evaluate.run() is None  # no experiments: nothing to say
-    with exclusive(tmp_path / "experiments.lock"):
-        assert evaluate.run() is None  # another process evaluates: this one skips its turn
+    with exclusive(tmp_path / "experiments.lock"), pytest.raises(JobSkipped):
+        evaluate.run()  # another process evaluates: this one skips its turn

@@ -1,4 +1,4 @@
-"""The control plane's REST API: ``/v1/deployments``, ``/v1/experiments``, health probes (ASGI).
+"""The control plane's REST API: ``/v1/deployments``, ``/v1/experiments``, probes, metrics (ASGI).
 
 :class:`ControlPlaneApp` is a :class:`~modelport.server.rest.app.RoutedApp` over
 :data:`~modelport.server.controlplane.routes.CONTROL_ROUTES`: the base class routes, admits each
@@ -25,7 +25,7 @@ from typing import Any, Final
 import orjson
 
 from modelport.core.documents import Document, load_documents
-from modelport.core.errors import InvalidInput
+from modelport.core.errors import InvalidInput, NotFound
 from modelport.experiments.experiment_store import StoredExperiment
 from modelport.experiments.store import Applied, StoredDeployment
 from modelport.security.rbac import Action
@@ -65,6 +65,8 @@ class ControlPlaneApp(RoutedApp):
         on_startup: Awaited in order when the server starts (before it accepts requests).
         on_shutdown: Awaited in order when the server stops.
         probe: Checks that the replicas an applied deployment names answer; ``None`` skips it.
+        metrics: Returns the Prometheus text of ``GET /metrics`` and its content type; ``None``:
+            the route answers 404.
     """
 
     def __init__(
@@ -76,11 +78,13 @@ class ControlPlaneApp(RoutedApp):
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
         probe: ReplicaProbe | None = None,
+        metrics: Callable[[], tuple[bytes, str]] | None = None,
     ) -> None:
         self.deployments = deployments
         self.experiments = experiments
         self.max_body = max_body_bytes
         self.probe = probe
+        self._metrics = metrics
         super().__init__(
             access, CONTROL_ROUTES, on_startup, on_shutdown, openapi=control_openapi_document()
         )
@@ -198,6 +202,13 @@ class ControlPlaneApp(RoutedApp):
             log.warning("the metadata database did not answer within %g s", READY_TIMEOUT_S)
             ready = False
         return Reply.json({"ready": ready}, 200 if ready else 503)
+
+    async def metrics(self, request: Request) -> Reply:
+        """``GET /metrics``: the control plane's Prometheus metrics."""
+        if self._metrics is None:
+            raise NotFound("metrics are not enabled in this server")
+        text, content_type = self._metrics()
+        return Reply(200, text, content_type.encode())
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 One process, one event loop: uvicorn serves :class:`ControlPlaneApp` (through
 :func:`~modelport.server.worker.run_asgi`, the HTTP setup of every modelport process) and a
-:class:`~modelport.service.jobs.JobRunner` runs the background jobs beside it. The port is bound
+:class:`~modelport.service.jobs.JobRunner` runs the background jobs beside it; ``GET /metrics``
+shows the jobs' runs and failures, the experiments' last evaluations and the process's CPU and
+memory (:class:`~modelport.monitoring.ControlPlaneMetrics`). The port is bound
 before anything else is opened, so a busy port fails at once with "port N on HOST is already in
 use". SIGINT or SIGTERM stop it gracefully: no new connections, requests in flight finish (for
 at most uvicorn's graceful timeout), the jobs stop, the stores close, "stopped" is logged and the
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from modelport.core.settings import Settings
+from modelport.monitoring import ControlPlaneMetrics
 from modelport.server.controlplane.app import ControlPlaneApp
 from modelport.server.controlplane.probe import HttpReplicaProbe
 from modelport.server.logs import Logs
@@ -24,7 +27,7 @@ from modelport.server.rest.tls import server_ssl_context
 from modelport.server.supervisor import bind
 from modelport.server.worker import run_asgi
 from modelport.service.jobs import JobRunner
-from modelport.service.wiring import control_plane_jobs, open_control_plane
+from modelport.service.wiring import build_exposition, control_plane_jobs, open_control_plane
 
 __all__ = ["serve_controlplane"]
 
@@ -60,7 +63,10 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
         host, port = sock.getsockname()[:2]
         url = _url(host, port, "https" if ssl_context is not None else "http")
         with open_control_plane(settings) as (deployments, experiments, access):
-            jobs = JobRunner(control_plane_jobs(settings))
+            exposition = build_exposition(settings)
+            metrics = ControlPlaneMetrics(exposition)
+            jobs = JobRunner(control_plane_jobs(settings, on_evaluated=metrics.evaluated))
+            metrics.follow_jobs(jobs.stats)
 
             async def start() -> None:
                 await jobs.start()
@@ -84,6 +90,7 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
                 on_startup=[start],
                 on_shutdown=[stop],
                 probe=HttpReplicaProbe.from_settings(settings),
+                metrics=exposition.render,
             )
             served = run_asgi(app, settings, sock, ssl_context, logs.access)
     finally:

@@ -2,10 +2,11 @@
 
 Every resource lives under ``/v1/{kind-plural}`` (ARCHITECTURE.md section 7): ``GET`` lists,
 ``GET .../{name}`` reads, ``PUT .../{name}`` applies one document, ``POST`` applies one or more,
-``DELETE`` removes. All paths start with ``/v1/``, so ``modelport up`` can answer them beside
-the gateway's ``/v2/`` routes on one port by path prefix. Routing, authorisation and the
-document at ``/v1/openapi.json`` all come from :data:`CONTROL_ROUTES`, as the data plane's come
-from :data:`~modelport.server.rest.routes.ROUTES`.
+``DELETE`` removes. All paths but ``/metrics`` start with ``/v1/``, so ``modelport up`` can
+answer them beside the gateway's ``/v2/`` routes on one port by path prefix (and there the
+gateway's ``/metrics`` shows the control plane's metrics with everything else). Routing,
+authorisation and the document at ``/v1/openapi.json`` all come from :data:`CONTROL_ROUTES`, as
+the data plane's come from :data:`~modelport.server.rest.routes.ROUTES`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ Schema = dict[str, Any]
 
 _JSON: Final = "application/json"
 _YAML_TYPES: Final = ("application/yaml", "text/yaml")
-_TAGS: Final = ("deployments", "experiments", "health", "server")
+_TAGS: Final = ("deployments", "experiments", "health", "monitoring", "server")
 _DESCRIPTION: Final = """\
 The modelport control plane: declarative resources under `/v1/{kind-plural}`.
 
@@ -43,9 +44,13 @@ written; every change is audited with the actor and the changed fields.
 estimates, p-values and thresholds it was taken from. Experiments are authorised on their \
 deployment's name.
 
+`GET /metrics` is the Prometheus text of the control plane's background jobs (runs, failures, \
+last success), of the experiments' last evaluations and of its process (CPU, memory).
+
 Every error answers `{"error": "<message>"}`. Every route except the health probes needs \
 `Authorization: Bearer <key>`: reads need the viewer role on the deployment's name, changes \
-the deployer role."""
+the deployer role; `/metrics` needs the viewer role over `*` unless \
+`security.auth.open_metrics` is on."""
 
 
 def _ref(name: str) -> Schema:
@@ -214,6 +219,17 @@ OPENAPI: Final = _operation(
     "server",
     {"200": _reply("The OpenAPI description of this API.", {"type": "object"})},
 )
+METRICS: Final = _operation(
+    "Prometheus metrics",
+    "monitoring",
+    {
+        "200": {
+            "description": "Prometheus text exposition (jobs, experiments, the process).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        "404": _error("Metrics are off in this server."),
+    },
+)
 
 
 CONTROL_ROUTES: Final[tuple[Route, ...]] = (
@@ -279,6 +295,7 @@ CONTROL_ROUTES: Final[tuple[Route, ...]] = (
         "GET", "/v1/openapi.json", "openapi", Action.METADATA, Target.LISTING,
         OPENAPI, "openapi",
     ),
+    Route("GET", "/metrics", "metrics", Action.METRICS, Target.SERVER, METRICS, "metrics"),
 )  # fmt: skip
 """Every control-plane route, in matching priority order."""
 

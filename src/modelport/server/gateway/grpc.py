@@ -131,6 +131,7 @@ class GatewayServicer(InferenceServicer):
             identity=None
             if identity.method is AuthMethod.NONE
             else identity_hash(identity.subject),
+            protocol="grpc",
         )
         key = metadata.get(route.sticky_header) if route.sticky_header else None
         assignment = self.gateway.assign(route, call, key, override)

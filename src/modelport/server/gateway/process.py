@@ -26,10 +26,11 @@ from modelport.core.clock import SystemClock
 from modelport.core.errors import ConfigError, ModelportError
 from modelport.core.refs import ModelRef
 from modelport.core.settings import Settings
-from modelport.monitoring import render_gateway_metrics
+from modelport.monitoring import ControlPlaneMetrics
 from modelport.server.gateway.app import GatewayApp
 from modelport.server.gateway.grpc import GatewayServicer
 from modelport.server.gateway.local import LocalBackend
+from modelport.server.gateway.metrics import follow_gateway
 from modelport.server.gateway.remote import Backends
 from modelport.server.grpc.server import create_grpc_server
 from modelport.server.logs import AccessLog
@@ -42,6 +43,7 @@ from modelport.service.models import ModelSource
 from modelport.service.wiring import (
     build_access,
     build_dataplane,
+    build_exposition,
     control_plane_jobs,
     open_deployment_store,
     open_experiments,
@@ -67,6 +69,7 @@ def run_gateway_worker(
     access_log: AccessLog | None = None,
     *,
     in_process: bool = False,
+    worker_index: int = 0,
 ) -> int:
     """Serve deployments until told to stop; return the exit status.
 
@@ -81,9 +84,11 @@ def run_gateway_worker(
         access_log: Where each request is recorded; ``None`` keeps no access log.
         in_process: Serve deployments without replicas in this process (``modelport up``) and
             answer the control plane's routes.
+        worker_index: This worker's slot among the server's workers, the ``worker`` label of
+            its process metrics.
     """
     try:
-        worker = _Worker(settings, sources, grpc_port, notify, access_log, in_process)
+        worker = _Worker(settings, sources, grpc_port, notify, access_log, in_process, worker_index)
         ssl_context = server_ssl_context(settings.security.tls)
     except ModelportError as exc:
         notify(exc)
@@ -123,6 +128,7 @@ class _Worker:
         notify: Notify,
         access_log: AccessLog | None,
         in_process: bool,
+        worker_index: int,
     ) -> None:
         self.settings = settings
         self.grpc_port = grpc_port
@@ -131,10 +137,12 @@ class _Worker:
         self.clock = clock = SystemClock()
         self.registrar = registrar = open_registrar(settings, clock)
         self.store = open_deployment_store(settings, clock)
+        # One exposition for everything this process counts: /metrics shows it all.
+        self.exposition = exposition = build_exposition(settings, worker_index)
         self.dataplane: DataPlane | None = None
         local = None
         if in_process:
-            self.dataplane = build_dataplane(settings, sources, registrar)
+            self.dataplane = build_dataplane(settings, sources, registrar, exposition=exposition)
             self.dataplane.repository.load_all()
 
             def source(model: str, version: str) -> ModelSource:
@@ -163,10 +171,16 @@ class _Worker:
             max_shadow_in_flight=options.max_shadow_in_flight,
             clock=clock,
             redis=self.redis,
+            latency_buckets=exposition.latency_buckets,
         )
+        follow_gateway(exposition, self.gateway, self.predictions, self.feedback)
         # Under `up` the control plane's background jobs run here too (they serialise
-        # themselves).
-        self.jobs = JobRunner(control_plane_jobs(settings, clock) if in_process else [])
+        # themselves), and this process's /metrics shows them.
+        control = ControlPlaneMetrics(exposition) if in_process else None
+        jobs = [] if control is None else control_plane_jobs(settings, clock, control.evaluated)
+        self.jobs = JobRunner(jobs, clock=clock)
+        if control is not None:
+            control.follow_jobs(self.jobs.stats)
         self.grpc_servers: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -181,8 +195,7 @@ class _Worker:
             ", ".join(gateway.names()) or "none yet",
             extra={"fields": {"event": "worker_started", "deployments": gateway.names()}},
         )
-        if self.dataplane is not None and self.dataplane.metrics is not None:
-            self.tasks.append(asyncio.create_task(self.dataplane.metrics.flush_every(1.0)))
+        self.tasks.append(asyncio.create_task(self.exposition.flush_every(1.0)))
         if self.grpc_port is not None:
             await self._start_grpc(self.grpc_port)
         self.notify(None)
@@ -228,67 +241,8 @@ class _Worker:
         self.registrar.store.close()
 
     def metrics(self) -> tuple[bytes, str]:
-        """This worker's gateway and prediction-log counters (and its models' under ``up``)."""
-        stats = self.gateway.stats()
-        logged = self.predictions.stats()
-        feedback = self.feedback.stats()
-        text = render_gateway_metrics(
-            stats.requests,
-            {
-                "modelport_gateway_shadow_requests_total": (
-                    "Copies of requests sent to shadow variants",
-                    stats.shadows,
-                ),
-                "modelport_gateway_shadow_failures_total": (
-                    "Shadow requests that failed (the callers were not affected)",
-                    stats.shadow_failures,
-                ),
-                "modelport_gateway_shadows_skipped_total": (
-                    "Shadow copies not sent: too many shadow requests in flight",
-                    stats.shadows_skipped,
-                ),
-                "modelport_gateway_cache_hits_total": (
-                    "Requests answered from the response cache",
-                    stats.cache_hits,
-                ),
-                "modelport_gateway_cache_misses_total": (
-                    "Requests the response cache could not answer",
-                    stats.cache_misses,
-                ),
-                "modelport_prediction_log_records_total": (
-                    "Predictions queued for the prediction log",
-                    logged.logged,
-                ),
-                "modelport_prediction_log_dropped_total": (
-                    "Predictions dropped because the prediction log's queue was full",
-                    logged.dropped,
-                ),
-                "modelport_prediction_log_write_failures_total": (
-                    "Flushes of the prediction log its storage refused (records kept for retry)",
-                    logged.failures,
-                ),
-                "modelport_prediction_log_lost_total": (
-                    "Predictions the prediction log's storage could never take",
-                    logged.lost,
-                ),
-                "modelport_feedback_accepted_total": (
-                    "Feedback on answered requests stored (POST /v2/feedback)",
-                    feedback.accepted,
-                ),
-                "modelport_feedback_replaced_total": (
-                    "Feedback that replaced an earlier feedback for the same request",
-                    feedback.replaced,
-                ),
-                "modelport_feedback_unknown_total": (
-                    "Request ids sent as feedback that the prediction log does not hold",
-                    feedback.unknown,
-                ),
-            },
-        )
-        if self.dataplane is None:
-            return text, "text/plain; version=0.0.4; charset=utf-8"
-        served, content_type = self.dataplane.metrics_text()
-        return served + text, content_type
+        """Everything this process counts (with several workers, every worker's, added up)."""
+        return self.exposition.render()
 
     def with_control_plane(self, app: Any) -> Any:
         """``app`` with the control plane's ``/v1/`` routes beside it on the same port."""
@@ -303,6 +257,7 @@ class _Worker:
             experiments,
             settings.controlplane.max_body_bytes,
             probe=HttpReplicaProbe.from_settings(settings),
+            metrics=self.metrics,  # GET /metrics goes to the gateway's app, which shows it all
         )
 
         async def both(scope: Any, receive: Any, send: Any) -> None:
