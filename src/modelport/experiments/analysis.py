@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
@@ -657,8 +657,6 @@ def _observations(metric: str, klass: str | None, data: ArmData) -> np.ndarray:
 
 
 def _with(comparison: Comparison, verdict: Any) -> Comparison:
-    from dataclasses import replace
-
     return replace(comparison, verdict=verdict)
 
 

@@ -7,7 +7,7 @@ counts them into that version's profile and asks :func:`modelport.drift.detect` 
 per feature. A version without a profile is reported as such (``modelport drift profile``
 makes one).
 
-This reads the window's logged rows, the newest ``limit`` at most: it is the on-demand report.
+This reads the window's newest ``limit`` logged records at most: it is the on-demand report.
 The scheduled drift job counts windows as predictions are logged instead (next).
 
 Values the deployment's prediction log redacts or hashes are not in the log: those features
@@ -74,8 +74,10 @@ def drift_report(
         raise InvalidInput(f"the window must end after it starts: {since} to {until}")
     if limit < 1:
         raise InvalidInput(f"limit must be at least 1, got {limit}")
-    table = sink.read(deployment.name, since=since, limit=None)
-    rows = _answered(table, until)[-limit:]
+    # The newest ``limit`` records bound what is read (shadow copies and failures among them
+    # are then left out), so a busy window does not load every row it logged.
+    table = sink.read(deployment.name, since=since, limit=limit)
+    rows = _answered(table, until)
     served: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
     for variant, model, version, inputs, outputs in rows:
         served.setdefault((variant, model, version), []).append((inputs, outputs))
