@@ -222,6 +222,8 @@ def main() -> None:
     step("the prediction log: every answer, written to Parquet when the server stopped")
     run("logs", "query", "--deployment", "iris", "--since", "1h", "--limit", "3", env=env)
     step("done: see README.md for every command")
+    print("a drift alert end to end (a webhook hears of it, then of its end), in a minute:")
+    print("  .venv/bin/python examples/drift_alert.py")
     where = Path(os.path.relpath(home))
     tools = Path(os.path.relpath(Path(MODELPORT).parent))
     print(f"modelport is in {tools}/: put it on your PATH with: source {tools}/activate")

@@ -75,7 +75,8 @@ def test_shifted_traffic_is_flagged_and_like_the_reference_is_not(tmp_path: Path
             shifted[:, 2] += 1.0  # one feature moves by a standard deviation
             send(up.url, shifted, client)
             time.sleep(0.6)
-    moved = report(tmp_path, "--html", str(tmp_path / "drift.html"))
+    moved = report(tmp_path, "--html", str(tmp_path / "drift.html"), "--source", "log",
+                   "--limit", "50000")  # fmt: skip
     assert "input[2]" in drifted(moved) and not {"input[0]", "input[1]", "input[3]"} & drifted(
         moved
     )
@@ -91,3 +92,57 @@ def test_shifted_traffic_is_flagged_and_like_the_reference_is_not(tmp_path: Path
     assert unknown.returncode == 3 and "no deployment 'ghost'" in unknown.stderr
     bad = modelport(tmp_path, "drift", "report", "risk", "--window", "yesterday-ish")
     assert bad.returncode == 2 and "--window" in bad.stderr
+
+
+def drift_gauges(url: str, client: httpx.Client) -> dict[str, float]:
+    """``modelport_drift_detected`` of each feature, from the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get(f"{url}/metrics").text
+    return {
+        sample.labels["feature"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "modelport_drift_detected"
+    }
+
+
+def test_the_drift_job_scores_stored_windows_and_exports_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=(5_000, 4))
+    labels = (reference @ np.array([1.0, -1.0, 0.5, 0.0]) > 0).astype(int)
+    joblib.dump(LogisticRegression().fit(reference, labels), tmp_path / "risk.joblib")
+    np.save(tmp_path / "sample.npy", reference)
+    ok(tmp_path, "register", "risk", str(tmp_path / "risk.joblib"), "--sample",
+       str(tmp_path / "sample.npy"))  # fmt: skip
+    (tmp_path / "risk.yaml").write_text(DEPLOYMENT)
+    ok(tmp_path, "apply", "-f", str(tmp_path / "risk.yaml"))
+    env = {
+        "MODELPORT_HOME": str(tmp_path),
+        "MODELPORT_PREDICTIONS__FLUSH_INTERVAL_S": "0.2",
+        "MODELPORT_MONITORING__DRIFT_BUCKET_S": "1",
+        "MODELPORT_MONITORING__DRIFT_WINDOW_SECONDS": "[3]",
+        "MODELPORT_CONTROLPLANE__DRIFT_INTERVAL_S": "0.5",
+    }
+
+    def until(expected: float, shift: float, client: httpx.Client) -> dict[str, float]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rows = rng.normal(size=(400, 4))
+            rows[:, 2] += shift
+            send(up.url, rows, client)
+            found = drift_gauges(up.url, client)
+            if found.get("input[2]") == expected:
+                return found
+        raise AssertionError(f"input[2] never scored {expected}: {found}")
+
+    with ServerProcess(["--workers", "2", "--no-auth"], env, command="up") as up:
+        with httpx.Client(timeout=10) as client:
+            calm = until(0.0, 0.0, client)
+            assert not any(calm.values()), calm
+            moved = until(1.0, 1.0, client)
+            assert moved["input[0]"] == moved["input[1]"] == moved["input[3]"] == 0.0, moved
+    stored = report(tmp_path, "--source", "windows")
+    assert "input[2]" in drifted(stored)
+    [variant] = stored["variants"]  # type: ignore[misc]
+    assert variant["requests"] is None and variant["rows"] >= 800  # windows count rows

@@ -62,6 +62,8 @@ def test_json_lines_filtered_by_deployment_and_time(home: Path) -> None:
     recent = query(home, "--since", "150m", "-o", "json").splitlines()
     assert [json.loads(line)["request_id"] for line in recent] == ["r-3", "r-4", "r-5"]
     assert len(query(home, "--limit", "2", "-o", "json").splitlines()) == 2
+    older = query(home, "--since", "270m", "--until", "90m", "--limit", "2", "-o", "json")
+    assert [json.loads(line)["request_id"] for line in older.splitlines()] == ["r-2", "r-3"]
 
 
 def test_csv_parquet_and_table(home: Path, tmp_path: Path) -> None:
@@ -95,6 +97,10 @@ def test_bad_options_and_an_empty_log(home: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "expected one of table, json, csv, parquet" in bad.stderr
     since = modelport(home, "logs", "query", "--since", "yesterday")
     assert since.returncode == 2 and "--since 'yesterday'" in since.stderr
+    reversed_range = modelport(home, "logs", "query", "--since", "1h", "--until", "2h")
+    assert reversed_range.returncode == 2 and "must be after --since '1h'" in reversed_range.stderr
+    future = modelport(home, "logs", "query", "--since", "2099-01-01")
+    assert future.returncode == 2 and "is in the future" in future.stderr
     empty = modelport(tmp_path, "logs", "query")
     assert empty.returncode == 0 and "no predictions logged" in empty.stdout
 

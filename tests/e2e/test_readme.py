@@ -63,6 +63,8 @@ _DEPLOY_APPLY = (
     "tests/e2e/test_deployments_cli.py::test_the_readme_deployment_applies",
 )
 _LOGS = "tests/e2e/test_logs_cli.py::test_json_lines_filtered_by_deployment_and_time"
+_ALERTRULES = "tests/e2e/test_alertrules_cli.py::"
+_ALERTRULES_CLI = _ALERTRULES + "test_apply_a_deployment_with_its_rules_then_list_show_and_delete"
 _DEPLOY_SHOW = "tests/e2e/test_deployments_cli.py::test_list_show_and_delete_with_json_output"
 _CP = "tests/e2e/test_controlplane.py::"
 _CP_START = _CP + "test_it_announces_itself_and_answers_probes_without_a_key"
@@ -79,6 +81,9 @@ _GATEWAY = (
 SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     # Two commands
     "./scripts/quickstart": _QUICKSTART,
+    ".venv/bin/python examples/drift_alert.py": (
+        "tests/e2e/test_alerts.py::test_the_drift_alert_example_runs"
+    ),
     "./scripts/test": f"{_HERE}::test_the_scripts_the_readme_names_exist",
     # after the quickstart
     "source .venv/bin/activate": _QUICKSTART,
@@ -91,6 +96,20 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "pip install -e '.[lightgbm]'": f"{_HERE}::test_the_install_extras_exist",
     "pip install -e '.[onnx]'": f"{_HERE}::test_the_install_extras_exist",
     "pip install -e '.[dev]'": f"{_HERE}::test_the_install_extras_exist",
+    "pip install -e '.[tracing]'": f"{_HERE}::test_the_install_extras_exist",
+    # tracing
+    "MODELPORT_TRACING__ENABLED=true MODELPORT_TRACING__ENDPOINT=http://127.0.0.1:4318/v1/traces "
+    "modelport up": (
+        "tests/e2e/test_tracing.py::"
+        "test_up_records_the_stages_under_the_gateways_span_and_flushes_when_stopped"
+    ),
+    'curl -s localhost:8080/v2/models/fraud/infer -H "Authorization: Bearer $KEY" -H '
+    "'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' -d '{\"inputs\": "
+    '[{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}\'': (
+        "tests/e2e/test_tracing.py::test_a_callers_trace_goes_through_the_gateway_to_the_replica",
+        "tests/e2e/test_tracing.py::"
+        "test_up_records_the_stages_under_the_gateways_span_and_flushes_when_stopped",
+    ),
     # register, models, alias
     "modelport register fraud model.joblib --sample sample.npy --tag team=risk --metric auc=0.91 "
     '--description "gradient boosting, Q3 data" --training-data train.parquet '
@@ -110,6 +129,9 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport deployments delete fraud": _DEPLOY_SHOW,
     "modelport logs query --deployment fraud --since 1h": _LOGS,
     "modelport logs query -d fraud --since 2026-12-01 -o json": _LOGS,
+    "modelport logs query -d fraud --since 3h --until 1h --limit 100": (
+        "tests/e2e/test_logs_cli.py::test_json_lines_filtered_by_deployment_and_time"
+    ),
     "modelport logs query -o csv > predictions.csv": "tests/e2e/test_logs_cli.py::test_csv_parquet_and_table",
     "modelport logs prune": "tests/e2e/test_logs_cli.py::test_prune_applies_the_retention_settings",
     "modelport drift profile fraud@3 --reference reference.npy": (
@@ -118,6 +140,33 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport drift report fraud": _DRIFT_REPORT,
     "modelport drift report fraud --window 24h -o json": _DRIFT_REPORT,
     "modelport drift report fraud --html drift.html": _DRIFT_REPORT,
+    "modelport drift report fraud --source log --limit 50000": _DRIFT_REPORT,
+    # alert rules and monitor export
+    "modelport apply -f fraud-alerts.yaml": (
+        _ALERTRULES + "test_the_readme_alert_rule_applies",
+        _ALERTRULES_CLI,
+    ),
+    "modelport alertrules list": _ALERTRULES_CLI,
+    "modelport alertrules list -d fraud -o yaml": _ALERTRULES_CLI,
+    "modelport alertrules show fraud-latency": _ALERTRULES_CLI,
+    "modelport alertrules delete fraud-latency": _ALERTRULES_CLI,
+    "modelport monitor export --out monitoring/": (
+        _ALERTRULES + "test_monitor_export_writes_a_prometheus_rule_and_a_dashboard",
+        _ALERTRULES + "test_the_export_reads_only_metrics_that_modelport_up_exposes",
+    ),
+    'curl -X PUT http://127.0.0.1:8090/v1/alertrules/fraud-latency -H "Authorization: Bearer '
+    "$KEY\" -H 'Content-Type: application/yaml' --data-binary @fraud-latency.yaml": (
+        _ALERTRULES + "test_the_control_plane_serves_alert_rules"
+    ),
+    # alerts
+    "modelport alerts list": "tests/unit/cli/test_alerts_cmd.py::test_the_table_shows_each_alert_with_its_labels",
+    "modelport alerts list --deployment fraud --all -o json": (
+        "tests/unit/cli/test_alerts_cmd.py::test_json_is_what_the_api_answers"
+    ),
+    'curl "http://127.0.0.1:8090/v1/alerts?deployment=fraud" -H "Authorization: Bearer $KEY"': (
+        "tests/unit/server/test_controlplane_alerts.py::"
+        "test_alerts_are_listed_for_the_deployments_the_caller_may_see"
+    ),
     # feedback
     'curl -s localhost:8080/v2/models/fraud/infer -H "Authorization: Bearer $KEY" -H '
     '\'x-request-id: 7f9c2d4e-0b1a-4c8e-9f00-5e2b6f1d3a77\' -d \'{"inputs": [{"name": '
@@ -329,7 +378,8 @@ def test_the_scripts_the_readme_names_exist() -> None:
 def test_the_install_extras_exist() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert {"postgres", "xgboost", "lightgbm", "onnx", "dev"} <= set(extras)
+    assert {"postgres", "xgboost", "lightgbm", "onnx", "tracing", "dev"} <= set(extras)
+    assert "modelport[postgres,xgboost,lightgbm,onnx,tracing]" in extras["dev"]
     dependencies = " ".join(project["dependencies"])
     for core in ("scikit-learn", "onnxruntime"):
         assert core in dependencies

@@ -7,7 +7,7 @@ the outputs it asked for. This package imports only :mod:`modelport.core`; the m
 
 from __future__ import annotations
 
-from modelport.batching.batcher import Batcher, BatcherStats, ModelCall
+from modelport.batching.batcher import Batcher, BatcherStats, ModelCall, RunMarks
 from modelport.batching.policy import Decision, Pending, decide
 
-__all__ = ["Batcher", "BatcherStats", "Decision", "ModelCall", "Pending", "decide"]
+__all__ = ["Batcher", "BatcherStats", "Decision", "ModelCall", "Pending", "RunMarks", "decide"]

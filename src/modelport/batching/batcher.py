@@ -11,7 +11,9 @@ the model's arrays back unchanged (no concatenate, no split).
 
 Each model call's CPU time is measured on the thread that makes it (``time.thread_time_ns``, in
 the executor's thread or inline) and shared among the batch's requests by rows;
-:meth:`Batcher.submit_timed` returns a request's share with its outputs.
+:meth:`Batcher.submit_timed` returns a request's share with its outputs. A caller that passes
+:class:`RunMarks` (a transport tracing the request) gets when the request was queued and when
+its model call started and finished: the times the batcher reads anyway, copied only then.
 
 Errors a caller can get from :meth:`Batcher.submit`:
 
@@ -53,7 +55,7 @@ from modelport.core.errors import (
 )
 from modelport.core.settings import BatchingSettings
 
-__all__ = ["Batcher", "BatcherStats", "ModelCall"]
+__all__ = ["Batcher", "BatcherStats", "ModelCall", "RunMarks"]
 
 ModelCall = Callable[[dict[str, np.ndarray], Collection[str]], dict[str, np.ndarray]]
 """The model as the batcher sees it: ``run(inputs, outputs) -> arrays by output name``."""
@@ -83,10 +85,30 @@ class BatcherStats:
     cancelled: int = 0
 
 
+class RunMarks:
+    """When one request waited and ran: monotonic seconds on the batcher's (data plane's) clock.
+
+    Filled only for a request that asks for them (a transport tracing it); ``0.0`` is a stage
+    the request did not reach (it failed before, or had no rows to run).
+
+    Attributes:
+        queued: It entered the batch queue (run inline: its model call was about to start).
+        started: Its model call (its batch's) started.
+        finished: That call returned.
+    """
+
+    __slots__ = ("finished", "queued", "started")
+
+    def __init__(self) -> None:
+        self.queued = 0.0
+        self.started = 0.0
+        self.finished = 0.0
+
+
 class _Entry:
     """One queued request: what to run, for whom, and how the policy sees it."""
 
-    __slots__ = ("cpu_ms", "future", "inputs", "outputs", "pending")
+    __slots__ = ("cpu_ms", "future", "inputs", "marks", "outputs", "pending")
 
     def __init__(
         self,
@@ -94,11 +116,13 @@ class _Entry:
         outputs: Sequence[str],
         future: asyncio.Future[dict[str, np.ndarray]],
         pending: Pending,
+        marks: RunMarks | None,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.future = future
         self.pending = pending
+        self.marks = marks  # filled when its model call returns, for a traced request
         self.cpu_ms: float | None = None  # this request's share of its model call's CPU time
 
 
@@ -189,11 +213,13 @@ class Batcher:
         inputs: dict[str, np.ndarray],
         outputs: Sequence[str],
         deadline: float | None = None,
+        marks: RunMarks | None = None,
     ) -> tuple[dict[str, np.ndarray], float | None]:
         """:meth:`submit`, and the request's share of its model call's CPU time in milliseconds.
 
         The share is the call's thread CPU time times the request's rows over the batch's rows
-        (split equally when the batch has no rows).
+        (split equally when the batch has no rows). ``marks``, when given, gets when the request
+        was queued and when its model call started and finished.
 
         Raises:
             ModelportError: As :meth:`submit`.
@@ -225,7 +251,7 @@ class Batcher:
         if wakeup is None or self._task is None or self._task.done():
             wakeup = self._start()
         future: asyncio.Future[dict[str, np.ndarray]] = asyncio.get_running_loop().create_future()
-        entry = _Entry(inputs, outputs, future, Pending(rows, now, deadline, key))
+        entry = _Entry(inputs, outputs, future, Pending(rows, now, deadline, key), marks)
         self._entries.append(entry)
         self._pending.append(entry.pending)
         self._queued_rows += rows
@@ -372,7 +398,7 @@ class Batcher:
         wanted = list(dict.fromkeys(name for e in batch for name in e.outputs))
         try:
             inputs = concatenate([e.inputs for e in batch])
-            result, cpu_ns = await self._call(inputs, wanted, total)
+            result, cpu_ns, ran = await self._call(inputs, wanted, total)
             arrays = rows_checked(result, wanted, total)
         except InvalidInput:
             # Someone's rows were rejected: run each request alone so only the culprit fails.
@@ -393,22 +419,31 @@ class Batcher:
         per_request = 0.0 if total else cpu_ns / (1e6 * len(batch))
         for entry, part in zip(batch, parts, strict=True):
             entry.cpu_ms = entry.pending.rows * per_row + per_request
+            if entry.marks is not None:
+                _mark(entry, entry.marks, ran)
             _resolve(entry, part)
 
     async def _run_alone(self, entry: _Entry) -> None:
         try:
-            result, cpu_ns = await self._call(entry.inputs, entry.outputs, entry.pending.rows)
+            result, cpu_ns, ran = await self._call(entry.inputs, entry.outputs, entry.pending.rows)
             arrays = rows_checked(result, entry.outputs, entry.pending.rows)
         except Exception as exc:  # the caller gets it
             _fail(entry, self._as_error(exc))
             return
         entry.cpu_ms = cpu_ns / 1e6
+        if entry.marks is not None:
+            _mark(entry, entry.marks, ran)
         _resolve(entry, {name: arrays[name] for name in entry.outputs})
 
     async def _call(
         self, inputs: dict[str, np.ndarray], outputs: Collection[str], rows: int
-    ) -> tuple[Mapping[str, object], int]:
-        """Run the model once; its result and the CPU time of the thread that ran it, in ns."""
+    ) -> tuple[Mapping[str, object], int, tuple[float, float]]:
+        """Run the model once.
+
+        Returns:
+            Its result, the CPU time of the thread that ran it in ns, and when (monotonic
+            seconds) the call started and finished.
+        """
         clock = self._clock
         started = clock.monotonic()
         try:
@@ -420,10 +455,11 @@ class Batcher:
                     self._executor, _timed, self._run, inputs, outputs
                 )
         finally:
-            self._observe(clock.monotonic() - started, rows)
+            finished = clock.monotonic()
+            self._observe(finished - started, rows)
         if self._on_call is not None:
             self._on_call(rows)
-        return result, cpu_ns
+        return result, cpu_ns, (started, finished)
 
     def _observe(self, seconds: float, rows: int) -> None:
         stats = self.stats
@@ -461,6 +497,12 @@ def _timed(
     started = thread_time_ns()
     result = run(inputs, outputs)
     return result, thread_time_ns() - started
+
+
+def _mark(entry: _Entry, marks: RunMarks, ran: tuple[float, float]) -> None:
+    """Copy a traced request's queue entry time and its model call's times into ``marks``."""
+    marks.queued = entry.pending.enqueued_at
+    marks.started, marks.finished = ran
 
 
 def _resolve(entry: _Entry, arrays: dict[str, np.ndarray]) -> None:

@@ -38,6 +38,7 @@ def json_text(
                     "model": v.model,
                     "version": v.version,
                     "requests": v.requests,
+                    "rows": None if v.counts is None else v.counts.rows,
                     "profiled": v.report is not None,
                     "features": [] if v.report is None else _features(v.report),
                 }
@@ -63,7 +64,7 @@ def table(
     if not variants:
         console.print("no answered requests in the window")
     for v in variants:
-        title = f"{v.variant}: {v.model}@{v.version}, {v.requests} requests"
+        title = f"{v.variant}: {v.model}@{v.version}, {_size(v)}"
         if v.report is None:
             console.print(
                 f"{title}: no reference profile; make one with modelport drift profile "
@@ -104,7 +105,7 @@ def html(deployment: str, start: datetime, end: datetime, variants: Sequence[Var
     for v in variants:
         parts.append(
             f"<h2>{escape.escape(v.variant)}: {escape.escape(v.model)}@{escape.escape(v.version)}"
-            f", {v.requests} requests</h2>"
+            f", {_size(v)}</h2>"
         )
         if v.report is None:
             parts.append("<p>No reference profile for this version.</p>")
@@ -114,6 +115,14 @@ def html(deployment: str, start: datetime, end: datetime, variants: Sequence[Var
             parts.append(_chart(v.profile, v.counts, feature))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _size(v: VariantDrift) -> str:
+    """How much of the window was judged: requests (from the log) and rows."""
+    rows = "" if v.counts is None else f"{v.counts.rows} rows"
+    if v.requests is None:
+        return rows or "no rows"
+    return f"{v.requests} requests" + (f", {rows}" if rows else "")
 
 
 def _features(report: Any) -> list[dict[str, Any]]:

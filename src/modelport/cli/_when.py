@@ -8,7 +8,7 @@ from typing import Final
 
 from modelport.core.errors import ConfigError
 
-__all__ = ["expiry", "parse_duration", "since"]
+__all__ = ["expiry", "parse_duration", "since", "time_range"]
 
 _DURATION: Final = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -70,3 +70,27 @@ def since(text: str, now: datetime, option: str = "--since") -> datetime:
     """
     duration = parse_duration(text)
     return now - duration if duration is not None else _instant(text, option)
+
+
+def time_range(
+    start: str | None, end: str | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """Return ``--since START`` and ``--until END`` (each a duration back from ``now``, or a time).
+
+    Raises:
+        ConfigError: Either is neither form, ``--since`` is in the future, or ``--until`` is
+            not after ``--since``.
+    """
+    begins = since(start, now) if start is not None else None
+    ends = since(end, now, "--until") if end is not None else None
+    if begins is not None and begins > now:
+        raise ConfigError(
+            f"--since {start!r} is in the future ({begins:%Y-%m-%dT%H:%M:%SZ}); give an earlier "
+            "time or a duration"
+        )
+    if begins is not None and ends is not None and ends <= begins:
+        raise ConfigError(
+            f"--until {end!r} ({ends:%Y-%m-%dT%H:%M:%SZ}) must be after --since {start!r} "
+            f"({begins:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    return begins, ends

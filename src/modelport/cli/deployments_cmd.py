@@ -1,7 +1,9 @@
 """Deployment commands: ``apply -f FILE`` and ``deployments list|show|delete``.
 
-``apply`` takes Deployment and Experiment documents: every document is validated first, then the
-deployments are applied, then the experiments (which may name a deployment of the same file).
+``apply`` takes Deployment, Experiment and AlertRule documents: every document is validated
+first (an alert rule's deployment must exist or be in the files), then the deployments are
+applied, then the alert rules and the experiments (which may name a deployment of the same
+file).
 
 They work on the metadata database directly (embedded mode), through the same service the
 control plane uses, so validation, registry checks (and, for ``apply``, the replicas' health
@@ -10,8 +12,8 @@ probe), the audit trail and the JSON shapes are the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -22,9 +24,12 @@ from modelport.cli._files import existing_file
 from modelport.core.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from modelport.core.documents import Document
     from modelport.core.settings import Settings
-    from modelport.experiments.store import StoredDeployment
+    from modelport.experiments.store import Applied, StoredDeployment
+    from modelport.monitoring.alert_rules import Applied as AppliedRule
     from modelport.service.deployments import DeploymentService
+    from modelport.service.experiments import AppliedExperiment
 
 # Storage is imported by the commands that use it, not to parse options.
 
@@ -80,18 +85,48 @@ def apply(
         typer.Option(
             "--filename",
             "-f",
-            help="YAML or JSON file of Deployment and Experiment documents (repeatable).",
+            help="YAML or JSON file of Deployment, Experiment and AlertRule documents "
+            "(repeatable).",
         ),
     ],
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
-    """Create or replace the deployments and experiments a file declares (all checked first)."""
-    from modelport.core.documents import load_documents
+    """Create or replace the deployments, experiments and alert rules a file declares.
+
+    Every document is checked before anything is written.
+    """
     from modelport.core.experiment import parse_experiment
     from modelport.server.controlplane.probe import HttpReplicaProbe
-    from modelport.service.wiring import open_experiments
+    from modelport.service.wiring import open_alert_rules, open_experiments
 
     form = _checked_output(output)
+    documents = _read(files)
+    experiments = [d for d in documents if d.get("kind") == "Experiment"]
+    rules = [d for d in documents if d.get("kind") == "AlertRule"]
+    deployments = [d for d in documents if d.get("kind") not in ("Experiment", "AlertRule")]
+    for number, document in enumerate(experiments, start=1):
+        try:
+            parse_experiment(document)
+        except InvalidInput as exc:
+            raise InvalidInput(f"experiment document {number}: {exc.message}") from None
+    pending = {_name_of(d) for d in deployments} - {None}
+    with _service() as (service, actor, settings), ExitStack() as stack:
+        alerting = stack.enter_context(open_alert_rules(settings)) if rules else None
+        if alerting is not None:  # checked before any deployment is written
+            alerting.check(rules, pending={str(name) for name in pending})
+        probe = HttpReplicaProbe.from_settings(settings)
+        results = service.apply(deployments, actor, probe=probe) if deployments else []
+        alerted = alerting.apply(rules, actor) if alerting is not None else []
+    started = []
+    if experiments:
+        with open_experiments(settings, evaluate=False) as experiment_service:
+            started = experiment_service.apply(experiments, actor)
+    _report(form, results, started, alerted)
+
+
+def _read(files: Sequence[Path]) -> list[Document]:
+    from modelport.core.documents import load_documents
+
     documents = []
     for path in files:
         existing_file(path, "-f")
@@ -100,21 +135,25 @@ def apply(
         except UnicodeDecodeError:
             raise InvalidInput(f"-f {str(path)!r}: not UTF-8 text") from None
         documents += load_documents(text, str(path))
-    experiments = [d for d in documents if d.get("kind") == "Experiment"]
-    deployments = [d for d in documents if d.get("kind") != "Experiment"]
-    for number, document in enumerate(experiments, start=1):
-        try:
-            parse_experiment(document)
-        except InvalidInput as exc:
-            raise InvalidInput(f"experiment document {number}: {exc.message}") from None
-    with _service() as (service, actor, settings):
-        probe = HttpReplicaProbe.from_settings(settings)
-        results = service.apply(deployments, actor, probe=probe) if deployments else []
-    started = []
-    if experiments:
-        with open_experiments(settings, evaluate=False) as experiment_service:
-            started = experiment_service.apply(experiments, actor)
+    return documents
+
+
+def _name_of(document: Document) -> str | None:
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _report(
+    form: Output,
+    results: Sequence[Applied],
+    started: Sequence[AppliedExperiment],
+    alerted: Sequence[AppliedRule],
+) -> None:
+    """Print what ``apply`` did: one line per resource, or the JSON list."""
     if form == "json":
+        from modelport.service.alert_rules import describe_rule
+
         _print_json(
             [{"changed": r.changed, **_summary(r.stored)} for r in results]
             + [
@@ -122,20 +161,26 @@ def apply(
                  "status": e.stored.status, "generation": e.stored.generation}
                 for e in started
             ]
+            + [{"changed": a.changed, "kind": "AlertRule", **describe_rule(a.stored)}
+               for a in alerted]
         )  # fmt: skip
         return
     for result in results:
         stored = result.stored
-        if result.previous is None:
-            verb = "created"
-        elif result.changed:
-            verb = "configured"
-        else:
-            verb = "unchanged"
-        typer.echo(f"deployment/{stored.name} {verb} (generation {stored.generation})")
+        typer.echo(f"deployment/{stored.name} {_verb(result)} (generation {stored.generation})")
     for applied in started:
         verb = "started" if applied.created else "configured" if applied.changed else "unchanged"
         typer.echo(f"experiment/{applied.stored.name} {verb} (status {applied.stored.status})")
+    for rule in alerted:
+        typer.echo(
+            f"alertrule/{rule.stored.name} {_verb(rule)} (generation {rule.stored.generation})"
+        )
+
+
+def _verb(applied: Applied | AppliedRule) -> str:
+    if applied.previous is None:
+        return "created"
+    return "configured" if applied.changed else "unchanged"
 
 
 @deployments_app.command("list")

@@ -9,7 +9,7 @@ verified), runs it over the rows, and stores the profile of its inputs and predi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -62,8 +62,16 @@ def drift_report(
         Path | None,
         typer.Option(help="Also write a self-contained HTML report (a chart per feature)."),
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="windows (the drift buckets gateways stored), log (the logged requests) or "
+            "auto (windows when the window has any, else the log)."
+        ),
+    ] = "auto",
     limit: Annotated[
-        int, typer.Option(min=1, help="Newest answered requests of the window read at most.")
+        int,
+        typer.Option(min=1, help="With the log: newest answered requests of the window read."),
     ] = 200_000,
     output: Annotated[
         str, typer.Option("--output", "-o", help="table (readable) or json.")
@@ -75,26 +83,21 @@ def drift_report(
     from modelport.cli._settings import checked_settings
     from modelport.cli._when import since
     from modelport.core.errors import InvalidInput
-    from modelport.service.drift_report import drift_report as report_of
-    from modelport.service.wiring import (
-        open_deployment_store,
-        open_prediction_sink,
-        open_registrar,
-    )
+    from modelport.service.wiring import open_deployment_store, open_registrar
 
     if output not in ("table", "json"):
         raise InvalidInput(f"--output {output!r}: expected table or json")
+    if source not in ("auto", "windows", "log"):
+        raise InvalidInput(f"--source {source!r}: expected auto, windows or log")
     now = datetime.now(UTC)
     start = since(window, now, "--window")
     settings = checked_settings()
     with open_deployment_store(settings) as store:
         found = store.get(deployment).deployment
     registrar = open_registrar(settings)
-    sink = open_prediction_sink(settings)
     try:
-        variants = report_of(sink, registrar.store, found, start, now, limit)
+        variants = _variants(settings, registrar.store, found, (start, now), source, limit)
     finally:
-        sink.close()
         registrar.store.close()
     from modelport.cli import _drift_view
 
@@ -106,6 +109,31 @@ def drift_report(
         _drift_view.table(deployment, start, now, variants)
     if html is not None and output != "json":
         typer.echo(f"wrote {html}")
+
+
+def _variants(
+    settings: Any,
+    registry: Any,
+    deployment: Any,
+    window: tuple[Any, Any],
+    source: str,
+    limit: int,
+) -> list[Any]:
+    """The report's variants from the stored drift windows or from the prediction log."""
+    from modelport.service.drift_report import drift_report as from_log
+    from modelport.service.drift_report import windows_report
+    from modelport.service.wiring import open_drift_store, open_prediction_sink
+
+    if source != "log":
+        with open_drift_store(settings) as store:
+            variants = windows_report(store, registry, deployment, *window)
+        if variants or source == "windows":
+            return variants
+    sink = open_prediction_sink(settings)
+    try:
+        return from_log(sink, registry, deployment, *window, limit)
+    finally:
+        sink.close()
 
 
 def attach(app: typer.Typer) -> None:

@@ -31,6 +31,10 @@ def logs_query(
         str | None,
         typer.Option(help="Only predictions from this long ago (1h, 30m, 7d) or since a time."),
     ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Only predictions before this time, or before this long ago (1h)."),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="At most this many, the newest (table and json).")
     ] = None,
@@ -51,12 +55,15 @@ def logs_query(
     from modelport.service.wiring import open_prediction_sink
 
     settings = checked_settings()
-    start = _when.since(since, SystemClock().now()) if since is not None else None
+    start, end = _when.time_range(since, until, SystemClock().now())
     sink = open_prediction_sink(settings)
     try:
-        table = sink.read(deployment, start, limit)
+        # With an end, the newest `limit` before it: read to the end, then keep them.
+        table = sink.read(deployment, start, limit if end is None else None)
     finally:
         sink.close()
+    if end is not None:
+        table = _before(table, end, limit)
     if output in ("parquet", "csv"):
         _write_binary(table, output)
     elif output == "json":
@@ -87,6 +94,17 @@ def logs_prune() -> None:
     n = pruned.records
     records = "" if n is None else f" ({n} record{'s' if n != 1 else ''})"
     typer.echo(f"deleted {count} {pruned.unit}{'s' if count != 1 else ''}{records}")
+
+
+def _before(table: Any, end: Any, limit: int | None) -> Any:
+    """The rows of ``table`` answered before ``end``, the newest ``limit`` of them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kept = table.filter(pc.less(table["time"], pa.scalar(end, pa.timestamp("us", "UTC"))))
+    if limit is not None and kept.num_rows > limit:
+        kept = kept.slice(kept.num_rows - limit)
+    return kept
 
 
 def _write_binary(table: Any, form: str) -> None:

@@ -18,6 +18,8 @@ import typer
 
 from modelport import __version__
 from modelport.cli import (
+    alertrules_cmd,
+    alerts_cmd,
     audit_cmd,
     certs_cmd,
     controlplane_cmd,
@@ -28,6 +30,7 @@ from modelport.cli import (
     gateway_cmd,
     keys_cmd,
     logs_cmd,
+    monitor_cmd,
     predict_cmd,
     registry_cmds,
     serve_cmd,
@@ -79,6 +82,9 @@ keys_cmd.attach(app)
 audit_cmd.attach(app)
 logs_cmd.attach(app)
 drift_cmd.attach(app)
+alertrules_cmd.attach(app)
+alerts_cmd.attach(app)
+monitor_cmd.attach(app)
 feedback_cmd.attach(app)
 certs_cmd.attach(app)
 

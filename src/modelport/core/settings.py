@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "SecuritySettings",
     "ServerSettings",
     "TlsSettings",
+    "TracingSettings",
     "Settings",
     "load_settings",
 ]
@@ -314,6 +315,24 @@ class ControlPlaneSettings(BaseModel):
     """Seconds between two looks for experiments whose evaluation is due (each experiment is
     evaluated every ``spec.evaluateEvery``); the first look is when the control plane starts."""
 
+    alert_interval_s: float = Field(default=15.0, gt=0)
+    """Seconds between two evaluations of every alert rule (``modelport alerts list``); one
+    process evaluates at a time (a lock file, ``HOME/alerts.lock``)."""
+
+    alert_repeat_interval_s: float = Field(default=14400.0, gt=0)
+    """Seconds after which a still-firing alert is notified again (Alertmanager's
+    ``repeat_interval``, 4 h by default); an unchanged firing alert is not re-sent sooner."""
+
+    notify_interval_s: float = Field(default=5.0, gt=0)
+    """Seconds between two deliveries of the alert notifications that are due (new ones, and
+    retries whose backoff has passed)."""
+
+    drift_interval_s: float = Field(default=300.0, gt=0)
+    """Seconds between two runs of the drift job: it scores each served version's latest
+    window (each of ``monitoring.drift_window_seconds``) against the version's reference
+    profile and against the window before it, stores the verdicts and exports them as
+    metrics; the first run is when the control plane starts."""
+
 
 class MonitoringSettings(BaseModel):
     """What every process's ``/metrics`` measures against."""
@@ -326,6 +345,29 @@ class MonitoringSettings(BaseModel):
     """Latency thresholds of your service-level objectives, in seconds, smallest first (JSON:
     ``[0.05, 0.2]``): each is a bucket edge of every latency histogram, so the share of requests
     answered within it is read exactly from the histogram, never interpolated."""
+
+    signal_interval_s: float = Field(default=15.0, gt=0)
+    """Seconds between two writes of what each gateway process measured (requests, server
+    errors, latency buckets, batch-queue fill, readiness samples) to the metadata database's
+    ``traffic_windows`` table, which the alert rules are evaluated on."""
+
+    drift_bucket_s: float = Field(default=60.0, ge=1, le=3600)
+    """Seconds of one drift bucket: gateways count logged predictions into their version's
+    reference bins per bucket and store each bucket once it has ended (so the drift job sees a
+    prediction at most this long, plus one log flush, after it was answered). Every window
+    length must be a multiple of it."""
+
+    drift_window_seconds: list[float] = Field(default_factory=lambda: [3600.0], min_length=1,
+                                              max_length=8)  # fmt: skip
+    """Window lengths the drift job scores, in seconds (JSON: ``[3600, 86400]``): each run
+    scores the latest window of each length, ending at the latest bucket boundary."""
+
+    drift_min_rows: int = Field(default=100, ge=1)
+    """A window with fewer rows is not scored (its verdict would be noise)."""
+
+    drift_retention_days: float = Field(default=14.0, gt=0)
+    """Days drift buckets and verdicts are kept (the drift job deletes older ones); at least
+    two of the longest window are kept whatever this says."""
 
     @field_validator("slo_latency_seconds")
     @classmethod
@@ -342,6 +384,17 @@ class MonitoringSettings(BaseModel):
                     f"before {later}"
                 )
         return thresholds
+
+    @model_validator(mode="after")
+    def _windows_fit_buckets(self) -> MonitoringSettings:
+        for window in self.drift_window_seconds:
+            buckets = window / self.drift_bucket_s
+            if window <= 0 or abs(buckets - round(buckets)) > 1e-9:
+                raise ValueError(
+                    f"each of drift_window_seconds must be a positive multiple of "
+                    f"drift_bucket_s ({self.drift_bucket_s:g}), got {window:g}"
+                )
+        return self
 
 
 class ArtifactSecuritySettings(BaseModel):
@@ -417,6 +470,42 @@ class SecuritySettings(BaseModel):
     """Request limits and rate limits."""
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing of requests (``pip install 'modelport[tracing]'``), off by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Trace requests and export the spans over OTLP/HTTP; on without the ``tracing`` extra
+    installed, a server refuses to start. Off, no OpenTelemetry module is imported."""
+
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """OTLP/HTTP (protobuf) traces URL of the collector or tracing backend: an OpenTelemetry
+    Collector, Jaeger, Tempo, or a vendor's intake."""
+
+    service_name: str | None = Field(default=None, min_length=1, max_length=255)
+    """``service.name`` of the spans; unset: ``modelport-server`` (``serve``),
+    ``modelport-gateway`` (``gateway``) or ``modelport-up`` (``up``)."""
+
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces recorded (parent-based: a request whose ``traceparent`` says its
+    caller recorded it is always recorded, one that says not never is)."""
+
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """Headers sent with every export, such as a vendor's API key (JSON:
+    ``{"x-api-key": "KEY"}``); never logged."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, endpoint: str) -> str:
+        if not endpoint.startswith(("http://", "https://")) or len(endpoint) <= len("https://"):
+            raise ValueError(
+                f"must be an http:// or https:// URL (OTLP/HTTP), got {endpoint!r}; for example "
+                "http://127.0.0.1:4318/v1/traces"
+            )
+        return endpoint
+
+
 class Settings(BaseSettings):
     """All of modelport's settings."""
 
@@ -463,6 +552,9 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     """What the metrics measure against: the latency thresholds of the service-level
     objectives."""
+
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    """OpenTelemetry tracing: on or off, where spans go, the service name and sampling."""
 
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""

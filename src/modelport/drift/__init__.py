@@ -71,6 +71,7 @@ from modelport.drift._detect import (
     PSI_THRESHOLD,
     DriftReport,
     FeatureDrift,
+    compare_windows,
     detect,
 )
 from modelport.drift._features import OUTPUT_PREFIX, feature_columns
@@ -101,6 +102,7 @@ __all__ = [
     "StatisticResult",
     "WindowCounts",
     "chi2_2samp",
+    "compare_windows",
     "detect",
     "feature_columns",
     "hellinger",

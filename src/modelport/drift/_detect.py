@@ -249,3 +249,35 @@ def detect(
         missing_rate = window.missing / counts.rows
         verdicts.append(_verdict(feature, window, raw, level, threshold, missing_rate))
     return DriftReport(tuple(verdicts), reference_profile.rows, counts.rows, level)
+
+
+def compare_windows(
+    reference: Profile,
+    previous: WindowCounts,
+    current: WindowCounts,
+    *,
+    alpha: float = ALPHA,
+    psi_threshold: float = PSI_THRESHOLD,
+    js_threshold: float = JS_THRESHOLD,
+) -> DriftReport:
+    """Whether each feature of ``current`` drifted from the window before it.
+
+    Both windows are counts in ``reference``'s bins; ``previous`` becomes the reference
+    (:meth:`Profile.rebased`), with the same rule and thresholds as :func:`detect`. It tells a
+    sudden change apart from a slow one that the comparison with the reference cannot date.
+
+    Raises:
+        ValueError: Counts made with another profile, a window without rows, or a feature
+            without a value in ``previous``.
+    """
+    if current.profile_key != reference.key:
+        raise ValueError("the window was counted with another profile than the reference's")
+    baseline = reference.rebased(previous)
+    rekeyed = WindowCounts(baseline.key, current.rows, current.features)
+    return detect(
+        baseline,
+        rekeyed,
+        alpha=alpha,
+        psi_threshold=psi_threshold,
+        js_threshold=js_threshold,
+    )

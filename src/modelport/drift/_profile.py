@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
@@ -234,6 +234,25 @@ class Profile:
         check_names(self.names, arrays, "the window")
         rows = len(next(iter(arrays.values())))
         return WindowCounts(self.key, rows, tuple(f.count(arrays[f.name]) for f in self.features))
+
+    def rebased(self, window: WindowCounts) -> Profile:
+        """A window as a reference: these bins and categories, the window's counts.
+
+        To compare a window with the one before it (:func:`~modelport.drift.compare_windows`).
+        The value range (what is out of range) stays the reference's.
+
+        Raises:
+            ValueError: Counts made with another profile, or a feature without a value in the
+                window (it cannot be a reference).
+        """
+        if window.profile_key != self.key:
+            raise ValueError("the window was counted with another profile")
+        features: list[FeatureProfile] = []
+        for feature, counted in zip(self.features, window.features, strict=True):
+            if counted.total == 0:
+                raise ValueError(f"feature {feature.name!r} has no value in the window")
+            features.append(replace(feature, counts=counted.counts, missing=counted.missing))
+        return Profile(window.rows, tuple(features))
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-ready data (``Profile.from_dict`` reads it back)."""

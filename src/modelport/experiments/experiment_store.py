@@ -14,12 +14,10 @@ Statuses: ``running`` (evaluated on schedule), ``paused`` (not evaluated; traffi
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-import orjson
 from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -120,7 +118,7 @@ class ExperimentStore(db.MigratedDatabase):
                         deployment=experiment.spec.deployment,
                         generation=1,
                         document=document,
-                        digest=_digest(document),
+                        digest=db.document_digest(document),
                         status="running",
                         step=0,
                         started_at=now,
@@ -149,7 +147,7 @@ class ExperimentStore(db.MigratedDatabase):
             NotFound: There is none.
         """
         document = experiment.document()
-        digest = _digest(document)
+        digest = db.document_digest(document)
         with db.write(self._engine) as conn:
             row = _row(conn, experiment.name, lock=True)
             if row is None:
@@ -333,7 +331,3 @@ def _stored(row: Row[Any] | None) -> StoredExperiment:
         updated_at=row.updated_at,
         updated_by=row.updated_by,
     )
-
-
-def _digest(document: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()

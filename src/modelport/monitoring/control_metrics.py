@@ -10,6 +10,7 @@ of multiprocess mode make one answer of them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -49,14 +50,18 @@ class DriftScore:
 
     Attributes:
         deployment: The deployment whose traffic was scored.
+        variant: The variant that answered it.
+        window: The window's length in seconds (``3600``).
         feature: The input or output feature (bounded by the model's signature).
-        method: The statistic (``psi``, ``wasserstein``, ``jensen_shannon``, ...).
+        method: The statistic (``psi``, ``jensen_shannon``).
         score: Its value on the latest window.
         threshold: The value above which the feature counts as drifted.
         drifted: The verdict.
     """
 
     deployment: str
+    variant: str
+    window: float
     feature: str
     method: str
     score: float
@@ -69,15 +74,9 @@ class ControlPlaneMetrics:
 
     Args:
         exposition: The process's metrics.
-        drift_scores: Returns the latest drift scores (the drift job's hook); ``None`` until a
-            drift job exists, and then the drift families stay empty.
     """
 
-    def __init__(
-        self,
-        exposition: Exposition,
-        drift_scores: Callable[[], Iterable[DriftScore]] | None = None,
-    ) -> None:
+    def __init__(self, exposition: Exposition) -> None:
         job = ["job"]
         self._runs = CounterFlush(
             exposition.counter(
@@ -116,7 +115,7 @@ class ControlPlaneMetrics:
                 mode="max",
             )
         )
-        drift = ["deployment", "feature", "method"]
+        drift = ["deployment", "variant", "window", "feature", "method"]
         self._drift_score = GaugeFlush(
             exposition.gauge(
                 "modelport_drift_score",
@@ -142,7 +141,7 @@ class ControlPlaneMetrics:
             )
         )
         self._jobs: Callable[[], Mapping[str, JobTotals]] | None = None
-        self._drift_scores = drift_scores
+        self._drift_scores: tuple[DriftScore, ...] = ()
         self._evaluations: dict[tuple[str, str], float] = {}
         exposition.on_flush(self.flush)
 
@@ -161,6 +160,14 @@ class ControlPlaneMetrics:
         latest.update(((name, deployment), at) for name, deployment, at in experiments)
         self._evaluations = latest  # one assignment: the flush reads the old or the new
 
+    def drift_scored(self, scores: Iterable[DriftScore]) -> None:
+        """Record the drift job's latest scores (any thread: the drift job's).
+
+        A feature scored before and not now (its version no longer answers) keeps its last
+        value: the gauges say what the latest verdict was.
+        """
+        self._drift_scores = tuple(scores)  # one assignment: the flush reads the old or the new
+
     def flush(self) -> None:
         """Move the jobs' totals, the evaluation times and the drift scores into the metrics."""
         if self._jobs is not None:
@@ -173,9 +180,10 @@ class ControlPlaneMetrics:
                     self._last_success.update(labels, totals.last_success)
         for labels, at in self._evaluations.items():
             self._evaluated.update(labels, at)
-        if self._drift_scores is not None:
-            for score in self._drift_scores():
-                labels = (score.deployment, score.feature, score.method)
+        for score in self._drift_scores:
+            if math.isfinite(score.score):
+                labels = (score.deployment, score.variant, f"{score.window:g}", score.feature,
+                          score.method)  # fmt: skip
                 self._drift_score.update(labels, score.score)
                 self._drift_threshold.update(labels, score.threshold)
                 self._drifted.update(labels, 1.0 if score.drifted else 0.0)

@@ -3,8 +3,8 @@
 :class:`DriftCounter` sits on the prediction log's writer thread: every flush hands it the
 records it rendered, and it counts each answered (not shadow, not failed) record's inputs and
 predictions into the served version's reference profile (:mod:`modelport.drift`), one
-:class:`~modelport.drift.WindowCounts` per deployment, version and time bucket (a minute by
-default). :meth:`DriftCounter.take` returns what was counted since the last take, for storage;
+:class:`~modelport.drift.WindowCounts` per deployment, variant, version and time bucket (a
+minute by default). :meth:`DriftCounter.take` returns the buckets that have ended, for storage;
 counts of the same bucket from several workers and replicas add up (``a + b``), so a window of
 any length is the sum of its buckets. A version without a reference profile is not counted
 (its profile is looked up again every few minutes: ``modelport drift profile`` may add one).
@@ -41,6 +41,7 @@ class WindowSlice:
 
     Attributes:
         deployment: The deployment called.
+        variant: The deployment's variant that answered.
         model: The registered model that answered.
         version: Its version.
         start: The bucket's start (UTC); it lasts the counter's ``bucket_s``.
@@ -48,9 +49,11 @@ class WindowSlice:
     """
 
     deployment: str
+    variant: str
     model: str
     version: str
     start: datetime
+    seconds: float
     counts: WindowCounts
 
 
@@ -80,19 +83,19 @@ class DriftCounter:
         self._bucket_s = bucket_s
         self._monotonic = monotonic
         self._cache: dict[tuple[str, str], tuple[float, Profile | None]] = {}
-        self._open: dict[tuple[str, str, str, float], WindowCounts] = {}
+        self._open: dict[tuple[str, str, str, str, float], WindowCounts] = {}
         self.failures = 0
         """Groups of records that could not be counted (logged, never raised)."""
 
     def observe(self, records: Iterable[Any]) -> None:
         """Count a flush's rendered records (``PredictionRecord`` s); never raises."""
-        groups: dict[tuple[str, str, str, float], list[tuple[str, str]]] = {}
+        groups: dict[tuple[str, str, str, str, float], list[tuple[str, str]]] = {}
         for record in records:
             if record.shadow or record.error is not None:
                 continue
             at = record.time.timestamp()
             start = math.floor(at / self._bucket_s) * self._bucket_s
-            key = (record.deployment, record.model, record.model_version, start)
+            key = (record.deployment, record.variant, record.model, record.model_version, start)
             groups.setdefault(key, []).append((record.inputs, record.outputs))
         for key, logged in groups.items():
             try:
@@ -100,18 +103,39 @@ class DriftCounter:
             except Exception as exc:  # noqa: BLE001 - drift must never break the log
                 self.failures += 1
                 log.warning("cannot count %d records of %s@%s for drift: %s",
-                            len(logged), key[1], key[2], exc)  # fmt: skip
+                            len(logged), key[2], key[3], exc)  # fmt: skip
 
-    def take(self) -> list[WindowSlice]:
-        """Everything counted since the last take (and forget it)."""
-        taken, self._open = self._open, {}
+    def take(self, before: float | None = None) -> list[WindowSlice]:
+        """The buckets counted that end at or before ``before`` (Unix time); all when ``None``.
+
+        What is taken is forgotten: a record of a taken bucket that arrives later (it waited in
+        the log's queue) starts a new slice of the same bucket, which adds up with the first.
+        """
+        bucket_s = self._bucket_s
+        taken = {
+            key: counts
+            for key, counts in self._open.items()
+            if before is None or key[-1] + bucket_s <= before
+        }
+        for key in taken:
+            del self._open[key]
         return [
-            WindowSlice(deployment, model, version, datetime.fromtimestamp(start, UTC), counts)
-            for (deployment, model, version, start), counts in sorted(taken.items())
+            WindowSlice(
+                deployment,
+                variant,
+                model,
+                version,
+                datetime.fromtimestamp(start, UTC),
+                bucket_s,
+                counts,
+            )  # fmt: skip
+            for (deployment, variant, model, version, start), counts in sorted(taken.items())
         ]
 
-    def _count(self, key: tuple[str, str, str, float], logged: Sequence[tuple[str, str]]) -> None:
-        deployment, model, version, _ = key
+    def _count(
+        self, key: tuple[str, str, str, str, float], logged: Sequence[tuple[str, str]]
+    ) -> None:
+        deployment, _, model, version, _ = key
         profile = self._profile(model, version)
         if profile is None:
             return

@@ -288,6 +288,9 @@ class PredictionLog:
         max_queue: Records held at most, those waiting for a retry included; more are dropped
             and counted.
         secret: The installation's key for the hashed fields of exchanges (see :func:`protect`).
+        observer: Told, on the writer thread, the records of every flush as they were rendered
+            (each record once, before it is written; an empty list when nothing arrived), so
+            it can count them (the drift windows); what it raises is logged, never kept.
 
     Raises:
         DependencyMissing: pyarrow is not installed (the Parquet sink).
@@ -299,8 +302,10 @@ class PredictionLog:
         flush_interval_s: float = 1.0,
         max_queue: int = 100_000,
         secret: bytes = b"",
+        observer: Callable[[Sequence[PredictionRecord]], None] | None = None,
     ) -> None:
         self._secret = secret
+        self._observer = observer
         self._sink: PredictionSink = ParquetSink(sink) if isinstance(sink, Path) else sink
         self._interval = flush_interval_s
         self._queue: collections.deque[PredictionRecord | Exchange] = collections.deque()
@@ -389,7 +394,13 @@ class PredictionLog:
         self._waiting = len(self._pending) + taken
         fresh = [queue.popleft() for _ in range(taken)]
         secret = self._secret
-        records = self._pending + [_rendered_record(record, secret) for record in fresh]
+        rendered = [_rendered_record(record, secret) for record in fresh]
+        if self._observer is not None:
+            try:
+                self._observer(rendered)
+            except Exception:  # noqa: BLE001 - an observer must not cost the log its records
+                log.exception("the prediction log's observer failed")
+        records = self._pending + rendered
         if not records:
             return
         by_day: dict[tuple[str, date], list[PredictionRecord]] = collections.defaultdict(list)

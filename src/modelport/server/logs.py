@@ -91,18 +91,21 @@ class AccessRecord:
     """The access-log fields of one call, filled in by the transport as it learns them.
 
     The HTTP protocol puts a fresh one in ``scope["modelport.access"]`` when the access log is
-    on (the REST app fills it), and gRPC's ``handle_errors`` opens one per call. The caller's
-    identity is hashed when the log's writer thread reads :attr:`identity_hash`, off the event
-    loop. It holds no reference back to the request, so a request leaves no reference cycle.
+    on (the REST app fills it), and so does tracing (``server/tracing.py``), whose request span
+    reads it; gRPC's ``handle_errors`` opens one per call. The caller's identity is hashed when
+    the log's writer thread reads :attr:`identity_hash`, off the event loop. It holds no
+    reference back to the request, so a request leaves no reference cycle.
     """
 
-    __slots__ = ("identity", "model", "request_id", "version")
+    __slots__ = ("identity", "model", "request_id", "route", "version")
 
     def __init__(self) -> None:
         self.model: str | None = None
         self.version: str | None = None
         self.request_id: str | None = None
         self.identity: Identity | None = None
+        self.route: str | None = None
+        """The path template of the route that answered (``/v2/models/{model_name}/infer``)."""
 
     @property
     def identity_hash(self) -> str | None:

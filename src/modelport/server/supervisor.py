@@ -47,6 +47,7 @@ from modelport.core.errors import ConfigError, ErrorKind, ModelportError, error_
 from modelport.core.settings import Settings
 from modelport.monitoring import enable_multiprocess, remove_multiprocess_dir, worker_exited
 from modelport.server.logs import Logs, start_logs
+from modelport.server.tracing import Role, check_tracing, start_tracing, stop_tracing
 from modelport.server.worker import Notify, WorkerMain, run_worker, threads_per_worker
 from modelport.server.worker_relay import Relay
 from modelport.service.models import ModelSource
@@ -181,8 +182,12 @@ def serve(
     on_listening: Callable[[Listening], None],
     logs: Logs,
     worker: WorkerMain = run_worker,
+    role: Role | None = None,
 ) -> int:
     """Serve ``sources`` until SIGINT/SIGTERM; return the exit status.
+
+    Each worker process starts its own tracing (``settings.tracing``) before it builds
+    anything, and flushes it once it has stopped.
 
     Args:
         settings: The settings of this server.
@@ -193,11 +198,15 @@ def serve(
             ``settings.log``).
         worker: What each worker process runs (the model server's :func:`run_worker`, or a
             gateway's), called with :func:`run_worker`'s arguments.
+        role: What the workers are, for tracing's default service name; ``None``: told by
+            ``worker`` (:func:`_role`).
 
     Raises:
-        ModelportError: A port is in use, or a worker could not start (the first worker's
-            error is raised).
+        ModelportError: A port is in use, tracing is on without its packages, or a worker
+            could not start (the first worker's error is raised).
     """
+    check_tracing(settings.tracing)  # before anything is bound or forked
+    role = role or _role(worker)
     server = settings.server
     workers = server.workers or os.cpu_count() or 1
     settings = threads_per_worker(settings, workers)
@@ -249,20 +258,32 @@ def serve(
             metrics_dir = enable_multiprocess()  # before any worker imports prometheus_client
             try:
                 supervisor = _Supervisor(
-                    settings, sources, rest, grpc_port, use_registry, workers, claim, worker
+                    settings, sources, rest, grpc_port, use_registry, workers, claim, worker, role
                 )
                 status = supervisor.run(announce)
             finally:
                 remove_multiprocess_dir(metrics_dir)
         else:
             status = _serve_here(
-                settings, sources, rest[0], grpc_port, use_registry, announce, logs, worker
+                settings, sources, rest[0], grpc_port, use_registry, announce, logs, worker, role
             )
     finally:
         if claim is not None:
             claim.close()
     log.info("stopped (exit status %d)", status, extra={"fields": {"event": "stopped"}})
     return status
+
+
+def _role(worker: WorkerMain) -> Role:
+    """What ``worker`` serves, for tracing's default service name.
+
+    ``modelport gateway`` and ``up`` pass their worker with ``in_process`` bound (a
+    :class:`functools.partial`); any worker but the model server's is a gateway's.
+    """
+    if worker is run_worker:
+        return "server"
+    keywords = getattr(worker, "keywords", None)
+    return "up" if isinstance(keywords, dict) and keywords.get("in_process") else "gateway"
 
 
 def _serve_here(
@@ -274,6 +295,7 @@ def _serve_here(
     announce: Callable[[], None],
     logs: Logs,
     worker: WorkerMain,
+    role: Role,
 ) -> int:
     failure: list[ModelportError] = []
     started: list[bool] = []
@@ -294,10 +316,12 @@ def _serve_here(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        start_tracing(settings.tracing, role)
         status = worker(
             settings, sources, rest, grpc_port, use_registry, notify, access_log=logs.access
         )
     finally:
+        stop_tracing()  # what is still queued is exported
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if failure:
@@ -318,9 +342,11 @@ class _Supervisor:
         workers: int,
         claim: socket.socket | None,
         worker: WorkerMain,
+        role: Role,
     ) -> None:
         self.args = (settings, sources, grpc_port, use_registry)
         self.worker = worker
+        self.role = role
         self.rest = rest
         self.claim = claim
         """The parent's hold on the gRPC port while workers start; never a worker's socket."""
@@ -388,6 +414,7 @@ class _Supervisor:
                     other_socket.close()
             logs = start_logs(settings.log)  # the parent's writer thread does not exist here
             try:
+                start_tracing(settings.tracing, self.role)  # its exporter thread is this one's
                 status = self.worker(
                     settings,
                     sources,
@@ -400,6 +427,7 @@ class _Supervisor:
                     worker_index=slot,
                 )
             finally:
+                stop_tracing()  # what is still queued is exported
                 logs.stop()
         finally:
             os._exit(status)

@@ -21,6 +21,7 @@ from modelport.server.logs import AccessLog
 from modelport.server.rest.app import create_app
 from modelport.server.rest.http_protocol import HttpLimits, http_protocol
 from modelport.server.rest.tls import server_ssl_context
+from modelport.server.tracing import current
 from modelport.server.worker_relay import ChannelPeers
 from modelport.service.models import ModelSource
 from modelport.service.wiring import (
@@ -168,11 +169,15 @@ def run_asgi(
     """Serve ``app`` with uvicorn on ``rest_socket`` until SIGINT/SIGTERM.
 
     The one HTTP server setup of every modelport process (model server, gateway, control
-    plane): httptools with the server's limits, the access log and TLS.
+    plane): httptools with the server's limits, the access log and TLS; with tracing on in this
+    process (:mod:`modelport.server.tracing`), a server span around each request.
 
     Returns:
         Whether the server started (its startup hooks succeeded).
     """
+    tracing = current()
+    if tracing is not None:
+        app = tracing.asgi(app)
     limits = settings.server
     protocol = http_protocol(
         HttpLimits(limits.max_header_bytes, limits.header_timeout_s, limits.body_timeout_s),

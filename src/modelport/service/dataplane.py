@@ -14,17 +14,22 @@ the prediction log): a batched request always gets its share (by rows) of its ba
 by the batcher; a request run inline on the event loop only when the caller asks (``timed``):
 each read of the thread's CPU clock is a system call (0.7 us measured on a VM), and two of them
 are a quarter of a tiny model's ``predict``. An empty request costs none (``0``).
+
+A transport that traces a request passes :class:`~modelport.batching.RunMarks`, which get when
+the request was queued and when its model call ran (the batcher's own readings, or two clock
+reads around an inline call); without them nothing more is read or stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from time import thread_time_ns
 from typing import Any, Protocol
 
 import numpy as np
 
-from modelport.batching import Batcher
+from modelport.batching import Batcher, RunMarks
 from modelport.core.datatypes import from_numpy_dtype, to_numpy_dtype
 from modelport.core.errors import (
     ConfigError,
@@ -39,6 +44,7 @@ from modelport.core.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.core.settings import LimitSettings
 from modelport.core.signature import Signature, TensorSpec, validate_inputs
 from modelport.monitoring import HostedVersion, ServingMetrics
+from modelport.runtimes.base import ModelRuntime
 from modelport.service.models import ModelRepository
 from modelport.service.stats import merge_statistics
 
@@ -164,6 +170,7 @@ class DataPlane:
         deadline: float | None = None,
         *,
         timed: bool = False,
+        marks: RunMarks | None = None,
     ) -> InferenceResponse:
         """Validate ``request`` against the model's signature, run it, and shape the response.
 
@@ -174,6 +181,8 @@ class DataPlane:
             deadline: Monotonic time after which the request must not start running.
             timed: Measure the model's CPU time of a request run inline too (``cpu_ms`` of
                 the response; batched requests always carry their share).
+            marks: Filled with when the request was queued and its model call ran, on the
+                repository's clock (a traced request); ``None`` for none.
 
         Raises:
             NotFound: Unknown model or version.
@@ -222,16 +231,15 @@ class DataPlane:
                 arrays, executions = _empty_outputs(name, served, signature, wanted), 0
                 cpu_ms = 0.0
             elif batcher is not None:
-                arrays, cpu_ms = await batcher.submit_timed(inputs, wanted, deadline)
+                arrays, cpu_ms = await batcher.submit_timed(inputs, wanted, deadline, marks)
             elif runtime is None:  # unloaded between the readiness check and now
                 raise ModelNotReady(f"model {name!r} version {served} was unloaded")
-            elif timed:
-                cpu = thread_time_ns()
+            elif marks is not None:
+                arrays, cpu_ms = _run_marked(runtime, inputs, wanted, marks, monotonic, timed)
+            else:  # the CPU clock is read only when asked (see the module docstring)
+                cpu = thread_time_ns() if timed else 0
                 arrays = runtime.predict(inputs, wanted)
-                cpu_ms = (thread_time_ns() - cpu) / 1e6
-            else:
-                arrays = runtime.predict(inputs, wanted)
-                cpu_ms = None
+                cpu_ms = (thread_time_ns() - cpu) / 1e6 if timed else None
             outputs = []
             for output in wanted:
                 outputs.append(_output_tensor(output, arrays, signature))
@@ -381,6 +389,23 @@ def _deadline(request: InferenceRequest, deadline: float | None, now: float) -> 
         return deadline
     own = now + timeout / 1e6
     return own if deadline is None else min(own, deadline)
+
+
+def _run_marked(
+    runtime: ModelRuntime,
+    inputs: dict[str, np.ndarray],
+    wanted: list[str],
+    marks: RunMarks,
+    monotonic: Callable[[], float],
+    timed: bool,
+) -> tuple[dict[str, np.ndarray], float | None]:
+    """Run a traced request inline: its outputs and (``timed``) CPU time, its times in ``marks``."""
+    marks.queued = marks.started = monotonic()
+    cpu = thread_time_ns() if timed else 0
+    arrays = runtime.predict(inputs, wanted)
+    cpu_ms = (thread_time_ns() - cpu) / 1e6 if timed else None
+    marks.finished = monotonic()
+    return arrays, cpu_ms
 
 
 def _no_rows(inputs: dict[str, np.ndarray]) -> bool:

@@ -7,8 +7,11 @@ counts them into that version's profile and asks :func:`modelport.drift.detect` 
 per feature. A version without a profile is reported as such (``modelport drift profile``
 makes one).
 
-This reads the window's newest ``limit`` logged records at most: it is the on-demand report.
-The scheduled drift job counts windows as predictions are logged instead (next).
+Two sources: :func:`drift_report` reads the window's newest ``limit`` logged records at most
+(any window, any deployment, the prediction log as it is); :func:`windows_report` sums the drift
+buckets gateways stored as they logged (:mod:`modelport.monitoring.drift_recorder`): the whole
+window, whatever its traffic, without reading a logged row (the buckets that started in the
+window; the running bucket is not stored yet).
 
 Values the deployment's prediction log redacts or hashes are not in the log: those features
 are reported as missing (every value), never as drift.
@@ -22,12 +25,13 @@ from datetime import datetime
 from typing import Any, Final
 
 from modelport.core.deployment import Deployment
-from modelport.core.errors import InvalidInput
+from modelport.core.errors import InvalidInput, NotFound
 from modelport.monitoring.drift_counter import logged_columns
+from modelport.monitoring.drift_store import DriftStore
 from modelport.monitoring.prediction_log import PredictionSink
 from modelport.registry import MetadataStore
 
-__all__ = ["DEFAULT_LIMIT", "VariantDrift", "drift_report"]
+__all__ = ["DEFAULT_LIMIT", "VariantDrift", "drift_report", "windows_report"]
 
 DEFAULT_LIMIT: Final = 200_000
 """Newest requests of a window a report reads at most."""
@@ -41,7 +45,8 @@ class VariantDrift:
         variant: The deployment's variant.
         model: The registered model.
         version: The version that answered.
-        requests: Answered requests of the window read.
+        requests: Answered requests of the window read; ``None`` from stored drift windows
+            (which count rows, not requests).
         report: The drift verdicts (``modelport.drift.DriftReport``); ``None`` without a
             reference profile.
         profile: The version's reference profile (``modelport.drift.Profile``), or ``None``.
@@ -51,7 +56,7 @@ class VariantDrift:
     variant: str
     model: str
     version: str
-    requests: int
+    requests: int | None
     report: Any | None
     profile: Any | None
     counts: Any | None
@@ -87,6 +92,45 @@ def drift_report(
     ]
 
 
+def windows_report(
+    store: DriftStore,
+    registry: MetadataStore,
+    deployment: Deployment,
+    since: datetime,
+    until: datetime,
+) -> list[VariantDrift]:
+    """Every answering version's drift over the stored buckets that start in ``[since, until)``.
+
+    Counts made with a profile the version no longer has are left out.
+
+    Raises:
+        InvalidInput: The window is empty or reversed.
+    """
+    from modelport.drift import Profile, detect
+
+    if until <= since:
+        raise InvalidInput(f"the window must end after it starts: {since} to {until}")
+    found = []
+    for total in store.window_counts(deployment.name, since, until):
+        stored = _stored_profile(registry, total.model, total.version)
+        profile = None if stored is None else Profile.from_dict(stored.profile)
+        if profile is None or profile.key != total.counts.profile_key:
+            continue
+        report = detect(profile, total.counts) if total.counts.rows else None
+        found.append(VariantDrift(total.variant, total.model, total.version,
+                                  None, report, profile, total.counts))  # fmt: skip
+    return found
+
+
+def _stored_profile(registry: MetadataStore, model: str, version: str) -> Any:
+    if not version.isdecimal():
+        return None
+    try:
+        return registry.get_profile(model, int(version))
+    except NotFound:
+        return None
+
+
 def _answered(table: Any, until: datetime) -> list[tuple[str, str, str, str, str]]:
     """The window's answered, non-shadow records: variant, model, version, inputs, outputs."""
     import pyarrow.compute as pc
@@ -109,7 +153,7 @@ def _variant_drift(
     from modelport.drift import Profile, detect
 
     variant, model, version = key
-    stored = registry.get_profile(model, int(version)) if version.isdecimal() else None
+    stored = _stored_profile(registry, model, version)
     if stored is None:
         return VariantDrift(variant, model, version, len(records), None, None, None)
     profile = Profile.from_dict(stored.profile)

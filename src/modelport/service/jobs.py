@@ -24,7 +24,7 @@ from pathlib import Path
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ModelportError
 
-__all__ = ["Job", "JobRunner", "JobSkipped", "JobStats", "exclusive"]
+__all__ = ["Job", "JobRunner", "JobSkipped", "JobStats", "exclusive", "turn"]
 
 log = logging.getLogger("modelport.jobs")
 
@@ -209,5 +209,47 @@ def exclusive(path: Path) -> Iterator[bool]:
             return
         try:
             yield True
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+TURN_SHARE = 0.9
+"""A job several processes run is skipped when another did it less than this share of its
+interval ago (their timers are not in step: a smaller share lets two runs share an interval)."""
+
+
+@contextlib.contextmanager
+def turn(path: Path, interval_s: float, now: Callable[[], float] = time.time) -> Iterator[None]:
+    """Take this interval's turn of a job that several processes run; skip it if it is taken.
+
+    Under ``modelport up`` every worker runs the control plane's jobs on its own timer; with
+    :func:`exclusive` alone, N workers would do an interval's work N times. The lock file also
+    holds when the job last succeeded, so the work is done about once per interval whoever
+    does it, and goes on when a worker dies.
+
+    Raises:
+        JobSkipped: Another process holds the lock, or did the work less than
+            :data:`TURN_SHARE` of ``interval_s`` ago.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobSkipped("another process is doing it") from None
+        try:
+            file.seek(0)
+            try:
+                last = float(file.read().decode() or "nan")
+            except ValueError:
+                last = float("nan")  # an older lock file, or garbage: do the work
+            ago = now() - last
+            if 0 <= ago < interval_s * TURN_SHARE:
+                raise JobSkipped(f"another process did it {ago:.1f} s ago")
+            yield
+            file.seek(0)
+            file.truncate()
+            file.write(repr(now()).encode())
+            file.flush()
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)

@@ -11,34 +11,51 @@ from pathlib import Path
 
 from modelport import __version__
 from modelport.core.clock import Clock, SystemClock
-from modelport.core.errors import ConfigError, Conflict
+from modelport.core.errors import ConfigError, Conflict, ModelportError, NotFound
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
+from modelport.drift import Profile
 from modelport.experiments.experiment_store import ACTIVE, ExperimentStore
 from modelport.experiments.feedback import FeedbackKind, FeedbackStore
 from modelport.experiments.store import DeploymentStore
-from modelport.monitoring import Exposition, ServingMetrics
-from modelport.monitoring.prediction_log import ParquetSink, PredictionLog, PredictionSink
+from modelport.monitoring import DriftScore, Exposition, ServingMetrics
+from modelport.monitoring.alert_rules import AlertRuleStore
+from modelport.monitoring.drift_counter import DriftCounter
+from modelport.monitoring.drift_recorder import DriftRecorder
+from modelport.monitoring.drift_store import DriftStore
+from modelport.monitoring.prediction_log import (
+    ParquetSink,
+    PredictionLog,
+    PredictionRecord,
+    PredictionSink,
+)
 from modelport.registry import MetadataStore
 from modelport.runtimes.catalog import EXTENSIONS
 from modelport.security.checkpoints import CheckpointFile
 from modelport.security.store import SecurityStore
 from modelport.service.access import AccessControl, build_access_control
+from modelport.service.alert_jobs import alert_jobs
+from modelport.service.alert_rules import AlertRuleService
 from modelport.service.artifact_guard import ArtifactGuard
 from modelport.service.dataplane import DataPlane, Peers
 from modelport.service.deployments import DeploymentService
+from modelport.service.drift_monitor import DriftMonitor, drift_scores
 from modelport.service.experiments import ExperimentService, PredictionLogData
 from modelport.service.feedback import FeedbackService, lookup_wait_s
-from modelport.service.jobs import Job, JobSkipped, exclusive
+from modelport.service.gateway import Gateway
+from modelport.service.jobs import Job, JobSkipped, exclusive, turn
 from modelport.service.models import ModelRepository, ModelSource, unpickles
 from modelport.service.registration import Registrar, split_artifact
 
 __all__ = [
     "control_plane_jobs",
     "deployment_sources",
+    "open_alert_rules",
     "open_control_plane",
     "open_deployment_store",
     "open_deployments",
+    "open_drift_recorder",
+    "open_drift_store",
     "open_experiments",
     "open_feedback",
     "open_prediction_log",
@@ -84,6 +101,23 @@ def open_deployments(settings: Settings, clock: Clock | None = None) -> Iterator
     """Open deployments, the registry they point into and the audit log; close them after."""
     with _deployment_service(settings, clock or SystemClock()) as (service, _, _):
         yield service
+
+
+@contextmanager
+def open_alert_rules(settings: Settings, clock: Clock | None = None) -> Iterator[AlertRuleService]:
+    """Open alert rules, the deployments they watch and the audit log; close them after.
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached.
+    """
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url, clock = settings.resolved_database_url(), clock or SystemClock()
+    with (
+        AlertRuleStore(url, clock) as store,
+        DeploymentStore(url, clock) as deployments,
+        open_security_store(settings, clock) as security,
+    ):
+        yield AlertRuleService(store, deployments, security)
 
 
 @contextmanager
@@ -216,18 +250,21 @@ def control_plane_jobs(
     settings: Settings,
     clock: Clock | None = None,
     on_evaluated: Callable[[list[tuple[str, str, float]]], None] | None = None,
+    on_drift: Callable[[list[DriftScore]], None] | None = None,
 ) -> list[Job]:
-    """The control plane's background jobs: experiment evaluation, the prediction log's retention.
+    """The control plane's background jobs: experiments, drift, the prediction log's retention.
 
     Experiments are evaluated under an exclusive lock on ``HOME/experiments.lock``, so of the
     processes running the job (the control plane, every ``modelport up`` worker) one evaluates
-    at a time and the others skip their turn (:class:`~modelport.service.jobs.JobSkipped`).
+    at a time and the others skip their turn (:class:`~modelport.service.jobs.JobSkipped`); the
+    drift job likewise under ``HOME/drift.lock``.
 
     Args:
         settings: The installation and the jobs' intervals.
         clock: The time of decisions and of retention.
         on_evaluated: Told after each evaluation run when every experiment not yet ended was
             last evaluated: ``(experiment, deployment, Unix time)`` (the metrics').
+        on_drift: Told after each drift run the latest scores (the metrics').
 
     Raises:
         ConfigError: The prediction log's backend is ``postgresql`` without a PostgreSQL URL.
@@ -248,7 +285,74 @@ def control_plane_jobs(
                 return summary
 
     jobs = [Job("evaluate-experiments", settings.controlplane.experiment_interval_s, evaluate)]
+    jobs.append(_drift_job(settings, clock, on_drift))
+    jobs += alert_jobs(settings, clock)
     return jobs + _retention_jobs(settings, clock)
+
+
+def _drift_job(
+    settings: Settings, clock: Clock, on_drift: Callable[[list[DriftScore]], None] | None
+) -> Job:
+    """The drift job (:class:`~modelport.service.drift_monitor.DriftMonitor`), one at a time."""
+    lock = settings.home / "drift.lock"
+
+    def score() -> str:
+        url = settings.resolved_database_url()
+        with DriftStore(url) as store:
+            try:
+                with turn(lock, settings.controlplane.drift_interval_s):
+                    with MetadataStore(url, clock) as registry:
+                        return DriftMonitor(store, registry, settings.monitoring, clock).run()
+            finally:  # this process's metrics show the latest scores, whoever made them
+                if on_drift is not None:
+                    on_drift(drift_scores(store.latest_results(against="reference")))
+
+    return Job("score-drift", settings.controlplane.drift_interval_s, score)
+
+
+def open_drift_store(settings: Settings) -> DriftStore:
+    """Open the drift windows and verdicts kept in the metadata database."""
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return DriftStore(settings.resolved_database_url())
+
+
+def open_drift_recorder(settings: Settings, gateway: Callable[[], Gateway]) -> DriftRecorder:
+    """The drift windows of a gateway process: counted from its log, stored in the database.
+
+    Args:
+        settings: The metadata database and the bucket length.
+        gateway: The process's gateway (once built): which inputs and outputs each
+            deployment's prediction log redacts or hashes.
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached.
+    """
+    url = settings.resolved_database_url()
+    registry = MetadataStore(url, SystemClock())
+
+    def profile(model: str, version: str) -> Profile | None:
+        if not version.isdecimal():
+            return None
+        try:
+            stored = registry.get_profile(model, int(version))
+        except NotFound:
+            return None
+        return None if stored is None else Profile.from_dict(stored.profile)
+
+    def hidden(deployment: str) -> set[str]:
+        try:
+            route = gateway().route(deployment)
+        except ModelportError:
+            return set()  # gone since: nothing of it is known to hide
+        return set(route.redact) | set(route.hashed)
+
+    counter = DriftCounter(profile, hidden, settings.monitoring.drift_bucket_s)
+    try:
+        store = DriftStore(url)
+    except BaseException:
+        registry.close()
+        raise
+    return DriftRecorder(counter, store, on_close=registry.close)
 
 
 def _last_evaluations(experiments: ExperimentService) -> list[tuple[str, str, float]]:
@@ -306,8 +410,14 @@ def open_prediction_sink(settings: Settings) -> PredictionSink:
     return ParquetSink(settings.predictions_dir)
 
 
-def open_prediction_log(settings: Settings) -> PredictionLog:
+def open_prediction_log(
+    settings: Settings, observer: Callable[[Sequence[PredictionRecord]], None] | None = None
+) -> PredictionLog:
     """Start the prediction log of a gateway process (its writer thread), on the configured sink.
+
+    Args:
+        settings: The sink, its flush interval and queue.
+        observer: Told each flush's records (the drift windows' counter).
 
     Raises:
         ConfigError: ``postgresql`` without a PostgreSQL URL to use.
@@ -319,6 +429,7 @@ def open_prediction_log(settings: Settings) -> PredictionLog:
         rules.flush_interval_s,
         rules.max_queue,
         secret=prediction_log_secret(settings),
+        observer=observer,
     )
 
 

@@ -12,6 +12,7 @@ def test_exported_names() -> None:
         "Decision",
         "ModelCall",
         "Pending",
+        "RunMarks",
         "decide",
     ]
     for name in modelport.batching.__all__:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modelport.cli._when import expiry, parse_duration, since
+from modelport.cli._when import expiry, parse_duration, since, time_range
 from modelport.core.errors import ConfigError
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -65,3 +65,23 @@ def test_unreadable_times_say_what_was_expected(option: str, parse: object) -> N
     with pytest.raises(ConfigError) as err:
         parse("next tuesday", NOW)
     assert err.value.message.startswith(f"{option} 'next tuesday': expected a duration such as")
+
+
+def test_a_time_range_from_durations_and_times() -> None:
+    assert time_range(None, None, NOW) == (None, None)
+    assert time_range("2h", "1h", NOW) == (NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+    assert time_range("2025-01-31", None, NOW)[0] == datetime(2025, 1, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("1h", "2h", "--until '2h' .* must be after --since '1h'"),
+        ("2025-02-01", "2025-02-01", "must be after --since"),
+        ("2099-01-01", None, "--since '2099-01-01' is in the future"),
+        ("1h", "soon", "--until 'soon': expected a duration"),
+    ],
+)
+def test_a_bad_time_range_says_what_was_expected(start: str, end: str | None, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        time_range(start, end, NOW)

@@ -191,6 +191,7 @@ def test_exported_names() -> None:
             "StatisticResult",
             "WindowCounts",
             "chi2_2samp",
+            "compare_windows",
             "detect",
             "feature_columns",
             "hellinger",
@@ -204,3 +205,33 @@ def test_exported_names() -> None:
     )
     for name in drift.__all__:
         assert hasattr(drift, name), name
+
+
+def test_a_window_compared_with_the_one_before_it(reference_profile: drift.Profile) -> None:
+    before = reference_profile.count(synthetic.make(np.random.default_rng(71), 20_000))
+    same = reference_profile.count(synthetic.make(np.random.default_rng(72), 20_000))
+    moved = reference_profile.count(
+        synthetic.make(np.random.default_rng(73), 20_000, shift=0.2, mix=0.3, shifted=SHIFTED)
+    )
+    assert drift.compare_windows(reference_profile, before, same).drifted == ()
+    report = drift.compare_windows(reference_profile, before, moved)
+    assert report.drifted == SHIFTED
+    assert report.reference_rows == 20_000 and report.rows == 20_000
+    # The same scores as detect() with the earlier window's rows as the reference's counts.
+    rebased = reference_profile.rebased(before)
+    assert rebased.rows == before.rows
+    assert [f.counts for f in rebased.features] == [f.counts for f in before.features]
+
+
+def test_comparing_windows_refuses_foreign_counts_and_an_empty_feature(
+    reference_profile: drift.Profile,
+) -> None:
+    window = reference_profile.count(synthetic.make(np.random.default_rng(74), 500))
+    other = drift.profile(synthetic.make(np.random.default_rng(75), 1_000))
+    with pytest.raises(ValueError, match="another profile"):
+        drift.compare_windows(reference_profile, window, other.count(
+            synthetic.make(np.random.default_rng(76), 100)))  # fmt: skip
+    empty = reference_profile.count({name: np.full(3, np.nan if name not in
+        reference_profile.categorical else None) for name in reference_profile.names})  # fmt: skip
+    with pytest.raises(ValueError, match="no value in the window"):
+        drift.compare_windows(reference_profile, empty, window)

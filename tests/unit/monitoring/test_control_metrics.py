@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -59,20 +60,23 @@ def test_the_last_evaluation_of_each_experiment() -> None:
     assert found[(name, (("deployment", "churn"), ("experiment", "churn-v2")))] == 50
 
 
-def test_drift_scores_come_from_the_hook_and_stay_empty_without_one() -> None:
+def test_drift_scores_are_the_drift_jobs_latest_and_stay_empty_without_one() -> None:
     plain = Exposition(multiprocess=False)
     ControlPlaneMetrics(plain)
     assert not [key for key in render(plain) if key[0].startswith("modelport_drift")]
     exposition = Exposition(multiprocess=False)
-    scores = [
-        DriftScore("fraud", "amount", "psi", 0.31, 0.2, True),
-        DriftScore("fraud", "country", "jensen_shannon", 0.01, 0.1, False),
-    ]
-    ControlPlaneMetrics(exposition, drift_scores=lambda: scores)
+    metrics = ControlPlaneMetrics(exposition)
+    metrics.drift_scored([
+        DriftScore("fraud", "current", 3600.0, "amount", "psi", 0.31, 0.2, True),
+        DriftScore("fraud", "current", 3600.0, "country", "jensen_shannon", 0.01, 0.1, False),
+        DriftScore("fraud", "current", 3600.0, "empty", "none", math.nan, 0.1, False),
+    ])  # fmt: skip
     found = render(exposition)
-    amount = (("deployment", "fraud"), ("feature", "amount"), ("method", "psi"))
-    country = (("deployment", "fraud"), ("feature", "country"), ("method", "jensen_shannon"))
-    assert found[("modelport_drift_score", amount)] == 0.31
-    assert found[("modelport_drift_threshold", amount)] == 0.2
-    assert found[("modelport_drift_detected", amount)] == 1
-    assert found[("modelport_drift_detected", country)] == 0
+    common = (("deployment", "fraud"), ("variant", "current"), ("window", "3600"))
+    amount = (*common, ("feature", "amount"), ("method", "psi"))
+    country = (*common, ("feature", "country"), ("method", "jensen_shannon"))
+    assert found[("modelport_drift_score", tuple(sorted(amount)))] == 0.31
+    assert found[("modelport_drift_threshold", tuple(sorted(amount)))] == 0.2
+    assert found[("modelport_drift_detected", tuple(sorted(amount)))] == 1
+    assert found[("modelport_drift_detected", tuple(sorted(country)))] == 0
+    assert not [key for key in found if ("feature", "empty") in key[1]]  # no score: no sample

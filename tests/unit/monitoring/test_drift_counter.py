@@ -96,3 +96,17 @@ def test_profiles_are_looked_up_once_per_version_and_again_later() -> None:
     now[0] = 301.0
     drift.observe([record(RNG.normal(size=(2, 2)), T0)])
     assert asked == [("fraud", "1"), ("fraud", "1")]  # a profile may have been made since
+
+
+def test_only_ended_buckets_are_taken_and_a_late_record_makes_a_new_slice() -> None:
+    drift = counter()
+    rows = RNG.normal(size=(4, 2))
+    drift.observe([record(rows, T0 + timedelta(seconds=59)),
+                   record(rows, T0 + timedelta(seconds=61))])  # fmt: skip
+    minute = (T0 + timedelta(minutes=1)).timestamp()
+    [ended] = drift.take(before=minute)
+    assert (ended.start, ended.seconds, ended.variant, ended.counts.rows) == (T0, 60.0, "a", 4)
+    drift.observe([record(rows[:1], T0 + timedelta(seconds=30))])  # arrived late
+    late, running = drift.take(before=minute)[0], drift.take()
+    assert (late.start, late.counts.rows) == (T0, 1)
+    assert [(s.start, s.counts.rows) for s in running] == [(T0 + timedelta(minutes=1), 4)]

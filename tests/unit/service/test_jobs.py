@@ -12,7 +12,7 @@ import pytest
 
 from modelport.core.errors import ConfigError
 from modelport.core.settings import ControlPlaneSettings, PredictionLogSettings, Settings
-from modelport.service.jobs import Job, JobRunner, JobSkipped, JobStats, exclusive
+from modelport.service.jobs import Job, JobRunner, JobSkipped, JobStats, exclusive, turn
 from modelport.service.wiring import control_plane_jobs
 from modelport.testing import FakeClock
 
@@ -141,8 +141,9 @@ def test_the_control_plane_job_prunes_the_prediction_log_by_its_settings(tmp_pat
     for day in ("2024-03-01", "2024-03-02", "2024-03-30"):
         (folder / "fraud" / day).mkdir(parents=True)
         (folder / "fraud" / day / "segment-1.parquet").write_bytes(b"x")
-    evaluate, job = control_plane_jobs(settings, clock)
-    assert (evaluate.name, job.name) == ("evaluate-experiments", "prune-predictions")
+    jobs = {job.name: job for job in control_plane_jobs(settings, clock)}
+    assert {"evaluate-experiments", "score-drift", "prune-predictions"} <= jobs.keys()
+    job = jobs["prune-predictions"]
     assert (job.name, job.interval_s) == ("prune-predictions", 60)
     assert job.run() == (
         f"deleted 2 segment(s) of {folder}: fraud/2024-03-01/segment-1.parquet, "
@@ -155,7 +156,13 @@ def test_the_control_plane_job_prunes_the_prediction_log_by_its_settings(tmp_pat
 def test_no_retention_rule_no_job(tmp_path: Path) -> None:
     keep = PredictionLogSettings(retention_days=None, max_bytes=None)
     kept = control_plane_jobs(Settings(home=tmp_path, predictions=keep))
-    assert [j.name for j in kept] == ["evaluate-experiments"]  # nothing to prune
+    assert [j.name for j in kept] == [
+        "evaluate-experiments",
+        "score-drift",
+        "evaluate-alerts",
+        "deliver-notifications",
+        "prune-alerts",
+    ]  # nothing to prune in the prediction log
 
 
 def test_exclusive_lets_one_holder_in_at_a_time(tmp_path: Path) -> None:
@@ -175,3 +182,43 @@ def test_the_evaluation_job_runs_on_an_empty_installation(tmp_path: Path) -> Non
     assert evaluate.run() is None  # no experiments: nothing to say
     with exclusive(tmp_path / "experiments.lock"), pytest.raises(JobSkipped):
         evaluate.run()  # another process evaluates: this one skips its turn
+
+
+def test_the_drift_job_takes_turns_and_hands_its_scores_over(tmp_path: Path) -> None:
+    told: list[list[object]] = []
+    jobs = control_plane_jobs(Settings(home=tmp_path), on_drift=told.append)
+    [drift] = [job for job in jobs if job.name == "score-drift"]
+    assert drift.interval_s == 300
+    assert drift.run() == (
+        "scored 0 windows of 0 deployments; 0 features drifted from their reference; "
+        "pruned 0 buckets, 0 verdicts"
+    )
+    assert told == [[]]
+    with pytest.raises(JobSkipped, match="another process did it"):
+        drift.run()  # done this interval (by whoever): the scores are still handed over
+    assert told == [[], []]
+    with exclusive(tmp_path / "drift.lock"), pytest.raises(JobSkipped):
+        drift.run()
+
+
+def test_a_turn_is_taken_once_per_interval_whoever_takes_it(tmp_path: Path) -> None:
+    now = [1000.0]
+    lock = tmp_path / "job.lock"
+    with turn(lock, 10, lambda: now[0]):
+        pass  # did the work
+    now[0] += 8.9
+    with pytest.raises(JobSkipped, match="did it 8.9 s ago"), turn(lock, 10, lambda: now[0]):
+        pass
+    now[0] += 0.1  # 9 s: the share of the interval after which another may go
+    with turn(lock, 10, lambda: now[0]):
+        pass
+    with pytest.raises(RuntimeError), turn(lock, 10, lambda: now[0] + 20):
+        raise RuntimeError("failed")  # a failed run does not stamp: the next one may go
+    with turn(lock, 10, lambda: now[0] + 20):
+        pass
+    with exclusive(lock), pytest.raises(JobSkipped, match="another process is doing it"):
+        with turn(lock, 10, lambda: now[0] + 100):
+            pass
+    lock.write_text("garbage")
+    with turn(lock, 10, lambda: now[0]):
+        pass

@@ -1,4 +1,4 @@
-"""The control plane's REST API: ``/v1/deployments``, ``/v1/experiments``, probes, metrics (ASGI).
+"""The control plane's REST API: deployments, experiments, alert rules, probes, metrics (ASGI).
 
 :class:`ControlPlaneApp` is a :class:`~modelport.server.rest.app.RoutedApp` over
 :data:`~modelport.server.controlplane.routes.CONTROL_ROUTES`: the base class routes, admits each
@@ -7,7 +7,9 @@ maps errors to statuses and ``{"error": ...}``; each endpoint here reads the bod
 :class:`~modelport.service.deployments.DeploymentService` or
 :class:`~modelport.service.experiments.ExperimentService` method in a worker thread (they query
 the database) and serialises the answer. Experiment routes are admitted for any grant of their
-role (a listing) and then authorised here on the experiment's deployment, which grants name.
+role (a listing) and then authorised here on the experiment's deployment, which grants name;
+alert rule routes likewise, on the deployment each rule watches, through
+:class:`~modelport.service.alert_rules.AlertRuleService`.
 
 A body is YAML or JSON by its ``Content-Type``: ``application/json`` (one document, or a list of
 them for ``POST``), ``application/yaml`` or ``text/yaml`` (one document, or several with
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -28,11 +31,14 @@ from modelport.core.documents import Document, load_documents
 from modelport.core.errors import InvalidInput, NotFound
 from modelport.experiments.experiment_store import StoredExperiment
 from modelport.experiments.store import Applied, StoredDeployment
+from modelport.monitoring.alert_rules import StoredAlertRule
 from modelport.security.rbac import Action
 from modelport.server.controlplane.routes import CONTROL_ROUTES, control_openapi_document
 from modelport.server.rest.app import Hook, RoutedApp
 from modelport.server.rest.asgi import Reply, Request, read_body
 from modelport.service.access import AccessControl, audit_text
+from modelport.service.alert_rules import AlertRuleService, Authorize, describe_rule, rule_changes
+from modelport.service.alerts import AlertService
 from modelport.service.deployments import (
     DeploymentService,
     ReplicaProbe,
@@ -55,7 +61,7 @@ _SOURCE: Final = "request body"
 
 
 class ControlPlaneApp(RoutedApp):
-    """The control plane's ``/v1/`` routes over deployments and experiments.
+    """The control plane's ``/v1/`` routes over deployments, experiments and alert rules.
 
     Args:
         access: Authentication, authorisation and audit of every call.
@@ -67,6 +73,8 @@ class ControlPlaneApp(RoutedApp):
         probe: Checks that the replicas an applied deployment names answer; ``None`` skips it.
         metrics: Returns the Prometheus text of ``GET /metrics`` and its content type; ``None``:
             the route answers 404.
+        alert_rules: The alert rules' use cases; ``None``: their routes answer 404.
+        alerts: The alerts' listing (``GET /v1/alerts``); ``None``: it answers 404.
     """
 
     def __init__(
@@ -79,9 +87,13 @@ class ControlPlaneApp(RoutedApp):
         on_shutdown: Sequence[Hook] = (),
         probe: ReplicaProbe | None = None,
         metrics: Callable[[], tuple[bytes, str]] | None = None,
+        alert_rules: AlertRuleService | None = None,
+        alerts: AlertService | None = None,
     ) -> None:
         self.deployments = deployments
         self.experiments = experiments
+        self.alert_rules = alert_rules
+        self.alerts = alerts
         self.max_body = max_body_bytes
         self.probe = probe
         self._metrics = metrics
@@ -188,6 +200,61 @@ class ControlPlaneApp(RoutedApp):
 
         return Reply.json(await asyncio.to_thread(work))
 
+    async def list_alert_rules(self, request: Request) -> Reply:
+        """``GET /v1/alertrules[?deployment=NAME]``: rules of the deployments the caller may see."""
+        rules = self._rules()
+        deployment = _query(request, "deployment")
+        visible = None
+        if self.access.enabled:
+
+            def visible(names: Collection[str]) -> Collection[str]:
+                return self.access.visible(request.identity, names)
+
+        found = await asyncio.to_thread(rules.list, deployment, visible=visible)
+        return Reply.json({"alertRules": [describe_rule(s) for s in found]})
+
+    async def get_alert_rule(self, request: Request, name: str) -> Reply:
+        """``GET /v1/alertrules/{name}``."""
+        stored = await asyncio.to_thread(
+            self._rules().get, name, authorize=self._authorize(request, Action.METADATA)
+        )
+        return Reply.json(describe_rule(stored))
+
+    async def put_alert_rule(self, request: Request, name: str) -> Reply:
+        """``PUT /v1/alertrules/{name}``: create or replace one rule."""
+        body = await read_body(request, self.max_body)
+        return Reply.json(await asyncio.to_thread(self._apply_rules, request, body, name))
+
+    async def apply_alert_rules(self, request: Request) -> Reply:
+        """``POST /v1/alertrules``: apply one or several AlertRule documents, all checked first."""
+        body = await read_body(request, self.max_body)
+        return Reply.json(await asyncio.to_thread(self._apply_rules, request, body, None))
+
+    async def delete_alert_rule(self, request: Request, name: str) -> Reply:
+        """``DELETE /v1/alertrules/{name}``: what was removed."""
+        removed: StoredAlertRule = await asyncio.to_thread(
+            self._rules().delete,
+            name,
+            _actor(request),
+            authorize=self._authorize(request, Action.MANAGE),
+            request_id=request.caller.request_id,
+        )
+        return Reply.json(describe_rule(removed))
+
+    async def list_alerts(self, request: Request) -> Reply:
+        """``GET /v1/alerts[?deployment=NAME][&all=true]``: the alerts the caller may see."""
+        if self.alerts is None:
+            raise NotFound("alerts are not served by this server")
+        deployment, everything = _alert_query(request)
+        visible = None
+        if self.access.enabled:
+
+            def visible(names: set[str]) -> set[str]:
+                return self.access.visible(request.identity, names)
+
+        listed = await asyncio.to_thread(self.alerts.list_alerts, deployment, everything, visible)
+        return Reply.json(listed)
+
     async def live(self, request: Request) -> Reply:
         """``GET /v1/health/live``."""
         return Reply.json({"live": True})
@@ -248,6 +315,46 @@ class ControlPlaneApp(RoutedApp):
             return describe_experiment(done)
 
         return Reply.json(await asyncio.to_thread(work))
+
+    def _rules(self) -> AlertRuleService:
+        if self.alert_rules is None:
+            raise NotFound("alert rules are not served by this server")
+        return self.alert_rules
+
+    def _authorize(self, request: Request, action: Action) -> Authorize | None:
+        """Checks ``action`` on a rule's deployment for the caller; ``None`` without auth."""
+        if not self.access.enabled:
+            return None
+
+        def authorize(deployment: str) -> None:
+            self.access.check(request.caller, action, deployment)
+
+        return authorize
+
+    def _apply_rules(self, request: Request, body: bytes, name: str | None) -> dict[str, Any]:
+        """Parse, authorise (on each rule's deployment) and apply (in a worker thread)."""
+        rules = self._rules()
+        documents = parse_documents(body, request.header(b"content-type"))
+        if name is not None:
+            _single(documents, name, "alertrules")
+        applied = rules.apply(
+            documents,
+            _actor(request),
+            authorize=self._authorize(request, Action.MANAGE),
+            request_id=request.caller.request_id,
+        )
+        return {
+            "applied": [
+                {
+                    "name": a.stored.name,
+                    "generation": a.stored.generation,
+                    "created": a.previous is None,
+                    "changed": a.changed,
+                    "changes": rule_changes(a),
+                }
+                for a in applied
+            ]
+        }
 
     def _apply_experiments(self, request: Request, body: bytes, name: str | None) -> dict[str, Any]:
         """Parse, authorise (on each experiment's deployment) and apply (in a worker thread)."""
@@ -328,6 +435,52 @@ def _single(documents: Sequence[Document], name: str, kinds: str) -> None:
             f"metadata.name {given!r} does not match the name in the path, {name!r}; "
             "PUT a document to its own name"
         )
+
+
+def _query(request: Request, accepted: str) -> str | None:
+    """The one query parameter a listing takes, or ``None`` when it is not given.
+
+    Raises:
+        InvalidInput: Another parameter is given, or this one more than once.
+    """
+    text = request.query_string.decode("latin-1")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True) if text else []
+    except ValueError:
+        raise InvalidInput(f"the query string {text!r} is not NAME=VALUE pairs") from None
+    others = sorted({key for key, _ in pairs if key != accepted})
+    if others:
+        raise InvalidInput(f"unknown query parameter {others[0]!r}; this listing takes {accepted}")
+    values = [value for key, value in pairs if key == accepted]
+    if len(values) > 1:
+        raise InvalidInput(f"{accepted} is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _alert_query(request: Request) -> tuple[str | None, bool]:
+    """``deployment`` and ``all`` of ``GET /v1/alerts``.
+
+    Raises:
+        InvalidInput: Another parameter, one given twice, or ``all`` neither true nor false.
+    """
+    text = request.query_string.decode("latin-1")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True) if text else []
+    except ValueError:
+        raise InvalidInput(f"the query string {text!r} is not NAME=VALUE pairs") from None
+    given: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in ("deployment", "all"):
+            raise InvalidInput(
+                f"unknown query parameter {key!r}; this listing takes deployment, all"
+            )
+        if key in given:
+            raise InvalidInput(f"{key} is given more than once; give it once")
+        given[key] = value
+    everything = given.get("all", "false").lower()
+    if everything not in ("true", "false", "1", "0"):
+        raise InvalidInput(f"all={given['all']!r}: expected true or false")
+    return given.get("deployment"), everything in ("true", "1")
 
 
 def _name_of(document: Document) -> str | None:

@@ -26,8 +26,14 @@ from modelport.server.logs import Logs
 from modelport.server.rest.tls import server_ssl_context
 from modelport.server.supervisor import bind
 from modelport.server.worker import run_asgi
+from modelport.service.alert_jobs import open_alerts
 from modelport.service.jobs import JobRunner
-from modelport.service.wiring import build_exposition, control_plane_jobs, open_control_plane
+from modelport.service.wiring import (
+    build_exposition,
+    control_plane_jobs,
+    open_alert_rules,
+    open_control_plane,
+)
 
 __all__ = ["serve_controlplane"]
 
@@ -62,10 +68,18 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
         ssl_context = server_ssl_context(settings.security.tls)
         host, port = sock.getsockname()[:2]
         url = _url(host, port, "https" if ssl_context is not None else "http")
-        with open_control_plane(settings) as (deployments, experiments, access):
+        with (
+            open_control_plane(settings) as (deployments, experiments, access),
+            open_alert_rules(settings) as alert_rules,
+            open_alerts(settings) as alerts,
+        ):
             exposition = build_exposition(settings)
             metrics = ControlPlaneMetrics(exposition)
-            jobs = JobRunner(control_plane_jobs(settings, on_evaluated=metrics.evaluated))
+            jobs = JobRunner(
+                control_plane_jobs(
+                    settings, on_evaluated=metrics.evaluated, on_drift=metrics.drift_scored
+                )
+            )
             metrics.follow_jobs(jobs.stats)
 
             async def start() -> None:
@@ -91,6 +105,8 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
                 on_shutdown=[stop],
                 probe=HttpReplicaProbe.from_settings(settings),
                 metrics=exposition.render,
+                alert_rules=alert_rules,
+                alerts=alerts,
             )
             served = run_asgi(app, settings, sock, ssl_context, logs.access)
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from modelport.core.alert import AlertRule
 from modelport.core.deployment import Deployment
 from modelport.core.experiment import Experiment
 from modelport.security.rbac import Action
@@ -25,7 +26,7 @@ Schema = dict[str, Any]
 
 _JSON: Final = "application/json"
 _YAML_TYPES: Final = ("application/yaml", "text/yaml")
-_TAGS: Final = ("deployments", "experiments", "health", "monitoring", "server")
+_TAGS: Final = ("deployments", "experiments", "alertrules", "health", "monitoring", "server")
 _DESCRIPTION: Final = """\
 The modelport control plane: declarative resources under `/v1/{kind-plural}`.
 
@@ -43,6 +44,10 @@ written; every change is audited with the actor and the changed fields.
 `GET /v1/experiments/{name}` shows it with its newest decisions, each with the counts, \
 estimates, p-values and thresholds it was taken from. Experiments are authorised on their \
 deployment's name.
+
+`/v1/alertrules` holds alert rules the same way (an AlertRule document per PUT; \
+`GET /v1/alertrules?deployment=NAME` lists one deployment's). A rule is authorised on the name \
+of the deployment it watches, which must exist.
 
 `GET /metrics` is the Prometheus text of the control plane's background jobs (runs, failures, \
 last success), of the experiments' last evaluations and of its process (CPU, memory).
@@ -214,6 +219,94 @@ def _action_operation(summary: str) -> Schema:
     )
 
 
+_RULE_NOT_FOUND: Final = _error("No alert rule by that name.")
+_RULE_APPLY_ERRORS: Final[dict[str, Schema]] = {
+    "400": _error(
+        "The body is not valid YAML or JSON, a document is not a valid AlertRule (the message "
+        "names the field), or the names disagree; nothing was written."
+    ),
+    "404": _error("The rule's deployment does not exist; nothing was written."),
+    "409": _error("Another writer created the same rule at the same moment; apply again."),
+    "413": _error("The body is over the control plane's size limit."),
+    "503": _error("The audit log cannot be written, so nothing was applied."),
+}
+_RULE_APPLIED: Final = _reply(
+    "What each document did: its generation now, whether anything changed, and what.",
+    _ref("Applied"),
+)
+LIST_RULES: Final = {
+    **_operation(
+        "Alert rules of the deployments the caller may see",
+        "alertrules",
+        {"200": _reply("Every visible alert rule, by name.", _ref("AlertRuleList"))},
+    ),
+    "parameters": [
+        {
+            "name": "deployment",
+            "in": "query",
+            "required": False,
+            "description": "Only the rules watching this deployment.",
+            "schema": {"type": "string"},
+        }
+    ],
+}
+GET_RULE: Final = _operation(
+    "One alert rule",
+    "alertrules",
+    {"200": _reply("The stored rule.", _ref("StoredAlertRule")), "404": _RULE_NOT_FOUND},
+)
+PUT_RULE: Final = _operation(
+    "Create or replace an alert rule (its metadata.name must be the path's name)",
+    "alertrules",
+    {"200": _RULE_APPLIED, **_RULE_APPLY_ERRORS},
+    _documents_body(many=False, kind="AlertRule"),
+)
+POST_RULES: Final = _operation(
+    "Apply one or several alert rules (all checked before any is written)",
+    "alertrules",
+    {"200": _RULE_APPLIED, **_RULE_APPLY_ERRORS},
+    _documents_body(many=True, kind="AlertRule"),
+)
+DELETE_RULE: Final = _operation(
+    "Remove an alert rule",
+    "alertrules",
+    {
+        "200": _reply("What was removed.", _ref("StoredAlertRule")),
+        "404": _RULE_NOT_FOUND,
+        "503": _error("The audit log cannot be written, so nothing was removed."),
+    },
+)
+
+
+LIST_ALERTS: Final = {
+    **_operation(
+        "Firing and pending alerts of the deployments the caller may see",
+        "monitoring",
+        {
+            "200": _reply(
+                "Firing, then pending (and with all=true, recently resolved) alerts.",
+                _ref("AlertList"),
+            ),
+            "400": _error("An unknown query parameter, or all is not true or false."),
+        },
+    ),
+    "parameters": [
+        {
+            "name": "deployment",
+            "in": "query",
+            "required": False,
+            "description": "Only this deployment's alerts.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "all",
+            "in": "query",
+            "required": False,
+            "description": "Add the alerts resolved in the last 24 hours.",
+            "schema": {"type": "boolean"},
+        },
+    ],
+}
 OPENAPI: Final = _operation(
     "This document",
     "server",
@@ -232,48 +325,46 @@ METRICS: Final = _operation(
 )
 
 
+def _resource_routes(
+    path: str,
+    one: str,
+    many: str,
+    target: Target,
+    *,
+    list_: Schema,
+    apply: Schema,
+    get: Schema,
+    put: Schema,
+    delete: Schema,
+) -> tuple[Route, ...]:
+    """A resource kind's five routes, in matching order, each with its OpenAPI operation.
+
+    ``GET`` (``list_{many}``) and ``POST`` (``apply_{many}``) on ``path``; ``GET``
+    (``get_{one}``), ``PUT`` (``put_{one}``) and ``DELETE`` (``delete_{one}``) on
+    ``path/{name}``. The names are the endpoints and the operation ids. Listing and applying are
+    authorised as listings (any deployer may apply; each document's name is then authorised on
+    its own); the routes of one resource are authorised on ``target``.
+    """
+    item = f"{path}/{{name}}"
+    return (
+        Route("GET", path, f"list_{many}", Action.METADATA, Target.LISTING, list_, f"list_{many}"),
+        Route("POST", path, f"apply_{many}", Action.MANAGE, Target.LISTING, apply, f"apply_{many}"),
+        Route("GET", item, f"get_{one}", Action.METADATA, target, get, f"get_{one}"),
+        Route("PUT", item, f"put_{one}", Action.MANAGE, target, put, f"put_{one}"),
+        Route("DELETE", item, f"delete_{one}", Action.MANAGE, target, delete, f"delete_{one}"),
+    )  # fmt: skip
+
+
 CONTROL_ROUTES: Final[tuple[Route, ...]] = (
-    Route(
-        "GET", "/v1/deployments", "list_deployments", Action.METADATA, Target.LISTING,
-        LIST, "list_deployments",
-    ),
-    Route(
-        # Any deployer may call it; each document's name is then authorised on its own.
-        "POST", "/v1/deployments", "apply_deployments", Action.MANAGE, Target.LISTING,
-        POST, "apply_deployments",
-    ),
-    Route(
-        "GET", "/v1/deployments/{name}", "get_deployment", Action.METADATA, Target.MODEL,
-        GET, "get_deployment",
-    ),
-    Route(
-        "PUT", "/v1/deployments/{name}", "put_deployment", Action.MANAGE, Target.MODEL,
-        PUT, "put_deployment",
-    ),
-    Route(
-        "DELETE", "/v1/deployments/{name}", "delete_deployment", Action.MANAGE, Target.MODEL,
-        DELETE, "delete_deployment",
+    *_resource_routes(
+        "/v1/deployments", "deployment", "deployments", Target.MODEL,
+        list_=LIST, apply=POST, get=GET, put=PUT, delete=DELETE,
     ),
     # Experiments are authorised on their deployment's name, which the endpoint reads first.
-    Route(
-        "GET", "/v1/experiments", "list_experiments", Action.METADATA, Target.LISTING,
-        LIST_EXPERIMENTS, "list_experiments",
-    ),
-    Route(
-        "POST", "/v1/experiments", "apply_experiments", Action.MANAGE, Target.LISTING,
-        POST_EXPERIMENTS, "apply_experiments",
-    ),
-    Route(
-        "GET", "/v1/experiments/{name}", "get_experiment", Action.METADATA, Target.LISTING,
-        GET_EXPERIMENT, "get_experiment",
-    ),
-    Route(
-        "PUT", "/v1/experiments/{name}", "put_experiment", Action.MANAGE, Target.LISTING,
-        PUT_EXPERIMENT, "put_experiment",
-    ),
-    Route(
-        "DELETE", "/v1/experiments/{name}", "delete_experiment", Action.MANAGE,
-        Target.LISTING, DELETE_EXPERIMENT, "delete_experiment",
+    *_resource_routes(
+        "/v1/experiments", "experiment", "experiments", Target.LISTING,
+        list_=LIST_EXPERIMENTS, apply=POST_EXPERIMENTS, get=GET_EXPERIMENT, put=PUT_EXPERIMENT,
+        delete=DELETE_EXPERIMENT,
     ),
     *(
         Route(
@@ -288,6 +379,16 @@ CONTROL_ROUTES: Final[tuple[Route, ...]] = (
             ("acknowledge", "Acknowledge a sample-ratio mismatch; decisions resume"),
             ("evaluate", "Evaluate now and act on the decision"),
         )
+    ),
+    # Alert rules too are authorised on their deployment's name, read by the endpoint.
+    *_resource_routes(
+        "/v1/alertrules", "alert_rule", "alert_rules", Target.LISTING,
+        list_=LIST_RULES, apply=POST_RULES, get=GET_RULE, put=PUT_RULE, delete=DELETE_RULE,
+    ),
+    # Alerts are listed like deployments: each filtered to the deployments the caller may see.
+    Route(
+        "GET", "/v1/alerts", "list_alerts", Action.METADATA, Target.LISTING,
+        LIST_ALERTS, "list_alerts",
     ),
     Route("GET", "/v1/health/live", "live", Action.HEALTH, Target.SERVER, LIVE, "live"),
     Route("GET", "/v1/health/ready", "ready", Action.HEALTH, Target.SERVER, READY, "ready"),
@@ -378,6 +479,56 @@ _SCHEMAS: Final[dict[str, Schema]] = {
         "required": ["experiments"],
         "properties": {"experiments": {"type": "array", "items": _ref("StoredExperiment")}},
     },
+    "StoredAlertRule": {
+        "type": "object",
+        "required": [
+            "name", "deployment", "generation", "createdAt", "createdBy", "updatedAt",
+            "updatedBy", "document",
+        ],
+        "properties": {
+            "name": _NAME,
+            "deployment": _NAME,
+            "generation": {"type": "integer", "minimum": 1},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "createdBy": _STRING,
+            "updatedAt": {"type": "string", "format": "date-time"},
+            "updatedBy": _STRING,
+            "document": _ref("AlertRule"),
+        },
+    },
+    "AlertRuleList": {
+        "type": "object",
+        "required": ["alertRules"],
+        "properties": {"alertRules": {"type": "array", "items": _ref("StoredAlertRule")}},
+    },
+    "AlertList": {
+        "type": "object",
+        "required": ["alerts"],
+        "properties": {
+            "alerts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["rule", "deployment", "state", "labels", "fingerprint"],
+                    "properties": {
+                        "rule": _NAME,
+                        "deployment": _NAME,
+                        "state": {"type": "string", "enum": ["firing", "pending", "resolved"]},
+                        "labels": {"type": "object", "additionalProperties": _STRING},
+                        "annotations": {"type": "object", "additionalProperties": _STRING},
+                        "fingerprint": _STRING,
+                        "since": {"type": "string", "format": "date-time", "nullable": True},
+                        "activeSince": {"type": "string", "format": "date-time", "nullable": True},
+                        "firedAt": {"type": "string", "format": "date-time", "nullable": True},
+                        "resolvedAt": {"type": "string", "format": "date-time", "nullable": True},
+                        "value": {"type": "number", "nullable": True},
+                        "updatedAt": {"type": "string", "format": "date-time"},
+                        "pendingNotifications": {"type": "integer", "minimum": 0},
+                    },
+                },
+            }
+        },
+    },
     "Applied": {
         "type": "object",
         "required": ["applied"],
@@ -412,5 +563,10 @@ def control_openapi_document() -> dict[str, Any]:
         title="modelport control plane",
         description=_DESCRIPTION,
         tags=_TAGS,
-        schemas={**model_schemas(Deployment), **model_schemas(Experiment), **_SCHEMAS},
+        schemas={
+            **model_schemas(Deployment),
+            **model_schemas(Experiment),
+            **model_schemas(AlertRule),
+            **_SCHEMAS,
+        },
     )

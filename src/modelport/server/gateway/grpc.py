@@ -6,12 +6,14 @@ authorisation and error statuses), with inference, metadata and health answered 
 in-process backend its tensors, and encoded as a REST body with binary tensors for a remote one.
 The variant that answered is sent as ``x-modelport-variant`` trailing metadata; a caller holding
 the ``deployer`` role names one with ``x-modelport-variant`` metadata. The repository extension
-and statistics belong to model servers: UNIMPLEMENTED here.
+and statistics belong to model servers: UNIMPLEMENTED here. With tracing on, each inference is
+a server span continuing the caller's trace (``traceparent`` metadata), the parent of the
+backend's spans.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelport import __version__
 from modelport.core.clock import Clock, SystemClock
@@ -26,8 +28,12 @@ from modelport.server.gateway.remote import error_for_status
 from modelport.server.grpc.errors import handle_errors
 from modelport.server.grpc.servicer import InferenceServicer
 from modelport.server.logs import AccessLog, identity_hash
+from modelport.server.tracing import current
 from modelport.service.access import AccessControl, new_request_id
 from modelport.service.gateway import Call, Gateway
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["GatewayServicer"]
 
@@ -58,6 +64,7 @@ class GatewayServicer(InferenceServicer):
         self.clock = clock if clock is not None else SystemClock()
         self.access_log = access_log
         self._subjects: dict[bytes, str] = {}
+        self._tracing = current()  # this process's, set up before the worker builds anything
 
     ModelStatistics = _BASE.ModelStatistics
     ModelConfig = _BASE.ModelConfig
@@ -109,7 +116,10 @@ class GatewayServicer(InferenceServicer):
             ready = ready and await route.backend.model_ready(model, served, call)
         return pb.ModelReadyResponse(ready=ready)
 
-    async def _infer(self, message: Any, context: Any) -> Any:
+    async def _infer(self, message: Any, context: Any, span: Span | None = None) -> Any:
+        if self._tracing is not None and span is None:
+            with self._tracing.grpc_span("ModelInfer", context.invocation_metadata()) as span:
+                return await self._infer(message, context, span)
         caller = self._caller(context)
         name = message.model_name
         identity = await self._admit(context, Action.INFER, name, caller)
@@ -138,7 +148,17 @@ class GatewayServicer(InferenceServicer):
         answer = await self.gateway.infer(route, assignment, call)
         if answer.status != 200:
             raise error_for_status(answer.status, answer.body, "the variant's backend")
-        context.set_trailing_metadata((("x-modelport-variant", assignment.slot.variant),))
+        variant = assignment.slot.variant
+        context.set_trailing_metadata((("x-modelport-variant", variant),))
+        if span is not None:
+            span.set_attributes(
+                {
+                    "modelport.deployment": name,
+                    "modelport.variant": variant,
+                    "modelport.model_version": answer.model_version or "",
+                    "modelport.request_id": call.request_id,
+                }
+            )
         response = decode_infer_response(answer.body, answer.json_length)
         return codec.encode_infer_response(response)
 

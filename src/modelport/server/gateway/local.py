@@ -3,20 +3,27 @@
 A deployment without ``spec.replicas`` is served here: each variant's version is loaded into
 the process's :class:`DataPlane` (when its route is built, off the event loop) and a request is
 decoded and answered in the same process, with no network hop. The answer names the deployment.
+With tracing on, the request's ``parse``, ``queue`` and ``inference`` spans are recorded under
+the gateway's request span (:mod:`modelport.server.tracing`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from time import monotonic
+from typing import TYPE_CHECKING, Any
 
-from modelport.batching import Batcher
+from modelport.batching import Batcher, RunMarks
 from modelport.core.errors import InvalidInput, NotFound
 from modelport.core.inference import InferenceRequest
 from modelport.protocol.rest import decode_infer_request, decode_raw_input, encode_infer_response
+from modelport.server.tracing import current
 from modelport.service.dataplane import DataPlane
 from modelport.service.gateway import Answer, Call
 from modelport.service.models import ModelSource
+
+if TYPE_CHECKING:
+    from modelport.server._otel import Tracing
 
 __all__ = ["LocalBackend"]
 
@@ -33,6 +40,7 @@ class LocalBackend:
         self.dp = dataplane
         self._source = source
         self._replaced: list[Batcher] = []
+        self._tracing = current()  # this process's, set up before the worker builds anything
 
     def prepare(self, model: str, version: str) -> None:
         """Load ``model@version`` unless this process serves it already (blocking)."""
@@ -51,8 +59,23 @@ class LocalBackend:
         The answer carries the model's CPU time for the request (``cpu_ms``), measured by the
         data plane for the prediction log.
         """
+        if self._tracing is not None and self._tracing.recording():
+            return await self._infer_traced(self._tracing, model, version, call)
         request = call.request or self._decode(model, version, call)
         response = await self.dp.infer(model, version, request, timed=True)
+        response.model_name = call.deployment
+        body, json_length = encode_infer_response(response, request)
+        return Answer(200, body, json_length, response.model_version, None, response.cpu_ms)
+
+    async def _infer_traced(self, tracing: Tracing, model: str, version: str, call: Call) -> Answer:
+        """:meth:`infer`, its stages recorded under the current (the gateway's) span."""
+        started = monotonic()
+        request = call.request or self._decode(model, version, call)
+        parsed, marks = monotonic(), RunMarks()
+        try:
+            response = await self.dp.infer(model, version, request, timed=True, marks=marks)
+        finally:
+            tracing.stages((started, parsed), marks, model, version)
         response.model_name = call.deployment
         body, json_length = encode_infer_response(response, request)
         return Answer(200, body, json_length, response.model_version, None, response.cpu_ms)

@@ -32,6 +32,7 @@ from modelport.server.gateway.grpc import GatewayServicer
 from modelport.server.gateway.local import LocalBackend
 from modelport.server.gateway.metrics import follow_gateway
 from modelport.server.gateway.remote import Backends
+from modelport.server.gateway.signals import GatewaySignals
 from modelport.server.grpc.server import create_grpc_server
 from modelport.server.logs import AccessLog
 from modelport.server.rest.tls import server_ssl_context
@@ -45,7 +46,9 @@ from modelport.service.wiring import (
     build_dataplane,
     build_exposition,
     control_plane_jobs,
+    open_alert_rules,
     open_deployment_store,
+    open_drift_recorder,
     open_experiments,
     open_feedback,
     open_prediction_log,
@@ -150,7 +153,9 @@ class _Worker:
 
             local = LocalBackend(self.dataplane, source)
         self.access = build_access(settings, clock)
-        self.predictions = open_prediction_log(settings)
+        # The drift windows are counted from the prediction log, off the request path.
+        self.drift = open_drift_recorder(settings, lambda: self.gateway)
+        self.predictions = open_prediction_log(settings, observer=self.drift)
         # What the process opened besides its own stores: feedback, the control plane's routes.
         self.control = contextlib.ExitStack()
         self.feedback = self.control.enter_context(
@@ -174,10 +179,16 @@ class _Worker:
             latency_buckets=exposition.latency_buckets,
         )
         follow_gateway(exposition, self.gateway, self.predictions, self.feedback)
+        # Alert signals: what this worker measured, written every monitoring.signal_interval_s.
+        self.signals = GatewaySignals(
+            settings, self.gateway, self.dataplane, clock, exposition.latency_buckets, worker_index
+        )
         # Under `up` the control plane's background jobs run here too (they serialise
         # themselves), and this process's /metrics shows them.
         control = ControlPlaneMetrics(exposition) if in_process else None
-        jobs = [] if control is None else control_plane_jobs(settings, clock, control.evaluated)
+        jobs = []
+        if control is not None:
+            jobs = control_plane_jobs(settings, clock, control.evaluated, control.drift_scored)
         self.jobs = JobRunner(jobs, clock=clock)
         if control is not None:
             control.follow_jobs(self.jobs.stats)
@@ -188,6 +199,7 @@ class _Worker:
         """Read the deployments, start the jobs and gRPC; then tell the supervisor."""
         gateway = self.gateway
         await gateway.start()
+        self.signals.start()
         await self.jobs.start()
         log.info(
             "worker %d serves deployments: %s",
@@ -223,6 +235,7 @@ class _Worker:
         """Finish what is in flight, write the prediction log out, close everything."""
         log.info("worker %d stopping", os.getpid(), extra={"fields": {"event": "worker_stopping"}})
         await self.jobs.stop()
+        await self.signals.stop()  # the last, partial bucket is written
         for server in self.grpc_servers:
             await server.stop(grace=2)
         for task in self.tasks:
@@ -235,6 +248,7 @@ class _Worker:
         if self.dataplane is not None:
             await self.dataplane.close()
         await asyncio.to_thread(self.predictions.close)  # everything queued is written
+        await asyncio.to_thread(self.drift.close)  # and counted: the last buckets too
         self.access.close()
         self.control.close()
         self.store.close()
@@ -248,9 +262,12 @@ class _Worker:
         """``app`` with the control plane's ``/v1/`` routes beside it on the same port."""
         from modelport.server.controlplane.app import ControlPlaneApp
         from modelport.server.controlplane.probe import HttpReplicaProbe
+        from modelport.service.alert_jobs import open_alerts
 
         settings = self.settings
         experiments = self.control.enter_context(open_experiments(settings, self.clock))
+        alert_rules = self.control.enter_context(open_alert_rules(settings, self.clock))
+        alerts = self.control.enter_context(open_alerts(settings, self.clock))
         control = ControlPlaneApp(
             self.access,
             experiments.deployments,
@@ -258,6 +275,8 @@ class _Worker:
             settings.controlplane.max_body_bytes,
             probe=HttpReplicaProbe.from_settings(settings),
             metrics=self.metrics,  # GET /metrics goes to the gateway's app, which shows it all
+            alert_rules=alert_rules,
+            alerts=alerts,
         )
 
         async def both(scope: Any, receive: Any, send: Any) -> None:

@@ -5,7 +5,8 @@ A request's REST body goes to one replica as it came (JSON, or JSON and binary t
 replica, keeps the connections alive, checks health and opens circuits. The answer comes back
 as sent, with one change: its ``model_name`` becomes the deployment's (a byte-level rewrite of
 the answer's first field, which the model server writes first; any other answer is re-encoded).
-A replica's 4xx answer is passed through as it is.
+A replica's 4xx answer is passed through as it is. With tracing on, the call is a ``forward``
+span whose W3C ``traceparent`` goes with the request (:mod:`modelport.server.tracing`).
 
 :class:`Backends` gives each deployment its backend: the in-process one (``modelport up``) for
 a deployment without ``spec.replicas``, else one pool per distinct replica list, shared by the
@@ -14,8 +15,9 @@ deployments that list the same replicas.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import orjson
@@ -32,7 +34,11 @@ from modelport.core.settings import GatewaySettings
 from modelport.server.gateway.local import LocalBackend
 from modelport.server.gateway.upstream import ReplicaPool
 from modelport.server.rest.errors import STATUS_BY_KIND
+from modelport.server.tracing import current
 from modelport.service.gateway import Answer, Backend, Call
+
+if TYPE_CHECKING:
+    from modelport.server._otel import Tracing
 
 __all__ = ["Backends", "RemoteBackend", "error_for_status"]
 
@@ -48,12 +54,16 @@ class RemoteBackend:
         pool: The replicas.
         pass_credentials: Pass the caller's ``Authorization`` on (the gateway has no key of
             its own for the replicas).
+        tracing: Trace each forwarded request; ``None``: off.
     """
 
-    def __init__(self, pool: ReplicaPool, pass_credentials: bool) -> None:
+    def __init__(
+        self, pool: ReplicaPool, pass_credentials: bool, tracing: Tracing | None = None
+    ) -> None:
         self.pool = pool
         self.started = False
         self._pass = pass_credentials
+        self._tracing = tracing
 
     def prepare(self, model: str, version: str) -> None:
         """Nothing to do: the replicas serve their versions (checked when it was applied)."""
@@ -82,7 +92,13 @@ class RemoteBackend:
             headers["inference-header-content-length"] = str(call.header_length)
         if self._pass and call.authorization is not None:
             headers["authorization"] = call.authorization
-        reply = await self.pool.post(_path(model, version, "/infer"), call.body, headers)
+        path = _path(model, version, "/infer")
+        tracing = self._tracing
+        if tracing is None:
+            reply = await self.pool.post(path, call.body, headers)
+        else:
+            send = functools.partial(self.pool.post, path, call.body)
+            reply = await tracing.forward(send, headers, model, version)
         if reply.status != 200:
             kind = _KIND_BY_STATUS.get(reply.status, ErrorKind.UNAVAILABLE)
             return Answer(reply.status, reply.body, None, None, kind.value)
@@ -177,6 +193,7 @@ class Backends:
         self._settings = settings
         self._local = local
         self._pools: dict[tuple[tuple[str, ...], str | None], RemoteBackend] = {}
+        self._tracing = current()  # this process's, set up before the worker builds anything
         key = settings.upstream_key
         self._headers = {} if key is None else {"authorization": f"Bearer {key.get_secret_value()}"}
 
@@ -205,7 +222,9 @@ class Backends:
                 settings=self._settings,
                 headers=self._headers,
             )
-            backend = self._pools[key] = RemoteBackend(pool, pass_credentials=not self._headers)
+            backend = self._pools[key] = RemoteBackend(
+                pool, pass_credentials=not self._headers, tracing=self._tracing
+            )
         return backend
 
     async def retain(self, used: Iterable[Backend]) -> None:

@@ -10,14 +10,20 @@ Statistics and metrics are counted by ``DataPlane.infer``, as for REST.
 Every method first asks :meth:`AccessControl.admit` (the same entry point as REST) whether the
 caller may take its action, with the model name as the request carries it, and only then checks
 its arguments: an unauthenticated caller is told so, never that its request was malformed.
+
+With tracing on (:mod:`modelport.server.tracing`), each inference is a server span that
+continues the caller's trace (``traceparent`` metadata), with its ``parse``, ``queue`` and
+``inference`` spans.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from time import monotonic
+from typing import TYPE_CHECKING, Any, Final
 
+from modelport.batching import RunMarks
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import InvalidInput
 from modelport.core.inference import InferenceRequest
@@ -30,9 +36,13 @@ from modelport.security.rbac import Action
 from modelport.server.grpc.calls import CURRENT_CALL
 from modelport.server.grpc.errors import error_message, handle_errors
 from modelport.server.logs import AccessLog
+from modelport.server.tracing import current
 from modelport.service.access import AccessControl, Caller, request_id
 from modelport.service.dataplane import DataPlane
 from modelport.service.models import validate_load_parameters
+
+if TYPE_CHECKING:
+    from modelport.server._otel import Tracing
 
 __all__ = ["InferenceServicer"]
 
@@ -66,6 +76,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.access_log = access_log
         self._subjects: dict[bytes, str] = {}
+        self._tracing = current()  # this process's, set up before the worker builds anything
 
     def _caller(self, context: Any) -> Caller:
         """Read what the call says of its caller: credential, request id, client address.
@@ -261,6 +272,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             )
 
     async def _infer(self, message: Any, context: Any) -> Any:
+        if self._tracing is not None:
+            return await self._infer_traced(self._tracing, message, context)
         caller = self._caller(context)
         record = CURRENT_CALL.get()
         if record is None:  # no access log: one call less on the hot path
@@ -274,6 +287,28 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         if record is not None:
             record.version = response.model_version
         return codec.encode_infer_response(response)
+
+    async def _infer_traced(self, tracing: Tracing, message: Any, context: Any) -> Any:
+        """:meth:`_infer` in a server span continuing the caller's trace, with its stages."""
+        with tracing.grpc_span("ModelInfer", context.invocation_metadata()) as span:
+            await self._admit(context, _INFER, message.model_name, self._caller(context))
+            name, version = codec.model_target(message.model_name, message.model_version)
+            started = monotonic()
+            request = codec.decode_infer_request(message)
+            parsed, marks = monotonic(), RunMarks()
+            deadline = self._deadline(request, context)
+            try:
+                response = await self.dp.infer(name, version, request, deadline, marks=marks)
+            except BaseException:
+                tracing.stages((started, parsed), marks, name, version)
+                raise
+            served = response.model_version
+            tracing.stages((started, parsed), marks, name, served)
+            span.set_attributes({"modelport.model": name, "modelport.model_version": served})
+            record = CURRENT_CALL.get()
+            if record is not None:
+                record.version = served
+            return codec.encode_infer_response(response)
 
     def _deadline(self, request: InferenceRequest, context: Any) -> float | None:
         """Monotonic time by which the request must start: the tighter of timeout and deadline."""

@@ -8,12 +8,15 @@ format, calls one :class:`DataPlane` method and serialises its answer.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from time import monotonic
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from modelport.batching import RunMarks
 from modelport.core.errors import InvalidInput, ModelportError, PayloadTooLarge
 from modelport.core.inference import InferenceRequest
 from modelport.core.settings import ServerSettings
@@ -36,9 +39,13 @@ from modelport.server.rest.asgi import (
 from modelport.server.rest.errors import error_reply, reply_for
 from modelport.server.rest.openapi import openapi_document
 from modelport.server.rest.routes import ROUTES, Route, Router, Target
+from modelport.server.tracing import current
 from modelport.service.access import AccessControl
 from modelport.service.dataplane import DataPlane
 from modelport.service.models import validate_load_request, validate_unload_request
+
+if TYPE_CHECKING:
+    from modelport.server._otel import Tracing
 
 __all__ = ["Hook", "RestApp", "RoutedApp", "create_app"]
 
@@ -123,8 +130,9 @@ class RoutedApp:
                     # up, so a caller learns nothing about models outside its grants.
                     target = route.target
                     record = request.access
-                    if record is not None:  # the access log is on
+                    if record is not None:  # the access log (or tracing) is on
                         record.model, record.request_id = match.model, request.caller.request_id
+                        record.route = route.path
                     request.identity = await self.access.admit(
                         request.caller,
                         route.action,
@@ -171,6 +179,10 @@ class RoutedApp:
 class RestApp(RoutedApp):
     """The Open Inference Protocol's endpoints over a :class:`DataPlane`.
 
+    With tracing on in this process (:func:`~modelport.server.tracing.current`, read when the
+    app is built), inference is answered by a twin of :meth:`infer` that also records the
+    ``parse``, ``queue`` and ``inference`` spans; off, nothing on the path changes.
+
     Args:
         dataplane: The use cases behind the routes.
         access: Authentication, authorisation and audit of every call.
@@ -197,6 +209,9 @@ class RestApp(RoutedApp):
         self.max_body = max_body_bytes
         self.max_json = min(max_json_bytes or max_body_bytes, max_body_bytes)
         super().__init__(access, routes, on_startup, on_shutdown)
+        tracing = current()
+        if tracing is not None and "infer" in self._endpoints:
+            self._endpoints["infer"] = functools.partial(self._infer_traced, tracing)
 
     # -- endpoints: one per route of the table, named by its ``endpoint`` ----------------------
 
@@ -253,6 +268,35 @@ class RestApp(RoutedApp):
             body = await read_body(request, self.max_body)
             infer_request = self._decode(model, version, body, header_length)
         response = await self.dp.infer(model, version, infer_request)
+        if request.access is not None:
+            request.access.version = response.model_version
+        out, json_length = encode_infer_response(response, infer_request)
+        if json_length is None:
+            return Reply(200, out)
+        header = ((b"inference-header-content-length", str(json_length).encode()),)
+        return Reply(200, out, _BINARY, header)
+
+    async def _infer_traced(
+        self, tracing: Tracing, request: Request, model: str, version: str | None
+    ) -> Reply:
+        """:meth:`infer` with its stages recorded under the request's span (tracing on)."""
+        if not tracing.recording():  # not sampled: nothing to time
+            return await self.infer(request, model, version)
+        started = monotonic()
+        header_length = request.header_length
+        if header_length is None:
+            body = await read_body(request, self.max_json, _USE_BINARY)
+            infer_request = decode_infer_request(body, None)
+        else:
+            body = await read_body(request, self.max_body)
+            infer_request = self._decode(model, version, body, header_length)
+        parsed, marks = monotonic(), RunMarks()
+        try:
+            response = await self.dp.infer(model, version, infer_request, marks=marks)
+        except BaseException:
+            tracing.stages((started, parsed), marks, model, version)
+            raise
+        tracing.stages((started, parsed), marks, model, response.model_version)
         if request.access is not None:
             request.access.version = response.model_version
         out, json_length = encode_infer_response(response, infer_request)

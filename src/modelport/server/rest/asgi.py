@@ -48,6 +48,7 @@ class Request:
     access: AccessRecord | None = None
     identity: Identity = ANONYMOUS
     headers: list[tuple[bytes, bytes]] | None = None
+    query_string: bytes = b""
 
     def header(self, name: bytes) -> str | None:
         """The value of header ``name`` (lower-case bytes) when it was sent once, else ``None``.
@@ -144,6 +145,7 @@ def parse_request(scope: Scope, receive: Receive) -> Request:
         caller,
         scope.get("modelport.access"),
         headers=scope["headers"],
+        query_string=scope.get("query_string", b""),
     )
 
 
