@@ -495,3 +495,17 @@ def test_mutual_tls_as_the_readme_shows_it(tmp_path: Path) -> None:
             home, "predict", "iris", "--url", server.url, "--data", "[[1, 2, 3, 4]]", *certs[:2]
         )
         assert refused.returncode != 0 and refused.stderr.startswith("error: ")
+
+
+def test_the_feature_store_examples_run(tmp_path: Path) -> None:
+    text = README.read_text()
+    section = text[text.index("## Feature store") : text.index("## Security")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    for number, block in enumerate(blocks):
+        script = tmp_path / f"example{number}.py"
+        script.write_text(block)
+        done = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr

@@ -1,0 +1,55 @@
+"""The feature store: definitions, the offline store (point-in-time joins) and online stores.
+
+Feast's names, so a Feast feature repository ports by changing its imports::
+
+    from modelport.features import Entity, FeatureView, Field, FileSource, Float64
+
+Timestamps are instants in UTC: naive values are taken as UTC, zoned ones are converted.
+The online stores (SQLite, Redis) are in :mod:`modelport.features.online`.
+"""
+
+from __future__ import annotations
+
+from modelport.features.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    FeatureViewProjection,
+    Field,
+    FileSource,
+)
+from modelport.features.offline import RetrievalJob
+from modelport.features.store import FeatureStore
+from modelport.features.types import (
+    Bool,
+    Bytes,
+    DataType,
+    Float32,
+    Float64,
+    Int32,
+    Int64,
+    String,
+    UnixTimestamp,
+)
+
+__all__ = [
+    # definitions and types
+    "Bool",
+    "Bytes",
+    "DataType",
+    "Entity",
+    "FeatureService",
+    "FeatureView",
+    "FeatureViewProjection",
+    "Field",
+    "FileSource",
+    "Float32",
+    "Float64",
+    "Int32",
+    "Int64",
+    "String",
+    "UnixTimestamp",
+    # offline store and the store
+    "FeatureStore",
+    "RetrievalJob",
+]
