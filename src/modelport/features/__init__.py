@@ -5,11 +5,13 @@ Feast's names, so a Feast feature repository ports by changing its imports::
     from modelport.features import Entity, FeatureView, Field, FileSource, Float64
 
 Timestamps are instants in UTC: naive values are taken as UTC, zoned ones are converted.
-The online stores (SQLite, Redis) are in :mod:`modelport.features.online`.
+The online stores (SQLite, Redis) are in :mod:`modelport.features.online`; a
+:class:`FeatureStore` given one materialises views into it and serves online reads.
 """
 
 from __future__ import annotations
 
+from modelport.features._online_read import OnlineResponse
 from modelport.features.definitions import (
     Entity,
     FeatureService,
@@ -18,6 +20,7 @@ from modelport.features.definitions import (
     Field,
     FileSource,
 )
+from modelport.features.materialize import MaterializeSummary
 from modelport.features.offline import RetrievalJob
 from modelport.features.store import FeatureStore
 from modelport.features.types import (
@@ -49,7 +52,9 @@ __all__ = [
     "Int64",
     "String",
     "UnixTimestamp",
-    # offline store and the store
+    # the store, its offline retrieval, materialisation and online reads
     "FeatureStore",
+    "MaterializeSummary",
+    "OnlineResponse",
     "RetrievalJob",
 ]

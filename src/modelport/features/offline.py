@@ -26,9 +26,9 @@ import pyarrow as pa
 
 from modelport.core.errors import ConfigError, DependencyMissing, InvalidInput, NotFound
 from modelport.features import _pit
-from modelport.features.definitions import FeatureView, Field
+from modelport.features.definitions import RESERVED_PREFIX, FeatureView, Field
 
-__all__ = ["RetrievalJob"]
+__all__ = ["RetrievalJob", "check_entity_frame", "check_source", "connect", "entity_table"]
 
 _FAMILIES = {
     "string": ("VARCHAR",),
@@ -105,13 +105,7 @@ class RetrievalJob:
         return self.to_arrow().to_pandas()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(config=dict(self._config))
-        try:
-            # Casting zoned times to naive ones then gives UTC. Without the ICU extension the
-            # casts are UTC already, and the setting does not exist.
-            con.execute("SET TimeZone = 'UTC'")
-        except duckdb.Error:
-            pass
+        con = connect(self._config)
         con.register(_pit.ENTITY_TABLE, self._entity)
         return con
 
@@ -119,12 +113,7 @@ class RetrievalJob:
         entity_types = _describe(con, _pit.ENTITY_TABLE)
         for sel in self._selections:
             view = sel.view
-            _check_exists(view.source.path)
-            try:
-                types = _describe(con, _pit.relation(view.source))
-            except duckdb.Error as exc:
-                raise NotFound(f"cannot read the source of view {view.name!r}: {exc}") from exc
-            _check_view(view, [f for f, _ in sel.features], types)
+            types = check_source(con, view, [f for f, _ in sel.features])
             for key in view.join_keys:
                 mine, theirs = entity_types[key], types[key]
                 if _family(mine) != _family(theirs):
@@ -132,6 +121,38 @@ class RetrievalJob:
                         f"entity frame column {key!r} is {mine} but view {view.name!r} has "
                         f"{theirs} keys: expected the same kind of value"
                     )
+
+
+def connect(config: dict[str, str | int]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with ``config`` whose casts of zoned times to naive ones give UTC."""
+    con = duckdb.connect(config=dict(config))
+    try:
+        # Without the ICU extension the casts are UTC already, and the setting does not exist.
+        con.execute("SET TimeZone = 'UTC'")
+    except duckdb.Error:
+        pass
+    return con
+
+
+def check_source(
+    con: duckdb.DuckDBPyConnection, view: FeatureView, features: Sequence[Field]
+) -> dict[str, str]:
+    """Check that ``view``'s source exists and holds its keys, times and ``features``.
+
+    Returns:
+        The source's column types, as DuckDB names them.
+
+    Raises:
+        NotFound: The source does not exist or cannot be read.
+        ConfigError: A column is missing or of a type its definition does not admit.
+    """
+    _check_exists(view.source.path)
+    try:
+        types = _describe(con, _pit.relation(view.source))
+    except duckdb.Error as exc:
+        raise NotFound(f"cannot read the source of view {view.name!r}: {exc}") from exc
+    _check_view(view, features, types)
+    return types
 
 
 def _restore_types(result: pa.Table, entity: pa.Schema) -> pa.Table:
@@ -199,3 +220,56 @@ def _family(duckdb_type: str) -> str:
         if base in members:
             return family
     return base
+
+
+def entity_table(entity_df: Any) -> pa.Table:
+    """``entity_df`` as a pyarrow Table (it may be a pandas DataFrame).
+
+    Raises:
+        InvalidInput: It is neither.
+    """
+    if isinstance(entity_df, pa.Table):
+        return entity_df
+    if type(entity_df).__module__.split(".")[0] == "pandas":
+        return pa.Table.from_pandas(entity_df, preserve_index=False)
+    raise InvalidInput(
+        f"entity_df is a {type(entity_df).__name__}: expected a pyarrow.Table or a pandas DataFrame"
+    )
+
+
+def check_entity_frame(
+    table: pa.Table, timestamp_column: str, selections: list[_pit.ViewSelection]
+) -> None:
+    """Check an entity frame has the time column and join keys, and no clashing names.
+
+    Raises:
+        InvalidInput: It does not.
+    """
+    names = table.column_names
+    for name in names:
+        if name.startswith(RESERVED_PREFIX):
+            raise InvalidInput(
+                f"entity frame column {name!r}: names starting {RESERVED_PREFIX!r} are reserved"
+            )
+    if timestamp_column not in names:
+        raise InvalidInput(
+            f"the entity frame has no {timestamp_column!r} column: expected the rows' times there"
+        )
+    ts_type = table.schema.field(timestamp_column).type
+    if not (pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type)):
+        raise InvalidInput(
+            f"entity frame column {timestamp_column!r} is {ts_type}: expected a timestamp or date"
+        )
+    for sel in selections:
+        for key in sel.view.join_keys:
+            if key not in names:
+                raise InvalidInput(
+                    f"the entity frame has no join key {key!r}, needed by feature view "
+                    f"{sel.view.name!r}"
+                )
+        for _, out in sel.features:
+            if out in names:
+                raise InvalidInput(
+                    f"the entity frame already has a column {out!r}, the name of a requested "
+                    "feature: rename it, or pass full_feature_names=True"
+                )

@@ -2,8 +2,10 @@
 
 The registry is in memory: :meth:`FeatureStore.apply` validates a batch of definitions (unique
 names, every referenced entity and view known) and applies all or nothing. Retrieval builds a
-:class:`~modelport.features.offline.RetrievalJob`; the online store and materialisation are
-separate parts, added beside these.
+:class:`~modelport.features.offline.RetrievalJob`. With an online store configured,
+:meth:`FeatureStore.materialize` copies the newest row per entity of each online view into it
+(:mod:`.materialize`) and :meth:`FeatureStore.get_online_features` reads it
+(:mod:`._online_read`).
 
 Timestamps are instants in UTC throughout: naive values (in the entity frame or in sources) are
 taken as UTC, values with a time zone are converted.
@@ -11,7 +13,8 @@ taken as UTC, values with a time zone are converted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
@@ -19,14 +22,26 @@ import pyarrow as pa
 
 from modelport.core.errors import ConfigError, InvalidInput, NotFound
 from modelport.features import _pit
+from modelport.features._online_read import OnlineResponse, read_online
 from modelport.features.definitions import (
-    RESERVED_PREFIX,
     Entity,
     FeatureService,
     FeatureView,
     Field,
 )
-from modelport.features.offline import RetrievalJob
+from modelport.features.materialize import (
+    MaterializeSummary,
+    as_utc,
+    materialize_views,
+    online_views,
+)
+from modelport.features.offline import RetrievalJob, check_entity_frame, entity_table
+from modelport.features.online import (
+    OnlineStore,
+    RedisOnlineStoreConfig,
+    SqliteOnlineStoreConfig,
+    open_online_store,
+)
 
 __all__ = ["DEFAULT_TIMESTAMP_COLUMN", "FeatureStore"]
 
@@ -44,6 +59,12 @@ class FeatureStore:
         objects: Definitions to apply at once (as :meth:`apply`).
         duckdb_config: Settings for the offline store's DuckDB connections, such as
             ``{"threads": 4, "memory_limit": "4GB", "temp_directory": "/tmp/x"}``.
+        online_store: The online store: an open :class:`OnlineStore` (the caller closes it),
+            or a config (``SqliteOnlineStoreConfig(path=...)``, ``RedisOnlineStoreConfig(...)``)
+            opened on first use and closed by :meth:`close`. None by default: an online store
+            is a choice of where data lives, so none is made up; the online methods then raise
+            ConfigError saying how to configure one.
+        clock: Returns the current time (UTC) for online reads without ``now``.
     """
 
     def __init__(
@@ -51,11 +72,23 @@ class FeatureStore:
         objects: Iterable[Definition] = (),
         *,
         duckdb_config: dict[str, str | int] | None = None,
+        online_store: OnlineStore | SqliteOnlineStoreConfig | RedisOnlineStoreConfig | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._entities: dict[str, Entity] = {}
         self._views: dict[str, FeatureView] = {}
         self._services: dict[str, FeatureService] = {}
         self._duckdb_config = dict(duckdb_config or {})
+        kinds = OnlineStore | SqliteOnlineStoreConfig | RedisOnlineStoreConfig | None
+        if not isinstance(online_store, kinds):
+            raise ConfigError(
+                f"online_store is {online_store!r}: expected an OnlineStore or config"
+            )
+        self._online = online_store if isinstance(online_store, OnlineStore) else None
+        self._online_config = None if isinstance(online_store, OnlineStore) else online_store
+        self._clock = clock or (lambda: datetime.now(UTC))
+        # Per view, where its last materialisation ended (no persistent registry yet).
+        self._materialized: dict[str, datetime] = {}
         objects = list(objects)
         if objects:
             self.apply(objects)
@@ -151,12 +184,10 @@ class FeatureStore:
                 result columns with the same name.
             NotFound: An unknown view or feature.
         """
-        refs = features.feature_refs() if isinstance(features, FeatureService) else list(features)
-        if not refs or any(not isinstance(r, str) for r in refs):
-            raise InvalidInput("features: expected at least one feature reference ('view:feature')")
-        table = _entity_table(entity_df)
+        refs = _feature_refs(features)
+        table = entity_table(entity_df)
         selections, order = self._select(refs, full_feature_names)
-        _check_entity_frame(table, timestamp_column, selections)
+        check_entity_frame(table, timestamp_column, selections)
         with_rows = table.append_column(
             _pit.ROW_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64))
         )
@@ -168,6 +199,155 @@ class FeatureStore:
             feature_columns=order,
             duckdb_config=self._duckdb_config,
         )
+
+    def close(self) -> None:
+        """Close the online store if this store opened it from a config. Idempotent."""
+        if self._online is not None and self._online_config is not None:
+            self._online.close()
+            self._online = None
+
+    def online_store(self) -> OnlineStore:
+        """The online store, opened on first use.
+
+        Raises:
+            ConfigError: No online store is configured.
+        """
+        if self._online is None and self._online_config is not None:
+            self._online = open_online_store(self._online_config)
+        if self._online is None:
+            raise ConfigError(
+                "this FeatureStore has no online store: pass online_store=SqliteOnlineStoreConfig"
+                "(path='online.db') (or a RedisOnlineStoreConfig, or an open OnlineStore)"
+            )
+        return self._online
+
+    def materialize(
+        self,
+        start_date: datetime,
+        end_date: datetime,
+        views: Sequence[str] | None = None,
+        *,
+        progress: bool | None = None,
+        chunk_rows: int = 10_000,
+    ) -> MaterializeSummary:
+        """Copy the newest row per entity with an event time in ``[start, end]`` online.
+
+        DuckDB reads each source and ``chunk_rows`` rows are written at a time; the online
+        store keeps the newest row per entity, so re-running or an older window is harmless.
+
+        Args:
+            start_date: The window's first instant (inclusive; naive is UTC).
+            end_date: The window's last instant (inclusive; naive is UTC).
+            views: The views to materialise; by default every view with ``online=True``.
+            progress: Show a progress display on stderr; by default only on a terminal.
+            chunk_rows: Rows read and written at a time.
+
+        Returns:
+            The rows read and applied per view.
+
+        Raises:
+            InvalidInput: ``start_date`` is after ``end_date``, a view is not online, or
+                ``chunk_rows`` is below 1.
+            NotFound: An unknown view, or a missing source.
+            ConfigError: No online store is configured, or a view does not match its source.
+        """
+        start, end = as_utc(start_date, "start_date"), as_utc(end_date, "end_date")
+        if start > end:
+            raise InvalidInput(f"start_date {start} is after end_date {end}")
+        return self._materialize(
+            {v.name: start for v in online_views(self._views, views)}, end, progress, chunk_rows
+        )
+
+    def materialize_incremental(
+        self,
+        end_date: datetime,
+        views: Sequence[str] | None = None,
+        *,
+        progress: bool | None = None,
+        chunk_rows: int = 10_000,
+    ) -> MaterializeSummary:
+        """Materialise each view from where its last materialisation ended to ``end_date``.
+
+        A view materialised before starts at that run's end (kept in memory by this object),
+        others at ``end_date - ttl``, or at the beginning of their data when the ttl is zero.
+
+        Args:
+            end_date: The window's last instant (inclusive; naive is UTC).
+            views: As for :meth:`materialize`.
+            progress: As for :meth:`materialize`.
+            chunk_rows: As for :meth:`materialize`.
+
+        Returns:
+            The rows read and applied per view.
+
+        Raises:
+            InvalidInput: A view's last end is after ``end_date``, or a view is not online.
+            NotFound: An unknown view, or a missing source.
+            ConfigError: No online store is configured, or a view does not match its source.
+        """
+        end = as_utc(end_date, "end_date")
+        starts: dict[str, datetime | None] = {}
+        for view in online_views(self._views, views):
+            last = self._materialized.get(view.name)
+            if last is not None and last > end:
+                raise InvalidInput(
+                    f"view {view.name!r} was materialised up to {last}, after end_date {end}"
+                )
+            if last is None and view.ttl > timedelta(0):
+                last = end - view.ttl
+            starts[view.name] = last
+        return self._materialize(starts, end, progress, chunk_rows)
+
+    def _materialize(
+        self,
+        starts: dict[str, datetime | None],
+        end: datetime,
+        progress: bool | None,
+        chunk_rows: int,
+    ) -> MaterializeSummary:
+        return materialize_views(
+            self.online_store(),
+            [(self._views[name], start) for name, start in starts.items()],
+            end,
+            duckdb_config=self._duckdb_config,
+            progress=progress,
+            chunk_rows=chunk_rows,
+            ends=self._materialized,
+        )
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | FeatureService,
+        entity_rows: Sequence[dict[str, Any]] | dict[str, Sequence[Any]],
+        full_feature_names: bool = False,
+        *,
+        now: datetime | None = None,
+    ) -> OnlineResponse:
+        """The latest materialised feature values of entities, for serving.
+
+        A value older than its view's ttl at ``now`` is null with status ``OUTSIDE_MAX_AGE``,
+        so, where the online store holds the row the offline store would pick, this equals
+        :meth:`get_historical_features` at ``now``.
+
+        Args:
+            features: ``"view:feature"`` references, or a feature service.
+            entity_rows: Dicts of join-key values (``[{"user_id": 1}]``), or a dict of lists.
+            full_feature_names: Name result columns ``view__feature`` instead of ``feature``.
+            now: The instant the read is for (naive is UTC); by default the clock's now.
+
+        Returns:
+            The response: ``to_dict()`` gives columns, ``statuses`` each value's status.
+
+        Raises:
+            InvalidInput: A malformed reference, an entity row without a needed join key or
+                with a key value that is not str or int, or result columns with one name.
+            NotFound: An unknown view or feature.
+            ConfigError: No online store is configured.
+        """
+        refs = _feature_refs(features)
+        selections, _ = self._select(refs, full_feature_names)
+        at = as_utc(self._clock() if now is None else now, "now")
+        return read_online(self.online_store(), selections, entity_rows, at)
 
     def _select(
         self, refs: list[str], full_names: bool
@@ -192,6 +372,13 @@ class FeatureStore:
         return selections, order
 
 
+def _feature_refs(features: Sequence[str] | FeatureService) -> list[str]:
+    refs = features.feature_refs() if isinstance(features, FeatureService) else list(features)
+    if not refs or any(not isinstance(r, str) for r in refs):
+        raise InvalidInput("features: expected at least one feature reference ('view:feature')")
+    return refs
+
+
 def _lookup(registry: dict[str, _T], name: str, kind: str) -> _T:
     if name not in registry:
         known = ", ".join(sorted(registry)) or "none"
@@ -211,46 +398,3 @@ def _check_entities(view: FeatureView, entities: dict[str, Entity]) -> None:
                 f"feature view {view.name!r} uses entity {entity.name!r} with join keys "
                 f"{entity.join_keys}, but the applied entity has {applied.join_keys}"
             )
-
-
-def _entity_table(entity_df: Any) -> pa.Table:
-    if isinstance(entity_df, pa.Table):
-        return entity_df
-    if type(entity_df).__module__.split(".")[0] == "pandas":
-        return pa.Table.from_pandas(entity_df, preserve_index=False)
-    raise InvalidInput(
-        f"entity_df is a {type(entity_df).__name__}: expected a pyarrow.Table or a pandas DataFrame"
-    )
-
-
-def _check_entity_frame(
-    table: pa.Table, timestamp_column: str, selections: list[_pit.ViewSelection]
-) -> None:
-    names = table.column_names
-    for name in names:
-        if name.startswith(RESERVED_PREFIX):
-            raise InvalidInput(
-                f"entity frame column {name!r}: names starting {RESERVED_PREFIX!r} are reserved"
-            )
-    if timestamp_column not in names:
-        raise InvalidInput(
-            f"the entity frame has no {timestamp_column!r} column: expected the rows' times there"
-        )
-    ts_type = table.schema.field(timestamp_column).type
-    if not (pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type)):
-        raise InvalidInput(
-            f"entity frame column {timestamp_column!r} is {ts_type}: expected a timestamp or date"
-        )
-    for sel in selections:
-        for key in sel.view.join_keys:
-            if key not in names:
-                raise InvalidInput(
-                    f"the entity frame has no join key {key!r}, needed by feature view "
-                    f"{sel.view.name!r}"
-                )
-        for _, out in sel.features:
-            if out in names:
-                raise InvalidInput(
-                    f"the entity frame already has a column {out!r}, the name of a requested "
-                    "feature: rename it, or pass full_feature_names=True"
-                )
