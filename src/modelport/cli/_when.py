@@ -8,7 +8,7 @@ from typing import Final
 
 from modelport.core.errors import ConfigError
 
-__all__ = ["expiry", "parse_duration", "since", "time_range"]
+__all__ = ["expiry", "instant", "parse_duration", "since", "time_range"]
 
 _DURATION: Final = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -35,7 +35,12 @@ def parse_duration(text: str) -> timedelta | None:
     return amount
 
 
-def _instant(text: str, option: str) -> datetime:
+def instant(text: str, option: str) -> datetime:
+    """Return an ISO-8601 time given to ``option`` as UTC (a time without a zone is UTC).
+
+    Raises:
+        ConfigError: ``text`` is not an ISO-8601 time.
+    """
     try:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -51,7 +56,7 @@ def expiry(text: str, now: datetime) -> datetime:
         ConfigError: ``text`` is neither form, or names a time not after ``now``.
     """
     duration = parse_duration(text)
-    at = now + duration if duration is not None else _instant(text, "--expires")
+    at = now + duration if duration is not None else instant(text, "--expires")
     if at <= now:
         raise ConfigError(f"--expires {text!r} is in the past; give a later time or a duration")
     return at
@@ -69,7 +74,7 @@ def since(text: str, now: datetime, option: str = "--since") -> datetime:
         ConfigError: ``text`` is neither form.
     """
     duration = parse_duration(text)
-    return now - duration if duration is not None else _instant(text, option)
+    return now - duration if duration is not None else instant(text, option)
 
 
 def time_range(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from modelport.core.documents import Document
     from modelport.core.settings import Settings
     from modelport.experiments.store import Applied, StoredDeployment
+    from modelport.features.registry import StoredDefinition
     from modelport.monitoring.alert_rules import Applied as AppliedRule
     from modelport.service.deployments import DeploymentService
     from modelport.service.experiments import AppliedExperiment
@@ -85,15 +86,16 @@ def apply(
         typer.Option(
             "--filename",
             "-f",
-            help="YAML or JSON file of Deployment, Experiment and AlertRule documents "
-            "(repeatable).",
+            help="YAML or JSON file of Deployment, Experiment, AlertRule, Entity, FeatureView "
+            "and FeatureService documents (repeatable).",
         ),
     ],
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
-    """Create or replace the deployments, experiments and alert rules a file declares.
+    """Create or replace the deployments, experiments, alert rules and features a file declares.
 
-    Every document is checked before anything is written.
+    Every document is checked before anything is written (feature definitions first, since
+    deployments may use them).
     """
     from modelport.core.experiment import parse_experiment
     from modelport.server.controlplane.probe import HttpReplicaProbe
@@ -103,7 +105,10 @@ def apply(
     documents = _read(files)
     experiments = [d for d in documents if d.get("kind") == "Experiment"]
     rules = [d for d in documents if d.get("kind") == "AlertRule"]
-    deployments = [d for d in documents if d.get("kind") not in ("Experiment", "AlertRule")]
+    features = [d for d in documents if d.get("kind") in _FEATURE_KINDS]
+    others = ("Experiment", "AlertRule", *_FEATURE_KINDS)
+    deployments = [d for d in documents if d.get("kind") not in others]
+    defined = _apply_features(features) if features else []
     for number, document in enumerate(experiments, start=1):
         try:
             parse_experiment(document)
@@ -121,7 +126,19 @@ def apply(
     if experiments:
         with open_experiments(settings, evaluate=False) as experiment_service:
             started = experiment_service.apply(experiments, actor)
-    _report(form, results, started, alerted)
+    _report(form, results, started, alerted, defined)
+
+
+_FEATURE_KINDS = ("Entity", "FeatureView", "FeatureService")
+
+
+def _apply_features(documents: list[Document]) -> list[StoredDefinition]:
+    from modelport.cli._settings import checked_settings
+    from modelport.service.wiring import current_user, open_features
+
+    settings = checked_settings()
+    with open_features(settings) as features:
+        return features.apply_documents(documents, current_user(settings))
 
 
 def _read(files: Sequence[Path]) -> list[Document]:
@@ -134,8 +151,25 @@ def _read(files: Sequence[Path]) -> list[Document]:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise InvalidInput(f"-f {str(path)!r}: not UTF-8 text") from None
-        documents += load_documents(text, str(path))
+        documents += [
+            _with_absolute_source(d, path.parent) for d in load_documents(text, str(path))
+        ]
     return documents
+
+
+def _with_absolute_source(document: Document, folder: Path) -> Document:
+    """A FeatureView whose file source is a relative path gets it against the file's folder."""
+    if document.get("kind") != "FeatureView":
+        return document
+    spec = document.get("spec")
+    source = spec.get("source") if isinstance(spec, dict) else None
+    file = source.get("file") if isinstance(source, dict) else None
+    if not isinstance(file, dict):
+        return document  # validation says what is wrong
+    path = file.get("path")
+    if isinstance(path, str) and "://" not in path and not Path(path).expanduser().is_absolute():
+        file["path"] = str((folder / path).resolve())
+    return document
 
 
 def _name_of(document: Document) -> str | None:
@@ -149,13 +183,16 @@ def _report(
     results: Sequence[Applied],
     started: Sequence[AppliedExperiment],
     alerted: Sequence[AppliedRule],
+    defined: Sequence[StoredDefinition],
 ) -> None:
     """Print what ``apply`` did: one line per resource, or the JSON list."""
     if form == "json":
         from modelport.service.alert_rules import describe_rule
+        from modelport.service.features import describe_definition
 
         _print_json(
-            [{"changed": r.changed, **_summary(r.stored)} for r in results]
+            [describe_definition(d) for d in defined]
+            + [{"changed": r.changed, **_summary(r.stored)} for r in results]
             + [
                 {"changed": e.changed, "kind": "Experiment", "name": e.stored.name,
                  "status": e.stored.status, "generation": e.stored.generation}
@@ -165,6 +202,11 @@ def _report(
                for a in alerted]
         )  # fmt: skip
         return
+    for definition in defined:
+        typer.echo(
+            f"{definition.kind.lower()}/{definition.name} applied "
+            f"(generation {definition.generation})"
+        )
     for result in results:
         stored = result.stored
         typer.echo(f"deployment/{stored.name} {_verb(result)} (generation {stored.generation})")

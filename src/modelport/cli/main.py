@@ -26,6 +26,7 @@ from modelport.cli import (
     deployments_cmd,
     drift_cmd,
     experiments_cmd,
+    features_cmd,
     feedback_cmd,
     gateway_cmd,
     keys_cmd,
@@ -85,6 +86,7 @@ drift_cmd.attach(app)
 alertrules_cmd.attach(app)
 alerts_cmd.attach(app)
 monitor_cmd.attach(app)
+features_cmd.attach(app)
 feedback_cmd.attach(app)
 certs_cmd.attach(app)
 

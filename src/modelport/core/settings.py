@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ArtifactSecuritySettings",
     "ControlPlaneSettings",
+    "FeatureSettings",
     "GatewaySettings",
     "AuthSettings",
     "BatchingSettings",
@@ -333,6 +334,11 @@ class ControlPlaneSettings(BaseModel):
     profile and against the window before it, stores the verdicts and exports them as
     metrics; the first run is when the control plane starts."""
 
+    materialize_interval_s: float = Field(default=300.0, gt=0)
+    """Seconds between two runs of the materialisation job: it copies each online feature
+    view's rows newer than its last run (``materialize_incremental``) into the online store;
+    the first run is when the control plane starts."""
+
 
 class MonitoringSettings(BaseModel):
     """What every process's ``/metrics`` measures against."""
@@ -395,6 +401,42 @@ class MonitoringSettings(BaseModel):
                     f"drift_bucket_s ({self.drift_bucket_s:g}), got {window:g}"
                 )
         return self
+
+
+class FeatureSettings(BaseModel):
+    """The feature store: its online store and how the offline store reads sources.
+
+    The definitions (entities, feature views, feature services) live in the metadata database.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    online_store: str | None = None
+    """Where online feature rows live: ``sqlite:///PATH`` or ``redis://HOST:PORT/DB`` (or
+    ``rediss://``); unset means SQLite at ``HOME/features/online.db``. Every gateway, ``up``
+    worker and the control plane of one installation must name the same store."""
+
+    redis_prefix: str = Field(default="modelport:online:", min_length=1)
+    """Prefix of every key the Redis online store writes."""
+
+    duckdb_threads: int | None = Field(default=None, ge=1)
+    """Threads of the offline store's DuckDB queries; unset: one per core."""
+
+    duckdb_memory_limit: str | None = None
+    """DuckDB's memory limit for training sets and materialisation (``4GB``); beyond it,
+    DuckDB spills to disk."""
+
+    materialize_chunk_rows: int = Field(default=10_000, ge=1)
+    """Rows read and written at a time when materialising."""
+
+    @field_validator("online_store")
+    @classmethod
+    def _store_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ValueError(
+                f"expected sqlite:///PATH, redis://HOST:PORT/DB or rediss://..., got {url!r}"
+            )
+        return url
 
 
 class ArtifactSecuritySettings(BaseModel):
@@ -555,6 +597,9 @@ class Settings(BaseSettings):
 
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     """OpenTelemetry tracing: on or off, where spans go, the service name and sampling."""
+
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    """The feature store's online store and offline (DuckDB) settings."""
 
     def resolved_database_url(self) -> str:
         """Return the metadata database URL, defaulting to SQLite under :attr:`home`."""

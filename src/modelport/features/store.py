@@ -1,7 +1,10 @@
 """``FeatureStore``: the registry of definitions and historical (point-in-time) retrieval.
 
-The registry is in memory: :meth:`FeatureStore.apply` validates a batch of definitions (unique
-names, every referenced entity and view known) and applies all or nothing. Retrieval builds a
+:meth:`FeatureStore.apply` validates a batch of definitions (unique names, every referenced
+entity and view known) and applies all or nothing. The definitions live in memory, or, with a
+registry (``registry=`` a database URL, or a repository's ``feature_store.yaml``), in the
+metadata database (:mod:`.registry`), where every process sees them (:meth:`FeatureStore.refresh`)
+and where materialisation records how far each view has got. Retrieval builds a
 :class:`~modelport.features.offline.RetrievalJob`. With an online store configured,
 :meth:`FeatureStore.materialize` copies the newest row per entity of each online view into it
 (:mod:`.materialize`) and :meth:`FeatureStore.get_online_features` reads it
@@ -15,14 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
-from modelport.core.errors import ConfigError, InvalidInput, NotFound
+from modelport.core.errors import ConfigError, Conflict, InvalidInput, NotFound
 from modelport.features import _pit
 from modelport.features._online_read import OnlineResponse, read_online
+from modelport.features.config import FeatureStoreConfig
 from modelport.features.definitions import (
     Entity,
     FeatureService,
@@ -42,6 +47,7 @@ from modelport.features.online import (
     SqliteOnlineStoreConfig,
     open_online_store,
 )
+from modelport.features.registry import Definitions, FeatureRegistry
 
 __all__ = ["DEFAULT_TIMESTAMP_COLUMN", "FeatureStore"]
 
@@ -57,6 +63,13 @@ class FeatureStore:
 
     Args:
         objects: Definitions to apply at once (as :meth:`apply`).
+        repo_path: A feature repository's folder: its ``feature_store.yaml`` gives the registry,
+            the online store and the offline settings (:class:`~.config.FeatureStoreConfig`).
+        config: The same settings as an object (relative paths against its ``repo_path``).
+        registry: Where definitions persist: a SQLAlchemy URL of the metadata database, or an
+            open :class:`~.registry.FeatureRegistry` (the caller closes it). Overrides the
+            config's. None (and no config): definitions live in this object only.
+        actor: Who applies definitions, as the registry records it.
         duckdb_config: Settings for the offline store's DuckDB connections, such as
             ``{"threads": 4, "memory_limit": "4GB", "temp_directory": "/tmp/x"}``.
         online_store: The online store: an open :class:`OnlineStore` (the caller closes it),
@@ -71,6 +84,10 @@ class FeatureStore:
         self,
         objects: Iterable[Definition] = (),
         *,
+        repo_path: str | Path | None = None,
+        config: FeatureStoreConfig | None = None,
+        registry: str | FeatureRegistry | None = None,
+        actor: str = "python",
         duckdb_config: dict[str, str | int] | None = None,
         online_store: OnlineStore | SqliteOnlineStoreConfig | RedisOnlineStoreConfig | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -78,7 +95,16 @@ class FeatureStore:
         self._entities: dict[str, Entity] = {}
         self._views: dict[str, FeatureView] = {}
         self._services: dict[str, FeatureService] = {}
+        if repo_path is not None:
+            if config is not None:
+                raise ConfigError("give repo_path or config, not both")
+            config = FeatureStoreConfig.load(repo_path)
+        if config is not None:
+            registry = config.registry_url() if registry is None else registry
+            online_store = config.online() if online_store is None else online_store
+            duckdb_config = config.offline_store.duckdb_config() | dict(duckdb_config or {})
         self._duckdb_config = dict(duckdb_config or {})
+        self._actor = actor
         kinds = OnlineStore | SqliteOnlineStoreConfig | RedisOnlineStoreConfig | None
         if not isinstance(online_store, kinds):
             raise ConfigError(
@@ -87,17 +113,23 @@ class FeatureStore:
         self._online = online_store if isinstance(online_store, OnlineStore) else None
         self._online_config = None if isinstance(online_store, OnlineStore) else online_store
         self._clock = clock or (lambda: datetime.now(UTC))
-        # Per view, where its last materialisation ended (no persistent registry yet).
+        # Per view, where its last materialisation ended (without a registry).
         self._materialized: dict[str, datetime] = {}
+        self._registry = FeatureRegistry(registry) if isinstance(registry, str) else registry
+        self._owns_registry = isinstance(registry, str)
+        self._generations: dict[tuple[str, str], int] = {}
+        if self._registry is not None:
+            self._load(self._registry.load(), self._registry.generations())
         objects = list(objects)
         if objects:
             self.apply(objects)
 
-    def apply(self, objects: Iterable[Definition]) -> None:
+    def apply(self, objects: Iterable[Definition], *, actor: str | None = None) -> None:
         """Register or replace definitions by name; all of them or, on an error, none.
 
         Args:
             objects: Entities, feature views and feature services.
+            actor: Who applies them, as the registry records it; by default the store's.
 
         Raises:
             ConfigError: An object is not a definition, or two share a kind and a name, or an
@@ -125,9 +157,70 @@ class FeatureStore:
                         f"feature service {service.name!r} uses feature view {proj.name!r}, "
                         "which is not applied"
                     )
+        if self._registry is not None:
+            staged_objects = [o for kind in staged.values() for o in kind.values()]
+            self._registry.apply(staged_objects, actor or self._actor)
         self._entities = entities
         self._views = views
         self._services.update(staged[FeatureService])
+
+    @property
+    def registry(self) -> FeatureRegistry | None:
+        """The registry the definitions persist in; ``None`` when they live in memory."""
+        return self._registry
+
+    def refresh(self) -> bool:
+        """Re-read the definitions from the registry they persist in; whether any changed.
+
+        A store without a registry keeps its definitions in memory, so there is nothing to
+        re-read and nothing changes.
+        """
+        if self._registry is None:
+            return False
+        generations = self._registry.generations()
+        if generations == self._generations:
+            return False
+        self._load(self._registry.load(), generations)
+        return True
+
+    def _load(self, found: Definitions, generations: dict[Any, int]) -> None:
+        self._entities, self._views, self._services = found.entities, found.views, found.services
+        self._generations = dict(generations)
+
+    def delete(self, kind: str, name: str) -> None:
+        """Remove a definition, and a view's rows from the online store (when there is one).
+
+        Args:
+            kind: ``Entity``, ``FeatureView`` or ``FeatureService``.
+            name: Its name.
+
+        Raises:
+            InvalidInput: ``kind`` is not one of those.
+            NotFound: There is no such definition.
+            Conflict: A view uses the entity, or a service the view.
+        """
+        registries: dict[str, tuple[dict[str, Any], str]] = {
+            "Entity": (self._entities, "entity"),
+            "FeatureView": (self._views, "feature view"),
+            "FeatureService": (self._services, "feature service"),
+        }
+        if kind not in registries:
+            raise InvalidInput(f"kind {kind!r}: expected Entity, FeatureView or FeatureService")
+        known, text = registries[kind]
+        _lookup(known, name, text)
+        if self._registry is not None:
+            self._registry.delete(kind, name)  # type: ignore[arg-type]  # checked above
+            self.refresh()
+        else:
+            users = _users_in_memory(kind, name, self._views, self._services)
+            if users:
+                raise Conflict(
+                    f"{text} {name!r} is used by {', '.join(users)}: delete or change those first"
+                )
+            del known[name]
+            self._materialized.pop(name, None)
+        if kind == "FeatureView" and (self._online is not None or self._online_config):
+            self.online_store().delete_view(name)
 
     def get_entity(self, name: str) -> Entity:
         """The applied entity called ``name``; raises NotFound if there is none."""
@@ -201,10 +294,19 @@ class FeatureStore:
         )
 
     def close(self) -> None:
-        """Close the online store if this store opened it from a config. Idempotent."""
+        """Close the online store and registry if this store opened them. Idempotent."""
         if self._online is not None and self._online_config is not None:
             self._online.close()
             self._online = None
+        if self._registry is not None and self._owns_registry:
+            self._registry.close()
+            self._registry = None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def online_store(self) -> OnlineStore:
         """The online store, opened on first use.
@@ -268,8 +370,9 @@ class FeatureStore:
     ) -> MaterializeSummary:
         """Materialise each view from where its last materialisation ended to ``end_date``.
 
-        A view materialised before starts at that run's end (kept in memory by this object),
-        others at ``end_date - ttl``, or at the beginning of their data when the ttl is zero.
+        A view materialised before starts at that run's end (kept in the registry, or in this
+        object without one), others at ``end_date - ttl``, or at the beginning of their data
+        when the ttl is zero.
 
         Args:
             end_date: The window's last instant (inclusive; naive is UTC).
@@ -286,9 +389,10 @@ class FeatureStore:
             ConfigError: No online store is configured, or a view does not match its source.
         """
         end = as_utc(end_date, "end_date")
+        ends = self._registry.materialized() if self._registry is not None else self._materialized
         starts: dict[str, datetime | None] = {}
         for view in online_views(self._views, views):
-            last = self._materialized.get(view.name)
+            last = ends.get(view.name)
             if last is not None and last > end:
                 raise InvalidInput(
                     f"view {view.name!r} was materialised up to {last}, after end_date {end}"
@@ -305,7 +409,7 @@ class FeatureStore:
         progress: bool | None,
         chunk_rows: int,
     ) -> MaterializeSummary:
-        return materialize_views(
+        summary = materialize_views(
             self.online_store(),
             [(self._views[name], start) for name, start in starts.items()],
             end,
@@ -314,6 +418,9 @@ class FeatureStore:
             chunk_rows=chunk_rows,
             ends=self._materialized,
         )
+        if self._registry is not None:
+            self._registry.record_materialized({v: end for v in starts}, summary.rows)
+        return summary
 
     def get_online_features(
         self,
@@ -384,6 +491,24 @@ def _lookup(registry: dict[str, _T], name: str, kind: str) -> _T:
         known = ", ".join(sorted(registry)) or "none"
         raise NotFound(f"{kind} {name!r} does not exist; known: {known}")
     return registry[name]
+
+
+def _users_in_memory(
+    kind: str, name: str, views: dict[str, FeatureView], services: dict[str, FeatureService]
+) -> list[str]:
+    if kind == "Entity":
+        return [
+            f"feature view {v!r}"
+            for v, view in views.items()
+            if any(e.name == name for e in view.entities)
+        ]
+    if kind == "FeatureView":
+        return [
+            f"feature service {s!r}"
+            for s, service in services.items()
+            if any(p.name == name for p in service.projections)
+        ]
+    return []
 
 
 def _check_entities(view: FeatureView, entities: dict[str, Entity]) -> None:

@@ -18,6 +18,8 @@ from modelport.drift import Profile
 from modelport.experiments.experiment_store import ACTIVE, ExperimentStore
 from modelport.experiments.feedback import FeedbackKind, FeedbackStore
 from modelport.experiments.store import DeploymentStore
+from modelport.features import FeatureStore
+from modelport.features.online import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
 from modelport.monitoring import DriftScore, Exposition, ServingMetrics
 from modelport.monitoring.alert_rules import AlertRuleStore
 from modelport.monitoring.drift_counter import DriftCounter
@@ -41,6 +43,7 @@ from modelport.service.dataplane import DataPlane, Peers
 from modelport.service.deployments import DeploymentService
 from modelport.service.drift_monitor import DriftMonitor, drift_scores
 from modelport.service.experiments import ExperimentService, PredictionLogData
+from modelport.service.features import FeatureStoreService
 from modelport.service.feedback import FeedbackService, lookup_wait_s
 from modelport.service.gateway import Gateway
 from modelport.service.jobs import Job, JobSkipped, exclusive, turn
@@ -57,6 +60,9 @@ __all__ = [
     "open_drift_recorder",
     "open_drift_store",
     "open_experiments",
+    "open_feature_store",
+    "open_features",
+    "online_store_config",
     "open_feedback",
     "open_prediction_log",
     "open_prediction_sink",
@@ -286,6 +292,7 @@ def control_plane_jobs(
 
     jobs = [Job("evaluate-experiments", settings.controlplane.experiment_interval_s, evaluate)]
     jobs.append(_drift_job(settings, clock, on_drift))
+    jobs.append(_materialize_job(settings, clock))
     jobs += alert_jobs(settings, clock)
     return jobs + _retention_jobs(settings, clock)
 
@@ -308,6 +315,72 @@ def _drift_job(
                     on_drift(drift_scores(store.latest_results(against="reference")))
 
     return Job("score-drift", settings.controlplane.drift_interval_s, score)
+
+
+def _materialize_job(settings: Settings, clock: Clock) -> Job:
+    """Each online view from where its last materialisation ended to now, one process a turn."""
+    lock = settings.home / "materialize.lock"
+    interval = settings.controlplane.materialize_interval_s
+
+    def materialize() -> str:
+        with turn(lock, interval), open_features(settings, clock) as features:
+            if not any(v.online for v in features.store.list_feature_views()):
+                return "no online feature views"
+            summary = features.materialize(
+                "controlplane",
+                start=None,
+                end=clock.now(),
+                chunk_rows=settings.features.materialize_chunk_rows,
+            )
+            return ", ".join(f"{view}: {rows} rows" for view, rows in summary.rows.items())
+
+    return Job("materialize-features", interval, materialize)
+
+
+def online_store_config(settings: Settings) -> SqliteOnlineStoreConfig | RedisOnlineStoreConfig:
+    """The online feature store ``features.online_store`` names (SQLite in the home by default)."""
+    url = settings.features.online_store
+    if url is None:
+        return SqliteOnlineStoreConfig(path=settings.home / "features" / "online.db")
+    if url.startswith("sqlite:///"):
+        return SqliteOnlineStoreConfig(path=Path(url.removeprefix("sqlite:///")))
+    return RedisOnlineStoreConfig(url=url, prefix=settings.features.redis_prefix)
+
+
+def open_feature_store(settings: Settings, clock: Clock | None = None) -> FeatureStore:
+    """The feature store on the metadata database's registry and the configured online store.
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached.
+    """
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    duckdb: dict[str, str | int] = {}
+    if settings.features.duckdb_threads is not None:
+        duckdb["threads"] = settings.features.duckdb_threads
+    if settings.features.duckdb_memory_limit is not None:
+        duckdb["memory_limit"] = settings.features.duckdb_memory_limit
+    now = (clock or SystemClock()).now
+    return FeatureStore(
+        registry=settings.resolved_database_url(),
+        actor=current_user(settings),
+        online_store=online_store_config(settings),
+        duckdb_config=duckdb,
+        clock=now,
+    )
+
+
+@contextmanager
+def open_features(settings: Settings, clock: Clock | None = None) -> Iterator[FeatureStoreService]:
+    """Open the feature store and the audit log it records changes in; close them after.
+
+    Raises:
+        ConfigError: The database URL is unsupported or the database cannot be reached.
+    """
+    with (
+        open_feature_store(settings, clock) as store,
+        open_security_store(settings, clock) as security,
+    ):
+        yield FeatureStoreService(store, security)
 
 
 def open_drift_store(settings: Settings) -> DriftStore:

@@ -22,6 +22,7 @@ def test_help_lists_every_command() -> None:
         "drift",
         "alertrules",
         "monitor",
+        "features",
         "alerts",
         "experiments",
         "feedback",
