@@ -74,7 +74,9 @@ def test_apply_materialize_get_and_training_set(tmp_path: Path, repo: Path) -> N
     again = modelport(home, "features", "apply", str(repo))
     assert "featureview/user_stats configured (generation 1)" in again.stdout  # unchanged
 
-    shown = json.loads(modelport(home, "features", "show", "featureviews", "user_stats", "-o", "json").stdout)
+    shown = json.loads(
+        modelport(home, "features", "show", "featureviews", "user_stats", "-o", "json").stdout
+    )
     # The relative source path was made absolute against the repository.
     assert shown["document"]["spec"]["source"]["file"]["path"] == str(
         (repo / "data" / "user_stats.parquet").resolve()
@@ -83,7 +85,9 @@ def test_apply_materialize_get_and_training_set(tmp_path: Path, repo: Path) -> N
     assert "user_stats" in listed.stdout and "risk" in listed.stdout
 
     end = (T0 + timedelta(days=3)).isoformat()
-    done = modelport(home, "features", "materialize", "--start", T0.isoformat(), "--end", end, "-o", "json")
+    done = modelport(
+        home, "features", "materialize", "--start", T0.isoformat(), "--end", end, "-o", "json"
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["views"]["user_stats"]["rows"] == 2
 
@@ -153,7 +157,10 @@ def test_apply_f_takes_feature_documents_beside_the_others(tmp_path: Path, repo:
         (["features", "get", "-e", "user_id"], "expected KEY=VALUE"),
         (["features", "get", "nope:x", "-e", "user_id=1"], "feature view 'nope' does not exist"),
         (["features", "materialize", "--end", "yesterday"], "--end 'yesterday': expected"),
-        (["features", "training-set", "x:y", "--entities", "/nope.csv", "--out", "o.parquet"], "no such file"),
+        (
+            ["features", "training-set", "x:y", "--entities", "/nope.csv", "--out", "o.parquet"],
+            "no such file",
+        ),
     ],
 )
 def test_bad_input_exits_non_zero_saying_what_was_expected(
@@ -171,4 +178,3 @@ def test_a_repository_whose_code_fails_is_refused(tmp_path: Path) -> None:
     done = modelport(tmp_path / "home", "features", "apply", str(repo))
     assert done.returncode != 0
     assert "defs.py: running it failed: RuntimeError: boom" in done.stderr
-

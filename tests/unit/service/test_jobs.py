@@ -159,6 +159,7 @@ def test_no_retention_rule_no_job(tmp_path: Path) -> None:
     assert [j.name for j in kept] == [
         "evaluate-experiments",
         "score-drift",
+        "materialize-features",
         "evaluate-alerts",
         "deliver-notifications",
         "prune-alerts",
@@ -222,3 +223,45 @@ def test_a_turn_is_taken_once_per_interval_whoever_takes_it(tmp_path: Path) -> N
     lock.write_text("garbage")
     with turn(lock, 10, lambda: now[0]):
         pass
+
+
+def test_the_materialisation_job_continues_each_online_view(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modelport.features import Entity, FeatureView, Field, FileSource, Float64
+    from modelport.service.wiring import open_feature_store
+
+    now = datetime(2026, 12, 8, tzinfo=UTC)
+    settings = Settings(home=tmp_path)
+    [job] = [
+        j for j in control_plane_jobs(settings, FakeClock(now)) if j.name == "materialize-features"
+    ]
+    assert job.interval_s == 300
+    assert job.run() == "no online feature views"
+    source = tmp_path / "stats.parquet"
+    pq.write_table(
+        pa.table({"user_id": [1, 2], "ts": [now - timedelta(hours=1), now], "spend": [1.0, 2.0]}),
+        source,
+    )
+    user = Entity(name="user", join_keys=["user_id"])
+    view = FeatureView(
+        name="stats",
+        entities=[user],
+        schema=[Field(name="spend", dtype=Float64)],
+        source=FileSource(path=str(source), timestamp_field="ts"),
+        ttl=timedelta(days=1),
+    )
+    with open_feature_store(settings) as store:
+        store.apply([user, view])
+    later = control_plane_jobs(settings, FakeClock(now + timedelta(minutes=10)))
+    [job] = [j for j in later if j.name == "materialize-features"]
+    with pytest.raises(JobSkipped, match="another process did it"):
+        job.run()  # the empty run took this interval's turn
+    (tmp_path / "materialize.lock").unlink()
+    assert job.run() == "stats: 2 rows"
+    with open_feature_store(settings) as store:
+        got = store.get_online_features(["stats:spend"], [{"user_id": 2}], now=now)
+        assert got.to_dict() == {"user_id": [2], "spend": [2.0]}
