@@ -60,7 +60,8 @@ Small windows are tests, and a test flags a real change when it can: with the ti
 of 70 windows of 1,000 rows had a flag in our measurements (identical data: the 5% the tests
 allow), 2 of 40 at 2,000 rows, none of 70 at 3,000 rows or more.
 
-scipy is imported here, so ``import modelport`` does not load it.
+scipy is imported by the functions that use it, so neither ``import modelport`` nor
+``import modelport.drift`` (for a profile's bins or window counts) loads it.
 """
 
 from __future__ import annotations

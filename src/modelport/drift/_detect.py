@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats as sps
 
 from modelport.drift._counts import FeatureCounts, WindowCounts
 from modelport.drift._data import Data, check_names, columns, to_float
@@ -109,6 +108,8 @@ def noise_floor(reference: np.ndarray, n: int, categorical: bool) -> float:
     sum, the squared Jensen-Shannon distance about an eighth of it.
     """
     cells = max(int(np.count_nonzero(reference)) - 1, 1)
+    from scipy import stats as sps
+
     spread = float(sps.chi2.ppf(NOISE_QUANTILE, cells)) * (1 / n + 1 / float(reference.sum()))
     return math.sqrt(spread / 8) if categorical else spread
 

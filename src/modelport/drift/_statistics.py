@@ -12,7 +12,6 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 ArrayLike: TypeAlias = Sequence[float] | np.ndarray
 Counts: TypeAlias = Mapping[Any, float] | Sequence[float] | np.ndarray
@@ -117,6 +116,8 @@ def ks_2samp(a: ArrayLike, b: ArrayLike) -> StatisticResult:
         ValueError: A sample empty, not 1-d, or holding NaN.
     """
     x, y = _sample(a, "a", finite=False), _sample(b, "b", finite=False)
+    from scipy import stats as sps
+
     result = sps.ks_2samp(x, y, alternative="two-sided", method="auto")
     return StatisticResult(float(result.statistic), float(result.pvalue))
 
@@ -140,6 +141,8 @@ def wasserstein(
         ValueError: A sample empty, not 1-d, or holding NaN or infinite values.
     """
     r, c = _sample(reference, "reference"), _sample(current, "current")
+    from scipy import stats as sps
+
     distance = float(sps.wasserstein_distance(r, c))
     if not normalized:
         return StatisticResult(distance)
@@ -235,6 +238,8 @@ def chi2_2samp(reference_counts: Counts, current_counts: Counts) -> StatisticRes
         return StatisticResult(0.0, 1.0, 0.0)
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
+    from scipy import stats as sps
+
     return StatisticResult(statistic, float(sps.chi2.sf(statistic, df)), float(df))
 
 
