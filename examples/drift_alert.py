@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -30,13 +29,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import _demo
 import httpx
 import joblib
 import numpy as np
+from _demo import start_up, step
 from sklearn.linear_model import LogisticRegression
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELPORT = str(Path(sys.executable).with_name("modelport"))
+DEMO = "drift demo"
 FEATURES = 6
 MOVED = 2  # the feature that drifts
 
@@ -75,18 +76,8 @@ SHORT = {
 """Intervals shortened for a one-minute demonstration."""
 
 
-def step(title: str) -> None:
-    print(f"\n== {title}", flush=True)
-
-
 def run(*args: str, env: dict[str, str]) -> str:
-    print("$ modelport " + " ".join(args), flush=True)
-    done = subprocess.run([MODELPORT, *args], env=env, capture_output=True, text=True)
-    print(done.stdout.rstrip(), flush=True)
-    if done.returncode != 0:
-        print(done.stderr.rstrip(), file=sys.stderr)
-        sys.exit(f"drift demo failed: modelport {args[0]} exited with {done.returncode}")
-    return done.stdout
+    return _demo.run(*args, env=env, demo=DEMO)
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -141,20 +132,8 @@ def main() -> None:
     run("apply", "-f", str(documents), env=env)
 
     step("run the platform (intervals shortened for the demonstration)")
-    print("$ modelport up --port 0 --no-auth", flush=True)
-    log = home / "up.log"
-    print(f"(its log goes to {log})")
-    with log.open("w") as errors:
-        server = subprocess.Popen(
-            [MODELPORT, "up", "--port", "0", "--no-auth"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
+    server, url = start_up(["--port", "0", "--no-auth"], env, home / "up.log", DEMO)
     try:
-        url = wait_for_server(server)
-        keep_log(server, log)
         story(url, rng, env)
     finally:
         server.terminate()
@@ -204,38 +183,6 @@ def wait_for(status: str, shift: float, url: str, rng: np.random.Generator,
                 return payload
         send(shift, url, rng, client)
     sys.exit(f"drift demo failed: no {status} notification within 90 s")
-
-
-def keep_log(server: subprocess.Popen[str], path: Path) -> None:
-    """Write the rest of the server's output to ``path`` (a full pipe would stall it)."""
-
-    def copy() -> None:
-        assert server.stdout is not None
-        with path.open("a") as log:
-            for line in server.stdout:
-                log.write(line)
-
-    threading.Thread(target=copy, daemon=True).start()
-
-
-def wait_for_server(server: subprocess.Popen[str]) -> str:
-    assert server.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in server.stdout:
-        print(line.rstrip(), flush=True)
-        if line.startswith("serving on "):
-            url = line.split()[-1]
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                        return url
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        if time.monotonic() > deadline:
-            break
-    server.kill()
-    sys.exit("drift demo failed: the server did not start")
 
 
 if __name__ == "__main__":
