@@ -158,9 +158,24 @@ def _read(files: Sequence[Path]) -> list[Document]:
 
 
 def _with_absolute_source(document: Document, folder: Path) -> Document:
-    """A FeatureView whose file source is a relative path gets it against the file's folder."""
+    """A FeatureView document with its relative file path made absolute against ``folder``.
+
+    The path is its file source's, or its push source's batch source's.
+    """
     if document.get("kind") != "FeatureView":
         return document
+    spec = document.get("spec")
+    source = spec.get("source") if isinstance(spec, dict) else None
+    push = source.get("push") if isinstance(source, dict) else None
+    if isinstance(push, dict):
+        source = push.get("batchSource")
+    file = source.get("file") if isinstance(source, dict) else None
+    if not isinstance(file, dict):
+        return document  # validation says what is wrong
+    path = file.get("path")
+    if isinstance(path, str) and "://" not in path and not Path(path).expanduser().is_absolute():
+        file["path"] = str((folder / path).resolve())
+    return document
     spec = document.get("spec")
     source = spec.get("source") if isinstance(spec, dict) else None
     file = source.get("file") if isinstance(source, dict) else None

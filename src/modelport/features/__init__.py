@@ -4,7 +4,10 @@ Feast's names, so a Feast feature repository ports by changing its imports::
 
     from modelport.features import Entity, FeatureView, Field, FileSource, Float64
 
-Timestamps are instants in UTC: naive values are taken as UTC, zoned ones are converted.
+Sources are files (:class:`FileSource`), PostgreSQL tables or queries
+(:class:`PostgreSQLSource`) and push sources (:class:`PushSource`, written by
+:meth:`FeatureStore.push` with a :class:`PushMode`). Timestamps are instants in UTC: naive
+values are taken as UTC, zoned ones are converted.
 The online stores (SQLite, Redis) are in :mod:`modelport.features.online`; a
 :class:`FeatureStore` given one materialises views into it and serves online reads.
 """
@@ -19,9 +22,12 @@ from modelport.features.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    PostgreSQLSource,
+    PushSource,
 )
 from modelport.features.materialize import MaterializeSummary
 from modelport.features.offline import RetrievalJob
+from modelport.features.push import PushMode, PushSummary
 from modelport.features.store import FeatureStore
 from modelport.features.types import (
     Bool,
@@ -46,6 +52,8 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "PostgreSQLSource",
+    "PushSource",
     "Float32",
     "Float64",
     "Int32",
@@ -56,5 +64,7 @@ __all__ = [
     "FeatureStore",
     "MaterializeSummary",
     "OnlineResponse",
+    "PushMode",
+    "PushSummary",
     "RetrievalJob",
 ]

@@ -27,6 +27,8 @@ class OnlineResponse:
 
     Attributes:
         statuses: Feature column -> one :class:`FeatureStatus` per entity row.
+        event_timestamps: Feature column -> the event time of the row each value came from
+            (``None`` where the entity has none), per entity row.
     """
 
     def __init__(
@@ -34,10 +36,12 @@ class OnlineResponse:
         entity_columns: dict[str, list[Any]],
         values: dict[str, list[Any]],
         statuses: dict[str, list[FeatureStatus]],
+        event_timestamps: dict[str, list[datetime | None]] | None = None,
     ) -> None:
         self._entity_columns = entity_columns
         self._values = values
         self.statuses = statuses
+        self.event_timestamps = event_timestamps or {}
 
     def to_dict(self, include_statuses: bool = False) -> dict[str, list[Any]]:
         """The entity rows' columns, then one column per feature.
@@ -139,6 +143,7 @@ def read_online(
                 )
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[FeatureStatus]] = {}
+    times: dict[str, list[datetime | None]] = {}
     for sel in selections:
         view = sel.view
         keys = []
@@ -159,4 +164,5 @@ def read_online(
         for field, out in sel.features:
             values[out] = [decode_value(field.dtype, v) for v in read.values[field.name]]
             statuses[out] = read.statuses[field.name]
-    return OnlineResponse(columns, values, statuses)
+            times[out] = read.event_ts
+    return OnlineResponse(columns, values, statuses, times)

@@ -15,8 +15,10 @@ steps, per feature view:
    so every older one is too.
 
 The views' ASOF joins are chained on the entity rows, which keep their order through the
-``__mp_row`` column the caller adds. Every timestamp is compared as a naive UTC ``TIMESTAMP``;
-the connection's time zone must be UTC so that ``CAST`` converts zoned values to UTC.
+``__mp_row`` column the caller adds. File sources are read where they lie; a PostgreSQL source
+is scanned from the Arrow stream the caller registers under :func:`stream_name` of its view.
+Every timestamp is compared as a naive UTC ``TIMESTAMP``; the connection's time zone must be
+UTC so that ``CAST`` converts zoned values to UTC.
 """
 
 from __future__ import annotations
@@ -25,9 +27,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from modelport.features.definitions import FeatureView, Field, FileSource
+from modelport.features.definitions import BatchSource, FeatureView, Field, FileSource
 
-__all__ = ["ENTITY_TABLE", "ROW_COLUMN", "ViewSelection", "build_query", "lit", "quote", "relation"]
+__all__ = [
+    "ENTITY_TABLE",
+    "ROW_COLUMN",
+    "ViewSelection",
+    "build_query",
+    "lit",
+    "quote",
+    "relation",
+    "stream_name",
+]
 
 ENTITY_TABLE = "__mp_entity"
 ROW_COLUMN = "__mp_row"
@@ -58,8 +69,24 @@ def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def relation(source: FileSource) -> str:
-    """The DuckDB table function that reads ``source`` where it lies."""
+def stream_name(index: int) -> str:
+    """The name the caller registers the Arrow stream of the ``index``-th view's source under."""
+    return f"__mp_src{index}"
+
+
+def relation(source: BatchSource, stream: str) -> str:
+    """What DuckDB reads ``source`` from.
+
+    Args:
+        source: The source.
+        stream: The name a stream of a source that is not a file (PostgreSQL) is registered
+            under.
+
+    Returns:
+        A table function reading the files where they lie, or the stream's quoted name.
+    """
+    if not isinstance(source, FileSource):
+        return quote(stream)
     if source.file_format == "csv":
         return f"read_csv({lit(source.path)}, header = true, auto_detect = true)"
     return f"read_parquet({lit(source.path)})"
@@ -73,8 +100,8 @@ def _interval(ttl: timedelta) -> str:
     return f"to_microseconds(CAST({ttl // timedelta(microseconds=1)} AS BIGINT))"
 
 
-def _view_cte(alias: str, sel: ViewSelection) -> str:
-    view, source = sel.view, sel.view.source
+def _view_cte(alias: str, sel: ViewSelection, stream: str) -> str:
+    view, source = sel.view, sel.view.batch_source
     keys = [quote(k) for k in view.join_keys]
     event_ts = _ts(quote(source.timestamp_field))
     cols = [*keys, f"{event_ts} AS {_EVENT_TS}"]
@@ -85,7 +112,7 @@ def _view_cte(alias: str, sel: ViewSelection) -> str:
     bounds = [f"{event_ts} <= (SELECT max({_TS}) FROM __mp_e)"]
     if view.ttl > timedelta(0):
         bounds.append(f"{event_ts} >= (SELECT min({_TS}) FROM __mp_e) - {_interval(view.ttl)}")
-    sql = f"{alias} AS (\n  SELECT {', '.join(cols)}\n  FROM {relation(source)}\n"
+    sql = f"{alias} AS (\n  SELECT {', '.join(cols)}\n  FROM {relation(source, stream)}\n"
     sql += f"  WHERE {' AND '.join(bounds)}\n"
     if source.created_timestamp_column:
         created = _ts(quote(source.created_timestamp_column))
@@ -128,7 +155,7 @@ def build_query(
     joins = []
     for n, sel in enumerate(selections):
         alias = f"__mp_v{n}"
-        ctes.append(_view_cte(alias, sel))
+        ctes.append(_view_cte(alias, sel, stream_name(n)))
         select += _feature_columns(alias, sel)
         on = [f"e.{quote(k)} = {alias}.{quote(k)}" for k in sel.view.join_keys]
         on.append(f"e.{_TS} >= {alias}.{_EVENT_TS}")

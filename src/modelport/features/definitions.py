@@ -1,7 +1,9 @@
 """Feature definitions with Feast's signatures: a Feast repository ports by changing its imports.
 
-``Entity``, ``Field``, ``FileSource`` (Parquet and CSV), ``FeatureView`` (with ``view[["a", "b"]]``
-projections) and ``FeatureService``. Every definition is validated when it is built and raises
+``Entity``, ``Field``, the batch sources ``FileSource`` (Parquet and CSV) and
+``PostgreSQLSource`` (a table or query), ``PushSource`` (rows pushed by clients, kept in a batch
+source), ``FeatureView`` (with ``view[["a", "b"]]`` projections) and ``FeatureService``.
+Every definition is validated when it is built and raises
 :class:`~modelport.core.errors.ConfigError` naming the bad part. What a definition says about
 its source (columns, types) is checked against the data when it is read
 (:mod:`modelport.features.offline`).
@@ -16,24 +18,29 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from modelport.core.errors import ConfigError, NotFound
 from modelport.features.types import DataType
 
 __all__ = [
+    "BatchSource",
     "Entity",
     "FeatureService",
     "FeatureView",
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "PostgreSQLSource",
+    "PushSource",
     "check_name",
+    "source_label",
 ]
 
 RESERVED_PREFIX = "__mp_"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FORMATS: dict[str, Literal["parquet", "csv"]] = {".parquet": "parquet", ".csv": "csv"}
+_PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://")
 
 
 def check_name(value: object, what: str) -> str:
@@ -186,6 +193,146 @@ class FileSource:
         return f"FileSource(path={self.path!r}, timestamp_field={self.timestamp_field!r})"
 
 
+class PostgreSQLSource:
+    """Feature rows in a PostgreSQL table, or the rows of a query, streamed to DuckDB.
+
+    Feast's signature (``feast.infra.offline_stores.contrib.postgres_offline_store``), plus
+    ``url``: the connection belongs to the source, so every store reading the definition reads
+    the same database. Put no password in the URL (it is kept with the definition); libpq
+    finds one in ``~/.pgpass`` or ``PGPASSFILE``. Only the columns a read needs are selected,
+    and its time bounds are applied in PostgreSQL. A ``timestamp`` column (without time zone)
+    is taken as UTC, a ``timestamptz`` one is converted.
+
+    Args:
+        name: The source's name.
+        query: A ``SELECT`` whose rows are the source (give this or ``table``).
+        table: A table, ``name`` or ``schema.name``, quoted as given (case matters).
+        timestamp_field: The column holding each row's event time.
+        created_timestamp_column: Optional column of when a row was written; among rows with
+            the same keys and event time, the latest created wins.
+        url: The database: ``postgresql://user@host:5432/dbname`` (libpq URL; a SQLAlchemy
+            ``postgresql+psycopg://`` URL is accepted too). ``connect_timeout`` defaults to
+            10 seconds.
+        description: Free text.
+        tags: Free key/value labels.
+        owner: Who owns the source.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "",
+        query: str = "",
+        table: str = "",
+        timestamp_field: str,
+        created_timestamp_column: str = "",
+        url: str,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
+        if bool(query) == bool(table):
+            raise ConfigError(
+                f"PostgreSQLSource {name!r} needs exactly one of query= (a SELECT) or table= "
+                "(a table name)"
+            )
+        if not isinstance(url, str) or not url.startswith(_PG_SCHEMES):
+            raise ConfigError(
+                f"PostgreSQLSource {name!r} has url {url!r}: expected a PostgreSQL URL such as "
+                "'postgresql://postgres@127.0.0.1:5432/features'"
+            )
+        self.table_parts: tuple[str, ...] = ()
+        if table:
+            parts = tuple(table.split("."))
+            if len(parts) > 2 or not all(parts):
+                raise ConfigError(
+                    f"PostgreSQLSource {name!r} has table {table!r}: expected 'name' or "
+                    "'schema.name'"
+                )
+            self.table_parts = parts
+        self.name = name
+        self.query = query
+        self.table = table
+        self.url = url
+        self.timestamp_field = check_name(timestamp_field, "PostgreSQLSource timestamp_field")
+        self.created_timestamp_column = (
+            check_name(created_timestamp_column, "PostgreSQLSource created_timestamp_column")
+            if created_timestamp_column
+            else ""
+        )
+        self.description = description
+        self.tags = dict(tags or {})
+        self.owner = owner
+
+    def __repr__(self) -> str:
+        what = f"table={self.table!r}" if self.table else "query=..."
+        return f"PostgreSQLSource(name={self.name!r}, {what})"
+
+
+BatchSource: TypeAlias = FileSource | PostgreSQLSource
+"""A source the offline store reads: files or a PostgreSQL table or query."""
+
+
+class PushSource:
+    """Rows that clients push (:meth:`FeatureStore.push`), kept in a batch source.
+
+    A feature view whose ``source`` is a push source reads its ``batch_source`` offline; pushes
+    write online, or append to the batch source, or both (:class:`~.push.PushMode`).
+
+    Args:
+        name: The name pushes use.
+        batch_source: Where pushed rows are kept and read back: a :class:`FileSource` whose
+            path is a glob (``data/stats/*.parquet``) or a :class:`PostgreSQLSource` table.
+        description: Free text.
+        tags: Free key/value labels.
+        owner: Who owns the source.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        batch_source: BatchSource,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
+        self.name = check_name(name, "push source name")
+        if not isinstance(batch_source, FileSource | PostgreSQLSource):
+            raise ConfigError(
+                f"push source {name!r} has batch_source {batch_source!r}: expected a FileSource "
+                "or PostgreSQLSource"
+            )
+        self.batch_source = batch_source
+        self.description = description
+        self.tags = dict(tags or {})
+        self.owner = owner
+
+    @property
+    def timestamp_field(self) -> str:
+        """The batch source's event time column."""
+        return self.batch_source.timestamp_field
+
+    @property
+    def created_timestamp_column(self) -> str:
+        """The batch source's created time column, or ``""``."""
+        return self.batch_source.created_timestamp_column
+
+    def __repr__(self) -> str:
+        return f"PushSource(name={self.name!r}, batch_source={self.batch_source!r})"
+
+
+def source_label(source: BatchSource | PushSource) -> str:
+    """How messages name a source: its path, table or ``"query <name>"``."""
+    if isinstance(source, PushSource):
+        return f"push source {source.name!r} ({source_label(source.batch_source)})"
+    if isinstance(source, FileSource):
+        return repr(source.path)
+    if source.table:
+        return f"PostgreSQL table {source.table!r}"
+    return f"PostgreSQL query {source.name!r}" if source.name else "PostgreSQL query"
+
+
 class FeatureView:
     """A group of features from one source, keyed by entities, with a time to live.
 
@@ -196,7 +343,8 @@ class FeatureView:
         name: The view's name (``"view:feature"`` references use it).
         entities: The entities whose join keys key the source's rows.
         schema: The typed columns.
-        source: Where the feature rows are.
+        source: Where the feature rows are: a batch source, or a :class:`PushSource`
+            (read offline from its ``batch_source``).
         ttl: How old a row may be and still be served; ``timedelta(0)`` means forever.
         online: Whether the view is materialised to the online store.
         description: Free text.
@@ -209,7 +357,7 @@ class FeatureView:
         name: str,
         entities: Sequence[Entity],
         schema: Sequence[Field],
-        source: FileSource,
+        source: FileSource | PostgreSQLSource | PushSource,
         ttl: timedelta = timedelta(0),
         online: bool = True,
         description: str = "",
@@ -218,8 +366,11 @@ class FeatureView:
         self.name = check_name(name, "feature view name")
         if not entities or not all(isinstance(e, Entity) for e in entities):
             raise ConfigError(f"feature view {name!r} needs at least one entity (Entity objects)")
-        if not isinstance(source, FileSource):
-            raise ConfigError(f"feature view {name!r} has source {source!r}: expected a FileSource")
+        if not isinstance(source, FileSource | PostgreSQLSource | PushSource):
+            raise ConfigError(
+                f"feature view {name!r} has source {source!r}: expected a FileSource, "
+                "PostgreSQLSource or PushSource"
+            )
         if not isinstance(ttl, timedelta) or ttl < timedelta(0):
             raise ConfigError(f"feature view {name!r} has ttl {ttl!r}: expected a timedelta >= 0")
         self.entities = list(entities)
@@ -238,6 +389,12 @@ class FeatureView:
         self.online = online
         self.description = description
         self.tags = dict(tags or {})
+
+    @property
+    def batch_source(self) -> BatchSource:
+        """Where the offline store reads the view: its source, or its push source's batch source."""
+        source = self.source
+        return source.batch_source if isinstance(source, PushSource) else source
 
     def __getitem__(self, names: Sequence[str]) -> FeatureViewProjection:
         """A projection of some features, for a :class:`FeatureService` (``view[["a", "b"]]``).

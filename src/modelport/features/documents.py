@@ -19,6 +19,10 @@ apply`` and ``PUT /v1/featureviews/{name}`` all take the same thing::
         - {name: orders_7d, dtype: Int64}
       source:
         file: {path: data/user_stats.parquet, timestampField: event_timestamp}
+        # or postgres: {table: public.user_stats, timestampField: ts,
+        #               url: "postgresql://postgres@db:5432/features"}   (or query: SELECT ...)
+        # or push: {name: user_stats_push, batchSource: {file: {path: "data/stats/*.parquet",
+        #           timestampField: ts}}}
       ttl: 2d
       online: true
     ---
@@ -44,7 +48,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypeAlias, cast
 
 from pydantic import Field as PydanticField
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from modelport.core.errors import ConfigError, InvalidInput, NotFound
 from modelport.core.resources import API_VERSION, Spec, parse_duration, parse_resource
@@ -56,6 +60,8 @@ from modelport.features.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    PostgreSQLSource,
+    PushSource,
 )
 
 __all__ = [
@@ -130,8 +136,51 @@ class _FileSpec(Spec):
     description: str = ""
 
 
+class _PostgresSpec(Spec):
+    url: str
+    table: str = ""
+    query: str = ""
+    timestamp_field: str
+    created_timestamp_column: str = ""
+    name: str = ""
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = PydanticField(default_factory=dict)
+
+
+class _BatchSpec(Spec):
+    """Exactly one of its fields."""
+
+    file: _FileSpec | None = None
+    postgres: _PostgresSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> _BatchSpec:
+        if (self.file is None) == (self.postgres is None):
+            raise ValueError("expected exactly one of file or postgres")
+        return self
+
+
+class _PushSpec(Spec):
+    name: str
+    batch_source: _BatchSpec
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = PydanticField(default_factory=dict)
+
+
 class _SourceSpec(Spec):
-    file: _FileSpec
+    """Exactly one of its fields."""
+
+    file: _FileSpec | None = None
+    postgres: _PostgresSpec | None = None
+    push: _PushSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> _SourceSpec:
+        if sum(x is not None for x in (self.file, self.postgres, self.push)) != 1:
+            raise ValueError("expected exactly one of file, postgres or push")
+        return self
 
 
 class _ViewSpec(Spec):
@@ -228,8 +277,34 @@ def _field_document(field: Field) -> dict[str, Any]:
 
 def _source_document(view: FeatureView) -> dict[str, Any]:
     source = view.source
-    if not isinstance(source, FileSource):
-        raise ConfigError(f"feature view {view.name!r}: its source {source!r} has no document form")
+    if isinstance(source, PushSource):
+        return {
+            "push": {
+                "name": source.name,
+                "batchSource": _batch_document(source.batch_source),
+                "description": source.description,
+                "owner": source.owner,
+                "tags": dict(source.tags),
+            }
+        }
+    return _batch_document(source)
+
+
+def _batch_document(source: FileSource | PostgreSQLSource) -> dict[str, Any]:
+    if isinstance(source, PostgreSQLSource):
+        return {
+            "postgres": {
+                "url": source.url,
+                "table": source.table,
+                "query": source.query,
+                "timestampField": source.timestamp_field,
+                "createdTimestampColumn": source.created_timestamp_column,
+                "name": source.name,
+                "description": source.description,
+                "owner": source.owner,
+                "tags": dict(source.tags),
+            }
+        }
     return {
         "file": {
             "path": source.path,
@@ -307,15 +382,19 @@ def _view(doc: _ViewDoc, entities: Mapping[str, Entity]) -> FeatureView:
         _named(entities, e, f"feature view {name!r}, spec.entities", "entity")
         for e in spec.entities
     ]
-    file = spec.source.file
-    source = FileSource(
-        path=file.path,
-        timestamp_field=file.timestamp_field,
-        created_timestamp_column=file.created_timestamp_column,
-        file_format=file.file_format,
-        name=file.name,
-        description=file.description,
-    )
+    given = spec.source
+    source: FileSource | PostgreSQLSource | PushSource
+    if given.push is not None:
+        push = given.push
+        source = PushSource(
+            name=push.name,
+            batch_source=_batch_source(push.batch_source.file, push.batch_source.postgres),
+            description=push.description,
+            tags=push.tags,
+            owner=push.owner,
+        )
+    else:
+        source = _batch_source(given.file, given.postgres)
     return FeatureView(
         name=name,
         entities=used,
@@ -328,6 +407,33 @@ def _view(doc: _ViewDoc, entities: Mapping[str, Entity]) -> FeatureView:
         online=spec.online,
         description=spec.description,
         tags=spec.tags,
+    )
+
+
+def _batch_source(
+    file: _FileSpec | None, postgres: _PostgresSpec | None
+) -> FileSource | PostgreSQLSource:
+    if postgres is not None:
+        return PostgreSQLSource(
+            url=postgres.url,
+            table=postgres.table,
+            query=postgres.query,
+            timestamp_field=postgres.timestamp_field,
+            created_timestamp_column=postgres.created_timestamp_column,
+            name=postgres.name,
+            description=postgres.description,
+            tags=postgres.tags,
+            owner=postgres.owner,
+        )
+    if file is None:  # the specs' validators allow no other case
+        raise InvalidInput("spec.source: expected exactly one of file, postgres or push")
+    return FileSource(
+        path=file.path,
+        timestamp_field=file.timestamp_field,
+        created_timestamp_column=file.created_timestamp_column,
+        file_format=file.file_format,
+        name=file.name,
+        description=file.description,
     )
 
 

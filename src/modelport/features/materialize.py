@@ -1,7 +1,8 @@
 """Materialisation: the newest offline row per entity, copied to the online store in chunks.
 
 For one feature view and a window ``[start, end]`` (both inclusive; no lower bound when
-``start`` is ``None``) one DuckDB query reads the view's source where it lies and keeps, per
+``start`` is ``None``) one DuckDB query reads the view's source where it lies (a PostgreSQL
+source: an Arrow stream of the view's columns and the window's rows) and keeps, per
 entity, the row with the latest event time, ties broken by the latest created time (the
 offline store's rule, :mod:`._pit`). Its result is fetched ``chunk_rows`` rows at a time and
 each chunk written to the online store, so memory stays bounded however big the source is.
@@ -18,17 +19,18 @@ from __future__ import annotations
 import base64
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from modelport.core.errors import InvalidInput, NotFound
 from modelport.features import _pit
 from modelport.features.definitions import FeatureView
-from modelport.features.offline import check_source, connect
+from modelport.features.offline import connect, inspect_source, open_stream
 from modelport.features.online import OnlineStore
 from modelport.features.types import Bytes, DataType, UnixTimestamp
 
@@ -41,12 +43,14 @@ __all__ = [
     "materialize_view",
     "materialize_views",
     "online_views",
+    "write_online",
 ]
 
 # The online codec's epoch and unit, repeated so importing this does not import the codec.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENT = "__mp_event_ts"
 _CREATED = "__mp_created_ts"
+_STREAM = "__mp_src"
 
 #: Called with the rows written so far after each chunk.
 ProgressCallback = Callable[[int], None]
@@ -85,19 +89,23 @@ def _ts_literal(ts: datetime) -> str:
     return f"TIMESTAMP '{ts.astimezone(UTC).replace(tzinfo=None).isoformat(' ')}'"
 
 
-def latest_rows_query(view: FeatureView, start: datetime | None, end: datetime) -> str:
+def latest_rows_query(
+    view: FeatureView, start: datetime | None, end: datetime | None, relation: str = ""
+) -> str:
     """The query for the newest row per entity of ``view`` with an event time in the window.
 
     Args:
         view: The feature view.
         start: The window's first instant (UTC), or ``None`` for no lower bound.
-        end: The window's last instant (UTC).
+        end: The window's last instant (UTC), or ``None`` for no upper bound.
+        relation: What to read the rows from; by default the view's batch source (a
+            PostgreSQL source as the stream ``__mp_src``).
 
     Returns:
         SQL returning the join keys, ``__mp_event_ts``, ``__mp_created_ts`` (null without a
         created column) and each feature cast to its declared type.
     """
-    source = view.source
+    source = view.batch_source
     keys = [_pit.quote(k) for k in view.join_keys]
     event = f"CAST({_pit.quote(source.timestamp_field)} AS TIMESTAMP)"
     created = (
@@ -111,14 +119,16 @@ def latest_rows_query(view: FeatureView, start: datetime | None, end: datetime) 
         for f in view.features
     ]
     # A row without a key matches no entity row offline; online it would be refused.
-    bounds = [f"{k} IS NOT NULL" for k in keys] + [f"{event} <= {_ts_literal(end)}"]
+    bounds = [f"{k} IS NOT NULL" for k in keys]
+    if end is not None:
+        bounds.append(f"{event} <= {_ts_literal(end)}")
     if start is not None:
         bounds.append(f"{event} >= {_ts_literal(start)}")
     order = f"{event} DESC" + (
         f", {created} DESC NULLS LAST" if source.created_timestamp_column else ""
     )
     return (
-        f"SELECT {', '.join(cols)}\nFROM {_pit.relation(source)}\n"
+        f"SELECT {', '.join(cols)}\nFROM {relation or _pit.relation(source, _STREAM)}\n"
         f"WHERE {' AND '.join(bounds)}\n"
         f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {order}) = 1"
     )
@@ -177,13 +187,62 @@ def materialize_view(
     Raises:
         NotFound: The source does not exist.
         ConfigError: The view's definition does not match its source.
+        ServiceUnavailable: A PostgreSQL source's server cannot be reached.
+        InvalidInput: Reading the rows failed.
+    """
+    with connect(duckdb_config) as con, ExitStack() as stack:
+        checked = inspect_source(con, view, view.features)
+        stream = open_stream(
+            con,
+            stack,
+            view,
+            checked,
+            view.features,
+            _STREAM,
+            lower=None if start is None else _naive_utc(start),
+            upper=_naive_utc(end),
+            not_null=True,
+        )
+        try:
+            reader = con.sql(latest_rows_query(view, start, end)).to_arrow_reader(chunk_rows)
+            return write_online(online, view, reader, on_progress)
+        except (duckdb.Error, pa.ArrowException, InvalidInput) as exc:
+            if stream is not None and stream.error is not None:
+                raise stream.error from None
+            if isinstance(exc, InvalidInput):
+                raise
+            raise InvalidInput(f"reading the rows of view {view.name!r} failed: {exc}") from exc
+
+
+def _naive_utc(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def write_online(
+    online: OnlineStore,
+    view: FeatureView,
+    reader: pa.RecordBatchReader,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[int, int]:
+    """Write the rows of a :func:`latest_rows_query` result to ``online``, a batch at a time.
+
+    Args:
+        online: The online store.
+        view: The feature view the rows are of.
+        reader: The query's result: join keys, ``__mp_event_ts``, ``__mp_created_ts``, then
+            the view's features.
+        on_progress: Called with the rows written so far after each batch.
+
+    Returns:
+        The rows read and the rows the online store applied.
+
+    Raises:
+        InvalidInput: Reading the rows failed.
     """
     encoders = {f.name: _encoder(f.dtype) for f in view.features}
     nkeys = len(view.join_keys)
     rows = applied = 0
-    with connect(duckdb_config) as con:
-        check_source(con, view, view.features)
-        reader = con.sql(latest_rows_query(view, start, end)).to_arrow_reader(chunk_rows)
+    try:
         for batch in reader:
             if batch.num_rows == 0:
                 continue
@@ -199,6 +258,8 @@ def materialize_view(
             rows += batch.num_rows
             if on_progress is not None:
                 on_progress(rows)
+    except (duckdb.Error, pa.ArrowException) as exc:
+        raise InvalidInput(f"reading the rows of view {view.name!r} failed: {exc}") from exc
     return rows, applied
 
 

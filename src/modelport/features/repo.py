@@ -6,9 +6,9 @@ FeatureView and FeatureService it binds at module level is collected; ``*.yaml``
 files (other than ``feature_store.yaml``) hold definition documents. A file may also be given
 on its own.
 
-A :class:`~.definitions.FileSource` path that is relative (and not a URL) is made absolute
-against the folder of the file that declares it, so the stored definition means the same data
-whichever process later reads it.
+A :class:`~.definitions.FileSource` path that is relative (and not a URL), a view's or a push
+source's batch source's, is made absolute against the folder of the file that declares it, so
+the stored definition means the same data whichever process later reads it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from typing import Any
 
 from modelport.core.errors import ConfigError, InvalidInput, NotFound
 from modelport.features.config import CONFIG_FILE
-from modelport.features.definitions import Entity, FeatureService, FeatureView, FileSource
+from modelport.features.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    FileSource,
+    PushSource,
+)
 from modelport.features.documents import Definition, kind_of
 
 __all__ = ["absolute_sources", "python_definitions", "repository_files"]
@@ -96,13 +102,24 @@ def _same(a: Definition, b: Definition) -> bool:
 
 
 def absolute_sources(view: FeatureView, base: Path) -> FeatureView:
-    """``view`` with a relative file source path made absolute against ``base``."""
+    """``view`` with a relative file path made absolute against ``base``.
+
+    The path is the view's file source's, or its push source's batch source's.
+    """
     source = view.source
+    if isinstance(source, PushSource):
+        source.batch_source = _absolute(source.batch_source, base)
+    else:
+        view.source = _absolute(source, base)
+    return view
+
+
+def _absolute(source: Any, base: Path) -> Any:
     if not isinstance(source, FileSource) or "://" in source.path:
-        return view
+        return source
     if Path(source.path).expanduser().is_absolute():
-        return view
-    view.source = FileSource(
+        return source
+    return FileSource(
         path=str((base / source.path).resolve()),
         timestamp_field=source.timestamp_field,
         created_timestamp_column=source.created_timestamp_column,
@@ -110,4 +127,3 @@ def absolute_sources(view: FeatureView, base: Path) -> FeatureView:
         name=source.name,
         description=source.description,
     )
-    return view

@@ -16,6 +16,7 @@ taken as UTC, values with a time zone are converted.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,14 @@ from modelport.features.online import (
     RedisOnlineStoreConfig,
     SqliteOnlineStoreConfig,
     open_online_store,
+)
+from modelport.features.push import (
+    PushMode,
+    PushSummary,
+    as_table,
+    check_mode,
+    push_rows,
+    push_views,
 )
 from modelport.features.registry import Definitions, FeatureRegistry
 
@@ -113,6 +122,7 @@ class FeatureStore:
         self._online = online_store if isinstance(online_store, OnlineStore) else None
         self._online_config = None if isinstance(online_store, OnlineStore) else online_store
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._opening = threading.Lock()
         # Per view, where its last materialisation ended (without a registry).
         self._materialized: dict[str, datetime] = {}
         self._registry = FeatureRegistry(registry) if isinstance(registry, str) else registry
@@ -315,7 +325,9 @@ class FeatureStore:
             ConfigError: No online store is configured.
         """
         if self._online is None and self._online_config is not None:
-            self._online = open_online_store(self._online_config)
+            with self._opening:  # two threads' first reads open one store
+                if self._online is None:
+                    self._online = open_online_store(self._online_config)
         if self._online is None:
             raise ConfigError(
                 "this FeatureStore has no online store: pass online_store=SqliteOnlineStoreConfig"
@@ -421,6 +433,50 @@ class FeatureStore:
         if self._registry is not None:
             self._registry.record_materialized({v: end for v in starts}, summary.rows)
         return summary
+
+    def push(
+        self,
+        push_source_name: str,
+        df: pa.Table | Any,
+        allow_registry_cache: bool = True,
+        to: PushMode = PushMode.ONLINE,
+    ) -> PushSummary:
+        """Write rows to the views fed by a push source: online, offline or both (Feast's push).
+
+        Online, each view with ``online=True`` gets the newest pushed row per entity, unless the
+        online store holds a newer one. Offline, the rows are appended to the push source's
+        batch source: a new Parquet part file in the folder of a ``dir/*.parquet`` glob
+        (written under a temporary name, then renamed), or ``COPY`` into a PostgreSQL table.
+        Offline is written first; nothing is written unless every check passes.
+
+        Args:
+            push_source_name: The push source's name.
+            df: The rows: a ``pyarrow.Table``, pandas DataFrame or dict of lists, with the
+                views' join keys, the batch source's time columns and the features.
+            allow_registry_cache: When False, re-read the definitions from the registry
+                first.
+            to: ``PushMode.ONLINE`` (the default), ``OFFLINE`` or ``ONLINE_AND_OFFLINE``.
+
+        Returns:
+            The rows pushed, applied online per view, and where they were appended.
+
+        Raises:
+            InvalidInput: The rows do not fit the views or the batch source, or ``to`` is not
+                a PushMode.
+            NotFound: No view is fed by the push source.
+            ConfigError: An online push without an online store, or a batch source a push
+                cannot append to (a single file, CSV, a query).
+            ServiceUnavailable: A PostgreSQL batch source's server cannot be reached.
+        """
+        mode = check_mode(to)
+        if not allow_registry_cache:
+            self.refresh()
+        views = push_views(self._views, push_source_name)
+        table = as_table(df)
+        online = None if mode is PushMode.OFFLINE else self.online_store()
+        return push_rows(
+            online, views, table, mode, duckdb_config=self._duckdb_config, clock=self._clock
+        )
 
     def get_online_features(
         self,

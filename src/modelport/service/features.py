@@ -278,3 +278,54 @@ class FeatureStoreService:
         if registry is None:
             raise InvalidInput("this feature store keeps its definitions in memory only")
         return registry
+
+    def push(
+        self,
+        actor: str,
+        push_source_name: str,
+        rows: Any,
+        to: str = "online",
+        *,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Push rows to the views fed by a push source (``FeatureStore.push``), audited.
+
+        Args:
+            actor: Who pushes.
+            push_source_name: The push source's name.
+            rows: A pyarrow Table, pandas DataFrame or dict of column -> values.
+            to: ``online``, ``offline`` or ``online_and_offline`` (Feast's names).
+            request_id: The request the audit entries belong to.
+
+        Returns:
+            What was written, JSON-ready: ``pushSourceName``, ``rows``, ``applied`` (per online
+            view, the rows the online store took) and ``offline`` (where the rows were
+            appended, or ``None``).
+
+        Raises:
+            InvalidInput: ``to`` is not one of those, or the rows do not fit the views.
+            NotFound: No view is fed by the push source.
+            ConfigError: A batch source a push cannot append to.
+            ServiceUnavailable: A PostgreSQL batch source cannot be reached.
+        """
+        from modelport.features.push import PushMode  # the one use, kept beside it
+
+        modes = {mode.name.lower(): mode for mode in PushMode}
+        if to not in modes:
+            raise InvalidInput(f"to is {to!r}: expected {', '.join(modes)}")
+        self.store.refresh()
+
+        def work() -> tuple[dict[str, Any], dict[str, Any]]:
+            summary = self.store.push(push_source_name, rows, to=modes[to])
+            described = {
+                "pushSourceName": push_source_name,
+                "to": to,
+                "rows": summary.rows,
+                "applied": dict(summary.applied),
+                "offline": summary.offline,
+            }
+            return described, described
+
+        return run_audited(
+            self._audit, actor, "features.push", audit_text(push_source_name), work, request_id
+        )

@@ -1,4 +1,4 @@
-"""The control plane's REST API: deployments, experiments, alert rules, probes, metrics (ASGI).
+"""The control plane's REST API: deployments, experiments, alert rules, features, probes (ASGI).
 
 :class:`ControlPlaneApp` is a :class:`~modelport.server.rest.app.RoutedApp` over
 :data:`~modelport.server.controlplane.routes.CONTROL_ROUTES`: the base class routes, admits each
@@ -9,7 +9,11 @@ maps errors to statuses and ``{"error": ...}``; each endpoint here reads the bod
 the database) and serialises the answer. Experiment routes are admitted for any grant of their
 role (a listing) and then authorised here on the experiment's deployment, which grants name;
 alert rule routes likewise, on the deployment each rule watches, through
-:class:`~modelport.service.alert_rules.AlertRuleService`.
+:class:`~modelport.service.alert_rules.AlertRuleService`. Feature definitions
+(``/v1/entities``, ``/v1/featureviews``, ``/v1/featureservices``) are authorised on their own
+names and go through :class:`~modelport.service.features.FeatureStoreService`, as do online
+reads (authorised on each view read), materialisation (on each view, or on ``*``) and pushes
+(on each view the push source feeds); their bodies are read by :mod:`.features`.
 
 A body is YAML or JSON by its ``Content-Type``: ``application/json`` (one document, or a list of
 them for ``POST``), ``application/yaml`` or ``text/yaml`` (one document, or several with
@@ -27,12 +31,25 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from modelport.core.clock import Clock, SystemClock
 from modelport.core.documents import Document, load_documents
 from modelport.core.errors import InvalidInput, NotFound
 from modelport.experiments.experiment_store import StoredExperiment
 from modelport.experiments.store import Applied, StoredDeployment
+from modelport.features import FeatureService, FeatureStore
+from modelport.features.documents import DefinitionKind
+from modelport.features.push import push_views
 from modelport.monitoring.alert_rules import StoredAlertRule
 from modelport.security.rbac import Action
+from modelport.server.controlplane.features import (
+    OnlineQuery,
+    check_kinds,
+    online_reply,
+    parse_materialize,
+    parse_online,
+    parse_push,
+    push_columns,
+)
 from modelport.server.controlplane.routes import CONTROL_ROUTES, control_openapi_document
 from modelport.server.rest.app import Hook, RoutedApp
 from modelport.server.rest.asgi import Reply, Request, read_body
@@ -46,6 +63,11 @@ from modelport.service.deployments import (
     describe,
 )
 from modelport.service.experiments import ExperimentService, describe_experiment
+from modelport.service.features import (
+    FeatureStoreService,
+    describe_definition,
+    describe_summary,
+)
 
 __all__ = ["ControlPlaneApp", "parse_documents"]
 
@@ -58,10 +80,16 @@ _YAML_TYPES: Final = frozenset(
     {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
 )
 _SOURCE: Final = "request body"
+_DEFINITION_PATHS: Final[dict[DefinitionKind, tuple[str, str]]] = {
+    "Entity": ("entities", "entities"),
+    "FeatureView": ("featureviews", "featureViews"),
+    "FeatureService": ("featureservices", "featureServices"),
+}
+"""Per definition kind: its path's plural and its listing's key."""
 
 
 class ControlPlaneApp(RoutedApp):
-    """The control plane's ``/v1/`` routes over deployments, experiments and alert rules.
+    """The control plane's ``/v1/`` routes over deployments, experiments, alerts and features.
 
     Args:
         access: Authentication, authorisation and audit of every call.
@@ -75,6 +103,9 @@ class ControlPlaneApp(RoutedApp):
             the route answers 404.
         alert_rules: The alert rules' use cases; ``None``: their routes answer 404.
         alerts: The alerts' listing (``GET /v1/alerts``); ``None``: it answers 404.
+        features: The feature store's use cases; ``None``: their routes answer 404.
+        clock: The time a materialisation without ``end`` runs up to.
+        materialize_chunk_rows: Rows read and written at a time when materialising.
     """
 
     def __init__(
@@ -89,11 +120,17 @@ class ControlPlaneApp(RoutedApp):
         metrics: Callable[[], tuple[bytes, str]] | None = None,
         alert_rules: AlertRuleService | None = None,
         alerts: AlertService | None = None,
+        features: FeatureStoreService | None = None,
+        clock: Clock | None = None,
+        materialize_chunk_rows: int = 10_000,
     ) -> None:
         self.deployments = deployments
         self.experiments = experiments
         self.alert_rules = alert_rules
         self.alerts = alerts
+        self.features = features
+        self.clock = clock or SystemClock()
+        self.materialize_chunk_rows = materialize_chunk_rows
         self.max_body = max_body_bytes
         self.probe = probe
         self._metrics = metrics
@@ -241,6 +278,127 @@ class ControlPlaneApp(RoutedApp):
         )
         return Reply.json(describe_rule(removed))
 
+    # -- feature store: definitions (one kind per path), online reads, materialisation ----------
+
+    async def list_entities(self, request: Request) -> Reply:
+        """``GET /v1/entities``: the entities the caller may see."""
+        return await self._list_definitions(request, "Entity")
+
+    async def apply_entities(self, request: Request) -> Reply:
+        """``POST /v1/entities``: apply one or several Entity documents, all checked first."""
+        return await self._apply_definitions(request, "Entity", None)
+
+    async def get_entity(self, request: Request, name: str) -> Reply:
+        """``GET /v1/entities/{name}``."""
+        return await self._get_definition("Entity", name)
+
+    async def put_entity(self, request: Request, name: str) -> Reply:
+        """``PUT /v1/entities/{name}``: create or replace one entity."""
+        return await self._apply_definitions(request, "Entity", name)
+
+    async def delete_entity(self, request: Request, name: str) -> Reply:
+        """``DELETE /v1/entities/{name}``: what was removed (409 while a view uses it)."""
+        return await self._delete_definition(request, "Entity", name)
+
+    async def list_feature_views(self, request: Request) -> Reply:
+        """``GET /v1/featureviews``: the feature views the caller may see."""
+        return await self._list_definitions(request, "FeatureView")
+
+    async def apply_feature_views(self, request: Request) -> Reply:
+        """``POST /v1/featureviews``: apply one or several FeatureView documents."""
+        return await self._apply_definitions(request, "FeatureView", None)
+
+    async def get_feature_view(self, request: Request, name: str) -> Reply:
+        """``GET /v1/featureviews/{name}``."""
+        return await self._get_definition("FeatureView", name)
+
+    async def put_feature_view(self, request: Request, name: str) -> Reply:
+        """``PUT /v1/featureviews/{name}``: create or replace one feature view."""
+        return await self._apply_definitions(request, "FeatureView", name)
+
+    async def delete_feature_view(self, request: Request, name: str) -> Reply:
+        """``DELETE /v1/featureviews/{name}``: what was removed (409 while a service uses it)."""
+        return await self._delete_definition(request, "FeatureView", name)
+
+    async def list_feature_services(self, request: Request) -> Reply:
+        """``GET /v1/featureservices``: the feature services the caller may see."""
+        return await self._list_definitions(request, "FeatureService")
+
+    async def apply_feature_services(self, request: Request) -> Reply:
+        """``POST /v1/featureservices``: apply one or several FeatureService documents."""
+        return await self._apply_definitions(request, "FeatureService", None)
+
+    async def get_feature_service(self, request: Request, name: str) -> Reply:
+        """``GET /v1/featureservices/{name}``."""
+        return await self._get_definition("FeatureService", name)
+
+    async def put_feature_service(self, request: Request, name: str) -> Reply:
+        """``PUT /v1/featureservices/{name}``: create or replace one feature service."""
+        return await self._apply_definitions(request, "FeatureService", name)
+
+    async def delete_feature_service(self, request: Request, name: str) -> Reply:
+        """``DELETE /v1/featureservices/{name}``: what was removed."""
+        return await self._delete_definition(request, "FeatureService", name)
+
+    async def online_features(self, request: Request) -> Reply:
+        """``POST /v1/features/online``: the latest feature values of entities."""
+        features = self._features()
+        body = await read_body(request, self.max_body)
+
+        def work() -> dict[str, Any]:
+            query = parse_online(body, request.header(b"content-type"))
+            return online_reply(
+                self._read_online(request, features.store, query), query.orientation
+            )
+
+        return Reply.json(await asyncio.to_thread(work))
+
+    async def materialize_features(self, request: Request) -> Reply:
+        """``POST /v1/features/materialize``: copy the newest rows into the online store."""
+        features = self._features()
+        body = await read_body(request, self.max_body)
+        now = self.clock.now()
+
+        def work() -> dict[str, Any]:
+            query = parse_materialize(body, request.header(b"content-type"), now)
+            if query.views is None:
+                self.access.check(request.caller, Action.MANAGE)  # every view: over '*'
+            for view in query.views or ():
+                self.access.check(request.caller, Action.MANAGE, view)
+            summary = features.materialize(
+                _actor(request),
+                start=query.start,
+                end=query.end,
+                views=query.views,
+                chunk_rows=self.materialize_chunk_rows,
+                request_id=request.caller.request_id,
+            )
+            return describe_summary(summary)
+
+        return Reply.json(await asyncio.to_thread(work))
+
+    async def push_features(self, request: Request) -> Reply:
+        """``POST /v1/features/push``: rows to the views fed by a push source (Feast's push)."""
+        features = self._features()
+        body = await read_body(request, self.max_body)
+
+        def work() -> dict[str, Any]:
+            query = parse_push(body, request.header(b"content-type"))
+            store = features.store
+            store.refresh()
+            views = push_views({v.name: v for v in store.list_feature_views()}, query.source)
+            for view in views:
+                self.access.check(request.caller, Action.MANAGE, view.name)
+            return features.push(
+                _actor(request),
+                query.source,
+                push_columns(query, views),
+                query.to,
+                request_id=request.caller.request_id,
+            )
+
+        return Reply.json(await asyncio.to_thread(work))
+
     async def list_alerts(self, request: Request) -> Reply:
         """``GET /v1/alerts[?deployment=NAME][&all=true]``: the alerts the caller may see."""
         if self.alerts is None:
@@ -315,6 +473,91 @@ class ControlPlaneApp(RoutedApp):
             return describe_experiment(done)
 
         return Reply.json(await asyncio.to_thread(work))
+
+    def _features(self) -> FeatureStoreService:
+        if self.features is None:
+            raise NotFound("the feature store is not served by this server")
+        return self.features
+
+    async def _list_definitions(self, request: Request, kind: DefinitionKind) -> Reply:
+        found = await asyncio.to_thread(self._features().list, kind)
+        if self.access.enabled:
+            names = self.access.visible(request.identity, [s.name for s in found])
+            found = [s for s in found if s.name in names]
+        key = _DEFINITION_PATHS[kind][1]
+        return Reply.json({key: [describe_definition(s) for s in found]})
+
+    async def _get_definition(self, kind: DefinitionKind, name: str) -> Reply:
+        stored = await asyncio.to_thread(self._features().get, kind, name)
+        return Reply.json(describe_definition(stored))
+
+    async def _apply_definitions(
+        self, request: Request, kind: DefinitionKind, name: str | None
+    ) -> Reply:
+        features = self._features()
+        body = await read_body(request, self.max_body)
+
+        def work() -> dict[str, Any]:
+            """Parse, check the kinds, authorise each name (a POST's) and apply, all or none."""
+            documents = parse_documents(body, request.header(b"content-type"))
+            if name is not None:
+                _single(documents, name, _DEFINITION_PATHS[kind][0])
+            check_kinds(documents, kind)
+            if name is None:
+                for document in documents:
+                    given = _name_of(document)
+                    if given is not None:  # a document without a name fails validation anyway
+                        self.access.check(request.caller, Action.MANAGE, given)
+            before = {s.name: s.generation for s in features.list(kind)}
+            applied = features.apply_documents(
+                documents, _actor(request), request_id=request.caller.request_id
+            )
+            return {
+                "applied": [
+                    describe_definition(s)
+                    | {
+                        "created": s.name not in before,
+                        "changed": before.get(s.name) != s.generation,
+                    }
+                    for s in applied
+                ]
+            }
+
+        return Reply.json(await asyncio.to_thread(work))
+
+    async def _delete_definition(self, request: Request, kind: DefinitionKind, name: str) -> Reply:
+        removed = await asyncio.to_thread(
+            self._features().delete,
+            kind,
+            name,
+            _actor(request),
+            request_id=request.caller.request_id,
+        )
+        return Reply.json(describe_definition(removed))
+
+    def _read_online(self, request: Request, store: FeatureStore, query: OnlineQuery) -> Any:
+        """Authorise each view read, check the join keys, read (in a worker thread)."""
+        for view in query.views():  # before any lookup: nothing leaks outside the grants
+            self.access.check(request.caller, Action.METADATA, view)
+        store.refresh()  # definitions applied by other processes
+        wanted: list[str] | FeatureService
+        if query.service is not None:
+            wanted = store.get_feature_service(query.service)
+            views = [projection.name for projection in wanted.projections]
+            for view in views:
+                self.access.check(request.caller, Action.METADATA, view)
+        else:
+            wanted, views = list(query.features or ()), query.views()
+        for view in views:
+            keys = store.get_feature_view(view).join_keys
+            missing = [key for key in keys if key not in query.entities]
+            if missing:
+                raise InvalidInput(
+                    f"the entities have no join key {missing[0]!r}, needed by feature view "
+                    f"{view!r} (keyed by {', '.join(keys)}); give it in entities or in every "
+                    "entityRows item"
+                )
+        return store.get_online_features(wanted, query.entities, query.full_feature_names)
 
     def _rules(self) -> AlertRuleService:
         if self.alert_rules is None:

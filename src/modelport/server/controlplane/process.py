@@ -4,7 +4,9 @@ One process, one event loop: uvicorn serves :class:`ControlPlaneApp` (through
 :func:`~modelport.server.worker.run_asgi`, the HTTP setup of every modelport process) and a
 :class:`~modelport.service.jobs.JobRunner` runs the background jobs beside it; ``GET /metrics``
 shows the jobs' runs and failures, the experiments' last evaluations and the process's CPU and
-memory (:class:`~modelport.monitoring.ControlPlaneMetrics`). The port is bound
+memory (:class:`~modelport.monitoring.ControlPlaneMetrics`). One
+:class:`~modelport.service.features.FeatureStoreService` (``wiring.open_features``) serves the
+feature store's routes for the process's life. The port is bound
 before anything else is opened, so a busy port fails at once with "port N on HOST is already in
 use". SIGINT or SIGTERM stop it gracefully: no new connections, requests in flight finish (for
 at most uvicorn's graceful timeout), the jobs stop, the stores close, "stopped" is logged and the
@@ -33,6 +35,7 @@ from modelport.service.wiring import (
     control_plane_jobs,
     open_alert_rules,
     open_control_plane,
+    open_features,
 )
 
 __all__ = ["serve_controlplane"]
@@ -72,6 +75,7 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
             open_control_plane(settings) as (deployments, experiments, access),
             open_alert_rules(settings) as alert_rules,
             open_alerts(settings) as alerts,
+            open_features(settings) as features,
         ):
             exposition = build_exposition(settings)
             metrics = ControlPlaneMetrics(exposition)
@@ -107,6 +111,8 @@ def serve_controlplane(settings: Settings, on_listening: Callable[[str], None], 
                 metrics=exposition.render,
                 alert_rules=alert_rules,
                 alerts=alerts,
+                features=features,
+                materialize_chunk_rows=settings.features.materialize_chunk_rows,
             )
             served = run_asgi(app, settings, sock, ssl_context, logs.access)
     finally:

@@ -17,6 +17,11 @@ from modelport.core.alert import AlertRule
 from modelport.core.deployment import Deployment
 from modelport.core.experiment import Experiment
 from modelport.security.rbac import Action
+from modelport.server.controlplane.features import (
+    FEATURE_SCHEMAS,
+    MAX_ONLINE_ENTITIES,
+    MAX_PUSH_ROWS,
+)
 from modelport.server.rest.openapi import model_schemas, openapi_document
 from modelport.server.rest.routes import Route, Target
 
@@ -26,7 +31,9 @@ Schema = dict[str, Any]
 
 _JSON: Final = "application/json"
 _YAML_TYPES: Final = ("application/yaml", "text/yaml")
-_TAGS: Final = ("deployments", "experiments", "alertrules", "health", "monitoring", "server")
+_TAGS: Final = (
+    "deployments", "experiments", "alertrules", "features", "health", "monitoring", "server",
+)  # fmt: skip
 _DESCRIPTION: Final = """\
 The modelport control plane: declarative resources under `/v1/{kind-plural}`.
 
@@ -49,13 +56,27 @@ deployment's name.
 `GET /v1/alertrules?deployment=NAME` lists one deployment's). A rule is authorised on the name \
 of the deployment it watches, which must exist.
 
+The feature store's definitions are resources too: `/v1/entities`, `/v1/featureviews` and \
+`/v1/featureservices` (an Entity, FeatureView or FeatureService document per PUT; each path \
+takes documents of its own kind only, so apply entities, then views, then services). A \
+definition is authorised on its own name; deleting one that a view or service still uses is \
+409. `POST /v1/features/online` reads the latest feature values of entities (Feast's \
+`/get-online-features`, camelCase: `features` or `featureService`, `entities` as columns or \
+`entityRows` as rows, at most {max_entities} of them; the answer is Feast's column shape, or one \
+object per entity with `"format": "rows"`), authorised for the viewer role on each feature \
+view read. `POST /v1/features/materialize` copies the newest rows of the online views into \
+the online store (`start` null: from where each view's last run ended), authorised for the \
+deployer role on each view (on `*` when it names none). `POST /v1/features/push` writes rows \
+to the views a push source feeds (Feast's `/push`, camelCase: `pushSourceName`, `df` as \
+columns, `to`), authorised for the deployer role on each of those views.
+
 `GET /metrics` is the Prometheus text of the control plane's background jobs (runs, failures, \
 last success), of the experiments' last evaluations and of its process (CPU, memory).
 
 Every error answers `{"error": "<message>"}`. Every route except the health probes needs \
 `Authorization: Bearer <key>`: reads need the viewer role on the deployment's name, changes \
 the deployer role; `/metrics` needs the viewer role over `*` unless \
-`security.auth.open_metrics` is on."""
+`security.auth.open_metrics` is on.""".replace("{max_entities}", f"{MAX_ONLINE_ENTITIES:,}")
 
 
 def _ref(name: str) -> Schema:
@@ -278,6 +299,123 @@ DELETE_RULE: Final = _operation(
 )
 
 
+_FEATURE_APPLIED: Final = _reply(
+    "Each definition as now stored, with whether it was created and whether it changed (the "
+    "same document again keeps the generation).",
+    _ref("AppliedFeatureDefinitions"),
+)
+
+
+def _definition_operations(kind: str, noun: str, listing: str) -> dict[str, Schema]:
+    """The five operations of one feature definition kind (``list_``, ``apply``, ``get``...)."""
+    not_found = _error(f"No {noun} by that name.")
+    apply_errors = {
+        "400": _error(
+            f"The body is not valid YAML or JSON, a document is not a valid {kind} (the message "
+            "names the field), is of another kind (each kind has its own path), or the names "
+            "disagree; nothing was written."
+        ),
+        "403": _error("The caller may not change a definition it names."),
+        "404": _error("A name the document uses (an entity, a view) is not applied."),
+        "409": _error("Another writer applied the same definition at the same moment; retry."),
+        "413": _error("The body is over the control plane's size limit."),
+        "503": _error("The audit log cannot be written, so nothing was applied."),
+    }
+    return {
+        "list_": _operation(
+            f"Every {noun} the caller may see",
+            "features",
+            {"200": _reply(f"Every visible {noun}, by name.", _ref(listing))},
+        ),
+        "apply": _operation(
+            f"Apply one or several {kind} documents (all checked before any is written)",
+            "features",
+            {"200": _FEATURE_APPLIED, **apply_errors},
+            _documents_body(many=True, kind=kind),
+        ),
+        "get": _operation(
+            f"One {noun}",
+            "features",
+            {"200": _reply("The stored definition.", _ref("StoredFeatureDefinition")),
+             "404": not_found},
+        ),
+        "put": _operation(
+            f"Create or replace a {noun} (its metadata.name must be the path's name)",
+            "features",
+            {"200": _FEATURE_APPLIED, **apply_errors},
+            _documents_body(many=False, kind=kind),
+        ),
+        "delete": _operation(
+            f"Remove a {noun} nothing uses"
+            + (" (its rows in the online store go with it)" if kind == "FeatureView" else ""),
+            "features",
+            {
+                "200": _reply("What was removed.", _ref("StoredFeatureDefinition")),
+                "404": not_found,
+                "409": _error(f"The {noun} is still used: delete or change its users first."),
+                "503": _error("The audit log cannot be written, so nothing was removed."),
+            },
+        ),
+    }  # fmt: skip
+
+
+def _json_body(schema: str, required: bool = True) -> Schema:
+    return {"required": required, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+ONLINE: Final = _operation(
+    "The latest feature values of entities, from the online store (Feast's /get-online-features)",
+    "features",
+    {
+        "200": _reply("One value and status per entity and name.", _ref("OnlineFeatures")),
+        "400": _error(
+            "The body is not a valid request (the message names the field and what was "
+            f"expected): a malformed reference, a missing join key, a join-key value that is "
+            f"not a string or an integer, an empty list, or over {MAX_ONLINE_ENTITIES:,} "
+            "entity rows."
+        ),
+        "403": _error("The caller may not read a feature view the request names."),
+        "404": _error("An unknown feature view, feature or feature service."),
+        "413": _error("The body is over the control plane's size limit."),
+        "503": _error("The online store does not answer."),
+    },
+    _json_body("OnlineRequest"),
+)
+MATERIALIZE: Final = _operation(
+    "Copy the newest rows of the online feature views into the online store",
+    "features",
+    {
+        "200": _reply(
+            "Per view: its window, the rows read and applied.", _ref("MaterializeSummary")
+        ),
+        "400": _error(
+            "A bad body (the message names the field), start after end, a view that is not "
+            "online, or a source that does not match its view."
+        ),
+        "403": _error("The caller may not change a view it names (or every view)."),
+        "404": _error("An unknown feature view, or a source file that is missing."),
+        "503": _error("The audit log or the online store cannot be written."),
+    },
+    _json_body("MaterializeRequest", required=False),
+)  # fmt: skip
+PUSH: Final = _operation(
+    "Push rows to the feature views a push source feeds (Feast's /push)",
+    "features",
+    {
+        "200": _reply("What was written.", _ref("PushSummary")),
+        "400": _error(
+            "A bad body (the message names the field), over "
+            f"{MAX_PUSH_ROWS:,} rows, rows that do not fit the views (a missing column, a "
+            "wrong type, a null key or time), or a batch source a push cannot append to."
+        ),
+        "403": _error("The caller may not change a view the push source feeds."),
+        "404": _error("No feature view is fed by the push source."),
+        "413": _error("The body is over the control plane's size limit."),
+        "503": _error("The audit log, the online store or the batch source cannot be written."),
+    },
+    _json_body("PushRequest"),
+)
+
 LIST_ALERTS: Final = {
     **_operation(
         "Firing and pending alerts of the deployments the caller may see",
@@ -384,6 +522,34 @@ CONTROL_ROUTES: Final[tuple[Route, ...]] = (
     *_resource_routes(
         "/v1/alertrules", "alert_rule", "alert_rules", Target.LISTING,
         list_=LIST_RULES, apply=POST_RULES, get=GET_RULE, put=PUT_RULE, delete=DELETE_RULE,
+    ),
+    # Feature definitions are authorised on their own names; each kind has its own path.
+    *(
+        route
+        for path, one, many, kind, noun, listing in (
+            ("/v1/entities", "entity", "entities", "Entity", "entity", "EntityList"),
+            ("/v1/featureviews", "feature_view", "feature_views", "FeatureView",
+             "feature view", "FeatureViewList"),
+            ("/v1/featureservices", "feature_service", "feature_services", "FeatureService",
+             "feature service", "FeatureServiceList"),
+        )
+        for route in _resource_routes(
+            path, one, many, Target.MODEL, **_definition_operations(kind, noun, listing)
+        )
+    ),
+    # Online reads are authorised on each view they read, materialisation on each view (or
+    # on every one), by the endpoint: the body names them.
+    Route(
+        "POST", "/v1/features/online", "online_features", Action.METADATA, Target.LISTING,
+        ONLINE, "online_features",
+    ),
+    Route(
+        "POST", "/v1/features/materialize", "materialize_features", Action.MANAGE,
+        Target.LISTING, MATERIALIZE, "materialize_features",
+    ),
+    Route(
+        "POST", "/v1/features/push", "push_features", Action.MANAGE, Target.LISTING, PUSH,
+        "push_features",
     ),
     # Alerts are listed like deployments: each filtered to the deployments the caller may see.
     Route(
@@ -567,6 +733,7 @@ def control_openapi_document() -> dict[str, Any]:
             **model_schemas(Deployment),
             **model_schemas(Experiment),
             **model_schemas(AlertRule),
+            **FEATURE_SCHEMAS,
             **_SCHEMAS,
         },
     )

@@ -50,6 +50,7 @@ from modelport.service.wiring import (
     open_deployment_store,
     open_drift_recorder,
     open_experiments,
+    open_features,
     open_feedback,
     open_prediction_log,
     open_registrar,
@@ -161,6 +162,8 @@ class _Worker:
         self.feedback = self.control.enter_context(
             open_feedback(settings, self.predictions.sink, clock)
         )
+        # The feature store: what enrichment reads, and under `up` the feature routes' service.
+        self.features = self.control.enter_context(open_features(settings, clock))
         options = settings.gateway
         self.redis: Any = None
         if options.redis_url is not None:
@@ -277,6 +280,9 @@ class _Worker:
             metrics=self.metrics,  # GET /metrics goes to the gateway's app, which shows it all
             alert_rules=alert_rules,
             alerts=alerts,
+            features=self.features,
+            clock=self.clock,
+            materialize_chunk_rows=settings.features.materialize_chunk_rows,
         )
 
         async def both(scope: Any, receive: Any, send: Any) -> None:
