@@ -78,6 +78,11 @@ _GATEWAY = (
     "tests/e2e/test_gateway.py::test_a_replica_killed_under_load_fails_only_its_requests_in_flight",
 )
 
+_FEATURES_CLI = "tests/e2e/test_features_cli.py::test_apply_materialize_get_and_training_set"
+_FEATURES_JOB = (
+    "tests/unit/service/test_jobs.py::test_the_materialisation_job_continues_each_online_view"
+)
+
 SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     # Two commands
     "./scripts/quickstart": _QUICKSTART,
@@ -110,6 +115,19 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
         "tests/e2e/test_tracing.py::"
         "test_up_records_the_stages_under_the_gateways_span_and_flushes_when_stopped",
     ),
+    # feature store
+    "modelport features apply feature_repo/": _FEATURES_CLI,
+    "modelport features list": _FEATURES_CLI,
+    "modelport features show featureviews user_stats -o yaml": _FEATURES_CLI,
+    "modelport features materialize": (_FEATURES_CLI, _FEATURES_JOB),
+    "modelport features materialize --start 2026-12-01T00:00:00Z --end 2026-12-08T00:00:00Z "
+    "--view user_stats": _FEATURES_CLI,
+    "modelport features get user_stats:spend_7d user_stats:orders_7d -e user_id=1 -e user_id=2": (
+        _FEATURES_CLI
+    ),
+    "modelport features training-set --service fraud_features --entities events.parquet "
+    "--out train.parquet": _FEATURES_CLI,
+    "modelport features delete featureservices fraud_features": _FEATURES_CLI,
     # register, models, alias
     "modelport register fraud model.joblib --sample sample.npy --tag team=risk --metric auc=0.91 "
     '--description "gradient boosting, Q3 data" --training-data train.parquet '
