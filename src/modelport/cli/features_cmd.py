@@ -1,4 +1,4 @@
-"""Feature store commands: ``features apply|list|show|delete|materialize|get|training-set``.
+"""Feature store commands: ``features apply|list|show|delete|materialize|get|training-set|skew``.
 
 They work on the installation's feature store directly (the registry in the metadata database,
 the online store ``MODELPORT_FEATURES__ONLINE_STORE``), through the same service the control
@@ -424,6 +424,81 @@ def features_training_set(
     else:
         pq.write_table(result, out)
     typer.echo(f"{result.num_rows} rows x {result.num_columns} columns written to {out}")
+
+
+@features_app.command("skew")
+def features_skew(
+    deployment: Annotated[
+        str, typer.Argument(help="The deployment whose served features to check.")
+    ],
+    window: Annotated[
+        str, typer.Option(help="How far back from now (90m, 1h, 1d), or a start time.")
+    ] = "1d",
+    limit: Annotated[
+        int, typer.Option(min=1, help="Newest logged predictions of the window read at most.")
+    ] = 100_000,
+    tolerance: Annotated[
+        float, typer.Option(min=0.0, help="Relative tolerance for float features.")
+    ] = 1e-6,
+    output: Annotated[str, _OUTPUT] = "table",
+) -> None:
+    """Training-serving skew: the features a deployment served, recomputed offline.
+
+    Reads the deployment's logged predictions (each enriched one keeps its entity keys, the
+    read's instant and the values served), recomputes every value with the point-in-time join
+    at that instant, and reports per feature how many disagree.
+    """
+    from datetime import UTC
+
+    from modelport.cli._settings import checked_settings
+    from modelport.cli._when import since
+    from modelport.service.feature_skew import feature_skew
+    from modelport.service.wiring import open_feature_store, open_prediction_sink
+
+    form = _checked_output(output)
+    now = datetime.now(UTC)
+    start = since(window, now, "--window")
+    settings = checked_settings()
+    sink = open_prediction_sink(settings)
+    try:
+        table = sink.read(deployment, since=start, limit=limit)
+    finally:
+        sink.close()
+    with open_feature_store(settings) as store:
+        report = feature_skew(table, store, deployment, rel_tol=tolerance)
+    document = report.document()
+    if form != "table":
+        _print(document, form)
+        return
+    typer.echo(
+        f"deployment {deployment}: {report.predictions} enriched predictions, {report.rows} rows "
+        f"compared since {start:%Y-%m-%d %H:%M:%S} UTC ({report.skipped} without features)"
+    )
+    if not report.features:
+        typer.echo("no served feature values in the window: nothing to compare")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table_view = Table(
+        "feature", "compared", "mismatches", "rate", "missing online", "missing offline"
+    )
+    for skew in report.features:
+        table_view.add_row(
+            skew.feature,
+            str(skew.compared),
+            str(skew.mismatches),
+            f"{skew.rate:.2%}",
+            str(skew.missing_online),
+            str(skew.missing_offline),
+        )
+    Console(highlight=False).print(table_view)
+    for skew in report.features:
+        for example in skew.examples:
+            typer.echo(
+                f"  {skew.feature} request {example.request_id} row {example.row} at "
+                f"{example.at.isoformat()}: served {example.online!r}, offline {example.offline!r}"
+            )
 
 
 def attach(app: typer.Typer) -> None:

@@ -29,6 +29,15 @@ A deployment is declared in YAML (or the same document as JSON) and applied with
       cache:
         enabled: true
         ttlSeconds: 60
+      features:
+        entities:
+          - joinKey: user_id
+            input: user_id
+          - joinKey: merchant_id
+            parameter: merchant_id
+        features: [user_stats:spend_7d, user_stats:orders_7d]
+        onMissing: default
+        defaults: {spend_7d: 0.0, orders_7d: 0}
 
 Field names are camelCase in documents (Kubernetes style) and snake_case in Python. Every
 document is validated in full before anything is applied; :func:`parse_deployment` turns
@@ -39,6 +48,7 @@ bad field by its path in the document (``spec.variants[1].weight``) and what was
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -52,6 +62,8 @@ __all__ = [
     "CacheSpec",
     "Deployment",
     "DeploymentSpec",
+    "EntityKeySpec",
+    "FeaturesSpec",
     "Metadata",
     "PredictionLogSpec",
     "ReplicaSpec",
@@ -62,6 +74,7 @@ __all__ = [
 ]
 
 _WEIGHT_TOTAL = 100.0
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class VariantSpec(Spec):
@@ -224,6 +237,116 @@ class PredictionLogSpec(Spec):
         return self
 
 
+class EntityKeySpec(Spec):
+    """One join key of the enriching features and where each request carries it (one source)."""
+
+    join_key: str
+    """The join key (``user_id``), as the feature views' entities name it."""
+
+    input: str | None = None
+    """A request input holding one key per row: BYTES (UTF-8 text) or INT64, shape ``[N]`` or
+    ``[N, 1]``. Not sent to the model unless its signature names an input so."""
+
+    parameter: str | None = None
+    """A request parameter holding one key (a string or an integer) for every row."""
+
+    @field_validator("join_key")
+    @classmethod
+    def _join_key(cls, join_key: str) -> str:
+        if not _IDENTIFIER.fullmatch(join_key):
+            raise ValueError(f"{join_key!r} is not a join key: expected letters, digits and '_'")
+        return join_key
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EntityKeySpec:
+        if (self.input is None) == (self.parameter is None):
+            raise ValueError("give exactly one of input or parameter")
+        if self.input == "" or self.parameter == "":
+            raise ValueError("the input or parameter name is empty")
+        return self
+
+
+class FeaturesSpec(Spec):
+    """Feature enrichment: the gateway reads features online and adds them to the model input.
+
+    Each request carries the entity keys; the gateway reads the declared features for every
+    row in one batched online read and assembles the model input in the order of the served
+    version's signature: a signature input named like a feature (``spend_7d``) gets that
+    feature's column; the other features, in declared order, form one ``[N, F]`` matrix for the
+    input named by ``input`` (or the model's only input that is neither named like a feature
+    nor an entity key's input). Inputs the request gives itself pass through unchanged. Whether
+    the features fit the signature is checked when the gateway builds the deployment's route.
+    """
+
+    entities: list[EntityKeySpec] = Field(min_length=1)
+    """Each join key the features need and where the request carries it."""
+
+    features: list[str] | None = None
+    """Feature references, ``view:feature``, in the order of the matrix's columns."""
+
+    service: str | None = None
+    """Or a feature service's name: its features, in its order."""
+
+    input: str | None = None
+    """The model input assembled from the features not named by an input of their own; by
+    default the model's only input left."""
+
+    on_missing: Literal["reject", "default", "null"] = "reject"
+    """A feature without a value for a row (no row online, a null, older than the view's ttl):
+    ``reject`` answers 400 naming the entity and the feature; ``default`` uses ``defaults``;
+    ``null`` sends NaN (float inputs only)."""
+
+    defaults: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    """For ``onMissing: default``: the value of each feature, by ``view:feature`` or by feature
+    name; every feature needs one."""
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, features: list[str] | None) -> list[str] | None:
+        if features is None:
+            return None
+        if not features:
+            raise ValueError("list at least one feature ('view:feature')")
+        for ref in features:
+            parts = ref.split(":")
+            if len(parts) != 2 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
+                raise ValueError(f"{ref!r} is not a feature reference: expected 'view:feature'")
+        twice = sorted({ref for ref in features if features.count(ref) > 1})
+        if twice:
+            raise ValueError(f"{twice} appear more than once")
+        return features
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeaturesSpec:
+        if (self.features is None) == (self.service is None):
+            raise ValueError("give exactly one of features (a list of 'view:feature') or service")
+        keys = [e.join_key for e in self.entities]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"join keys {twice} are declared more than once in entities")
+        if self.on_missing != "default":
+            if self.defaults:
+                raise ValueError(
+                    f"defaults are for onMissing: default; onMissing is {self.on_missing}"
+                )
+            return self
+        if self.features is not None:
+            missing = [f for f in self.features if self.default(f) is None]
+            if missing:
+                raise ValueError(f"onMissing is default, but {missing} have no defaults")
+            known = set(self.features) | {f.split(":")[1] for f in self.features}
+            unknown = sorted(set(self.defaults) - known)
+            if unknown:
+                raise ValueError(f"defaults {unknown} name no declared feature")
+        return self
+
+    def default(self, ref: str) -> float | int | str | bool | None:
+        """The default of feature ``ref`` (``view:feature``), given by reference or by name."""
+        if ref in self.defaults:
+            return self.defaults[ref]
+        return self.defaults.get(ref.split(":", 1)[1])
+
+
 class DeploymentSpec(Spec):
     """What a deployment serves and how."""
 
@@ -241,6 +364,9 @@ class DeploymentSpec(Spec):
 
     prediction_log: PredictionLogSpec = PredictionLogSpec()
     """What is logged of each prediction."""
+
+    features: FeaturesSpec | None = None
+    """Feature enrichment from the online feature store; absent: requests go as they come."""
 
     @model_validator(mode="after")
     def _variants(self) -> DeploymentSpec:
@@ -273,7 +399,7 @@ class Deployment(Spec):
     """Name and labels."""
 
     spec: DeploymentSpec
-    """Variants, traffic, replicas, cache and prediction log."""
+    """Variants, traffic, replicas, cache, prediction log and feature enrichment."""
 
     @property
     def name(self) -> str:

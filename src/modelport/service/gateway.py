@@ -14,6 +14,21 @@ backend, then the hand-offs that never hold the caller: the prediction log (a de
 whose tensors are decoded on the log's writer thread) and the shadow copies (tasks of their own,
 bounded, their failures counted and logged, never the caller's).
 
+A deployment with ``spec.features`` is enriched before its backend is called
+(:mod:`modelport.service.enrichment`): the request is decoded, its entity keys read, the
+features read in one batched online read of the gateway's :class:`FeatureStore`, and the model
+input assembled for the served version's signature and encoded again as the call came; the
+shadows get the same features, assembled for their own versions. An embedded SQLite store is
+read inline on the event loop (one row, 20 features: 50-75 us for the read, 110 us for the
+whole enrichment, while a hop to a worker thread adds 45-250 us and gains no throughput under
+the GIL); a Redis store in a thread (``asyncio.to_thread``), so a network round trip never holds
+the loop. The route of such a deployment holds its
+:class:`~modelport.service.enrichment.Enrichment` and one assembly per served version, built
+with the route from the version's signature (``signature_of``), so features that do not fit a
+signature make the deployment "cannot be served" when it is applied, not a failure per
+request; the routes are built again when the feature definitions change
+(:meth:`FeatureStore.refresh`, every poll). A deployment without features does none of this.
+
 The log keeps failed requests too (under the same sampling), with their error kind: a
 :class:`ModelportError`'s kind, ``internal`` for any other exception (both re-raised as they
 are), or an :class:`Answer`'s ``error`` when a remote replica answered with an error status. A
@@ -34,12 +49,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random as random_module
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
@@ -55,6 +71,7 @@ from modelport.core.errors import (
 )
 from modelport.core.inference import InferenceRequest
 from modelport.core.refs import ModelRef
+from modelport.core.signature import Signature
 from modelport.experiments.assignment import Assignment, Slot, TrafficPlan
 from modelport.experiments.store import StoredDeployment
 from modelport.monitoring.prediction_log import PredictionLog
@@ -67,6 +84,10 @@ from modelport.service.response_cache import (
     cache_key,
     canonical_request,
 )
+
+if TYPE_CHECKING:  # the feature store (pyarrow, DuckDB) is imported by enriched routes only
+    from modelport.features import FeatureStore
+    from modelport.service.enrichment import Assembly, Enrichment, Fetched
 
 __all__ = [
     "Answer",
@@ -97,6 +118,9 @@ class Call:
         request: The request already decoded (the gRPC transport decodes it), else ``None``.
         identity: A short hash of the caller's identity, for the prediction log.
         protocol: The transport it came by, ``rest`` or ``grpc`` (the metrics' label).
+        log_body: What the prediction log decodes in place of ``body`` (an enriched request:
+            the model input and the features' keys and values); ``None``: ``body``.
+        log_header_length: Its header length.
     """
 
     deployment: str
@@ -107,6 +131,8 @@ class Call:
     request: InferenceRequest | None = None
     identity: str | None = None
     protocol: str = "rest"
+    log_body: bytes | None = None
+    log_header_length: int | None = None
 
     def json_header(self) -> dict[str, Any]:
         """The JSON part of the body, parsed (for a parameter key or the cache).
@@ -230,6 +256,10 @@ class DeploymentRoute:
     """Input and output names the prediction log writes as keyed hashes."""
     latency: Mapping[str, LatencyTally]
     """Variant -> where its answers' durations are recorded (kept across rebuilds)."""
+    enrichment: Enrichment | None = None
+    """The deployment's feature enrichment; ``None`` when it declares no features."""
+    assemblies: Mapping[tuple[str, str], Assembly] = field(default_factory=dict)
+    """``(model, version)`` -> how its inputs are assembled (enriched deployments)."""
 
     @property
     def name(self) -> str:
@@ -297,6 +327,10 @@ class Gateway:
             ``None``: such deployments cannot be served here.
         latency_buckets: Upper bounds of the latency tallies' buckets, in seconds (the
             metrics' histogram edges).
+        features: The feature store enriching deployments with ``spec.features`` (its online
+            store); ``None``: such deployments cannot be served here.
+        signature_of: The signature of ``(model, version)`` (the registry's), which enriched
+            deployments are assembled by; blocking, called off the event loop.
     """
 
     def __init__(
@@ -312,8 +346,12 @@ class Gateway:
         random: Callable[[], float] | None = None,
         redis: Any | None = None,
         latency_buckets: Sequence[float] = LATENCY_BUCKETS,
+        features: FeatureStore | None = None,
+        signature_of: Callable[[str, str], Signature | None] | None = None,
     ) -> None:
         self._source = source
+        self._features = features
+        self._signature_of = signature_of
         self._redis = redis
         self._resolve = resolve
         self._backends = backends
@@ -368,12 +406,18 @@ class Gateway:
 
     def _rebuild(self, current: Mapping[str, DeploymentRoute]) -> dict[str, DeploymentRoute]:
         routes: dict[str, DeploymentRoute] = {}
+        features_changed = False
+        if self._features is not None:
+            try:
+                features_changed = self._features.refresh()
+            except ModelportError as exc:
+                log.warning("cannot read the feature definitions: %s", exc.message)
         generations = self._source.generations()
         for name in self._failed.keys() - generations.keys():
             del self._failed[name]  # deleted: no longer "cannot be served"
         for name, generation in generations.items():
             try:
-                route = self._route(name, generation, current.get(name))
+                route = self._route(name, generation, current.get(name), features_changed)
             except ModelportError as exc:
                 if self._failed.get(name) != exc.message:
                     self._failed[name] = exc.message
@@ -389,7 +433,11 @@ class Gateway:
         return routes
 
     def _route(
-        self, name: str, generation: int, current: DeploymentRoute | None
+        self,
+        name: str,
+        generation: int,
+        current: DeploymentRoute | None,
+        features_changed: bool = False,
     ) -> DeploymentRoute | None:
         if current is not None and current.generation == generation:
             deployment = current.deployment
@@ -400,7 +448,16 @@ class Gateway:
                 return None  # deleted since the generations were read
         served = {v.name: (v.ref.name, self._resolve(v.ref)) for v in deployment.spec.variants}
         if current is not None and current.deployment == deployment and current.served == served:
-            return current
+            if not (features_changed and deployment.spec.features is not None):
+                return current
+        enrichment: Enrichment | None = None
+        assemblies: Mapping[tuple[str, str], Assembly] = {}
+        if deployment.spec.features is not None:  # the feature store is imported only then
+            from modelport.service.enrichment import route_enrichment
+
+            enrichment, assemblies = route_enrichment(
+                deployment, self._features, self._signature_of, served
+            )
         backend = self._backends.backend(deployment)
         for model, version in set(served.values()):
             backend.prepare(model, version)
@@ -408,6 +465,8 @@ class Gateway:
         route = _build_route(
             deployment, generation, served, backend, self._cache(deployment, current), latency
         )
+        if enrichment is not None:
+            route = dataclasses.replace(route, enrichment=enrichment, assemblies=assemblies)
         log.info(
             "deployment %s generation %d serves %s",
             name,
@@ -524,7 +583,15 @@ class Gateway:
         counts = self._counts
         counts.in_flight += 1
         started = time.perf_counter()
+        fetched = None
         try:
+            enrichment = route.enrichment
+            if enrichment is not None:
+                if enrichment.inline:
+                    fetched = self._fetch(enrichment, call)
+                else:
+                    fetched = await asyncio.to_thread(self._fetch, enrichment, call)
+                call = _enriched_call(call, route.assemblies[(model, version)], fetched)
             if route.cache is None:  # no coroutine of its own: one level less per request
                 answer = await route.backend.infer(model, version, call)
             else:
@@ -545,8 +612,17 @@ class Gateway:
         answers[counted] = answers.get(counted, 0) + 1
         self._record(route, variant, model, version, answer, call, seconds * 1000.0, shadow=False)
         for shadow in assignment.shadows:
-            self._start_shadow(route, shadow, call)
+            self._start_shadow(route, shadow, call, fetched)
         return answer
+
+    def _fetch(self, enrichment: Enrichment, call: Call) -> Fetched:
+        """The request's features: one batched online read (blocking)."""
+        request = call.request
+        if request is None:
+            request = enrichment.decode(call.body, call.header_length)
+            return enrichment.read(request, call.header_length, self._clock.now())
+        # Decoded by the gRPC transport, which asks for binary outputs in the body it encodes.
+        return enrichment.read(request, call.header_length, self._clock.now(), binary_outputs=True)
 
     async def _cached_answer(
         self, route: DeploymentRoute, cache: AnswerCache, model: str, version: str, call: Call
@@ -600,8 +676,8 @@ class Gateway:
                 shadow,
                 latency_ms,
                 call.identity,
-                call.body,
-                call.header_length,
+                call.body if call.log_body is None else call.log_body,
+                call.header_length if call.log_body is None else call.log_header_length,
                 answer.body,
                 answer.json_length,
                 route.redact,
@@ -627,21 +703,27 @@ class Gateway:
         failed = Answer(500, b"", None, version, kind)
         self._record(route, variant, model, version, failed, call, latency_ms, shadow=shadow)
 
-    def _start_shadow(self, route: DeploymentRoute, slot: Slot, call: Call) -> None:
+    def _start_shadow(
+        self, route: DeploymentRoute, slot: Slot, call: Call, fetched: Fetched | None
+    ) -> None:
         if len(self._shadow_tasks) >= self._max_shadows:
             skipped = self._counts.shadows_skipped
             skipped[route.name] = skipped.get(route.name, 0) + 1
             return
-        task = asyncio.create_task(self._shadow(route, slot, call))
+        task = asyncio.create_task(self._shadow(route, slot, call, fetched))
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
-    async def _shadow(self, route: DeploymentRoute, slot: Slot, call: Call) -> None:
+    async def _shadow(
+        self, route: DeploymentRoute, slot: Slot, call: Call, fetched: Fetched | None
+    ) -> None:
         model, version = route.served[slot.variant]
         started = time.perf_counter()
         shadows, pair = self._counts.shadows, (route.name, slot.variant)
         shadows[pair] = shadows.get(pair, 0) + 1
         try:
+            if fetched is not None:  # the caller's features, assembled for this version
+                call = _enriched_call(call, route.assemblies[(model, version)], fetched)
             answer = await route.backend.infer(model, version, call)
         except Exception as exc:  # noqa: BLE001 - a shadow's failure is never the caller's
             self._record_failure(route, slot.variant, call, started, _kind(exc), shadow=True)
@@ -692,6 +774,19 @@ def _build_route(
         redact=tuple(spec.prediction_log.redact),
         hashed=tuple(spec.prediction_log.hash),
         latency=dict(latency),
+    )
+
+
+def _enriched_call(call: Call, assembly: Assembly, fetched: Fetched) -> Call:
+    """``call`` carrying the model input ``assembly`` makes of ``fetched`` (and its log body)."""
+    enriched = assembly.enriched(fetched)
+    return dataclasses.replace(
+        call,
+        body=enriched.body,
+        header_length=enriched.header_length,
+        request=enriched.request,
+        log_body=enriched.log_body,
+        log_header_length=enriched.log_header_length,
     )
 
 

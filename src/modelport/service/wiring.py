@@ -8,47 +8,44 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelport import __version__
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ConfigError, Conflict, ModelportError, NotFound
 from modelport.core.refs import ModelRef, validate_model_name
 from modelport.core.settings import BatchingSettings, Settings
-from modelport.drift import Profile
-from modelport.experiments.experiment_store import ACTIVE, ExperimentStore
-from modelport.experiments.feedback import FeedbackKind, FeedbackStore
-from modelport.experiments.store import DeploymentStore
-from modelport.features import FeatureStore
-from modelport.features.online import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
-from modelport.monitoring import DriftScore, Exposition, ServingMetrics
-from modelport.monitoring.alert_rules import AlertRuleStore
-from modelport.monitoring.drift_counter import DriftCounter
-from modelport.monitoring.drift_recorder import DriftRecorder
-from modelport.monitoring.drift_store import DriftStore
-from modelport.monitoring.prediction_log import (
-    ParquetSink,
-    PredictionLog,
-    PredictionRecord,
-    PredictionSink,
-)
-from modelport.registry import MetadataStore
-from modelport.runtimes.catalog import EXTENSIONS
 from modelport.security.checkpoints import CheckpointFile
 from modelport.security.store import SecurityStore
-from modelport.service.access import AccessControl, build_access_control
-from modelport.service.alert_jobs import alert_jobs
-from modelport.service.alert_rules import AlertRuleService
-from modelport.service.artifact_guard import ArtifactGuard
-from modelport.service.dataplane import DataPlane, Peers
-from modelport.service.deployments import DeploymentService
-from modelport.service.drift_monitor import DriftMonitor, drift_scores
-from modelport.service.experiments import ExperimentService, PredictionLogData
-from modelport.service.features import FeatureStoreService
-from modelport.service.feedback import FeedbackService, lookup_wait_s
-from modelport.service.gateway import Gateway
 from modelport.service.jobs import Job, JobSkipped, exclusive, turn
-from modelport.service.models import ModelRepository, ModelSource, unpickles
-from modelport.service.registration import Registrar, split_artifact
+
+# The rest is imported by the functions that use it: every command that opens the installation
+# imports this module, and most need a few of its stores, not the serving stack.
+if TYPE_CHECKING:
+    from modelport.drift import Profile
+    from modelport.experiments.experiment_store import ExperimentStore
+    from modelport.experiments.feedback import FeedbackKind
+    from modelport.experiments.store import DeploymentStore
+    from modelport.features import FeatureStore
+    from modelport.features.online import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
+    from modelport.monitoring import DriftScore, Exposition
+    from modelport.monitoring.drift_recorder import DriftRecorder
+    from modelport.monitoring.drift_store import DriftStore
+    from modelport.monitoring.prediction_log import (
+        PredictionLog,
+        PredictionRecord,
+        PredictionSink,
+    )
+    from modelport.service.access import AccessControl
+    from modelport.service.alert_rules import AlertRuleService
+    from modelport.service.dataplane import DataPlane, Peers
+    from modelport.service.deployments import DeploymentService
+    from modelport.service.experiments import ExperimentService
+    from modelport.service.features import FeatureStoreService
+    from modelport.service.feedback import FeedbackService
+    from modelport.service.gateway import Gateway
+    from modelport.service.models import ModelSource
+    from modelport.service.registration import Registrar
 
 __all__ = [
     "control_plane_jobs",
@@ -96,6 +93,10 @@ def open_registrar(settings: Settings, clock: Clock | None = None) -> Registrar:
     Artifacts are encrypted with the KEK ``settings.security.artifacts`` names (built on first
     use) and manifests signed by this installation's signing key as the acting user.
     """
+    from modelport.registry import MetadataStore
+    from modelport.service.artifact_guard import ArtifactGuard
+    from modelport.service.registration import Registrar
+
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url(), clock or SystemClock())
     guard = ArtifactGuard.from_settings(settings, current_user(settings), clock=clock)
@@ -116,6 +117,10 @@ def open_alert_rules(settings: Settings, clock: Clock | None = None) -> Iterator
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
+    from modelport.experiments.store import DeploymentStore
+    from modelport.monitoring.alert_rules import AlertRuleStore
+    from modelport.service.alert_rules import AlertRuleService
+
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     url, clock = settings.resolved_database_url(), clock or SystemClock()
     with (
@@ -134,6 +139,11 @@ def _deployment_service(
 
     A running experiment owns its deployment's split (see :class:`DeploymentService`).
     """
+    from modelport.experiments.experiment_store import ExperimentStore
+    from modelport.experiments.store import DeploymentStore
+    from modelport.registry import MetadataStore
+    from modelport.service.deployments import DeploymentService
+
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = settings.resolved_database_url()
     with (
@@ -166,6 +176,8 @@ def open_control_plane(
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
+    from modelport.service.access import build_access_control
+
     clock = clock or SystemClock()
     with _experiment_service(settings, clock, evaluate=True) as (experiments, security):
         access = build_access_control(settings.security, security, security, clock)
@@ -200,6 +212,9 @@ def _experiment_service(
     settings: Settings, clock: Clock, evaluate: bool
 ) -> Iterator[tuple[ExperimentService, SecurityStore]]:
     """The experiment service over its stores, and the security store it audits into."""
+    from modelport.experiments.feedback import FeedbackStore
+    from modelport.service.experiments import ExperimentService, PredictionLogData
+
     url = settings.resolved_database_url()
     with (
         _deployment_service(settings, clock) as (deployments, security, store),
@@ -232,6 +247,10 @@ def open_feedback(
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
+    from modelport.experiments.experiment_store import ExperimentStore
+    from modelport.experiments.feedback import FeedbackStore
+    from modelport.service.feedback import FeedbackService, lookup_wait_s
+
     clock = clock or SystemClock()
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = settings.resolved_database_url()
@@ -275,6 +294,8 @@ def control_plane_jobs(
     Raises:
         ConfigError: The prediction log's backend is ``postgresql`` without a PostgreSQL URL.
     """
+    from modelport.service.alert_jobs import alert_jobs
+
     clock = clock or SystemClock()
     if settings.predictions.backend == "postgresql":
         _prediction_log_url(settings)  # a bad setting fails the start, not every run
@@ -301,6 +322,10 @@ def _drift_job(
     settings: Settings, clock: Clock, on_drift: Callable[[list[DriftScore]], None] | None
 ) -> Job:
     """The drift job (:class:`~modelport.service.drift_monitor.DriftMonitor`), one at a time."""
+    from modelport.monitoring.drift_store import DriftStore
+    from modelport.registry import MetadataStore
+    from modelport.service.drift_monitor import DriftMonitor, drift_scores
+
     lock = settings.home / "drift.lock"
 
     def score() -> str:
@@ -339,6 +364,8 @@ def _materialize_job(settings: Settings, clock: Clock) -> Job:
 
 def online_store_config(settings: Settings) -> SqliteOnlineStoreConfig | RedisOnlineStoreConfig:
     """The online feature store ``features.online_store`` names (SQLite in the home by default)."""
+    from modelport.features.online import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
+
     url = settings.features.online_store
     if url is None:
         return SqliteOnlineStoreConfig(path=settings.home / "features" / "online.db")
@@ -353,6 +380,8 @@ def open_feature_store(settings: Settings, clock: Clock | None = None) -> Featur
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
+    from modelport.features import FeatureStore
+
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     duckdb: dict[str, str | int] = {}
     if settings.features.duckdb_threads is not None:
@@ -376,6 +405,8 @@ def open_features(settings: Settings, clock: Clock | None = None) -> Iterator[Fe
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
+    from modelport.service.features import FeatureStoreService
+
     with (
         open_feature_store(settings, clock) as store,
         open_security_store(settings, clock) as security,
@@ -385,6 +416,8 @@ def open_features(settings: Settings, clock: Clock | None = None) -> Iterator[Fe
 
 def open_drift_store(settings: Settings) -> DriftStore:
     """Open the drift windows and verdicts kept in the metadata database."""
+    from modelport.monitoring.drift_store import DriftStore
+
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return DriftStore(settings.resolved_database_url())
 
@@ -400,6 +433,12 @@ def open_drift_recorder(settings: Settings, gateway: Callable[[], Gateway]) -> D
     Raises:
         ConfigError: The database URL is unsupported or the database cannot be reached.
     """
+    from modelport.drift import Profile
+    from modelport.monitoring.drift_counter import DriftCounter
+    from modelport.monitoring.drift_recorder import DriftRecorder
+    from modelport.monitoring.drift_store import DriftStore
+    from modelport.registry import MetadataStore
+
     url = settings.resolved_database_url()
     registry = MetadataStore(url, SystemClock())
 
@@ -430,6 +469,8 @@ def open_drift_recorder(settings: Settings, gateway: Callable[[], Gateway]) -> D
 
 def _last_evaluations(experiments: ExperimentService) -> list[tuple[str, str, float]]:
     """``(experiment, deployment, Unix time of its latest decision)`` of those not yet ended."""
+    from modelport.experiments.experiment_store import ACTIVE
+
     found = []
     for stored in experiments.list():
         if stored.status in ACTIVE:
@@ -475,6 +516,8 @@ def open_prediction_sink(settings: Settings) -> PredictionSink:
         ConfigError: ``postgresql`` without a PostgreSQL URL to use.
         DependencyMissing: The backend's library (pyarrow, psycopg) is not installed.
     """
+    from modelport.monitoring.prediction_log import ParquetSink
+
     if settings.predictions.backend == "postgresql":
         # psycopg and the sink's module are imported only when chosen.
         from modelport.monitoring.prediction_postgres import PostgresSink
@@ -496,6 +539,8 @@ def open_prediction_log(
         ConfigError: ``postgresql`` without a PostgreSQL URL to use.
         DependencyMissing: The backend's library (pyarrow, psycopg) is not installed.
     """
+    from modelport.monitoring.prediction_log import PredictionLog
+
     rules = settings.predictions
     return PredictionLog(
         open_prediction_sink(settings),
@@ -522,6 +567,8 @@ def _prediction_log_url(settings: Settings) -> str:
 
 def open_deployment_store(settings: Settings, clock: Clock | None = None) -> DeploymentStore:
     """Open the deployments kept in the metadata database named by ``settings``."""
+    from modelport.experiments.store import DeploymentStore
+
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return DeploymentStore(settings.resolved_database_url(), clock or SystemClock())
 
@@ -598,6 +645,8 @@ class ServeTarget:
         An artifact is an existing file, a path, a file name with an artifact's suffix
         (``model.onnx``, present or not) or ``module:Class``.
         """
+        from modelport.runtimes.catalog import EXTENSIONS
+
         spec = self.spec
         return (
             ":" in spec
@@ -647,6 +696,8 @@ def build_exposition(settings: Settings, worker: int = 0) -> Exposition:
         settings: ``monitoring.slo_latency_seconds`` are bucket edges of every latency histogram.
         worker: The worker's index among the server's workers (the process metrics' label).
     """
+    from modelport.monitoring import Exposition
+
     return Exposition(slo_latency_seconds=settings.monitoring.slo_latency_seconds, worker=worker)
 
 
@@ -668,6 +719,10 @@ def build_dataplane(
         exposition: The process's metrics, which the data plane's join; ``None`` makes them
             (:func:`build_exposition`).
     """
+    from modelport.monitoring import ServingMetrics
+    from modelport.service.dataplane import DataPlane
+    from modelport.service.models import ModelRepository
+
     if exposition is None:
         exposition = build_exposition(settings)
     resolver = None
@@ -704,6 +759,8 @@ def build_access(settings: Settings, clock: Clock | None = None) -> AccessContro
     With authentication on, API keys are checked against the security store in the metadata
     database, which also receives the audit log; JWTs are checked when OIDC is configured.
     """
+    from modelport.service.access import AccessControl, build_access_control
+
     auth = settings.security.auth
     if not auth.enabled:
         return AccessControl(None)
@@ -713,6 +770,9 @@ def build_access(settings: Settings, clock: Clock | None = None) -> AccessContro
 
 
 def _source(target: ServeTarget, registrar: Registrar | None, prefer_original: bool) -> ModelSource:
+    from modelport.service.models import ModelSource, unpickles
+    from modelport.service.registration import split_artifact
+
     if target.is_direct():
         ref = split_artifact(target.spec)  # a missing file is reported first (not found)
         if not target.name:

@@ -19,9 +19,14 @@ from modelport.core.deployment import Deployment, parse_deployment
 from modelport.core.errors import ConfigError, InvalidInput, NotFound, ServiceUnavailable
 from modelport.core.refs import ModelRef
 from modelport.experiments.store import DeploymentStore
+from modelport.features import FeatureStore
 from modelport.monitoring.prediction_log import PredictionLog, read_predictions
+from modelport.protocol.rest import decode_infer_request, encode_infer_request
+from modelport.service.enrichment import LOG_INPUT
 from modelport.service.gateway import Answer, Backend, Call, Gateway
 from modelport.testing import FakeClock
+from tests.unit.service.test_enrichment import NOW as ENRICH_NOW
+from tests.unit.service.test_enrichment import enriched_document, open_store, signature
 
 REQUEST = orjson.dumps(
     {"id": "r-1", "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [[1, 2]]}]}
@@ -137,7 +142,7 @@ def gateway(
         registry.resolve,
         Backends(backend),
         predictions=predictions,
-        clock=FakeClock(),
+        clock=options.pop("clock", None) or FakeClock(),
         **options,
     )
 
@@ -566,3 +571,201 @@ def test_a_shadow_answering_an_error_status_is_counted_and_logged_as_failed(
     rows = {row["variant"]: row for row in read_predictions(tmp_path / "predictions").to_pylist()}
     assert (rows["mirror"]["shadow"], rows["mirror"]["error"]) == (True, "invalid_input")
     assert (rows["current"]["shadow"], rows["current"]["error"]) == (False, None)
+
+
+# -- feature enrichment (spec.features) -------------------------------------------------------
+
+
+class FeatureServer(ModelServer):
+    """A model server that keeps the body of every call it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: dict[str, tuple[bytes, int | None]] = {}
+
+    async def infer(self, model: str, version: str, call: Call) -> Answer:
+        self.bodies[version] = (call.body, call.header_length)
+        return await super().infer(model, version, call)
+
+
+FEATURE_SIGNATURES = {
+    "1": signature(("input", "FP32", (-1, 3))),
+    "8": signature(("spend_7d", "FP64", (-1,)), ("rest", "FP64", (-1, 2))),
+}
+
+
+def enriched_gateway(
+    store: DeploymentStore,
+    backend: ModelServer,
+    features: FeatureStore | None,
+    predictions: PredictionLog | None = None,
+) -> Gateway:
+    return gateway(
+        store,
+        backend,
+        predictions=predictions,
+        features=features,
+        signature_of=lambda model, version: FEATURE_SIGNATURES.get(version),
+        clock=FakeClock(ENRICH_NOW),  # the features' day
+    )
+
+
+def enriched_call(users: list[str], request_id: str = "r-1") -> Call:
+    body = orjson.dumps(
+        {
+            "id": request_id,
+            "parameters": {"merchant": "m1"},
+            "inputs": [
+                {"name": "user_id", "datatype": "BYTES", "shape": [len(users)], "data": users}
+            ],
+        }
+    )
+    return Call("fraud", body, None, request_id)
+
+
+def test_an_enriched_deployment_sends_the_assembled_input_and_logs_keys_and_values(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    doc = enriched_document()
+    doc["spec"]["variants"].append(
+        {"name": "next", "model": "fraud@8", "role": "shadow", "mirror": 100}
+    )
+    store.apply(parse_deployment(doc), "alice")
+    backend = FeatureServer()
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    with open_store(tmp_path) as features:
+        gw = enriched_gateway(store, backend, features, log)
+
+        async def run() -> None:
+            await gw.refresh()
+            route = gw.route("fraud")
+            answer = await gw.infer(
+                route, gw.assign(route, call(), None, None), enriched_call(["u1", "u2"])
+            )
+            assert answer.status == 200
+            await gw.close()
+
+        asyncio.run(run())
+    log.close()
+    sent = decode_infer_request(*backend.bodies["1"])
+    assert [(t.name, t.shape) for t in sent.inputs] == [("input", (2, 3))]
+    assert sent.inputs[0].data.tolist() == [[30.0, 3.0, 0.25], [5.0, 1.0, 0.25]]
+    shadow = {t.name: t.data.tolist() for t in decode_infer_request(*backend.bodies["8"]).inputs}
+    assert shadow == {"spend_7d": [30.0, 5.0], "rest": [[3.0, 0.25], [1.0, 0.25]]}
+    rows = {r["variant"]: r for r in read_predictions(tmp_path / "predictions").to_pylist()}
+    logged = orjson.loads(rows["current"]["inputs"])
+    assert logged["input"] == [30.0, 3.0, 0.25, 5.0, 1.0, 0.25]  # JSON is logged as sent
+    records = [orjson.loads(text) for text in logged[LOG_INPUT]]
+    assert [r["keys"] for r in records] == [
+        {"user_id": "u1", "merchant_id": "m1"},
+        {"user_id": "u2", "merchant_id": "m1"},
+    ]
+    assert records[1]["values"] == {
+        "user_stats:spend_7d": 5.0,
+        "user_stats:orders_7d": 1,
+        "merchant_stats:risk": 0.25,
+    }
+    assert records[0]["at"] == ENRICH_NOW.isoformat()
+    assert "spend_7d" in orjson.loads(rows["next"]["inputs"])  # the shadow's own assembly
+
+
+def test_a_missing_feature_is_a_logged_bad_request_and_the_backend_is_not_called(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    store.apply(parse_deployment(enriched_document()), "alice")
+    backend = FeatureServer()
+    log = PredictionLog(tmp_path / "predictions", flush_interval_s=3600)
+    with open_store(tmp_path) as features:
+        gw = enriched_gateway(store, backend, features, log)
+
+        async def run() -> None:
+            await gw.refresh()
+            route = gw.route("fraud")
+            with pytest.raises(InvalidInput, match="user_id='u9'"):
+                await gw.infer(route, gw.assign(route, call(), None, None), enriched_call(["u9"]))
+
+        asyncio.run(run())
+    log.close()
+    assert backend.bodies == {}
+    (row,) = read_predictions(tmp_path / "predictions").to_pylist()
+    assert row["error"] == "invalid_input"
+    assert gw.stats().failures == {("fraud", "current", False, "rest", "invalid_input"): 1}
+
+
+def test_a_deployment_with_features_cannot_be_served_without_a_feature_store_or_a_fit(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    store.apply(parse_deployment(enriched_document()), "alice")
+    gw = enriched_gateway(store, FeatureServer(), None)
+    asyncio.run(gw.refresh())
+    with pytest.raises(ServiceUnavailable, match="cannot be served.*FEATURES__ONLINE_STORE"):
+        gw.route("fraud")
+    store.apply(parse_deployment(enriched_document(input="missing")), "alice")
+    with open_store(tmp_path) as features:
+        gw = enriched_gateway(store, FeatureServer(), features)
+        asyncio.run(gw.refresh())
+        with pytest.raises(ServiceUnavailable, match="'missing', which is not an input"):
+            gw.route("fraud")
+        no_signatures = gateway(store, FeatureServer(), features=features)
+        asyncio.run(no_signatures.refresh())
+        with pytest.raises(ServiceUnavailable, match="cannot read model signatures"):
+            no_signatures.route("fraud")
+
+
+def test_changed_feature_definitions_rebuild_enriched_routes(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    store.apply(parse_deployment(enriched_document()), "alice")
+    apply(store, document("plain"))
+    registry = f"sqlite:///{tmp_path / 'features.db'}"
+    with open_store(tmp_path, registry=registry) as features:
+        gw = enriched_gateway(store, FeatureServer(), features)
+
+        async def run() -> None:
+            await gw.refresh()
+            before, plain = gw.route("fraud"), gw.route("plain")
+            await gw.refresh()
+            assert gw.route("fraud") is before  # nothing changed: the same route
+            # Another process deletes a view the deployment reads.
+            with FeatureStore(registry=registry) as other:
+                other.delete("FeatureView", "merchant_stats")
+            await gw.refresh()
+            assert gw.route("plain") is plain  # not enriched: not rebuilt
+            route = gw.route("fraud")  # the last good route, which can no longer read
+            with pytest.raises(ServiceUnavailable, match="feature view 'merchant_stats'"):
+                await gw.infer(route, gw.assign(route, call(), None, None), enriched_call(["u1"]))
+
+        asyncio.run(run())
+    assert "merchant_stats" in gw._failed["fraud"]
+
+
+def test_a_grpc_call_is_enriched_from_its_decoded_request_and_keeps_it_decoded(
+    store: DeploymentStore, tmp_path: Path
+) -> None:
+    store.apply(parse_deployment(enriched_document()), "alice")
+    backend = FeatureServer()
+    received: list[Call] = []
+
+    async def infer(model: str, version: str, call: Call) -> Answer:
+        received.append(call)
+        return Answer(200, b'{"model_name": "fraud", "outputs": []}', None, version)
+
+    backend.infer = infer  # type: ignore[method-assign]  # keeps what the backend gets
+    request = decode_infer_request(enriched_call(["u2"]).body, None)
+    body, length = encode_infer_request(request, binary_inputs=True, binary_outputs=True)
+    grpc_call = Call("fraud", body, length, "r-1", request=request, protocol="grpc")
+    with open_store(tmp_path) as features:
+        gw = enriched_gateway(store, backend, features)
+
+        async def run() -> None:
+            await gw.refresh()
+            route = gw.route("fraud")
+            await gw.infer(route, gw.assign(route, grpc_call, None, None), grpc_call)
+
+        asyncio.run(run())
+    (sent,) = received
+    assert sent.request is not None and sent.header_length is not None  # binary, as it came
+    assert [t.name for t in sent.request.inputs] == ["input"]
+    forwarded = decode_infer_request(sent.body, sent.header_length)
+    assert forwarded.parameters["binary_data_output"] is True  # as the transport asked
+    assert forwarded.inputs[0].data.tolist() == [[5.0, 1.0, 0.25]]

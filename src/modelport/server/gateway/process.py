@@ -180,6 +180,10 @@ class _Worker:
             clock=clock,
             redis=self.redis,
             latency_buckets=exposition.latency_buckets,
+            features=self.features.store,
+            signature_of=lambda model, version: (
+                registrar.store.get_version(model, int(version)).signature
+            ),
         )
         follow_gateway(exposition, self.gateway, self.predictions, self.feedback)
         # Alert signals: what this worker measured, written every monitoring.signal_interval_s.
