@@ -120,7 +120,9 @@ def test_bad_documents_are_refused_with_the_field_named(document: Any, message: 
 
 
 def test_unknown_references_are_named() -> None:
-    with pytest.raises(NotFound, match=r"spec.entities: no entity 'user' is applied \(known: none\)"):
+    with pytest.raises(
+        NotFound, match=r"spec.entities: no entity 'user' is applied \(known: none\)"
+    ):
         parse_definition(to_document(STATS), {}, {})
     service = to_document(FeatureService(name="fraud", features=[STATS[["spend"]]]))
     with pytest.raises(NotFound, match=r"spec.features\[0\]: no feature view 'stats'"):
