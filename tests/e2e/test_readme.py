@@ -79,6 +79,10 @@ _GATEWAY = (
 )
 
 _FEATURES_CLI = "tests/e2e/test_features_cli.py::test_apply_materialize_get_and_training_set"
+_FEATURE_SERVING = (
+    "tests/e2e/test_feature_serving.py::"
+    "test_the_example_serves_what_training_saw_and_skew_shows_a_changed_source"
+)
 _FEATURES_JOB = (
     "tests/unit/service/test_jobs.py::test_the_materialisation_job_continues_each_online_view"
 )
@@ -128,6 +132,8 @@ SNIPPETS: Final[dict[str, str | tuple[str, ...]]] = {
     "modelport features training-set --service fraud_features --entities events.parquet "
     "--out train.parquet": _FEATURES_CLI,
     "modelport features delete featureservices fraud_features": _FEATURES_CLI,
+    "modelport features skew fraud --window 1d": _FEATURE_SERVING,
+    ".venv/bin/python examples/feature_store.py": _FEATURE_SERVING,
     # register, models, alias
     "modelport register fraud model.joblib --sample sample.npy --tag team=risk --metric auc=0.91 "
     '--description "gradient boosting, Q3 data" --training-data train.parquet '
