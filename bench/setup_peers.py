@@ -9,7 +9,10 @@ load in the version that wrote them.
 
 With no NAME it makes the serving peers' environments (what ``bench/run`` needs). The drift
 peers' (``drift-evidently``, ``drift-alibi``, ``drift-nannyml``: ``bench/drift.py``) are made
-only when named; they read the benchmark's Parquet files, so each has pyarrow too.
+only when named; they read the benchmark's Parquet files, so each has pyarrow too. The
+feature-store peer's (``features-feast``: Feast 0.67 with its DuckDB offline store and its
+SQLite and Redis online stores, for ``bench/features_offline.py`` and
+``bench/features_online.py``) is also made only when named.
 
 An environment is rebuilt only when its requirement list changed (or with --force); a stamp file
 inside it records the list it was built from.
@@ -64,6 +67,32 @@ def drift_requirements() -> dict[str, list[str]]:
     }
 
 
+def features_requirements() -> dict[str, list[str]]:
+    """Requirements of the feature-store peer's environment (issue 18), made only when named."""
+    return {
+        # Feast 0.67 with the extras its DuckDB offline store (ibis-framework[duckdb]) and Redis
+        # online store (redis) need; SQLite's online store needs nothing more.
+        "features-feast": FEAST_PINS,
+    }
+
+
+# What `pip install "feast[duckdb,redis]==0.67.0"` resolved to on 2026-12-08 for Python 3.11,
+# pinned so that reruns measure the same code. pandas 2.3.3: Feast 0.67 is used with pandas 2
+# (as for the drift peers, pandas 3 is not tried); the DuckDB store runs through ibis; dask is
+# Feast's default file offline store; hiredis speeds redis-py's replies, as a Feast user has it.
+FEAST_PINS = [
+    "feast[duckdb,redis]==0.67.0",
+    "pandas==2.3.3",
+    "duckdb==2.0.1",
+    "ibis-framework==12.0.0",
+    "dask==2026.11.0",
+    "redis==7.4.1",
+    "hiredis==3.5.0",
+    "pyarrow==26.0.1",
+    "numpy==2.4.6",
+]
+
+
 def base_python() -> str:
     """An interpreter both peers support (MLServer 1.7.1 needs Python < 3.13)."""
     if sys.version_info < (3, 13):
@@ -116,15 +145,14 @@ def main() -> int:
         "peers", nargs="*", help="only these environments (default: the serving peers)"
     )
     args = parser.parse_args()
-    known = peer_requirements() | drift_requirements()
+    optional = drift_requirements() | features_requirements()
+    known = peer_requirements() | optional
     unknown = sorted(set(args.peers) - set(known))
     if unknown:
         parser.error(f"unknown environments {unknown}; known: {sorted(known)}")
     failed = []
     for name, requirements in known.items():
-        if (args.peers and name not in args.peers) or (
-            not args.peers and name in drift_requirements()
-        ):
+        if (args.peers and name not in args.peers) or (not args.peers and name in optional):
             continue
         try:
             ensure(name, requirements, args.force)

@@ -2,19 +2,22 @@
 
 For an entity row at time ``T`` a feature row qualifies when it has the same join keys and
 ``T - ttl <= event_ts <= T`` (both bounds inclusive; no lower bound when ``ttl`` is zero); the
-latest ``event_ts`` wins, ties broken by the latest created timestamp. The query does it in three
-steps, per feature view:
+latest ``event_ts`` wins, ties broken by the latest created timestamp (a missing created time
+loses; exact ties are broken arbitrarily, as in Feast). Rows that no entity row can use (after
+the latest entity time, or older than the earliest entity time minus ``ttl``) are dropped as
+the source is read. Then, per feature view, one of two forms:
 
-1. reduce the source to one row per (keys, ``event_ts``), keeping the latest created timestamp
-   (``QUALIFY row_number()``; skipped when the source has no created column, where exact ties
-   are broken arbitrarily, as in Feast), and drop rows that no entity row can use (after the
-   latest entity time, or older than the earliest entity time minus ``ttl``);
-2. ``ASOF LEFT JOIN`` the entity rows to it on the keys and ``T >= event_ts``, which picks the
-   latest qualifying row or none;
-3. null the features of a match older than ``T - ttl``: the latest row before ``T`` is expired,
-   so every older one is too.
+- with a ttl, a range join: the source rows are hash-joined to the entity rows on the keys and
+  ``T - ttl <= event_ts <= T``, and per entity row ``arg_max`` keeps the features of the row
+  with the greatest ``(event_ts, created)``. Only the pairs inside the ttl are ever formed, so
+  neither side is sorted or reduced whole (half the time and a quarter of the memory of the
+  ASOF form on bench/features_offline.py's 1M x 10M);
+- without one (every older row qualifies, so a range join would pair each entity row with its
+  key's whole history), an ``ASOF LEFT JOIN`` on the keys and ``T >= event_ts`` against the
+  source reduced to one row per (keys, ``event_ts``) with the latest created time
+  (``QUALIFY row_number()``, skipped when there is no created column).
 
-The views' ASOF joins are chained on the entity rows, which keep their order through the
+The per-view results are joined back to the entity rows, which keep their order through the
 ``__mp_row`` column the caller adds. File sources are read where they lie; a PostgreSQL source
 is scanned from the Arrow stream the caller registers under :func:`stream_name` of its view.
 Every timestamp is compared as a naive UTC ``TIMESTAMP``; the connection's time zone must be
@@ -100,6 +103,41 @@ def _interval(ttl: timedelta) -> str:
     return f"to_microseconds(CAST({ttl // timedelta(microseconds=1)} AS BIGINT))"
 
 
+def _bounds(event_ts: str, view: FeatureView) -> list[str]:
+    """Conditions keeping only the source rows some entity row can use."""
+    bounds = [f"{event_ts} <= (SELECT max({_TS}) FROM __mp_e)"]
+    if view.ttl > timedelta(0):
+        bounds.append(f"{event_ts} >= (SELECT min({_TS}) FROM __mp_e) - {_interval(view.ttl)}")
+    return bounds
+
+
+def _range_cte(alias: str, sel: ViewSelection, stream: str) -> str:
+    """Per entity row, the features of its latest qualifying row (views with a ttl)."""
+    view, source = sel.view, sel.view.batch_source
+    event_ts = _ts(f"v.{quote(source.timestamp_field)}")
+    features = ", ".join(
+        f"{quote(f'__mp_f{i}')} := CAST(v.{quote(field.name)} AS {field.dtype.sql_type})"
+        for i, (field, _) in enumerate(sel.features)
+    )
+    order = event_ts
+    if source.created_timestamp_column:
+        # (event, created) as one HUGEINT, ordered as the pair (10% faster than a struct):
+        # the created microseconds shifted into [1, 2**64); a missing created time is 0, last.
+        created = _ts(f"v.{quote(source.created_timestamp_column)}")
+        order = (
+            f"(CAST(epoch_us({event_ts}) AS HUGEINT) * {2**64} + "
+            f"coalesce(CAST(epoch_us({created}) AS HUGEINT) + {2**63}, 0))"
+        )
+    on = [f"e.{quote(k)} = v.{quote(k)}" for k in view.join_keys]
+    on += [f"{event_ts} <= e.{_TS}", f"{event_ts} >= e.{_TS} - {_interval(view.ttl)}"]
+    return (
+        f"{alias} AS (\n  SELECT e.{ROW_COLUMN}, arg_max(struct_pack({features}), {order}) AS s\n"
+        f"  FROM __mp_e AS e JOIN {relation(source, stream)} AS v ON {' AND '.join(on)}\n"
+        f"  WHERE {' AND '.join(_bounds(event_ts, view))}\n"
+        f"  GROUP BY e.{ROW_COLUMN}\n)"
+    )
+
+
 def _view_cte(alias: str, sel: ViewSelection, stream: str) -> str:
     view, source = sel.view, sel.view.batch_source
     keys = [quote(k) for k in view.join_keys]
@@ -109,11 +147,8 @@ def _view_cte(alias: str, sel: ViewSelection, stream: str) -> str:
         f"CAST({quote(field.name)} AS {field.dtype.sql_type}) AS {quote(f'__mp_f{i}')}"
         for i, (field, _) in enumerate(sel.features)
     ]
-    bounds = [f"{event_ts} <= (SELECT max({_TS}) FROM __mp_e)"]
-    if view.ttl > timedelta(0):
-        bounds.append(f"{event_ts} >= (SELECT min({_TS}) FROM __mp_e) - {_interval(view.ttl)}")
     sql = f"{alias} AS (\n  SELECT {', '.join(cols)}\n  FROM {relation(source, stream)}\n"
-    sql += f"  WHERE {' AND '.join(bounds)}\n"
+    sql += f"  WHERE {' AND '.join(_bounds(event_ts, view))}\n"
     if source.created_timestamp_column:
         created = _ts(quote(source.created_timestamp_column))
         sql += (
@@ -124,14 +159,15 @@ def _view_cte(alias: str, sel: ViewSelection, stream: str) -> str:
 
 
 def _feature_columns(alias: str, sel: ViewSelection) -> list[str]:
-    out = []
-    for i, (_, name) in enumerate(sel.features):
-        value = f"{alias}.{quote(f'__mp_f{i}')}"
-        if sel.view.ttl > timedelta(0):
-            fresh = f"{alias}.{_EVENT_TS} >= e.{_TS} - {_interval(sel.view.ttl)}"
-            value = f"CASE WHEN {fresh} THEN {value} END"
-        out.append(f"{value} AS {quote(name)}")
-    return out
+    if sel.view.ttl > timedelta(0):
+        return [
+            f"{alias}.s[{lit(f'__mp_f{i}')}] AS {quote(name)}"
+            for i, (_, name) in enumerate(sel.features)
+        ]
+    return [
+        f"{alias}.{quote(f'__mp_f{i}')} AS {quote(name)}"
+        for i, (_, name) in enumerate(sel.features)
+    ]
 
 
 def build_query(
@@ -155,8 +191,12 @@ def build_query(
     joins = []
     for n, sel in enumerate(selections):
         alias = f"__mp_v{n}"
-        ctes.append(_view_cte(alias, sel, stream_name(n)))
         select += _feature_columns(alias, sel)
+        if sel.view.ttl > timedelta(0):
+            ctes.append(_range_cte(alias, sel, stream_name(n)))
+            joins.append(f"LEFT JOIN {alias} ON e.{ROW_COLUMN} = {alias}.{ROW_COLUMN}")
+            continue
+        ctes.append(_view_cte(alias, sel, stream_name(n)))
         on = [f"e.{quote(k)} = {alias}.{quote(k)}" for k in sel.view.join_keys]
         on.append(f"e.{_TS} >= {alias}.{_EVENT_TS}")
         joins.append(f"ASOF LEFT JOIN {alias} ON {' AND '.join(on)}")

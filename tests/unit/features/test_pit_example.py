@@ -210,9 +210,12 @@ def test_to_df_needs_pandas_only_when_called(store: FeatureStore) -> None:
         assert list(job.to_df()["trips"].astype("Int64")) == [e[2] for e in EXPECTED]
 
 
-def test_to_sql_is_one_duckdb_query_with_asof_joins(store: FeatureStore) -> None:
+def test_to_sql_is_one_duckdb_query_a_range_join_with_a_ttl_and_asof_without(
+    store: FeatureStore,
+) -> None:
     job = store.get_historical_features(
         _entity_df(None), ["driver_stats:trips", "driver_daily:rating"]
     )
     sql = job.to_sql()
-    assert sql.count("ASOF LEFT JOIN") == 2
+    assert sql.count("ASOF LEFT JOIN") == 1  # driver_daily: no ttl
+    assert sql.count("arg_max(") == 1  # driver_stats: ttl 2 days

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -38,6 +40,7 @@ from modelport.experiments.experiment_store import StoredExperiment
 from modelport.experiments.store import Applied, StoredDeployment
 from modelport.features import FeatureService, FeatureStore
 from modelport.features.documents import DefinitionKind
+from modelport.features.online.sqlite import SqliteOnlineStore
 from modelport.features.push import push_views
 from modelport.monitoring.alert_rules import StoredAlertRule
 from modelport.security.rbac import Action
@@ -70,6 +73,10 @@ from modelport.service.features import (
 )
 
 __all__ = ["ControlPlaneApp", "parse_documents"]
+
+DEFINITIONS_MAX_AGE_S: Final = 1.0
+"""Online reads see feature definitions applied by other processes within this many seconds
+(the registry is read again at most this often, not on every read)."""
 
 log = logging.getLogger("modelport.controlplane")
 
@@ -131,6 +138,7 @@ class ControlPlaneApp(RoutedApp):
         self.features = features
         self.clock = clock or SystemClock()
         self.materialize_chunk_rows = materialize_chunk_rows
+        self._definitions_read_at = -math.inf
         self.max_body = max_body_bytes
         self.probe = probe
         self._metrics = metrics
@@ -345,12 +353,19 @@ class ControlPlaneApp(RoutedApp):
         features = self._features()
         body = await read_body(request, self.max_body)
 
+        store = features.store
+        now = time.monotonic()
+        if now - self._definitions_read_at >= DEFINITIONS_MAX_AGE_S:
+            self._definitions_read_at = now
+            await asyncio.to_thread(store.refresh)  # definitions applied by other processes
+
         def work() -> dict[str, Any]:
             query = parse_online(body, request.header(b"content-type"))
-            return online_reply(
-                self._read_online(request, features.store, query), query.orientation
-            )
+            return online_reply(self._read_online(request, store, query), query.orientation)
 
+        if isinstance(store.online_store(), SqliteOnlineStore):
+            # Embedded SQLite answers in tens of microseconds: a thread hop would cost more.
+            return Reply.json(work())
         return Reply.json(await asyncio.to_thread(work))
 
     async def materialize_features(self, request: Request) -> Reply:
@@ -539,7 +554,6 @@ class ControlPlaneApp(RoutedApp):
         """Authorise each view read, check the join keys, read (in a worker thread)."""
         for view in query.views():  # before any lookup: nothing leaks outside the grants
             self.access.check(request.caller, Action.METADATA, view)
-        store.refresh()  # definitions applied by other processes
         wanted: list[str] | FeatureService
         if query.service is not None:
             wanted = store.get_feature_service(query.service)
