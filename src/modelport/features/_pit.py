@@ -112,13 +112,18 @@ def _bounds(event_ts: str, view: FeatureView) -> list[str]:
 
 
 def _range_cte(alias: str, sel: ViewSelection, stream: str) -> str:
-    """Per entity row, the features of its latest qualifying row (views with a ttl)."""
+    """Per entity row, the features of its latest qualifying row (views with a ttl).
+
+    One Parquet file is read twice: the join keeps only the winning row's number
+    (``file_row_number``), and the features of those rows are fetched by number (20% faster
+    than carrying them through the join and ``arg_max``). Any other source carries them.
+    """
     view, source = sel.view, sel.view.batch_source
     event_ts = _ts(f"v.{quote(source.timestamp_field)}")
-    features = ", ".join(
-        f"{quote(f'__mp_f{i}')} := CAST(v.{quote(field.name)} AS {field.dtype.sql_type})"
+    casts = [
+        (quote(f"__mp_f{i}"), f"CAST({{t}}.{quote(field.name)} AS {field.dtype.sql_type})")
         for i, (field, _) in enumerate(sel.features)
-    )
+    ]
     order = event_ts
     if source.created_timestamp_column:
         # (event, created) as one HUGEINT, ordered as the pair (10% faster than a struct):
@@ -130,12 +135,35 @@ def _range_cte(alias: str, sel: ViewSelection, stream: str) -> str:
         )
     on = [f"e.{quote(k)} = v.{quote(k)}" for k in view.join_keys]
     on += [f"{event_ts} <= e.{_TS}", f"{event_ts} >= e.{_TS} - {_interval(view.ttl)}"]
-    return (
-        f"{alias} AS (\n  SELECT e.{ROW_COLUMN}, arg_max(struct_pack({features}), {order}) AS s\n"
-        f"  FROM __mp_e AS e JOIN {relation(source, stream)} AS v ON {' AND '.join(on)}\n"
+    parquet = _parquet_file(source)
+    if parquet is not None:
+        read = f"read_parquet({lit(parquet)}, file_row_number = true)"
+        picked = "v.file_row_number"
+    else:
+        read = relation(source, stream)
+        picked = "struct_pack(" + ", ".join(f"{n} := {c.format(t='v')}" for n, c in casts) + ")"
+    pick = (
+        f"  SELECT e.{ROW_COLUMN}, arg_max({picked}, {order}) AS __mp_pick\n"
+        f"  FROM __mp_e AS e JOIN {read} AS v ON {' AND '.join(on)}\n"
         f"  WHERE {' AND '.join(_bounds(event_ts, view))}\n"
-        f"  GROUP BY e.{ROW_COLUMN}\n)"
+        f"  GROUP BY e.{ROW_COLUMN}\n"
     )
+    if parquet is None:
+        return f"{alias} AS (\n  SELECT {ROW_COLUMN}, unnest(__mp_pick) FROM (\n{pick}  )\n)"
+    columns = ", ".join(f"{c.format(t='f')} AS {n}" for n, c in casts)
+    return (
+        f"{alias}_pick AS (\n{pick}),\n"
+        f"{alias} AS (\n  SELECT p.{ROW_COLUMN}, {columns}\n"
+        f"  FROM {alias}_pick AS p JOIN {read} AS f ON f.file_row_number = p.__mp_pick\n)"
+    )
+
+
+def _parquet_file(source: BatchSource) -> str | None:
+    """The path of ``source`` if it is one local Parquet file (its row numbers name its rows)."""
+    if not isinstance(source, FileSource) or source.file_format != "parquet":
+        return None
+    path = source.path
+    return None if any(c in path for c in "*?[") or "://" in path else path
 
 
 def _view_cte(alias: str, sel: ViewSelection, stream: str) -> str:
@@ -159,35 +187,29 @@ def _view_cte(alias: str, sel: ViewSelection, stream: str) -> str:
 
 
 def _feature_columns(alias: str, sel: ViewSelection) -> list[str]:
-    if sel.view.ttl > timedelta(0):
-        return [
-            f"{alias}.s[{lit(f'__mp_f{i}')}] AS {quote(name)}"
-            for i, (_, name) in enumerate(sel.features)
-        ]
     return [
         f"{alias}.{quote(f'__mp_f{i}')} AS {quote(name)}"
         for i, (_, name) in enumerate(sel.features)
     ]
 
 
-def build_query(
-    entity_columns: Sequence[str], timestamp_column: str, selections: Sequence[ViewSelection]
-) -> str:
+def build_query(timestamp_column: str, selections: Sequence[ViewSelection]) -> str:
     """The point-in-time join of the entity table with each selected view.
 
     Args:
-        entity_columns: The entity table's columns, returned first and unchanged (the table
-            also has :data:`ROW_COLUMN`, its row numbers, which orders the result).
         timestamp_column: The entity table's column of times ``T``.
         selections: The views and their features, in output order.
 
     Returns:
-        One SQL query over :data:`ENTITY_TABLE` and the views' sources.
+        One SQL query over :data:`ENTITY_TABLE` (which has :data:`ROW_COLUMN`, its row
+        numbers) and the views' sources, answering each entity row's number and features,
+        one row per entity row in no particular order: the caller puts them back in the
+        entity rows' order beside the entity columns, which never go through DuckDB.
     """
     ctes = [
         f"__mp_e AS (\n  SELECT *, {_ts(quote(timestamp_column))} AS {_TS} FROM {ENTITY_TABLE}\n)"
     ]
-    select = [f"e.{quote(c)}" for c in entity_columns]
+    select = [f"e.{ROW_COLUMN}"]
     joins = []
     for n, sel in enumerate(selections):
         alias = f"__mp_v{n}"
@@ -202,7 +224,5 @@ def build_query(
         joins.append(f"ASOF LEFT JOIN {alias} ON {' AND '.join(on)}")
     return (
         "WITH " + ",\n".join(ctes) + "\n"
-        f"SELECT {', '.join(select)}\nFROM __mp_e AS e\n"
-        + "\n".join(joins)
-        + f"\nORDER BY e.{ROW_COLUMN}"
+        f"SELECT {', '.join(select)}\nFROM __mp_e AS e\n" + "\n".join(joins)
     )

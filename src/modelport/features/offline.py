@@ -30,9 +30,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from modelport.core.errors import ConfigError, DependencyMissing, InvalidInput, NotFound
+from modelport.core.errors import IntegrityError as CorruptData
 from modelport.features import _pit, _postgres
 from modelport.features.definitions import (
     RESERVED_PREFIX,
@@ -92,7 +94,8 @@ class RetrievalJob:
         self._selections = list(selections)
         self._config = dict(duckdb_config or {})
         self._timestamp_column = timestamp_column
-        self._sql = _pit.build_query(entity_columns, timestamp_column, self._selections)
+        self._sql = _pit.build_query(timestamp_column, self._selections)
+        self._entity_columns = list(entity_columns)
         if feature_columns is None:
             feature_columns = [name for s in self._selections for _, name in s.features]
         self._columns = [*entity_columns, *feature_columns]
@@ -123,7 +126,21 @@ class RetrievalJob:
                     if stream.error is not None:
                         raise stream.error from None
                 raise InvalidInput(f"the point-in-time query failed: {exc}") from exc
-        return _restore_types(result.select(self._columns), self._entity.schema)
+        return self._assemble(result)
+
+    def _assemble(self, result: pa.Table) -> pa.Table:
+        """The entity columns as given, then the features, each row back in the input order."""
+        n = self._entity.num_rows
+        rows = result.column(_pit.ROW_COLUMN).to_numpy()
+        if len(rows) != n:  # one row per entity row is the query's contract
+            raise CorruptData(f"the point-in-time query answered {len(rows)} rows for {n}")
+        order = np.empty(n, dtype=np.int64)
+        order[rows] = np.arange(n, dtype=np.int64)
+        features = result.take(pa.array(order))
+        names = self._columns[len(self._entity_columns) :]
+        columns = [self._entity.column(c) for c in self._entity_columns]
+        columns += [features.column(name) for name in names]
+        return pa.Table.from_arrays(columns, names=self._columns)
 
     def to_df(self) -> Any:
         """Run the join and return the result as a ``pandas.DataFrame``.
@@ -314,18 +331,6 @@ def _minus(first: datetime | None, ttl: timedelta) -> datetime | None:
         return first - ttl
     except OverflowError:
         return None
-
-
-def _restore_types(result: pa.Table, entity: pa.Schema) -> pa.Table:
-    """Give the entity columns back their own types (DuckDB returns zoned times in UTC)."""
-    fields = [entity.field(f.name) if f.name in entity.names else f for f in result.schema]
-    target = pa.schema(fields)
-    if target.equals(result.schema):
-        return result
-    try:
-        return result.cast(target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return result  # the same values in DuckDB's type: better than failing the job
 
 
 def describe(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
