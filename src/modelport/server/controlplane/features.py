@@ -205,32 +205,38 @@ def _entities(columns: object, rows: object, what: str) -> tuple[dict[str, list[
             f"{what}: give entities ({{'user_id': [1, 2]}}) or entityRows "
             "([{'user_id': 1}, {'user_id': 2}]), one of them"
         )
-    if columns is not None:
-        if not isinstance(columns, dict) or not columns:
-            raise InvalidInput(
-                f"entities is {columns!r}: expected join key -> list of values, such as "
-                "{'user_id': [1, 2]}"
-            )
-        out: dict[str, list[JoinKey]] = {}
-        for key, values in columns.items():
-            if not isinstance(values, list) or not values:
-                raise InvalidInput(
-                    f"entities.{key} is {values!r}: expected a non-empty list of values"
-                )
-            out[key] = [_join_value(v, f"entities.{key}[{i}]") for i, v in enumerate(values)]
-        lengths = {key: len(values) for key, values in out.items()}
-        if len(set(lengths.values())) > 1:
-            raise InvalidInput(
-                f"entities: every join key needs as many values as the others, got {lengths}"
-            )
-        return out, next(iter(lengths.values()))
+    return _entity_columns(columns) if columns is not None else _entity_rows(rows)
+
+
+def _entity_columns(columns: object) -> tuple[dict[str, list[JoinKey]], int]:
+    """The column-oriented ``entities``: join key -> values."""
+    if not isinstance(columns, dict) or not columns:
+        raise InvalidInput(
+            f"entities is {columns!r}: expected join key -> list of values, such as "
+            "{'user_id': [1, 2]}"
+        )
+    out: dict[str, list[JoinKey]] = {}
+    for key, values in columns.items():
+        if not isinstance(values, list) or not values:
+            raise InvalidInput(f"entities.{key} is {values!r}: expected a non-empty list of values")
+        out[key] = [_join_value(v, f"entities.{key}[{i}]") for i, v in enumerate(values)]
+    lengths = {key: len(values) for key, values in out.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInput(
+            f"entities: every join key needs as many values as the others, got {lengths}"
+        )
+    return out, next(iter(lengths.values()))
+
+
+def _entity_rows(rows: object) -> tuple[dict[str, list[JoinKey]], int]:
+    """The row-oriented ``entityRows``: one object of join keys per entity, as columns."""
     if not isinstance(rows, list) or not rows:
         raise InvalidInput(
             f"entityRows is {rows!r}: expected a non-empty list of objects such as "
             "[{'user_id': 1}]"
         )
     keys: list[str] = []
-    out = {}
+    out: dict[str, list[JoinKey]] = {}
     for number, row in enumerate(rows):
         if not isinstance(row, dict) or not row:
             raise InvalidInput(
