@@ -23,6 +23,7 @@ import httpx
 import joblib
 import numpy as np
 import orjson
+from _demo import start_up, step
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -30,10 +31,7 @@ from sklearn.model_selection import train_test_split
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELPORT = str(Path(sys.executable).with_name("modelport"))
-
-
-def step(title: str) -> None:
-    print(f"\n== {title}", flush=True)
+DEMO = "quickstart"
 
 
 def run(*args: str, env: dict[str, str], echo: bool = True) -> str:
@@ -169,19 +167,13 @@ def main() -> None:
     run("apply", "-f", str(deployment), env=env)
 
     step("run the platform on this box: the deployment served in-process, on free ports")
-    print("$ modelport up --port 0 --grpc-port 0", flush=True)
-    server = subprocess.Popen(
-        [MODELPORT, "up", "--port", "0", "--grpc-port", "0"],
-        env={
-            **env,
-            "MODELPORT_LOG__ACCESS": "false",  # one line per request is a lot here
-            "MODELPORT_CONTROLPLANE__EXPERIMENT_INTERVAL_S": "1",  # look for due experiments
-        },
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    up_env = {
+        **env,
+        "MODELPORT_LOG__ACCESS": "false",  # one line per request is a lot here
+        "MODELPORT_CONTROLPLANE__EXPERIMENT_INTERVAL_S": "1",  # look for due experiments
+    }
+    server, url = start_up(["--port", "0", "--grpc-port", "0"], up_env, home / "up.log", DEMO)
     try:
-        url = wait_for_server(server)
         step(f"predict through the deployment at {url}")
         rows = X_test[:3].tolist()
         run("predict", "iris", "--url", url, "--data", str(rows), env=env)
@@ -285,26 +277,6 @@ def canary(
     run("experiments", "show", "iris-challenger", env=env)
     run("deployments", "show", "iris", env=env)
     print(f"the challenger's experiment ended {status}: all the traffic is back on version 1")
-
-
-def wait_for_server(server: subprocess.Popen[str]) -> str:
-    assert server.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in server.stdout:
-        print(line.rstrip(), flush=True)
-        if line.startswith("serving on "):
-            url = line.split()[-1]
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                        return url
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        if time.monotonic() > deadline:
-            break
-    server.kill()
-    sys.exit("quickstart failed: the server did not start")
 
 
 if __name__ == "__main__":

@@ -470,7 +470,8 @@ def test_the_readme_commands_run_as_written(scratch: Path) -> None:
 def test_the_quickstart_runs_and_its_models_are_listed_afterwards(tmp_path: Path) -> None:
     # A copy of the repository's layout: the quickstart keeps its data in ROOT/.quickstart.
     (tmp_path / "examples").mkdir()
-    shutil.copy(ROOT / "examples" / "quickstart.py", tmp_path / "examples")
+    for script in ("quickstart.py", "_demo.py"):
+        shutil.copy(ROOT / "examples" / script, tmp_path / "examples")
     (tmp_path / ".venv").symlink_to(VENV_BIN.parent)
     env = _shell_env(tmp_path / "unused")
     env.pop("MODELPORT_HOME")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
-from modelport.core.errors import InvalidInput
+from modelport.cli._output import checked_output, print_payload
 
 if TYPE_CHECKING:
     from modelport.monitoring.alert_rules import StoredAlertRule
@@ -28,8 +27,6 @@ alertrules_app = typer.Typer(
     help="Alert rules: conditions on a deployment (latency SLO, errors, drift...) and receivers.",
     no_args_is_help=True,
 )
-
-Output = Literal["table", "json", "yaml"]
 
 _OUTPUT = typer.Option(
     "--output", "-o", help="table (readable), json or yaml (what the API returns)."
@@ -45,21 +42,6 @@ def _service() -> Iterator[tuple[AlertRuleService, str]]:
     settings = checked_settings()
     with open_alert_rules(settings) as service:
         yield service, current_user(settings)
-
-
-def _checked_output(output: str) -> Output:
-    if output not in ("table", "json", "yaml"):
-        raise InvalidInput(f"--output {output!r}: expected table, json or yaml")
-    return "json" if output == "json" else "yaml" if output == "yaml" else "table"
-
-
-def _print(payload: Any, form: Output) -> None:
-    if form == "json":
-        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
-        return
-    import yaml
-
-    typer.echo(yaml.safe_dump(payload, sort_keys=False).rstrip())
 
 
 def _describe(stored: StoredAlertRule) -> dict[str, Any]:
@@ -86,11 +68,11 @@ def alertrules_list(
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
     """List alert rules with their deployment, condition and severity."""
-    form = _checked_output(output)
+    form = checked_output(output)
     with _service() as (service, _):
         found = service.list(deployment)
     if form != "table":
-        _print({"alertRules": [_describe(s) for s in found]}, form)
+        print_payload({"alertRules": [_describe(s) for s in found]}, form)
         return
     if not found:
         typer.echo("no alert rules yet; declare one in YAML and run: modelport apply -f FILE")
@@ -116,11 +98,11 @@ def alertrules_list(
 @alertrules_app.command("show")
 def alertrules_show(name: Annotated[str, _NAME], output: Annotated[str, _OUTPUT] = "table") -> None:
     """Show one alert rule: its document, generation and who changed it last."""
-    form = _checked_output(output)
+    form = checked_output(output)
     with _service() as (service, _):
         stored = service.get(name)
     if form != "table":
-        _print(_describe(stored), form)
+        print_payload(_describe(stored), form)
         return
     import yaml
 
@@ -137,11 +119,11 @@ def alertrules_delete(
     name: Annotated[str, _NAME], output: Annotated[str, _OUTPUT] = "table"
 ) -> None:
     """Delete an alert rule (its alerts stop being evaluated)."""
-    form = _checked_output(output)
+    form = checked_output(output)
     with _service() as (service, actor):
         removed = service.delete(name, actor)
     if form != "table":
-        _print(_describe(removed), form)
+        print_payload(_describe(removed), form)
         return
     typer.echo(f"alertrule/{removed.name} deleted (was generation {removed.generation})")
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
+from modelport.cli._output import checked_output, print_payload
 from modelport.core.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ features_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Output = Literal["table", "json", "yaml"]
-
 _OUTPUT = typer.Option(
     "--output", "-o", help="table (readable), json or yaml (what the API returns)."
 )
@@ -49,21 +47,6 @@ def _service() -> Iterator[tuple[FeatureStoreService, str]]:
     settings = checked_settings()
     with open_features(settings) as service:
         yield service, current_user(settings)
-
-
-def _checked_output(output: str) -> Output:
-    if output not in ("table", "json", "yaml"):
-        raise InvalidInput(f"--output {output!r}: expected table, json or yaml")
-    return "json" if output == "json" else "yaml" if output == "yaml" else "table"
-
-
-def _print(payload: Any, form: Output) -> None:
-    if form == "json":
-        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
-        return
-    import yaml
-
-    typer.echo(yaml.safe_dump(payload, sort_keys=False).rstrip())
 
 
 def _kind(plural: str) -> DefinitionKind:
@@ -136,7 +119,7 @@ def features_apply(
     collected, as ``feast apply`` does; YAML files hold the same definitions as documents.
     Relative source paths are made absolute against the declaring file's folder.
     """
-    form = _checked_output(output)
+    form = checked_output(output)
     with _service() as (service, actor):
         definitions = repository_definitions(path)
         from modelport.features.documents import KINDS
@@ -144,7 +127,7 @@ def features_apply(
         existing = {(s.kind, s.name) for kind in KINDS for s in service.list(kind)}
         stored = service.apply(definitions, actor)
     if form != "table":
-        _print([_describe(s) for s in stored], form)
+        print_payload([_describe(s) for s in stored], form)
         return
     for record in stored:
         verb = "configured" if (record.kind, record.name) in existing else "created"
@@ -159,14 +142,14 @@ def features_list(
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
     """List the feature definitions with their generation and who changed them last."""
-    form = _checked_output(output)
+    form = checked_output(output)
     kinds: list[DefinitionKind] = (
         [_kind(kind)] if kind is not None else ["Entity", "FeatureView", "FeatureService"]
     )
     with _service() as (service, _):
         found = [s for k in kinds for s in service.list(k)]
     if form != "table":
-        _print({"definitions": [_describe(s) for s in found]}, form)
+        print_payload({"definitions": [_describe(s) for s in found]}, form)
         return
     if not found:
         typer.echo("no feature definitions yet; declare some and run: modelport features apply DIR")
@@ -207,11 +190,11 @@ def features_show(
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
     """Show one definition: its document, generation and who changed it last."""
-    form = _checked_output(output)
+    form = checked_output(output)
     with _service() as (service, _):
         stored = service.get(_kind(kind), name)
     if form != "table":
-        _print(_describe(stored), form)
+        print_payload(_describe(stored), form)
         return
     import yaml
 
@@ -230,11 +213,11 @@ def features_delete(
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
     """Delete a definition nothing uses any more (a view's online rows go with it)."""
-    form = _checked_output(output)
+    form = checked_output(output)
     with _service() as (service, actor):
         removed = service.delete(_kind(kind), name, actor)
     if form != "table":
-        _print(_describe(removed), form)
+        print_payload(_describe(removed), form)
         return
     typer.echo(
         f"{removed.kind.lower()}/{removed.name} deleted (was generation {removed.generation})"
@@ -271,7 +254,7 @@ def features_materialize(
     """Copy the newest feature rows of each online view into the online store."""
     from datetime import UTC
 
-    form = _checked_output(output)
+    form = checked_output(output)
     until = _time(end, "--end") or datetime.now(UTC)
     with _service() as (service, actor):
         from modelport.cli._settings import checked_settings
@@ -288,7 +271,7 @@ def features_materialize(
 
     described = describe_summary(summary)
     if form != "table":
-        _print(described, form)
+        print_payload(described, form)
         return
     if not described["views"]:
         typer.echo("no online feature views to materialise")
@@ -320,7 +303,7 @@ def features_get(
     output: Annotated[str, _OUTPUT] = "table",
 ) -> None:
     """Read the latest features of entities from the online store (as a model would get them)."""
-    form = _checked_output(output)
+    form = checked_output(output)
     columns = _entity_columns(entity or [])
     with _service() as (service, _):
         store = service.store
@@ -330,7 +313,7 @@ def features_get(
     data = response.to_dict()
     statuses = {k: [s.name for s in v] for k, v in response.statuses.items()}
     if form != "table":
-        _print({"features": data, "statuses": statuses}, form)
+        print_payload({"features": data, "statuses": statuses}, form)
         return
     from rich.console import Console
     from rich.table import Table
@@ -455,7 +438,7 @@ def features_skew(
     from modelport.service.feature_skew import feature_skew
     from modelport.service.wiring import open_feature_store, open_prediction_sink
 
-    form = _checked_output(output)
+    form = checked_output(output)
     now = datetime.now(UTC)
     start = since(window, now, "--window")
     settings = checked_settings()
@@ -468,7 +451,7 @@ def features_skew(
         report = feature_skew(table, store, deployment, rel_tol=tolerance)
     document = report.document()
     if form != "table":
-        _print(document, form)
+        print_payload(document, form)
         return
     typer.echo(
         f"deployment {deployment}: {report.predictions} enriched predictions, {report.rows} rows "
